@@ -1,0 +1,189 @@
+//! The attribute's options: `#[async_wrap(executor = EXPR, sync = NAME, crate = PATH)]`.
+
+use proc_macro2::TokenStream;
+use syn::meta::ParseNestedMeta;
+use syn::parse::Parser;
+use syn::spanned::Spanned;
+use syn::{Expr, Ident, Path};
+
+/// Every option, in the order error messages list them.
+const OPTIONS: &[&str] = &["executor", "sync", "crate"];
+
+/// The parsed options. Each is `None` when not given.
+#[derive(Default)]
+pub(crate) struct Options {
+    /// `executor = EXPR`: where the jobs run (default: the default pool).
+    pub(crate) executor: Option<Expr>,
+    /// `sync = NAME`: also emit the original synchronous function as `NAME`.
+    pub(crate) sync: Option<Ident>,
+    /// `crate = PATH`: the path of the `async_wrap` crate (default `::async_wrap`).
+    pub(crate) krate: Option<Path>,
+}
+
+impl Options {
+    /// Parses the attribute's arguments. Every mistake is reported, not only the first.
+    pub(crate) fn parse(args: TokenStream) -> syn::Result<Self> {
+        let mut options = Options::default();
+        let mut errors: Option<syn::Error> = None;
+        let parser = syn::meta::parser(|meta| {
+            if let Err(err) = options.parse_one(&meta) {
+                combine(&mut errors, err);
+                // Skip what is left of this option so the next ones are still checked.
+                if meta.input.peek(syn::Token![=]) {
+                    let _ = meta.input.parse::<syn::Token![=]>();
+                    let _ = meta.input.parse::<Expr>();
+                }
+            }
+            Ok(())
+        });
+        if let Err(err) = parser.parse2(args) {
+            combine(&mut errors, err);
+        }
+        match errors {
+            Some(err) => Err(err),
+            None => Ok(options),
+        }
+    }
+
+    fn parse_one(&mut self, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+        let key = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
+        match key.as_str() {
+            "executor" => {
+                let expr: Expr = value(meta, "executor = POOL")?.parse()?;
+                set_once(&mut self.executor, expr, meta)
+            }
+            "sync" => {
+                let name: Ident = value(meta, "sync = my_function_blocking")?.parse()?;
+                set_once(&mut self.sync, name, meta)
+            }
+            "crate" => {
+                let path = value(meta, "crate = ::my_crate::async_wrap")?.call(Path::parse_mod_style)?;
+                set_once(&mut self.krate, path, meta)
+            }
+            _ => Err(unknown_option(&meta.path)),
+        }
+    }
+}
+
+/// The value after `=`, or an error that shows how the option is written.
+fn value<'a>(meta: &ParseNestedMeta<'a>, example: &str) -> syn::Result<syn::parse::ParseStream<'a>> {
+    if meta.input.peek(syn::Token![=]) {
+        meta.value()
+    } else {
+        let key = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
+        Err(syn::Error::new(
+            meta.path.span(),
+            format!("the option `{key}` needs a value: `{example}`"),
+        ))
+    }
+}
+
+/// Stores `value` in `slot`, or reports the option as given twice.
+fn set_once<T>(slot: &mut Option<T>, value: T, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    if slot.replace(value).is_some() {
+        let key = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
+        return Err(syn::Error::new(
+            meta.path.span(),
+            format!("the option `{key}` is given twice; keep one"),
+        ));
+    }
+    Ok(())
+}
+
+fn unknown_option(path: &Path) -> syn::Error {
+    let key = quote::ToTokens::to_token_stream(path).to_string().replace(' ', "");
+    let known = OPTIONS
+        .iter()
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let message = match closest(&key) {
+        Some(near) => format!("unknown option `{key}`: did you mean `{near}`? The options are {known}"),
+        None => format!("unknown option `{key}`: the options are {known}"),
+    };
+    syn::Error::new(path.span(), message)
+}
+
+/// The known option nearest to `key`, if it is near enough to be a typo.
+fn closest(key: &str) -> Option<&'static str> {
+    OPTIONS
+        .iter()
+        .map(|name| (edit_distance(key, name), *name))
+        .filter(|(distance, name)| *distance <= name.len() / 3 + 1)
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// Levenshtein distance between two short strings.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// Adds `err` to the errors collected so far.
+pub(crate) fn combine(errors: &mut Option<syn::Error>, err: syn::Error) {
+    match errors {
+        Some(existing) => existing.combine(err),
+        None => *errors = Some(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn message(args: TokenStream) -> String {
+        match Options::parse(args) {
+            Ok(_) => String::from("ok"),
+            Err(err) => err.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join(" | "),
+        }
+    }
+
+    #[test]
+    fn accepts_every_option_in_any_order() {
+        let options = Options::parse(quote!(crate = ::aw, sync = slow_sync, executor = IO)).unwrap();
+        assert!(options.executor.is_some());
+        assert_eq!(options.sync.unwrap().to_string(), "slow_sync");
+        assert!(options.krate.is_some());
+        assert!(Options::parse(quote!()).unwrap().executor.is_none());
+    }
+
+    #[test]
+    fn typo_suggests_the_closest_option() {
+        assert_eq!(
+            message(quote!(exector = IO)),
+            "unknown option `exector`: did you mean `executor`? The options are `executor`, `sync`, `crate`"
+        );
+        assert_eq!(
+            message(quote!(threads = 2)),
+            "unknown option `threads`: the options are `executor`, `sync`, `crate`"
+        );
+    }
+
+    #[test]
+    fn duplicate_and_missing_values_are_all_reported() {
+        assert_eq!(
+            message(quote!(executor = A, executor = B, sync)),
+            "the option `executor` is given twice; keep one | \
+             the option `sync` needs a value: `sync = my_function_blocking`"
+        );
+    }
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(edit_distance("executor", "executor"), 0);
+        assert_eq!(edit_distance("exector", "executor"), 1);
+        assert_eq!(edit_distance("snyc", "sync"), 2);
+        assert_eq!(edit_distance("", "crate"), 5);
+    }
+}

@@ -1,0 +1,288 @@
+//! Checks that a function can be wrapped, and says precisely why not when it cannot.
+
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+use syn::{
+    FnArg, GenericArgument, Lifetime, PathArguments, ReceiverKind, ReturnType, Safety, Signature, Type,
+    TypeParamBound,
+};
+
+use crate::options::combine;
+
+/// Every reason `sig` cannot be wrapped, combined into one error; `Ok` if there is none.
+pub(crate) fn check_signature(sig: &Signature) -> syn::Result<()> {
+    let mut errors = None;
+    let mut fail = |tokens: &dyn ToTokens, message: String| {
+        combine(&mut errors, syn::Error::new_spanned(tokens, message));
+    };
+    if let Some(token) = &sig.constness {
+        fail(
+            token,
+            "`#[async_wrap]` cannot wrap a `const fn`: the wrapped function returns a future that \
+             runs on a thread pool, which cannot happen at compile time; remove `const`"
+                .into(),
+        );
+    }
+    if let Some(token) = &sig.asyncness {
+        fail(
+            token,
+            "`#[async_wrap]` wraps a blocking function, and this one is already `async`; remove \
+             `async` (the attribute makes the function awaitable), or move the blocking part into \
+             a separate `#[async_wrap] fn`"
+                .into(),
+        );
+    }
+    if let Safety::Safe(token) = &sig.safety {
+        fail(token, "`safe` is only allowed in `unsafe extern` blocks; remove it".into());
+    }
+    if let Some(abi) = &sig.abi {
+        fail(
+            abi,
+            "`#[async_wrap]` cannot wrap an `extern` function: the wrapped function returns a Rust \
+             future, which has no foreign ABI; remove the ABI, or keep an `extern` function and \
+             wrap a Rust function that calls it"
+                .into(),
+        );
+    }
+    if let Some(variadic) = &sig.variadic {
+        fail(
+            &variadic.dots,
+            "`#[async_wrap]` cannot wrap a C-variadic function: the arguments cannot be moved to \
+             another thread; take a `Vec` or a slice of owned values instead"
+                .into(),
+        );
+    }
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) => {
+                if let ReceiverKind::Reference(and, _, mutability) = &receiver.kind {
+                    let self_token = &receiver.self_token;
+                    let written = if mutability.is_some() { "&mut self" } else { "&self" };
+                    fail(
+                        &quote::quote!(#and #mutability #self_token),
+                        format!(
+                            "`{written}` cannot be moved to the pool thread, where the body runs after \
+                             this call has returned; take `self` by value, or `self: Arc<Self>` to \
+                             share it"
+                        ),
+                    );
+                }
+            }
+            FnArg::Typed(arg) => {
+                if let Some(borrow) = find_borrow(&arg.ty) {
+                    fail(&borrow.tokens(), borrow.message(&arg.ty));
+                }
+            }
+        }
+    }
+    if let ReturnType::Type(_, ty) = &sig.output {
+        if let Some(borrow) = find_borrow(ty) {
+            fail(
+                &borrow.tokens(),
+                format!(
+                    "the return type `{}` borrows, but the result is sent back from a pool thread and \
+                     must be `'static`; return an owned value",
+                    pretty(ty)
+                ),
+            );
+        }
+    }
+    match errors {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+/// The first borrow found inside a type.
+enum Borrow<'a> {
+    /// A reference type, `&T` or `&mut T`, without `'static`.
+    Reference(&'a syn::TypeReference),
+    /// A lifetime other than `'static` in a path or a bound, such as `Cow<'a, str>`.
+    Lifetime(&'a Lifetime),
+}
+
+impl Borrow<'_> {
+    fn tokens(&self) -> TokenStream {
+        match self {
+            Borrow::Reference(reference) => reference.to_token_stream(),
+            Borrow::Lifetime(lifetime) => lifetime.to_token_stream(),
+        }
+    }
+
+    fn message(&self, whole: &Type) -> String {
+        match self {
+            Borrow::Reference(reference) => {
+                let ty = pretty(&reference.to_token_stream());
+                format!(
+                    "borrowed argument: `{ty}` cannot be moved to the pool thread, where the body runs \
+                     after this call has returned; take {} instead",
+                    owned_suggestion(reference)
+                )
+            }
+            Borrow::Lifetime(lifetime) => format!(
+                "borrowed argument: `{}` borrows for `{}`, but the body runs on a pool thread after \
+                 this call has returned, so every argument must be `'static`; take an owned value \
+                 (or one that borrows only for `'static`)",
+                pretty(&whole.to_token_stream()),
+                pretty(&lifetime.to_token_stream()),
+            ),
+        }
+    }
+}
+
+/// What to write instead of a reference type.
+fn owned_suggestion(reference: &syn::TypeReference) -> String {
+    let elem = &*reference.elem;
+    if reference.mutability.is_some() {
+        let inner = pretty(&elem.to_token_stream());
+        return format!(
+            "`{inner}` by value (return it if the caller needs it back) or share an `Arc<Mutex<{inner}>>`"
+        );
+    }
+    let owned = match elem {
+        Type::Slice(slice) => Some(format!("Vec<{}>", pretty(&slice.elem.to_token_stream()))),
+        Type::Path(path) if path.qself.is_none() => {
+            let last = path.path.segments.last().map(|s| s.ident.to_string());
+            match last.as_deref() {
+                Some("str") => Some("String".to_owned()),
+                Some("Path") => Some("PathBuf".to_owned()),
+                Some("OsStr") => Some("OsString".to_owned()),
+                Some("CStr") => Some("CString".to_owned()),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    match owned {
+        Some(owned) => format!("an owned `{owned}`, or share it with `Arc`"),
+        None => {
+            let inner = pretty(&elem.to_token_stream());
+            format!("`{inner}` by value or an `Arc<{inner}>`")
+        }
+    }
+}
+
+/// Finds a borrow in `ty`: a reference or a lifetime other than `'static`.
+///
+/// Lifetimes bound inside the type itself (`fn(&str)`, `dyn Fn(&str)`, `for<'a> ...`) are not
+/// borrows of the caller's data, so function-pointer and `Fn(...)` arguments are not searched.
+fn find_borrow(ty: &Type) -> Option<Borrow<'_>> {
+    match ty {
+        Type::Reference(reference) => match &reference.lifetime {
+            Some(lifetime) if is_static(lifetime) => find_borrow(&reference.elem),
+            _ => Some(Borrow::Reference(reference)),
+        },
+        Type::Path(path) => {
+            if let Some(qself) = &path.qself {
+                if let Some(borrow) = find_borrow(&qself.ty) {
+                    return Some(borrow);
+                }
+            }
+            path.path.segments.iter().find_map(|segment| path_arguments_borrow(&segment.arguments))
+        }
+        Type::Array(array) => find_borrow(&array.elem),
+        Type::Slice(slice) => find_borrow(&slice.elem),
+        Type::Paren(paren) => find_borrow(&paren.elem),
+        Type::Group(group) => find_borrow(&group.elem),
+        Type::Ptr(ptr) => find_borrow(&ptr.elem),
+        Type::Tuple(tuple) => tuple.elems.iter().find_map(find_borrow),
+        Type::ImplTrait(bounds) => bounds_borrow(bounds.bounds.iter()),
+        Type::TraitObject(bounds) => bounds_borrow(bounds.bounds.iter()),
+        _ => None,
+    }
+}
+
+fn path_arguments_borrow(arguments: &PathArguments) -> Option<Borrow<'_>> {
+    let PathArguments::AngleBracketed(args) = arguments else {
+        // `Fn(&str) -> T`: the argument lifetimes are higher-ranked, not the caller's.
+        return None;
+    };
+    args.args.iter().find_map(|arg| match arg {
+        GenericArgument::Lifetime(lifetime) if !is_static(lifetime) => Some(Borrow::Lifetime(lifetime)),
+        GenericArgument::Type(ty) => find_borrow(ty),
+        GenericArgument::AssocType(assoc) => find_borrow(&assoc.ty),
+        GenericArgument::Constraint(constraint) => bounds_borrow(constraint.bounds.iter()),
+        _ => None,
+    })
+}
+
+fn bounds_borrow<'a>(mut bounds: impl Iterator<Item = &'a TypeParamBound>) -> Option<Borrow<'a>> {
+    bounds.find_map(|bound| match bound {
+        TypeParamBound::Lifetime(lifetime) if !is_static(lifetime) => Some(Borrow::Lifetime(lifetime)),
+        TypeParamBound::Trait(trait_bound) => trait_bound
+            .path
+            .segments
+            .iter()
+            .find_map(|segment| path_arguments_borrow(&segment.arguments)),
+        _ => None,
+    })
+}
+
+fn is_static(lifetime: &Lifetime) -> bool {
+    lifetime.ident == "static"
+}
+
+/// Tokens as a person would write them: `& mut Vec < u8 >` becomes `&mut Vec<u8>`.
+pub(crate) fn pretty(tokens: &dyn ToTokens) -> String {
+    const TIGHTEN: &[(&str, &str)] = &[
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        (" ;", ";"),
+        ("& ", "&"),
+        (" ::", "::"),
+        (":: ", "::"),
+        ("( ", "("),
+        (" )", ")"),
+        ("[ ", "["),
+        (" ]", "]"),
+    ];
+    let mut text = tokens.to_token_stream().to_string();
+    for (from, to) in TIGHTEN {
+        text = text.replace(from, to);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::parse_quote;
+
+    fn borrow_of(ty: Type) -> Option<String> {
+        find_borrow(&ty).map(|b| pretty(&b.tokens()))
+    }
+
+    #[test]
+    fn finds_borrows_and_accepts_static_and_owned_types() {
+        assert_eq!(borrow_of(parse_quote!(&str)).as_deref(), Some("&str"));
+        assert_eq!(borrow_of(parse_quote!(&mut Vec<u8>)).as_deref(), Some("&mut Vec<u8>"));
+        assert_eq!(borrow_of(parse_quote!(Cow<'a, str>)).as_deref(), Some("'a"));
+        assert_eq!(borrow_of(parse_quote!(Option<(u8, &[u8])>)).as_deref(), Some("&[u8]"));
+        assert_eq!(borrow_of(parse_quote!(Box<dyn Read + 'a>)).as_deref(), Some("'a"));
+        assert_eq!(borrow_of(parse_quote!(Cow<'_, str>)).as_deref(), Some("'_"));
+        assert_eq!(borrow_of(parse_quote!(&'static str)), None);
+        assert_eq!(borrow_of(parse_quote!(Cow<'static, str>)), None);
+        assert_eq!(borrow_of(parse_quote!(fn(&str) -> usize)), None);
+        assert_eq!(borrow_of(parse_quote!(Box<dyn Fn(&str) -> usize + Send>)), None);
+        assert_eq!(borrow_of(parse_quote!(impl Iterator<Item = u8> + Send + 'static)), None);
+        assert_eq!(borrow_of(parse_quote!([String; 4])), None);
+    }
+
+    #[test]
+    fn suggests_the_owned_type() {
+        let reference = |ty: Type| match ty {
+            Type::Reference(r) => owned_suggestion(&r),
+            _ => unreachable!(),
+        };
+        assert_eq!(reference(parse_quote!(&str)), "an owned `String`, or share it with `Arc`");
+        assert_eq!(reference(parse_quote!(&[u8])), "an owned `Vec<u8>`, or share it with `Arc`");
+        assert_eq!(reference(parse_quote!(&std::path::Path)), "an owned `PathBuf`, or share it with `Arc`");
+        assert_eq!(reference(parse_quote!(&Config)), "`Config` by value or an `Arc<Config>`");
+        assert_eq!(
+            reference(parse_quote!(&mut Vec<u8>)),
+            "`Vec<u8>` by value (return it if the caller needs it back) or share an `Arc<Mutex<Vec<u8>>>`"
+        );
+    }
+}

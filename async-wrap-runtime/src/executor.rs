@@ -1,0 +1,262 @@
+//! The [`Executor`] trait: where the jobs of wrapped calls run.
+
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+
+use crate::task::Run;
+
+/// A place that runs jobs: a thread pool, an adapter to another crate's pool, or your own.
+///
+/// Every `#[async_wrap]` function hands its body to an `Executor` as a [`Job`] the first time its
+/// future is polled. The executor must call [`Job::run`] exactly once, on a thread where blocking
+/// is acceptable, or give the job back in a [`Rejected`] so that the caller learns it will not run.
+/// Dropping a job without running it is allowed (the awaiting future then panics with a message
+/// saying so), but an executor that wants to refuse work should return [`Rejected`] instead.
+///
+/// [`Job::run`] never unwinds: a panic in the body is caught and handed to the awaiting future,
+/// so an executor's threads survive panicking jobs without any work on its part.
+///
+/// # Example
+///
+/// A toy executor that starts one thread per job:
+///
+/// ```
+/// use async_wrap_runtime::{Executor, Job, Rejected};
+///
+/// struct ThreadPerJob;
+///
+/// impl Executor for ThreadPerJob {
+///     fn execute(&self, job: Job) -> Result<(), Rejected> {
+///         std::thread::spawn(move || job.run());
+///         Ok(())
+///     }
+/// }
+///
+/// static EXEC: ThreadPerJob = ThreadPerJob;
+///
+/// let answer = futures::executor::block_on(async_wrap_runtime::spawn_on(&EXEC, || 6 * 7));
+/// assert_eq!(answer, 42);
+/// ```
+pub trait Executor: Send + Sync {
+    /// Takes `job` and arranges for [`Job::run`] to be called once, or returns it in a
+    /// [`Rejected`] explaining why it will not run.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] when the executor does not accept the job (for example after shutdown).
+    fn execute(&self, job: Job) -> Result<(), Rejected>;
+
+    /// A short name for the executor, used in error messages. `None` (the default) lets
+    /// messages name the executor by the expression the caller wrote.
+    fn name(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// The body of one wrapped call, ready to run: what an [`Executor`] receives.
+///
+/// Holds the moved arguments and, after [`run`](Job::run), nothing: the result goes straight to
+/// the future that awaits it. If the future was dropped before the job started, `run` returns at
+/// once without calling the body.
+pub struct Job {
+    pub(crate) task: Arc<dyn Run>,
+}
+
+impl Job {
+    /// Runs the body on the current thread and hands its result (or its panic) to the awaiting
+    /// future. Never unwinds.
+    pub fn run(self) {
+        self.task.run();
+    }
+
+    /// The name of the wrapped function (`module::path::name`), or `"closure"` for
+    /// [`spawn_on`](crate::spawn_on).
+    pub fn name(&self) -> &'static str {
+        self.task.name()
+    }
+
+    /// Whether the awaiting future has been dropped. A job cancelled before it starts is
+    /// skipped by [`run`](Job::run) without calling the body.
+    pub fn is_cancelled(&self) -> bool {
+        self.task.is_cancelled()
+    }
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job")
+            .field("name", &self.name())
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}
+
+/// A job an [`Executor`] refused, handed back with the reason.
+///
+/// Nothing is lost: the job is inside, and [`into_job`](Rejected::into_job) returns it, so the
+/// caller can run it elsewhere.
+pub struct Rejected {
+    job: Job,
+    reason: RejectReason,
+}
+
+impl Rejected {
+    /// Gives `job` back with the reason it was refused.
+    pub fn new(job: Job, reason: RejectReason) -> Self {
+        Rejected { job, reason }
+    }
+
+    /// Why the job was refused.
+    pub fn reason(&self) -> &RejectReason {
+        &self.reason
+    }
+
+    /// The refused job, to run elsewhere or to drop.
+    pub fn into_job(self) -> Job {
+        self.job
+    }
+}
+
+impl fmt::Debug for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejected")
+            .field("job", &self.job)
+            .field("reason", &self.reason)
+            .finish()
+    }
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "job `{}` was rejected: {}", self.job.name(), self.reason)
+    }
+}
+
+impl std::error::Error for Rejected {}
+
+/// Why an [`Executor`] refused a job.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RejectReason {
+    /// The executor has been shut down and takes no new jobs.
+    ShutDown,
+    /// The executor could not start a thread to run the job, and has none running.
+    SpawnFailed(std::io::Error),
+    /// Any other reason, in words.
+    Other(String),
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RejectReason::ShutDown => f.write_str("the executor has been shut down"),
+            RejectReason::SpawnFailed(err) => write!(f, "no worker thread could be started: {err}"),
+            RejectReason::Other(why) => f.write_str(why),
+        }
+    }
+}
+
+/// A handle on an [`Executor`] that a `'static` future can keep until its first poll.
+///
+/// Built from what `#[async_wrap(executor = EXPR)]` accepts, through [`IntoExecutor`]. Cloning it
+/// is free for `'static` executors and one reference-count increment for shared ones.
+#[derive(Clone)]
+pub enum ExecutorRef {
+    /// An executor that lives for the whole program: a `static`, or a leaked value.
+    Static(&'static dyn Executor),
+    /// An executor shared through an [`Arc`].
+    Shared(Arc<dyn Executor>),
+}
+
+impl ExecutorRef {
+    /// The executor this handle points to.
+    pub fn get(&self) -> &dyn Executor {
+        match self {
+            ExecutorRef::Static(exec) => *exec,
+            ExecutorRef::Shared(exec) => &**exec,
+        }
+    }
+}
+
+impl fmt::Debug for ExecutorRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self {
+            ExecutorRef::Static(_) => "Static",
+            ExecutorRef::Shared(_) => "Shared",
+        };
+        f.debug_tuple(kind)
+            .field(&self.get().name().unwrap_or("<unnamed executor>"))
+            .finish()
+    }
+}
+
+/// The values `#[async_wrap(executor = EXPR)]` accepts, turned into an [`ExecutorRef`].
+///
+/// The attribute borrows a place expression (a path such as `IO` or a field such as
+/// `self.pool`) and uses any other expression (a call, a block, a reference `&POOL`) by value,
+/// like method-call syntax would. So these all work:
+///
+/// | `executor = ...` | type seen here |
+/// |---|---|
+/// | `IO` where `static IO: BlockingPool` | `&'static BlockingPool` |
+/// | `&IO` | `&'static BlockingPool` |
+/// | `POOL` where `static POOL: LazyLock<BlockingPool>` | `&'static LazyLock<BlockingPool>` |
+/// | `pool()` returning `&'static E` or `Arc<E>` | `&'static E`, `Arc<E>` |
+/// | `self.pool` or a variable `pool` of type `Arc<E>` | `&Arc<E>` |
+///
+/// # Example
+///
+/// ```
+/// use async_wrap_runtime::{BlockingPool, IntoExecutor};
+///
+/// static IO: BlockingPool = BlockingPool::with_max_threads(2);
+/// let handle = (&IO).into_executor();
+/// assert_eq!(handle.get().name(), Some("async-wrap"));
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be used as an async-wrap executor",
+    label = "expected a static executor, a `LazyLock` of one, or an `Arc` of one",
+    note = "`executor = EXPR` accepts a `static` of a type implementing `async_wrap::Executor` \
+            (such as `BlockingPool`), a `&'static` reference to one, a `LazyLock` or an `Arc` of one"
+)]
+pub trait IntoExecutor {
+    /// Converts `self` into a handle the future can keep.
+    fn into_executor(self) -> ExecutorRef;
+}
+
+impl<E: Executor + 'static> IntoExecutor for &'static E {
+    fn into_executor(self) -> ExecutorRef {
+        ExecutorRef::Static(self)
+    }
+}
+
+impl<E: Executor + 'static, F: FnOnce() -> E> IntoExecutor for &'static LazyLock<E, F> {
+    fn into_executor(self) -> ExecutorRef {
+        let executor: &'static E = LazyLock::force(self);
+        ExecutorRef::Static(executor)
+    }
+}
+
+impl<E: Executor + 'static> IntoExecutor for Arc<E> {
+    fn into_executor(self) -> ExecutorRef {
+        ExecutorRef::Shared(self)
+    }
+}
+
+impl<E: Executor + 'static> IntoExecutor for &Arc<E> {
+    fn into_executor(self) -> ExecutorRef {
+        ExecutorRef::Shared(Arc::clone(self) as Arc<dyn Executor>)
+    }
+}
+
+impl IntoExecutor for ExecutorRef {
+    fn into_executor(self) -> ExecutorRef {
+        self
+    }
+}
+
+impl IntoExecutor for &ExecutorRef {
+    fn into_executor(self) -> ExecutorRef {
+        self.clone()
+    }
+}

@@ -1,0 +1,40 @@
+//! The thread pools behind [`async-wrap`](https://docs.rs/async-wrap): where the bodies of
+//! `#[async_wrap]` functions run.
+//!
+//! Use it through the `async-wrap` crate, which re-exports everything here. The pieces:
+//!
+//! - [`BlockingPool`]: an elastic pool of threads (a new thread only when none is idle, up to
+//!   `max_threads`; idle threads exit after `keep_alive`), constructible in a `static`.
+//! - [`default_pool`]: the pool used when no executor is named, built lazily on first use.
+//! - [`Executor`]: the trait every pool implements, so that your own pools can run wrapped calls.
+//! - [`BlockingFuture`]: the future of one call, resolving to the body's result; [`spawn`] and
+//!   [`spawn_on`] make one from a closure.
+//!
+//! The futures use nothing but [`std::task::Waker`]: they work under any async runtime (tokio,
+//! async-std, smol) and under `futures::executor::block_on`.
+//!
+//! ```
+//! use async_wrap_runtime::{spawn_on, BlockingPool};
+//!
+//! static DISK: BlockingPool = BlockingPool::with_max_threads(2).thread_name("disk");
+//!
+//! let len = futures::executor::block_on(spawn_on(&DISK, || {
+//!     std::fs::read_to_string("Cargo.toml").map(|text| text.len())
+//! }));
+//! assert!(len.unwrap() > 0);
+//! ```
+
+mod default_pool;
+mod executor;
+mod future;
+mod pool;
+mod task;
+
+pub use default_pool::{InstallError, MAX_THREADS_ENV, default_pool, install_default};
+pub use executor::{Executor, ExecutorRef, IntoExecutor, Job, RejectReason, Rejected};
+pub use future::{BlockingFuture, spawn, spawn_on};
+pub use pool::{BlockingPool, Metrics};
+pub use task::is_cancelled;
+
+#[doc(hidden)]
+pub use future::__private;

@@ -1,0 +1,217 @@
+//! The task cell: one allocation per call holding the body, then its result, and the waker.
+//!
+//! The same `Arc<Task<F, T>>` is seen two ways: as a [`Run`] by the executor (through
+//! [`Job`](crate::Job)) and as an [`Output<T>`] by the awaiting future. Everything the two sides
+//! share sits behind one mutex; it is taken at most three times per call and never contended
+//! for long, so it costs about as much as a lock-free state machine without any `unsafe`.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::mem;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+/// A panic payload, as `std::panic::catch_unwind` returns it.
+pub(crate) type Payload = Box<dyn Any + Send + 'static>;
+
+/// What happened when a job ran, for the pool's metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The body returned.
+    Completed,
+    /// The body panicked; the payload went to the future.
+    Panicked,
+    /// The future was dropped before the job started; the body was not called.
+    Cancelled,
+}
+
+/// The executor's side of a task.
+pub(crate) trait Run: Send + Sync {
+    /// Runs the body once, catching a panic; a second call, or a call after cancellation, does
+    /// nothing.
+    fn run(self: Arc<Self>) -> Outcome;
+    /// The wrapped function's name.
+    fn name(&self) -> &'static str;
+    /// Whether the awaiting future has been dropped.
+    fn is_cancelled(&self) -> bool;
+}
+
+/// The future's side of a task.
+pub(crate) trait Output<T>: Send + Sync {
+    /// Takes the result if it is there, else remembers `cx`'s waker.
+    fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<T, Payload>>;
+    /// The future is gone: the job must not start, and a result already there is dropped.
+    fn abandon(&self);
+}
+
+enum Stage<F, T> {
+    /// Submitted or not, the body has not started.
+    Pending(F),
+    /// The body is running on some thread.
+    Running,
+    /// The body finished; its result waits for the future.
+    Finished(Result<T, Payload>),
+    /// The result was taken, or the future was dropped.
+    Gone,
+}
+
+struct State<F, T> {
+    stage: Stage<F, T>,
+    waker: Option<Waker>,
+}
+
+pub(crate) struct Task<F, T> {
+    name: &'static str,
+    cancelled: AtomicBool,
+    state: Mutex<State<F, T>>,
+}
+
+impl<F, T> Task<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    pub(crate) fn new(name: &'static str, body: F) -> Arc<Self> {
+        Arc::new(Task {
+            name,
+            cancelled: AtomicBool::new(false),
+            state: Mutex::new(State {
+                stage: Stage::Pending(body),
+                waker: None,
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<F, T>> {
+        // The lock is never held while user code runs, so it cannot be poisoned by a body's
+        // panic; a waker's `clone` or `drop` panicking is the only way, and the state it guards
+        // is still consistent then.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<F, T> Run for Task<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(self: Arc<Self>) -> Outcome {
+        let body = {
+            let mut state = self.lock();
+            match mem::replace(&mut state.stage, Stage::Running) {
+                Stage::Pending(body) => body,
+                other => {
+                    state.stage = other;
+                    return Outcome::Cancelled;
+                }
+            }
+        };
+        let result = CURRENT.with(|current| {
+            let outer = current.replace(Some(self.clone() as Arc<dyn Run>));
+            let result = panic::catch_unwind(AssertUnwindSafe(body));
+            *current.borrow_mut() = outer;
+            result
+        });
+        let outcome = if result.is_ok() {
+            Outcome::Completed
+        } else {
+            Outcome::Panicked
+        };
+        let mut state = self.lock();
+        if self.cancelled.load(Ordering::Relaxed) {
+            state.stage = Stage::Gone;
+            drop(state);
+            // The future is gone: drop the result here, outside the lock. A payload whose own
+            // `Drop` panics must not take the worker down.
+            let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(result)));
+        } else {
+            state.stage = Stage::Finished(result);
+            let waker = state.waker.take();
+            drop(state);
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+        outcome
+    }
+
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+}
+
+impl<F, T> Output<T> for Task<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<T, Payload>> {
+        let mut state = self.lock();
+        if let Stage::Finished(_) = state.stage {
+            let Stage::Finished(result) = mem::replace(&mut state.stage, Stage::Gone) else {
+                unreachable!("the stage was just seen to be Finished")
+            };
+            state.waker = None;
+            return Poll::Ready(result);
+        }
+        match &mut state.waker {
+            Some(waker) => waker.clone_from(cx.waker()),
+            slot @ None => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    fn abandon(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+        let (stage, waker) = {
+            let mut state = self.lock();
+            let stage = match state.stage {
+                Stage::Running => Stage::Running,
+                _ => mem::replace(&mut state.stage, Stage::Gone),
+            };
+            (stage, state.waker.take())
+        };
+        // The body (with the arguments it owns) or the unread result is dropped here, on the
+        // thread that dropped the future, and outside the lock.
+        drop(stage);
+        drop(waker);
+    }
+}
+
+thread_local! {
+    /// The job running on this thread, for [`is_cancelled`]. A stack in effect: a job run inline
+    /// inside another restores the outer one when it ends.
+    static CURRENT: RefCell<Option<Arc<dyn Run>>> = const { RefCell::new(None) };
+}
+
+/// Whether the future awaiting the job running on this thread has been dropped.
+///
+/// A body that loops for a long time can check this to stop early: nobody will read its result.
+/// Outside a job (on an async task, or in plain synchronous code) it returns `false`.
+///
+/// # Example
+///
+/// ```
+/// use async_wrap_runtime::{is_cancelled, spawn_on, BlockingPool};
+///
+/// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
+///
+/// let steps = futures::executor::block_on(spawn_on(&POOL, || {
+///     let mut steps = 0;
+///     while !is_cancelled() && steps < 1_000 {
+///         steps += 1;
+///     }
+///     steps
+/// }));
+/// assert_eq!(steps, 1_000); // the future was awaited to the end, never dropped
+/// assert!(!is_cancelled());
+/// ```
+pub fn is_cancelled() -> bool {
+    CURRENT.with(|current| current.borrow().as_ref().is_some_and(|job| job.is_cancelled()))
+}
