@@ -19,8 +19,9 @@
 
 pub use async_wrap_macros::async_wrap;
 pub use async_wrap_runtime::{
-    BlockingFuture, BlockingPool, Executor, ExecutorRef, InstallError, IntoExecutor, Job, MAX_THREADS_ENV,
-    Metrics, RejectReason, Rejected, default_pool, install_default, is_cancelled, spawn, spawn_on,
+    BlockingFuture, BlockingPool, Executor, ExecutorRef, InstallError, IntoExecutor, Job,
+    MAX_THREADS_ENV, Metrics, RejectReason, Rejected, default_pool, install_default, is_cancelled,
+    spawn, spawn_on,
 };
 
 /// What the `#[async_wrap]` expansion refers to. Not public API.

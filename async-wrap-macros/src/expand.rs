@@ -36,8 +36,12 @@ pub(crate) fn async_wrap(args: TokenStream, item: TokenStream) -> TokenStream {
 
 fn try_async_wrap(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let mut errors = None;
-    let options = Options::parse(args).map_err(|err| combine(&mut errors, err)).ok();
-    let func = parse_function(item).map_err(|err| combine(&mut errors, err)).ok();
+    let options = Options::parse(args)
+        .map_err(|err| combine(&mut errors, err))
+        .ok();
+    let func = parse_function(item)
+        .map_err(|err| combine(&mut errors, err))
+        .ok();
     if let Some(func) = &func {
         if let Err(err) = check_signature(&func.sig) {
             combine(&mut errors, err);
@@ -115,7 +119,11 @@ struct Arg<'a> {
 
 fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     let ItemFn {
-        attrs, vis, sig, block, ..
+        attrs,
+        vis,
+        sig,
+        block,
+        ..
     } = func;
     let krate = options
         .krate
@@ -129,14 +137,22 @@ fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     };
     let args = shim_args(sig);
     let receiver = sig.receiver().map(|receiver| &receiver.self_token);
-    let method = receiver.is_some() || mentions_self(&quote!(#sig)) || mentions_self(&quote!(#block));
+    let method =
+        receiver.is_some() || mentions_self(&quote!(#sig)) || mentions_self(&quote!(#block));
     let recursive = !method && mentions_ident(&quote!(#block), ident);
 
     let (executor, label) = match &options.executor {
-        None => (quote!(#private::default_executor()), quote!("the default pool")),
+        None => (
+            quote!(#private::default_executor()),
+            quote!("the default pool"),
+        ),
         Some(expr) => (executor_tokens(expr), quote!(::core::stringify!(#expr))),
     };
-    let job_name = quote!(::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)));
+    let job_name = quote!(::core::concat!(
+        ::core::module_path!(),
+        "::",
+        ::core::stringify!(#ident)
+    ));
 
     let unsafety = match &sig.safety {
         Safety::Unsafe(token) => Some(token),
@@ -144,16 +160,13 @@ fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     };
     let (generics, where_clause) = (&sig.generics, &sig.generics.where_clause);
     let shim_inputs = args.iter().map(|arg| {
-        let Arg { name, ty, attrs, .. } = arg;
+        let Arg {
+            name, ty, attrs, ..
+        } = arg;
         quote!(#(#attrs)* #name: #ty)
     });
-    let shim_inputs = match sig.inputs.first() {
-        Some(FnArg::Receiver(receiver)) => {
-            let receiver = quote!(#receiver);
-            quote!(#receiver, #(#shim_inputs),*)
-        }
-        _ => quote!(#(#shim_inputs),*),
-    };
+    let receiver_input = sig.receiver().map(|receiver| quote!(#receiver,));
+    let shim_inputs = quote!(#receiver_input #(#shim_inputs),*);
     let names: Vec<&Ident> = args.iter().map(|arg| &arg.name).collect();
     let turbofish = turbofish(sig);
 
@@ -218,7 +231,9 @@ fn shim_args(sig: &Signature) -> Vec<Arg<'_>> {
         .enumerate()
         .map(|(index, arg)| {
             let name = match &*arg.pat {
-                Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() && pat.ident != sig.ident => {
+                Pat::Ident(pat)
+                    if pat.by_ref.is_none() && pat.subpat.is_none() && pat.ident != sig.ident =>
+                {
                     pat.ident.clone()
                 }
                 _ => format_ident!("__async_wrap_arg{}", index, span = Span::mixed_site()),
@@ -235,7 +250,11 @@ fn shim_args(sig: &Signature) -> Vec<Arg<'_>> {
 
 /// The job's body when it is a closure: every argument is moved in, then bound by the user's
 /// own patterns, so arguments are dropped when the body ends, as in a direct call.
-fn closure_body(args: &[Arg<'_>], receiver: Option<&syn::token::SelfValue>, block: &syn::Block) -> TokenStream {
+fn closure_body(
+    args: &[Arg<'_>],
+    receiver: Option<&syn::token::SelfValue>,
+    block: &syn::Block,
+) -> TokenStream {
     let keep_receiver = receiver.map(|token| quote!(let _ = &#token;));
     let pats = args.iter().enumerate().map(|(index, arg)| match arg.pat {
         // `_` would drop the argument at once; a hidden binding keeps it to the end.
@@ -278,7 +297,11 @@ fn sync_function(
     // synchronous body too.
     let args = shim_args(sig);
     let names = args.iter().map(|arg| &arg.name);
-    let inputs = args.iter().map(|Arg { name, ty, attrs, .. }| quote!(#(#attrs)* #name: #ty));
+    let inputs = args.iter().map(
+        |Arg {
+             name, ty, attrs, ..
+         }| quote!(#(#attrs)* #name: #ty),
+    );
     twin.inputs = syn::parse_quote!(#(#inputs),*);
     let nested = nested_function(sig, block);
     let ident = &sig.ident;
@@ -321,7 +344,8 @@ fn mentions_self(tokens: &TokenStream) -> bool {
         match tree {
             TokenTree::Ident(ident) if ident == "Self" => return true,
             TokenTree::Ident(ident) if ident == "self" => {
-                let module_path = matches!(iter.peek(), Some(TokenTree::Punct(p)) if p.as_char() == ':');
+                let module_path =
+                    matches!(iter.peek(), Some(TokenTree::Punct(p)) if p.as_char() == ':');
                 if !module_path {
                     return true;
                 }

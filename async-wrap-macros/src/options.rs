@@ -46,7 +46,11 @@ impl Options {
     }
 
     fn parse_one(&mut self, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
-        let key = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
+        let key = meta
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         match key.as_str() {
             "executor" => {
                 let expr: Expr = value(meta, "executor = POOL")?.parse()?;
@@ -57,7 +61,8 @@ impl Options {
                 set_once(&mut self.sync, name, meta)
             }
             "crate" => {
-                let path = value(meta, "crate = ::my_crate::async_wrap")?.call(Path::parse_mod_style)?;
+                let path =
+                    value(meta, "crate = ::my_crate::async_wrap")?.call(Path::parse_mod_style)?;
                 set_once(&mut self.krate, path, meta)
             }
             _ => Err(unknown_option(&meta.path)),
@@ -66,11 +71,18 @@ impl Options {
 }
 
 /// The value after `=`, or an error that shows how the option is written.
-fn value<'a>(meta: &ParseNestedMeta<'a>, example: &str) -> syn::Result<syn::parse::ParseStream<'a>> {
+fn value<'a>(
+    meta: &ParseNestedMeta<'a>,
+    example: &str,
+) -> syn::Result<syn::parse::ParseStream<'a>> {
     if meta.input.peek(syn::Token![=]) {
         meta.value()
     } else {
-        let key = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
+        let key = meta
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         Err(syn::Error::new(
             meta.path.span(),
             format!("the option `{key}` needs a value: `{example}`"),
@@ -81,7 +93,11 @@ fn value<'a>(meta: &ParseNestedMeta<'a>, example: &str) -> syn::Result<syn::pars
 /// Stores `value` in `slot`, or reports the option as given twice.
 fn set_once<T>(slot: &mut Option<T>, value: T, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     if slot.replace(value).is_some() {
-        let key = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
+        let key = meta
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         return Err(syn::Error::new(
             meta.path.span(),
             format!("the option `{key}` is given twice; keep one"),
@@ -91,14 +107,18 @@ fn set_once<T>(slot: &mut Option<T>, value: T, meta: &ParseNestedMeta<'_>) -> sy
 }
 
 fn unknown_option(path: &Path) -> syn::Error {
-    let key = quote::ToTokens::to_token_stream(path).to_string().replace(' ', "");
+    let key = quote::ToTokens::to_token_stream(path)
+        .to_string()
+        .replace(' ', "");
     let known = OPTIONS
         .iter()
         .map(|name| format!("`{name}`"))
         .collect::<Vec<_>>()
         .join(", ");
     let message = match closest(&key) {
-        Some(near) => format!("unknown option `{key}`: did you mean `{near}`? The options are {known}"),
+        Some(near) => {
+            format!("unknown option `{key}`: did you mean `{near}`? The options are {known}")
+        }
         None => format!("unknown option `{key}`: the options are {known}"),
     };
     syn::Error::new(path.span(), message)
@@ -145,13 +165,18 @@ mod tests {
     fn message(args: TokenStream) -> String {
         match Options::parse(args) {
             Ok(_) => String::from("ok"),
-            Err(err) => err.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join(" | "),
+            Err(err) => err
+                .into_iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(" | "),
         }
     }
 
     #[test]
     fn accepts_every_option_in_any_order() {
-        let options = Options::parse(quote!(crate = ::aw, sync = slow_sync, executor = IO)).unwrap();
+        let options =
+            Options::parse(quote!(crate = ::aw, sync = slow_sync, executor = IO)).unwrap();
         assert!(options.executor.is_some());
         assert_eq!(options.sync.unwrap().to_string(), "slow_sync");
         assert!(options.krate.is_some());

@@ -3,8 +3,8 @@
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 use syn::{
-    FnArg, GenericArgument, Lifetime, PathArguments, ReceiverKind, ReturnType, Safety, Signature, Type,
-    TypeParamBound,
+    FnArg, GenericArgument, Lifetime, PathArguments, ReceiverKind, ReturnType, Safety, Signature,
+    Type, TypeParamBound,
 };
 
 use crate::options::combine;
@@ -33,7 +33,10 @@ pub(crate) fn check_signature(sig: &Signature) -> syn::Result<()> {
         );
     }
     if let Safety::Safe(token) = &sig.safety {
-        fail(token, "`safe` is only allowed in `unsafe extern` blocks; remove it".into());
+        fail(
+            token,
+            "`safe` is only allowed in `unsafe extern` blocks; remove it".into(),
+        );
     }
     if let Some(abi) = &sig.abi {
         fail(
@@ -57,7 +60,11 @@ pub(crate) fn check_signature(sig: &Signature) -> syn::Result<()> {
             FnArg::Receiver(receiver) => {
                 if let ReceiverKind::Reference(and, _, mutability) = &receiver.kind {
                     let self_token = &receiver.self_token;
-                    let written = if mutability.is_some() { "&mut self" } else { "&self" };
+                    let written = if mutability.is_some() {
+                        "&mut self"
+                    } else {
+                        "&self"
+                    };
                     fail(
                         &quote::quote!(#and #mutability #self_token),
                         format!(
@@ -153,12 +160,11 @@ fn owned_suggestion(reference: &syn::TypeReference) -> String {
         }
         _ => None,
     };
-    match owned {
-        Some(owned) => format!("an owned `{owned}`, or share it with `Arc`"),
-        None => {
-            let inner = pretty(&elem.to_token_stream());
-            format!("`{inner}` by value or an `Arc<{inner}>`")
-        }
+    if let Some(owned) = owned {
+        format!("an owned `{owned}`, or share it with `Arc`")
+    } else {
+        let inner = pretty(&elem.to_token_stream());
+        format!("`{inner}` by value or an `Arc<{inner}>`")
     }
 }
 
@@ -178,7 +184,10 @@ fn find_borrow(ty: &Type) -> Option<Borrow<'_>> {
                     return Some(borrow);
                 }
             }
-            path.path.segments.iter().find_map(|segment| path_arguments_borrow(&segment.arguments))
+            path.path
+                .segments
+                .iter()
+                .find_map(|segment| path_arguments_borrow(&segment.arguments))
         }
         Type::Array(array) => find_borrow(&array.elem),
         Type::Slice(slice) => find_borrow(&slice.elem),
@@ -198,7 +207,9 @@ fn path_arguments_borrow(arguments: &PathArguments) -> Option<Borrow<'_>> {
         return None;
     };
     args.args.iter().find_map(|arg| match arg {
-        GenericArgument::Lifetime(lifetime) if !is_static(lifetime) => Some(Borrow::Lifetime(lifetime)),
+        GenericArgument::Lifetime(lifetime) if !is_static(lifetime) => {
+            Some(Borrow::Lifetime(lifetime))
+        }
         GenericArgument::Type(ty) => find_borrow(ty),
         GenericArgument::AssocType(assoc) => find_borrow(&assoc.ty),
         GenericArgument::Constraint(constraint) => bounds_borrow(constraint.bounds.iter()),
@@ -208,7 +219,9 @@ fn path_arguments_borrow(arguments: &PathArguments) -> Option<Borrow<'_>> {
 
 fn bounds_borrow<'a>(mut bounds: impl Iterator<Item = &'a TypeParamBound>) -> Option<Borrow<'a>> {
     bounds.find_map(|bound| match bound {
-        TypeParamBound::Lifetime(lifetime) if !is_static(lifetime) => Some(Borrow::Lifetime(lifetime)),
+        TypeParamBound::Lifetime(lifetime) if !is_static(lifetime) => {
+            Some(Borrow::Lifetime(lifetime))
+        }
         TypeParamBound::Trait(trait_bound) => trait_bound
             .path
             .segments
@@ -250,24 +263,45 @@ mod tests {
     use super::*;
     use syn::parse_quote;
 
-    fn borrow_of(ty: Type) -> Option<String> {
-        find_borrow(&ty).map(|b| pretty(&b.tokens()))
+    fn borrow_of(ty: &Type) -> Option<String> {
+        find_borrow(ty).map(|b| pretty(&b.tokens()))
     }
 
     #[test]
     fn finds_borrows_and_accepts_static_and_owned_types() {
-        assert_eq!(borrow_of(parse_quote!(&str)).as_deref(), Some("&str"));
-        assert_eq!(borrow_of(parse_quote!(&mut Vec<u8>)).as_deref(), Some("&mut Vec<u8>"));
-        assert_eq!(borrow_of(parse_quote!(Cow<'a, str>)).as_deref(), Some("'a"));
-        assert_eq!(borrow_of(parse_quote!(Option<(u8, &[u8])>)).as_deref(), Some("&[u8]"));
-        assert_eq!(borrow_of(parse_quote!(Box<dyn Read + 'a>)).as_deref(), Some("'a"));
-        assert_eq!(borrow_of(parse_quote!(Cow<'_, str>)).as_deref(), Some("'_"));
-        assert_eq!(borrow_of(parse_quote!(&'static str)), None);
-        assert_eq!(borrow_of(parse_quote!(Cow<'static, str>)), None);
-        assert_eq!(borrow_of(parse_quote!(fn(&str) -> usize)), None);
-        assert_eq!(borrow_of(parse_quote!(Box<dyn Fn(&str) -> usize + Send>)), None);
-        assert_eq!(borrow_of(parse_quote!(impl Iterator<Item = u8> + Send + 'static)), None);
-        assert_eq!(borrow_of(parse_quote!([String; 4])), None);
+        assert_eq!(borrow_of(&parse_quote!(&str)).as_deref(), Some("&str"));
+        assert_eq!(
+            borrow_of(&parse_quote!(&mut Vec<u8>)).as_deref(),
+            Some("&mut Vec<u8>")
+        );
+        assert_eq!(
+            borrow_of(&parse_quote!(Cow<'a, str>)).as_deref(),
+            Some("'a")
+        );
+        assert_eq!(
+            borrow_of(&parse_quote!(Option<(u8, &[u8])>)).as_deref(),
+            Some("&[u8]")
+        );
+        assert_eq!(
+            borrow_of(&parse_quote!(Box<dyn Read + 'a>)).as_deref(),
+            Some("'a")
+        );
+        assert_eq!(
+            borrow_of(&parse_quote!(Cow<'_, str>)).as_deref(),
+            Some("'_")
+        );
+        assert_eq!(borrow_of(&parse_quote!(&'static str)), None);
+        assert_eq!(borrow_of(&parse_quote!(Cow<'static, str>)), None);
+        assert_eq!(borrow_of(&parse_quote!(fn(&str) -> usize)), None);
+        assert_eq!(
+            borrow_of(&parse_quote!(Box<dyn Fn(&str) -> usize + Send>)),
+            None
+        );
+        assert_eq!(
+            borrow_of(&parse_quote!(impl Iterator<Item = u8> + Send + 'static)),
+            None
+        );
+        assert_eq!(borrow_of(&parse_quote!([String; 4])), None);
     }
 
     #[test]
@@ -276,10 +310,22 @@ mod tests {
             Type::Reference(r) => owned_suggestion(&r),
             _ => unreachable!(),
         };
-        assert_eq!(reference(parse_quote!(&str)), "an owned `String`, or share it with `Arc`");
-        assert_eq!(reference(parse_quote!(&[u8])), "an owned `Vec<u8>`, or share it with `Arc`");
-        assert_eq!(reference(parse_quote!(&std::path::Path)), "an owned `PathBuf`, or share it with `Arc`");
-        assert_eq!(reference(parse_quote!(&Config)), "`Config` by value or an `Arc<Config>`");
+        assert_eq!(
+            reference(parse_quote!(&str)),
+            "an owned `String`, or share it with `Arc`"
+        );
+        assert_eq!(
+            reference(parse_quote!(&[u8])),
+            "an owned `Vec<u8>`, or share it with `Arc`"
+        );
+        assert_eq!(
+            reference(parse_quote!(&std::path::Path)),
+            "an owned `PathBuf`, or share it with `Arc`"
+        );
+        assert_eq!(
+            reference(parse_quote!(&Config)),
+            "`Config` by value or an `Arc<Config>`"
+        );
         assert_eq!(
             reference(parse_quote!(&mut Vec<u8>)),
             "`Vec<u8>` by value (return it if the caller needs it back) or share an `Arc<Mutex<Vec<u8>>>`"

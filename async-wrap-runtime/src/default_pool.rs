@@ -22,7 +22,11 @@ static DEFAULT: OnceLock<BlockingPool> = OnceLock::new();
 /// assert!(pool.max_threads() >= 1);
 /// ```
 pub fn default_pool() -> &'static BlockingPool {
-    DEFAULT.get_or_init(|| BlockingPool::with_max_threads(max_threads_from(std::env::var(MAX_THREADS_ENV).ok().as_deref())))
+    DEFAULT.get_or_init(|| {
+        BlockingPool::with_max_threads(max_threads_from(
+            std::env::var(MAX_THREADS_ENV).ok().as_deref(),
+        ))
+    })
 }
 
 /// Makes `pool` the default pool. Call it once, before the first wrapped call that uses the
@@ -44,12 +48,7 @@ pub fn default_pool() -> &'static BlockingPool {
 /// assert!(again.is_err());
 /// ```
 pub fn install_default(pool: BlockingPool) -> Result<(), InstallError> {
-    let mut slot = Some(pool);
-    DEFAULT.get_or_init(|| slot.take().expect("taken once"));
-    match slot {
-        None => Ok(()),
-        Some(pool) => Err(InstallError { pool }),
-    }
+    DEFAULT.set(pool).map_err(|pool| InstallError { pool })
 }
 
 /// The default pool was already set when [`install_default`] was called.

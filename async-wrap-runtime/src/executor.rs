@@ -66,7 +66,7 @@ impl Job {
     /// Runs the body on the current thread and hands its result (or its panic) to the awaiting
     /// future. Never unwinds.
     pub fn run(self) {
-        self.task.run();
+        self.task.run().wake();
     }
 
     /// The name of the wrapped function (`module::path::name`), or `"closure"` for
@@ -209,9 +209,9 @@ impl fmt::Debug for ExecutorRef {
 /// ```
 /// use async_wrap_runtime::{BlockingPool, IntoExecutor};
 ///
-/// static IO: BlockingPool = BlockingPool::with_max_threads(2);
+/// static IO: BlockingPool = BlockingPool::with_max_threads(2).thread_name("io");
 /// let handle = (&IO).into_executor();
-/// assert_eq!(handle.get().name(), Some("async-wrap"));
+/// assert_eq!(handle.get().name(), Some("io"));
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be used as an async-wrap executor",

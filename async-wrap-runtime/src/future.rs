@@ -54,16 +54,19 @@ struct Submit {
 impl<T: Send + 'static> BlockingFuture<T> {
     /// A future that will run `body` on `executor` when first polled. `name` names the job (in
     /// shutdown reports and error messages), `label` names the executor when it has no name.
-    pub(crate) fn new<F>(executor: ExecutorRef, label: &'static str, name: &'static str, body: F) -> Self
+    pub(crate) fn new<F>(
+        executor: ExecutorRef,
+        label: &'static str,
+        name: &'static str,
+        body: F,
+    ) -> Self
     where
         F: FnOnce() -> T + Send + 'static,
     {
         let task = Task::new(name, body);
         BlockingFuture {
             submit: Some(Submit {
-                job: Job {
-                    task: task.clone(),
-                },
+                job: Job { task: task.clone() },
                 executor,
                 label,
             }),
@@ -126,7 +129,9 @@ impl<T> fmt::Debug for BlockingFuture<T> {
             (None, Some(_)) => "submitted",
             (None, None) => "completed",
         };
-        f.debug_struct("BlockingFuture").field("state", &state).finish()
+        f.debug_struct("BlockingFuture")
+            .field("state", &state)
+            .finish()
     }
 }
 
@@ -188,7 +193,12 @@ pub mod __private {
     /// The dispatch every shim makes: `executor` as the attribute evaluated it, `label` the
     /// executor expression as written, `name` the function's path.
     #[inline]
-    pub fn call<E, F, T>(executor: E, label: &'static str, name: &'static str, body: F) -> BlockingFuture<T>
+    pub fn call<E, F, T>(
+        executor: E,
+        label: &'static str,
+        name: &'static str,
+        body: F,
+    ) -> BlockingFuture<T>
     where
         E: crate::executor::IntoExecutor,
         F: FnOnce() -> T + Send + 'static,

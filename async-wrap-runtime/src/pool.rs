@@ -108,6 +108,7 @@ impl BlockingPool {
     /// static POOL: BlockingPool = BlockingPool::new().keep_alive(Duration::from_millis(500));
     /// assert_eq!(POOL.keep_alive_duration(), Duration::from_millis(500));
     /// ```
+    #[must_use = "the builder methods return the configured pool"]
     pub const fn keep_alive(mut self, keep_alive: Duration) -> Self {
         self.config.keep_alive = keep_alive;
         self
@@ -115,6 +116,7 @@ impl BlockingPool {
 
     /// Names the pool: its threads are called `name-1`, `name-2`, ..., and error messages name
     /// the pool by it (default: threads `async-wrap-N`, messages use the executor expression).
+    #[must_use = "the builder methods return the configured pool"]
     pub const fn thread_name(mut self, name: &'static str) -> Self {
         self.config.name = Some(name);
         self
@@ -122,6 +124,7 @@ impl BlockingPool {
 
     /// The stack size of the pool's threads, in bytes (default: the standard library's, 2 MiB
     /// unless `RUST_MIN_STACK` says otherwise).
+    #[must_use = "the builder methods return the configured pool"]
     pub const fn stack_size(mut self, bytes: usize) -> Self {
         self.config.stack_size = Some(bytes);
         self
@@ -158,7 +161,8 @@ impl BlockingPool {
     }
 
     fn shared(&self) -> &Arc<Shared> {
-        self.shared.get_or_init(|| Arc::new(Shared::new(self.config)))
+        self.shared
+            .get_or_init(|| Arc::new(Shared::new(self.config)))
     }
 }
 
@@ -230,12 +234,16 @@ struct Shared {
 
 struct State {
     queue: VecDeque<Job>,
-    /// Idle threads not yet claimed by a submitter. A submitter that finds one claims it
-    /// (`idle -= 1; notified += 1`) before waking it, so two submitters never count on the same
-    /// idle thread, and a thread that just finished a job is not idle until it says so.
+    /// Threads ready for a job (between jobs, or waiting) that no submitter has claimed yet.
+    /// A submitter that finds one claims it (`idle -= 1; notified += 1`) before waking it, so
+    /// two submitters never count on the same thread.
     idle: usize,
-    /// Wake-ups sent and not yet taken: each is a claimed idle thread.
+    /// Claims not yet taken. A thread that takes a job from the queue takes a claim if there is
+    /// one, else removes itself from `idle`. Claims are only made with a push and taken with a
+    /// pop, so there are never more claims than queued jobs.
     notified: usize,
+    /// Threads blocked in `Condvar::wait`: only they need a notification.
+    sleepers: usize,
     shut_down: bool,
     metrics: Metrics,
 }
@@ -248,6 +256,7 @@ impl Shared {
                 queue: VecDeque::new(),
                 idle: 0,
                 notified: 0,
+                sleepers: 0,
                 shut_down: false,
                 metrics: Metrics::default(),
             }),
@@ -270,8 +279,13 @@ impl Shared {
         if state.idle > 0 {
             state.idle -= 1;
             state.notified += 1;
+            // A thread that is between jobs finds the job on its own; only a sleeping one needs
+            // waking (and a wake that finds the job taken is harmless).
+            let wake = state.sleepers > 0;
             drop(state);
-            this.work.notify_one();
+            if wake {
+                this.work.notify_one();
+            }
         } else if state.metrics.threads < this.config.max_threads {
             state.metrics.threads += 1;
             state.metrics.threads_started += 1;
@@ -304,58 +318,57 @@ impl Shared {
         builder.spawn(move || shared.work_loop()).map(drop)
     }
 
-    /// A worker thread's life: run queued jobs, wait idle for more, exit after `keep_alive`
-    /// without work or once the pool is shut down and its queue drained.
+    /// A worker thread's life: run queued jobs, wait for more, exit after `keep_alive` without
+    /// work, or once the pool is shut down and its queue is drained.
     fn work_loop(&self) {
         let mut state = self.lock();
+        state.idle += 1;
+        let mut idle_since = Instant::now();
         loop {
             if let Some(job) = state.queue.pop_front() {
+                if state.notified > 0 {
+                    state.notified -= 1;
+                } else {
+                    state.idle -= 1;
+                }
                 state.metrics.queued -= 1;
                 state.metrics.running += 1;
                 drop(state);
-                let outcome = job.task.run();
+                let finished = job.task.run();
                 state = self.lock();
                 state.metrics.running -= 1;
-                match outcome {
+                match finished.outcome {
                     Outcome::Completed => state.metrics.completed += 1,
                     Outcome::Panicked => state.metrics.panicked += 1,
                     Outcome::Cancelled => state.metrics.cancelled += 1,
                 }
+                // Ready for the next job before the caller hears of this one.
+                state.idle += 1;
+                if finished.waker.is_some() {
+                    drop(state);
+                    finished.wake();
+                    state = self.lock();
+                }
+                idle_since = Instant::now();
                 continue;
             }
-            if state.shut_down {
+            // The queue is empty, so there is no claim (claims never outnumber queued jobs)
+            // and `idle` counts this thread.
+            let deadline = idle_since + self.config.keep_alive;
+            let now = Instant::now();
+            if state.shut_down || now >= deadline {
+                state.idle -= 1;
                 break;
             }
-            state.idle += 1;
+            state.sleepers += 1;
             state.metrics.idle_threads += 1;
-            let deadline = Instant::now() + self.config.keep_alive;
-            let exit = loop {
-                let timeout = deadline.saturating_duration_since(Instant::now());
-                state = self
-                    .work
-                    .wait_timeout(state, timeout)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-                if state.notified > 0 {
-                    // A submitter claimed this thread (and already took it off `idle`).
-                    state.notified -= 1;
-                    break false;
-                }
-                if state.shut_down {
-                    state.idle -= 1;
-                    break false;
-                }
-                if Instant::now() >= deadline {
-                    // Idle for `keep_alive` and unclaimed (`notified` is 0, so `idle` counts
-                    // this thread): leave.
-                    state.idle -= 1;
-                    break true;
-                }
-            };
+            state = self
+                .work
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            state.sleepers -= 1;
             state.metrics.idle_threads -= 1;
-            if exit {
-                break;
-            }
         }
         state.metrics.threads -= 1;
     }

@@ -27,11 +27,29 @@ pub(crate) enum Outcome {
     Cancelled,
 }
 
+/// A finished run: what happened, and the waker to call once the runner is ready for more work.
+///
+/// The pool marks its thread idle *before* waking the future, so that the caller's next call
+/// finds that thread idle instead of starting a new one.
+pub(crate) struct Finished {
+    pub(crate) outcome: Outcome,
+    pub(crate) waker: Option<Waker>,
+}
+
+impl Finished {
+    /// Wakes the future. A waker that panics cannot take the runner's thread down with it.
+    pub(crate) fn wake(self) {
+        if let Some(waker) = self.waker {
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| waker.wake()));
+        }
+    }
+}
+
 /// The executor's side of a task.
 pub(crate) trait Run: Send + Sync {
-    /// Runs the body once, catching a panic; a second call, or a call after cancellation, does
-    /// nothing.
-    fn run(self: Arc<Self>) -> Outcome;
+    /// Runs the body once, catching a panic, and stores the result; the caller must then call
+    /// [`Finished::wake`]. A second call, or a call after cancellation, does nothing.
+    fn run(self: Arc<Self>) -> Finished;
     /// The wrapped function's name.
     fn name(&self) -> &'static str;
     /// Whether the awaiting future has been dropped.
@@ -97,14 +115,17 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    fn run(self: Arc<Self>) -> Outcome {
+    fn run(self: Arc<Self>) -> Finished {
         let body = {
             let mut state = self.lock();
             match mem::replace(&mut state.stage, Stage::Running) {
                 Stage::Pending(body) => body,
                 other => {
                     state.stage = other;
-                    return Outcome::Cancelled;
+                    return Finished {
+                        outcome: Outcome::Cancelled,
+                        waker: None,
+                    };
                 }
             }
         };
@@ -126,15 +147,15 @@ where
             // The future is gone: drop the result here, outside the lock. A payload whose own
             // `Drop` panics must not take the worker down.
             let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(result)));
+            Finished {
+                outcome,
+                waker: None,
+            }
         } else {
             state.stage = Stage::Finished(result);
             let waker = state.waker.take();
-            drop(state);
-            if let Some(waker) = waker {
-                waker.wake();
-            }
+            Finished { outcome, waker }
         }
-        outcome
     }
 
     fn name(&self) -> &'static str {
@@ -169,17 +190,17 @@ where
 
     fn abandon(&self) {
         self.cancelled.store(true, Ordering::Relaxed);
-        let (stage, waker) = {
+        let (left_over, waker) = {
             let mut state = self.lock();
-            let stage = match state.stage {
+            let left_over = match state.stage {
                 Stage::Running => Stage::Running,
                 _ => mem::replace(&mut state.stage, Stage::Gone),
             };
-            (stage, state.waker.take())
+            (left_over, state.waker.take())
         };
         // The body (with the arguments it owns) or the unread result is dropped here, on the
         // thread that dropped the future, and outside the lock.
-        drop(stage);
+        drop(left_over);
         drop(waker);
     }
 }
@@ -213,5 +234,10 @@ thread_local! {
 /// assert!(!is_cancelled());
 /// ```
 pub fn is_cancelled() -> bool {
-    CURRENT.with(|current| current.borrow().as_ref().is_some_and(|job| job.is_cancelled()))
+    CURRENT.with(|current| {
+        current
+            .borrow()
+            .as_ref()
+            .is_some_and(|job| job.is_cancelled())
+    })
 }
