@@ -175,14 +175,14 @@ fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     let (sync_item, job_body) = match (&options.sync, recursive) {
         (Some(sync), _) if !method => {
             let sync_fn = sync_function(attrs, vis, sig, block, sync, recursive);
-            let call = quote!(#sync #turbofish (#(#names),*));
+            let call = quote!({ #sync #turbofish (#(#names),*) });
             (Some(sync_fn), call)
         }
         (Some(sync), _) => {
             let mut twin = func.clone();
             twin.sig.ident = sync.clone();
             let self_arg = receiver.map(|token| quote!(#token,));
-            let call = quote!(Self::#sync #turbofish (#self_arg #(#names),*));
+            let call = quote!({ Self::#sync #turbofish (#self_arg #(#names),*) });
             (Some(quote!(#twin)), call)
         }
         (None, true) => {
@@ -203,18 +203,26 @@ fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     };
     let allow_unsafe = unsafety.map(|_| quote!(#[allow(unused_unsafe)]));
     let fn_token = &sig.fn_token;
+    // The dispatch's `Send + 'static` bounds on the output are checked at this call: span it on
+    // the return type the user wrote, so that those errors point there.
+    let output_span = match &sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => Span::call_site(),
+    };
+    let krate_spanned = options.krate.as_ref().map_or_else(
+        || quote_spanned!(output_span=> ::async_wrap),
+        |path| quote!(#path),
+    );
+    let dispatch = quote_spanned! {output_span=>
+        #krate_spanned::__private::call(#executor, #label, #job_name, move || #closure_output #job_body)
+    };
 
     quote! {
         #sync_item
         #(#attrs)*
         #allow_unsafe
         #vis #unsafety #fn_token #ident #generics (#shim_inputs) -> #private::BlockingFuture<#output_ty> #where_clause {
-            #private::call(
-                #executor,
-                #label,
-                #job_name,
-                move || #closure_output #job_body,
-            )
+            #dispatch
         }
     }
 }
@@ -332,8 +340,8 @@ fn turbofish(sig: &Signature) -> TokenStream {
 /// borrowed, like a method call's receiver; anything else is passed as it is.
 fn executor_tokens(expr: &Expr) -> TokenStream {
     match expr {
-        Expr::Path(_) | Expr::Field(_) => quote_spanned!(expr.span()=> &(#expr)),
-        _ => quote_spanned!(expr.span()=> (#expr)),
+        Expr::Path(_) | Expr::Field(_) => quote_spanned!(expr.span()=> &#expr),
+        _ => quote!(#expr),
     }
 }
 

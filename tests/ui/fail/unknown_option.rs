@@ -1,0 +1,14 @@
+use async_wrap::{BlockingPool, async_wrap};
+
+static IO: BlockingPool = BlockingPool::with_max_threads(2);
+
+#[async_wrap(exector = IO)]
+fn read() -> u32 {
+    1
+}
+
+fn main() {
+    // The item is still emitted, unwrapped: this call type-checks, so the only error is the
+    // option's.
+    let _: u32 = read();
+}
