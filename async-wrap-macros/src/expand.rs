@@ -141,12 +141,21 @@ fn expand(options: &Options, func: &ItemFn) -> TokenStream {
         receiver.is_some() || mentions_self(&quote!(#sig)) || mentions_self(&quote!(#block));
     let recursive = !method && mentions_ident(&quote!(#block), ident);
 
-    let (executor, label) = match &options.executor {
+    // The executor is evaluated, and converted to an owned handle, before the job takes its
+    // arguments: `executor = self.pool` borrows `self` only for that statement.
+    let executor = Ident::new("__async_wrap_executor", Span::mixed_site());
+    let (executor_init, label) = match &options.executor {
         None => (
             quote!(#private::default_executor()),
             quote!("the default pool"),
         ),
-        Some(expr) => (executor_tokens(expr), quote!(::core::stringify!(#expr))),
+        Some(expr) => {
+            let tokens = executor_tokens(expr);
+            (
+                quote_spanned!(expr.span()=> #private::IntoExecutor::into_executor(#tokens)),
+                quote!(::core::stringify!(#expr)),
+            )
+        }
     };
     let job_name = quote!(::core::concat!(
         ::core::module_path!(),
@@ -222,6 +231,7 @@ fn expand(options: &Options, func: &ItemFn) -> TokenStream {
         #(#attrs)*
         #allow_unsafe
         #vis #unsafety #fn_token #ident #generics (#shim_inputs) -> #private::BlockingFuture<#output_ty> #where_clause {
+            let #executor = #executor_init;
             #dispatch
         }
     }

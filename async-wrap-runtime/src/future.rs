@@ -193,18 +193,17 @@ pub mod __private {
     /// The dispatch every shim makes: `executor` as the attribute evaluated it, `label` the
     /// executor expression as written, `name` the function's path.
     #[inline]
-    pub fn call<E, F, T>(
-        executor: E,
+    pub fn call<F, T>(
+        executor: ExecutorRef,
         label: &'static str,
         name: &'static str,
         body: F,
     ) -> BlockingFuture<T>
     where
-        E: crate::executor::IntoExecutor,
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        BlockingFuture::new(executor.into_executor(), label, name, body)
+        BlockingFuture::new(executor, label, name, body)
     }
 
     /// The default pool, as the executor of a shim without `executor = ...`.
