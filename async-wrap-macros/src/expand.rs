@@ -136,27 +136,11 @@ fn expand(options: &Options, func: &ItemFn) -> TokenStream {
         ReturnType::Type(_, ty) => quote!(#ty),
     };
     let args = shim_args(sig);
-    let receiver = sig.receiver().map(|receiver| &receiver.self_token);
     let method =
-        receiver.is_some() || mentions_self(&quote!(#sig)) || mentions_self(&quote!(#block));
-    let recursive = !method && mentions_ident(&quote!(#block), ident);
+        sig.receiver().is_some() || mentions_self(&quote!(#sig)) || mentions_self(&quote!(#block));
 
-    // The executor is evaluated, and converted to an owned handle, before the job takes its
-    // arguments: `executor = self.pool` borrows `self` only for that statement.
     let executor = Ident::new("__async_wrap_executor", Span::mixed_site());
-    let (executor_init, label) = match &options.executor {
-        None => (
-            quote!(#private::default_executor()),
-            quote!("the default pool"),
-        ),
-        Some(expr) => {
-            let tokens = executor_tokens(expr);
-            (
-                quote_spanned!(expr.span()=> #private::IntoExecutor::into_executor(#tokens)),
-                quote!(::core::stringify!(#expr)),
-            )
-        }
-    };
+    let (executor_init, label) = executor_init(options.executor.as_ref(), &private);
     let job_name = quote!(::core::concat!(
         ::core::module_path!(),
         "::",
@@ -176,30 +160,8 @@ fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     });
     let receiver_input = sig.receiver().map(|receiver| quote!(#receiver,));
     let shim_inputs = quote!(#receiver_input #(#shim_inputs),*);
-    let names: Vec<&Ident> = args.iter().map(|arg| &arg.name).collect();
-    let turbofish = turbofish(sig);
 
-    // The synchronous function the job calls, when there is one to emit: the `sync = NAME`
-    // twin, or the nested copy that keeps a free function's recursion synchronous.
-    let (sync_item, job_body) = match (&options.sync, recursive) {
-        (Some(sync), _) if !method => {
-            let sync_fn = sync_function(attrs, vis, sig, block, sync, recursive);
-            let call = quote!({ #sync #turbofish (#(#names),*) });
-            (Some(sync_fn), call)
-        }
-        (Some(sync), _) => {
-            let mut twin = func.clone();
-            twin.sig.ident = sync.clone();
-            let self_arg = receiver.map(|token| quote!(#token,));
-            let call = quote!({ Self::#sync #turbofish (#self_arg #(#names),*) });
-            (Some(quote!(#twin)), call)
-        }
-        (None, true) => {
-            let nested = nested_function(sig, block);
-            (None, quote!({ #nested #ident #turbofish (#(#names),*) }))
-        }
-        (None, false) => (None, closure_body(&args, receiver, block)),
-    };
+    let (sync_item, job_body) = job(options.sync.as_ref(), func, &args, method);
     let job_body = match unsafety {
         Some(token) => quote_spanned!(token.span=> unsafe { #job_body }),
         None => job_body,
@@ -234,6 +196,67 @@ fn expand(options: &Options, func: &ItemFn) -> TokenStream {
             let #executor = #executor_init;
             #dispatch
         }
+    }
+}
+
+/// The executor's initialiser and its label for messages.
+///
+/// The executor is evaluated, and converted to an owned handle, before the job takes its
+/// arguments: `executor = self.pool` borrows `self` only for that statement.
+fn executor_init(executor: Option<&Expr>, private: &TokenStream) -> (TokenStream, TokenStream) {
+    match executor {
+        None => (
+            quote!(#private::default_executor()),
+            quote!("the default pool"),
+        ),
+        Some(expr) => {
+            let tokens = executor_tokens(expr);
+            (
+                quote_spanned!(expr.span()=> #private::IntoExecutor::into_executor(#tokens)),
+                quote!(::core::stringify!(#expr)),
+            )
+        }
+    }
+}
+
+/// What the job runs, and the synchronous item to emit beside the shim, if any: the
+/// `sync = NAME` twin (the job then calls it), or, for a free function that names itself, a
+/// nested copy under its own name so that its recursion stays synchronous.
+fn job(
+    sync: Option<&Ident>,
+    func: &ItemFn,
+    args: &[Arg<'_>],
+    method: bool,
+) -> (Option<TokenStream>, TokenStream) {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+        ..
+    } = func;
+    let ident = &sig.ident;
+    let recursive = !method && mentions_ident(&quote!(#block), ident);
+    let receiver = sig.receiver().map(|receiver| &receiver.self_token);
+    let names = args.iter().map(|arg| &arg.name);
+    let turbofish = turbofish(sig);
+    match sync {
+        Some(sync) if !method => {
+            let sync_fn = sync_function(attrs, vis, sig, block, sync, recursive);
+            (Some(sync_fn), quote!({ #sync #turbofish (#(#names),*) }))
+        }
+        Some(sync) => {
+            let mut twin = func.clone();
+            twin.sig.ident = sync.clone();
+            let self_arg = receiver.map(|token| quote!(#token,));
+            let call = quote!({ Self::#sync #turbofish (#self_arg #(#names),*) });
+            (Some(quote!(#twin)), call)
+        }
+        None if recursive => {
+            let nested = nested_function(sig, block);
+            (None, quote!({ #nested #ident #turbofish (#(#names),*) }))
+        }
+        None => (None, closure_body(args, receiver, block)),
     }
 }
 
