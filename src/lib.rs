@@ -182,6 +182,11 @@ pub use async_wrap_runtime::{
     spawn, spawn_on,
 };
 
+#[cfg(feature = "rayon")]
+pub use async_wrap_runtime::RayonPool;
+#[cfg(feature = "tokio")]
+pub use async_wrap_runtime::TokioBlocking;
+
 /// What the `#[async_wrap]` expansion refers to. Not public API.
 #[doc(hidden)]
 pub mod __private {

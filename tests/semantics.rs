@@ -158,3 +158,41 @@ fn an_idle_thread_is_reused_rather_than_a_new_one_started() {
     assert_eq!(REUSE.metrics().threads_started, 1);
     assert_eq!(REUSE.metrics().completed, 101);
 }
+
+/// An executor that loses every job: the awaiting future must not hang.
+struct Loses;
+
+impl async_wrap::Executor for Loses {
+    fn execute(&self, job: async_wrap::Job) -> Result<(), async_wrap::Rejected> {
+        drop(job);
+        Ok(())
+    }
+
+    fn name(&self) -> Option<&str> {
+        Some("lossy")
+    }
+}
+
+static LOSES: Loses = Loses;
+
+#[async_wrap(executor = LOSES)]
+fn never_runs() -> u8 {
+    unreachable!("the executor drops the job")
+}
+
+#[test]
+fn a_job_dropped_by_its_executor_is_reported_not_lost() {
+    let err = payload_of(block_on(AssertUnwindSafe(never_runs()).catch_unwind()));
+    let message = err.downcast_ref::<String>().unwrap();
+    assert_eq!(
+        message,
+        "async_wrap: executor `lossy` dropped the job of `semantics::never_runs` without running it"
+    );
+}
+
+fn payload_of<T>(result: Result<T, Box<dyn Any + Send>>) -> Box<dyn Any + Send> {
+    match result {
+        Ok(_) => panic!("the call should have panicked"),
+        Err(payload) => payload,
+    }
+}

@@ -6,4 +6,7 @@ fn ui() {
     let cases = trybuild::TestCases::new();
     cases.pass("tests/ui/pass/*.rs");
     cases.compile_fail("tests/ui/fail/*.rs");
+    // What an adapter name says when its cargo feature is off.
+    #[cfg(not(any(feature = "tokio", feature = "rayon")))]
+    cases.compile_fail("tests/ui/no-features/*.rs");
 }

@@ -1,4 +1,5 @@
-//! The attribute's options: `#[async_wrap(executor = EXPR, sync = NAME, crate = PATH)]`.
+//! The attribute's options: `#[async_wrap(executor = EXPR, sync = NAME, crate = PATH,
+//! clone_self, to_owned)]`.
 
 use proc_macro2::TokenStream;
 use syn::meta::ParseNestedMeta;
@@ -7,7 +8,7 @@ use syn::spanned::Spanned;
 use syn::{Expr, Ident, Path};
 
 /// Every option, in the order error messages list them.
-const OPTIONS: &[&str] = &["executor", "sync", "crate"];
+const OPTIONS: &[&str] = &["executor", "sync", "crate", "clone_self", "to_owned"];
 
 /// The parsed options. Each is `None` when not given.
 #[derive(Default)]
@@ -18,6 +19,35 @@ pub(crate) struct Options {
     pub(crate) sync: Option<Ident>,
     /// `crate = PATH`: the path of the `async_wrap` crate (default `::async_wrap`).
     pub(crate) krate: Option<Path>,
+    /// `clone_self`: a `&self` method clones `self` into the job.
+    pub(crate) clone_self: Option<Path>,
+    /// `to_owned`: `&T` arguments are copied to `T::Owned` at the call.
+    pub(crate) to_owned: Option<Path>,
+}
+
+/// What `executor = EXPR` names.
+#[derive(Clone, Copy)]
+pub(crate) enum ExecutorOption<'a> {
+    /// One of the runtime's adapters, by name: `tokio` or `rayon`.
+    Adapter(&'a Ident),
+    /// Any expression giving an executor.
+    Expr(&'a Expr),
+}
+
+impl Options {
+    /// The executor option, with the adapter names told apart from expressions. A bare `tokio`
+    /// or `rayon` names the adapter (write `self::tokio` for an item of that name).
+    pub(crate) fn executor(&self) -> Option<ExecutorOption<'_>> {
+        let expr = self.executor.as_ref()?;
+        if let Expr::Path(path) = expr {
+            if let Some(ident) = path.path.get_ident() {
+                if path.qself.is_none() && (ident == "tokio" || ident == "rayon") {
+                    return Some(ExecutorOption::Adapter(ident));
+                }
+            }
+        }
+        Some(ExecutorOption::Expr(expr))
+    }
 }
 
 impl Options {
@@ -65,6 +95,8 @@ impl Options {
                     value(meta, "crate = ::my_crate::async_wrap")?.call(Path::parse_mod_style)?;
                 set_once(&mut self.krate, path, meta)
             }
+            "clone_self" => flag(&mut self.clone_self, meta),
+            "to_owned" => flag(&mut self.to_owned, meta),
             _ => Err(unknown_option(&meta.path)),
         }
     }
@@ -88,6 +120,22 @@ fn value<'a>(
             format!("the option `{key}` needs a value: `{example}`"),
         ))
     }
+}
+
+/// A flag option: present or not, with no value.
+fn flag(slot: &mut Option<Path>, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    if meta.input.peek(syn::Token![=]) || meta.input.peek(syn::token::Paren) {
+        let key = meta
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        return Err(syn::Error::new(
+            meta.path.span(),
+            format!("the option `{key}` takes no value: write `{key}` alone"),
+        ));
+    }
+    set_once(slot, meta.path.clone(), meta)
 }
 
 /// Stores `value` in `slot`, or reports the option as given twice.
@@ -187,11 +235,13 @@ mod tests {
     fn typo_suggests_the_closest_option() {
         assert_eq!(
             message(quote!(exector = IO)),
-            "unknown option `exector`: did you mean `executor`? The options are `executor`, `sync`, `crate`"
+            "unknown option `exector`: did you mean `executor`? The options are `executor`, \
+             `sync`, `crate`, `clone_self`, `to_owned`"
         );
         assert_eq!(
             message(quote!(threads = 2)),
-            "unknown option `threads`: the options are `executor`, `sync`, `crate`"
+            "unknown option `threads`: the options are `executor`, `sync`, `crate`, \
+             `clone_self`, `to_owned`"
         );
     }
 
@@ -202,6 +252,34 @@ mod tests {
             "the option `executor` is given twice; keep one | \
              the option `sync` needs a value: `sync = my_function_blocking`"
         );
+    }
+
+    #[test]
+    fn flags_take_no_value() {
+        let options = Options::parse(quote!(clone_self, to_owned)).unwrap();
+        assert!(options.clone_self.is_some() && options.to_owned.is_some());
+        assert_eq!(
+            message(quote!(clone_self = true, to_owned, to_owned)),
+            "the option `clone_self` takes no value: write `clone_self` alone | \
+             the option `to_owned` is given twice; keep one"
+        );
+        assert_eq!(
+            message(quote!(cloneself)),
+            "unknown option `cloneself`: did you mean `clone_self`? The options are `executor`, \
+             `sync`, `crate`, `clone_self`, `to_owned`"
+        );
+    }
+
+    #[test]
+    fn adapter_names_are_told_apart_from_expressions() {
+        let adapter = |args| match Options::parse(args).unwrap().executor() {
+            Some(ExecutorOption::Adapter(name)) => Some(name.to_string()),
+            _ => None,
+        };
+        assert_eq!(adapter(quote!(executor = tokio)).as_deref(), Some("tokio"));
+        assert_eq!(adapter(quote!(executor = rayon)).as_deref(), Some("rayon"));
+        assert_eq!(adapter(quote!(executor = self::tokio)), None);
+        assert_eq!(adapter(quote!(executor = TOKIO)), None);
     }
 
     #[test]

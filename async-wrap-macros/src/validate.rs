@@ -7,14 +7,48 @@ use syn::{
     Type, TypeParamBound,
 };
 
-use crate::options::combine;
+use crate::options::{Options, combine};
 
-/// Every reason `sig` cannot be wrapped, combined into one error; `Ok` if there is none.
-pub(crate) fn check_signature(sig: &Signature) -> syn::Result<()> {
-    let mut errors = None;
-    let mut fail = |tokens: &dyn ToTokens, message: String| {
-        combine(&mut errors, syn::Error::new_spanned(tokens, message));
-    };
+/// Whether an argument of this type is copied at the call under the `to_owned` option: a
+/// shared reference that is not `'static`.
+pub(crate) fn copied_reference(ty: &Type) -> Option<&syn::TypeReference> {
+    match ty {
+        Type::Reference(reference)
+            if reference.mutability.is_none()
+                && !reference.lifetime.as_ref().is_some_and(is_static) =>
+        {
+            Some(reference)
+        }
+        _ => None,
+    }
+}
+
+/// The errors found so far, each at the tokens it is about.
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn fail(&mut self, tokens: &dyn ToTokens, message: impl Into<String>) {
+        combine(&mut self.0, syn::Error::new_spanned(tokens, message.into()));
+    }
+}
+
+/// Every reason `sig` cannot be wrapped with these options, combined into one error; `Ok` if
+/// there is none.
+pub(crate) fn check_signature(sig: &Signature, options: &Options) -> syn::Result<()> {
+    let mut errors = Errors::default();
+    check_qualifiers(sig, &mut errors);
+    check_inputs(sig, options, &mut errors);
+    check_output(sig, &mut errors);
+    match errors.0 {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+/// `const`, `async`, `safe`, an ABI, C variadics.
+fn check_qualifiers(sig: &Signature, errors: &mut Errors) {
+    let mut fail = |tokens: &dyn ToTokens, message: String| errors.fail(tokens, message);
     if let Some(token) = &sig.constness {
         fail(
             token,
@@ -55,36 +89,84 @@ pub(crate) fn check_signature(sig: &Signature) -> syn::Result<()> {
                 .into(),
         );
     }
+}
+
+/// The receiver and the arguments: nothing borrowed, unless an opt-in says what to do with it;
+/// and no opt-in without something to apply to.
+fn check_inputs(sig: &Signature, options: &Options, errors: &mut Errors) {
+    let mut fail = |tokens: &dyn ToTokens, message: String| errors.fail(tokens, message);
+    let mut has_ref_self = false;
+    let mut has_copied_arg = false;
     for input in &sig.inputs {
         match input {
             FnArg::Receiver(receiver) => {
                 if let ReceiverKind::Reference(and, _, mutability) = &receiver.kind {
                     let self_token = &receiver.self_token;
-                    let written = if mutability.is_some() {
-                        "&mut self"
+                    let tokens = quote::quote!(#and #mutability #self_token);
+                    if mutability.is_some() {
+                        fail(
+                            &tokens,
+                            "`&mut self` cannot be moved to the pool thread, where the body runs \
+                             after this call has returned; take `self` by value (and return it), \
+                             or `self: Arc<Self>` with interior mutability"
+                                .into(),
+                        );
+                    } else if options.clone_self.is_some() {
+                        has_ref_self = true;
                     } else {
-                        "&self"
-                    };
-                    fail(
-                        &quote::quote!(#and #mutability #self_token),
-                        format!(
-                            "`{written}` cannot be moved to the pool thread, where the body runs after \
-                             this call has returned; take `self` by value, or `self: Arc<Self>` to \
-                             share it"
-                        ),
-                    );
+                        fail(
+                            &tokens,
+                            "`&self` cannot be moved to the pool thread, where the body runs after \
+                             this call has returned; take `self` by value or `self: Arc<Self>`, or \
+                             add `clone_self` to the attribute to run the body on a clone of `self`"
+                                .into(),
+                        );
+                    }
                 }
             }
             FnArg::Typed(arg) => {
-                if let Some(borrow) = find_borrow(&arg.ty) {
-                    fail(&borrow.tokens(), borrow.message(&arg.ty));
+                if options.to_owned.is_some() && copied_reference(&arg.ty).is_some() {
+                    has_copied_arg = true;
+                    // The referent may itself borrow (`&Cow<'a, str>`): its owned form still could.
+                    if let Some(borrow) =
+                        copied_reference(&arg.ty).and_then(|r| find_borrow(&r.elem))
+                    {
+                        fail(&borrow.tokens(), borrow.message(&arg.ty, false));
+                    }
+                } else if let Some(borrow) = find_borrow(&arg.ty) {
+                    let hint = options.to_owned.is_none() && copied_reference(&arg.ty).is_some();
+                    fail(&borrow.tokens(), borrow.message(&arg.ty, hint));
                 }
             }
         }
     }
+    if let Some(flag) = &options.clone_self {
+        if !has_ref_self {
+            fail(
+                flag,
+                "`clone_self` clones the receiver of a `&self` method, and this function has no \
+                 `&self`; remove `clone_self`"
+                    .into(),
+            );
+        }
+    }
+    if let Some(flag) = &options.to_owned {
+        if !has_copied_arg {
+            fail(
+                flag,
+                "`to_owned` copies `&T` arguments to their owned form, and this function has none; \
+                 remove `to_owned`"
+                    .into(),
+            );
+        }
+    }
+}
+
+/// The return type: it travels back from a pool thread, so it cannot borrow.
+fn check_output(sig: &Signature, errors: &mut Errors) {
     if let ReturnType::Type(_, ty) = &sig.output {
         if let Some(borrow) = find_borrow(ty) {
-            fail(
+            errors.fail(
                 &borrow.tokens(),
                 format!(
                     "the return type `{}` borrows, but the result is sent back from a pool thread and \
@@ -93,10 +175,6 @@ pub(crate) fn check_signature(sig: &Signature) -> syn::Result<()> {
                 ),
             );
         }
-    }
-    match errors {
-        Some(err) => Err(err),
-        None => Ok(()),
     }
 }
 
@@ -116,13 +194,20 @@ impl Borrow<'_> {
         }
     }
 
-    fn message(&self, whole: &Type) -> String {
+    /// The error for an argument of type `whole` with this borrow; `hint_to_owned` when the
+    /// `to_owned` option would accept it.
+    fn message(&self, whole: &Type, hint_to_owned: bool) -> String {
         match self {
             Borrow::Reference(reference) => {
                 let ty = pretty(&reference.to_token_stream());
+                let or_copy = if hint_to_owned {
+                    ", or add `to_owned` to the attribute to copy it at each call"
+                } else {
+                    ""
+                };
                 format!(
                     "borrowed argument: `{ty}` cannot be moved to the pool thread, where the body runs \
-                     after this call has returned; take {} instead",
+                     after this call has returned; take {} instead{or_copy}",
                     owned_suggestion(reference)
                 )
             }

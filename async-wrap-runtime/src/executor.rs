@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::{Arc, LazyLock};
 
-use crate::task::Run;
+use crate::task::{Finished, Run};
 
 /// A place that runs jobs: a thread pool, an adapter to another crate's pool, or your own.
 ///
@@ -58,27 +58,51 @@ pub trait Executor: Send + Sync {
 /// Holds the moved arguments and, after [`run`](Job::run), nothing: the result goes straight to
 /// the future that awaits it. If the future was dropped before the job started, `run` returns at
 /// once without calling the body.
+///
+/// A job dropped without being run is not lost silently: the awaiting future wakes and panics
+/// with a message naming the function and the executor.
 pub struct Job {
-    pub(crate) task: Arc<dyn Run>,
+    /// Always `Some` until `run` or `drop` takes it.
+    task: Option<Arc<dyn Run>>,
 }
 
 impl Job {
+    pub(crate) fn new(task: Arc<dyn Run>) -> Self {
+        Job { task: Some(task) }
+    }
+
     /// Runs the body on the current thread and hands its result (or its panic) to the awaiting
     /// future. Never unwinds.
-    pub fn run(self) {
-        self.task.run().wake();
+    pub fn run(mut self) {
+        if let Some(task) = self.task.take() {
+            task.run().wake();
+        }
+    }
+
+    /// Runs the body, leaving the waking of the future to the caller (the pool marks its
+    /// thread idle first).
+    pub(crate) fn run_unwoken(mut self) -> Finished {
+        self.task.take().map_or(Finished::NOTHING, Run::run)
     }
 
     /// The name of the wrapped function (`module::path::name`), or `"closure"` for
     /// [`spawn_on`](crate::spawn_on).
     pub fn name(&self) -> &'static str {
-        self.task.name()
+        self.task.as_ref().map_or("", |task| task.name())
     }
 
     /// Whether the awaiting future has been dropped. A job cancelled before it starts is
     /// skipped by [`run`](Job::run) without calling the body.
     pub fn is_cancelled(&self) -> bool {
-        self.task.is_cancelled()
+        self.task.as_ref().is_some_and(|task| task.is_cancelled())
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.lose();
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::executor::{ExecutorRef, IntoExecutor, Job};
-use crate::task::{Output, Task};
+use crate::task::{Ended, Output, Task};
 
 /// The future of one blocking call: resolves to the body's return value.
 ///
@@ -23,8 +23,8 @@ use crate::task::{Output, Task};
 ///   started it runs to completion and its result is dropped; the body can call
 ///   [`is_cancelled`](crate::is_cancelled) to stop early.
 /// - **Polling** it panics if its executor refuses the job (for example after
-///   [`BlockingPool::shutdown`](crate::BlockingPool)), with a message naming the executor and the
-///   function.
+///   [`BlockingPool::shutdown`](crate::BlockingPool)) or drops it without running it, with a
+///   message naming the function and the executor.
 ///
 /// # Example
 ///
@@ -38,17 +38,16 @@ use crate::task::{Output, Task};
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct BlockingFuture<T> {
-    /// The job and where it goes, until the first poll submits it.
-    submit: Option<Submit>,
-    /// The result slot, until the result is taken.
-    output: Option<Arc<dyn Output<T>>>,
-}
-
-struct Submit {
-    job: Job,
+    /// The job, until the first poll submits it.
+    job: Option<Job>,
+    /// Where the job goes; kept for messages.
     executor: ExecutorRef,
     /// How the caller named the executor, for messages when it has no name of its own.
     label: &'static str,
+    /// The function's path, for messages.
+    name: &'static str,
+    /// The result slot, until the result is taken.
+    output: Option<Arc<dyn Output<T>>>,
 }
 
 impl<T: Send + 'static> BlockingFuture<T> {
@@ -63,15 +62,26 @@ impl<T: Send + 'static> BlockingFuture<T> {
     where
         F: FnOnce() -> T + Send + 'static,
     {
+        // With `tracing`, the caller's span at the call is entered around the body.
+        #[cfg(feature = "tracing")]
+        let body = {
+            let span = tracing::Span::current();
+            move || span.in_scope(body)
+        };
         let task = Task::new(name, body);
         BlockingFuture {
-            submit: Some(Submit {
-                job: Job { task: task.clone() },
-                executor,
-                label,
-            }),
+            job: Some(Job::new(task.clone())),
+            executor,
+            label,
+            name,
             output: Some(task),
         }
+    }
+}
+
+impl<T> BlockingFuture<T> {
+    fn executor_name(&self) -> &str {
+        self.executor.get().name().unwrap_or(self.label)
     }
 }
 
@@ -80,20 +90,14 @@ impl<T> Future for BlockingFuture<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let this = &mut *self;
-        if let Some(Submit {
-            job,
-            executor,
-            label,
-        }) = this.submit.take()
-        {
-            let exec = executor.get();
-            let name = job.name();
-            if let Err(rejected) = exec.execute(job) {
+        if let Some(job) = this.job.take() {
+            if let Err(rejected) = this.executor.get().execute(job) {
                 this.output = None;
                 panic!(
-                    "async_wrap: cannot run `{name}` on executor `{exec}`: {reason}",
-                    exec = exec.name().unwrap_or(label),
-                    reason = rejected.reason(),
+                    "async_wrap: cannot run `{}` on executor `{}`: {}",
+                    this.name,
+                    this.executor_name(),
+                    rejected.reason(),
                 );
             }
         }
@@ -101,15 +105,18 @@ impl<T> Future for BlockingFuture<T> {
             .output
             .as_ref()
             .expect("`BlockingFuture` polled after it completed");
-        match output.poll_output(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(result) => {
-                this.output = None;
-                match result {
-                    Ok(value) => Poll::Ready(value),
-                    Err(payload) => panic::resume_unwind(payload),
-                }
-            }
+        let Poll::Ready(ended) = output.poll_output(cx) else {
+            return Poll::Pending;
+        };
+        this.output = None;
+        match ended {
+            Ended::Returned(value) => Poll::Ready(value),
+            Ended::Panicked(payload) => panic::resume_unwind(payload),
+            Ended::Lost => panic!(
+                "async_wrap: executor `{}` dropped the job of `{}` without running it",
+                this.executor_name(),
+                this.name,
+            ),
         }
     }
 }
@@ -124,14 +131,16 @@ impl<T> Drop for BlockingFuture<T> {
 
 impl<T> fmt::Debug for BlockingFuture<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match (&self.submit, &self.output) {
+        let state = match (&self.job, &self.output) {
             (Some(_), _) => "not yet submitted",
             (None, Some(_)) => "submitted",
             (None, None) => "completed",
         };
         f.debug_struct("BlockingFuture")
+            .field("function", &self.name)
+            .field("executor", &self.executor_name())
             .field("state", &state)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -175,40 +184,8 @@ where
 {
     BlockingFuture::new(
         ExecutorRef::Static(crate::default_pool()),
-        "default pool",
+        "the default pool",
         "closure",
         body,
     )
-}
-
-/// What `#[async_wrap]` expands to. Not public API: the names and signatures may change in any
-/// release.
-#[doc(hidden)]
-pub mod __private {
-    pub use crate::executor::IntoExecutor;
-    pub use crate::future::BlockingFuture;
-
-    use super::ExecutorRef;
-
-    /// The dispatch every shim makes: `executor` as the attribute evaluated it, `label` the
-    /// executor expression as written, `name` the function's path.
-    #[inline]
-    pub fn call<F, T>(
-        executor: ExecutorRef,
-        label: &'static str,
-        name: &'static str,
-        body: F,
-    ) -> BlockingFuture<T>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        BlockingFuture::new(executor, label, name, body)
-    }
-
-    /// The default pool, as the executor of a shim without `executor = ...`.
-    #[inline]
-    pub fn default_executor() -> ExecutorRef {
-        ExecutorRef::Static(crate::default_pool())
-    }
 }

@@ -10,6 +10,10 @@
 //! - [`BlockingFuture`]: the future of one call, resolving to the body's result; [`spawn`] and
 //!   [`spawn_on`] make one from a closure.
 //!
+//! Behind cargo features: `tokio` adds [`TokioBlocking`](crate::TokioBlocking) (tokio's blocking
+//! pool), `rayon` adds [`RayonPool`](crate::RayonPool) (CPU-bound work), and `tracing` enters the
+//! caller's current span around each job on the worker.
+//!
 //! The futures use nothing but [`std::task::Waker`]: they work under any async runtime (tokio,
 //! async-std, smol) and under `futures::executor::block_on`.
 //!
@@ -28,13 +32,22 @@ mod default_pool;
 mod executor;
 mod future;
 mod pool;
+#[cfg(feature = "rayon")]
+mod rayon_adapter;
 mod task;
+#[cfg(feature = "tokio")]
+mod tokio_adapter;
 
 pub use default_pool::{InstallError, MAX_THREADS_ENV, default_pool, install_default};
 pub use executor::{Executor, ExecutorRef, IntoExecutor, Job, RejectReason, Rejected};
 pub use future::{BlockingFuture, spawn, spawn_on};
 pub use pool::{BlockingPool, Metrics};
+#[cfg(feature = "rayon")]
+pub use rayon_adapter::RayonPool;
 pub use task::is_cancelled;
+#[cfg(feature = "tokio")]
+pub use tokio_adapter::TokioBlocking;
 
 #[doc(hidden)]
-pub use future::__private;
+#[path = "private.rs"]
+pub mod __private;

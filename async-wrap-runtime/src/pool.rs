@@ -334,7 +334,7 @@ impl Shared {
                 state.metrics.queued -= 1;
                 state.metrics.running += 1;
                 drop(state);
-                let finished = job.task.run();
+                let finished = job.run_unwoken();
                 state = self.lock();
                 state.metrics.running -= 1;
                 match finished.outcome {

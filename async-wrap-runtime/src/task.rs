@@ -37,6 +37,12 @@ pub(crate) struct Finished {
 }
 
 impl Finished {
+    /// A run that did not call the body and has nobody to wake.
+    pub(crate) const NOTHING: Finished = Finished {
+        outcome: Outcome::Cancelled,
+        waker: None,
+    };
+
     /// Wakes the future. A waker that panics cannot take the runner's thread down with it.
     pub(crate) fn wake(self) {
         if let Some(waker) = self.waker {
@@ -54,12 +60,24 @@ pub(crate) trait Run: Send + Sync {
     fn name(&self) -> &'static str;
     /// Whether the awaiting future has been dropped.
     fn is_cancelled(&self) -> bool;
+    /// The executor dropped the job without running it: the future must hear of it.
+    fn lose(&self);
+}
+
+/// How a job ended, as the future sees it.
+pub(crate) enum Ended<T> {
+    /// The body returned this.
+    Returned(T),
+    /// The body panicked with this payload.
+    Panicked(Payload),
+    /// The executor dropped the job without running it.
+    Lost,
 }
 
 /// The future's side of a task.
 pub(crate) trait Output<T>: Send + Sync {
-    /// Takes the result if it is there, else remembers `cx`'s waker.
-    fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<T, Payload>>;
+    /// Takes the outcome if it is there, else remembers `cx`'s waker.
+    fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Ended<T>>;
     /// The future is gone: the job must not start, and a result already there is dropped.
     fn abandon(&self);
 }
@@ -71,6 +89,8 @@ enum Stage<F, T> {
     Running,
     /// The body finished; its result waits for the future.
     Finished(Result<T, Payload>),
+    /// The executor dropped the job without running it.
+    Lost,
     /// The result was taken, or the future was dropped.
     Gone,
 }
@@ -122,10 +142,7 @@ where
                 Stage::Pending(body) => body,
                 other => {
                     state.stage = other;
-                    return Finished {
-                        outcome: Outcome::Cancelled,
-                        waker: None,
-                    };
+                    return Finished::NOTHING;
                 }
             }
         };
@@ -165,6 +182,23 @@ where
     fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
     }
+
+    fn lose(&self) {
+        let (body, waker) = {
+            let mut state = self.lock();
+            if !matches!(state.stage, Stage::Pending(_)) {
+                return;
+            }
+            (
+                mem::replace(&mut state.stage, Stage::Lost),
+                state.waker.take(),
+            )
+        };
+        drop(body);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
 }
 
 impl<F, T> Output<T> for Task<F, T>
@@ -172,14 +206,16 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<T, Payload>> {
+    fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Ended<T>> {
         let mut state = self.lock();
-        if let Stage::Finished(_) = state.stage {
-            let Stage::Finished(result) = mem::replace(&mut state.stage, Stage::Gone) else {
-                unreachable!("the stage was just seen to be Finished")
+        if matches!(state.stage, Stage::Finished(_) | Stage::Lost) {
+            let ended = match mem::replace(&mut state.stage, Stage::Gone) {
+                Stage::Finished(Ok(value)) => Ended::Returned(value),
+                Stage::Finished(Err(payload)) => Ended::Panicked(payload),
+                _ => Ended::Lost,
             };
             state.waker = None;
-            return Poll::Ready(result);
+            return Poll::Ready(ended);
         }
         match &mut state.waker {
             Some(waker) => waker.clone_from(cx.waker()),

@@ -1,0 +1,114 @@
+//! `self` in the body: finding it, and pointing it at a clone for `clone_self`.
+
+use proc_macro2::{Delimiter, Group, Ident, Punct, Spacing, Span, TokenStream, TokenTree};
+
+/// The hidden binding that holds the clone of `self` under `clone_self`.
+pub(crate) fn self_clone_ident() -> Ident {
+    Ident::new("__async_wrap_self", Span::mixed_site())
+}
+
+/// Whether `self` or `Self` appears, other than as a `self::` module path: the function is a
+/// method or an associated function then, and cannot become a nested `fn`.
+pub(crate) fn mentions_self(tokens: TokenStream) -> bool {
+    let mut iter = tokens.into_iter().peekable();
+    while let Some(tree) = iter.next() {
+        match tree {
+            TokenTree::Ident(ident) if ident == "Self" => return true,
+            TokenTree::Ident(ident) if ident == "self" && !is_path_separator(iter.peek()) => {
+                return true;
+            }
+            TokenTree::Group(group) if mentions_self(group.stream()) => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// The body of a `&self` method with every `self` replaced by `(&__async_wrap_self)`, a borrow
+/// of the clone the job owns, so that the body's meaning does not change (`*self`, `match self`
+/// and `self.field` all still see a `&Self`).
+///
+/// `self::` module paths are kept, and so are nested items (`fn`, `impl`, `trait`, `mod`), whose
+/// `self` is their own.
+pub(crate) fn replace_self(tokens: TokenStream) -> TokenStream {
+    let mut out = Vec::new();
+    let mut iter = tokens.into_iter().peekable();
+    while let Some(tree) = iter.next() {
+        match tree {
+            TokenTree::Ident(ident) if is_item_keyword(&ident) => {
+                out.push(TokenTree::Ident(ident));
+                // Copy the nested item untouched, up to its body or its `;`.
+                for tree in iter.by_ref() {
+                    let end = match &tree {
+                        TokenTree::Group(group) => group.delimiter() == Delimiter::Brace,
+                        TokenTree::Punct(punct) => punct.as_char() == ';',
+                        _ => false,
+                    };
+                    out.push(tree);
+                    if end {
+                        break;
+                    }
+                }
+            }
+            TokenTree::Ident(ident) if ident == "self" && !is_path_separator(iter.peek()) => {
+                let span = ident.span();
+                let mut and = Punct::new('&', Spacing::Alone);
+                and.set_span(span);
+                let clone = self_clone_ident();
+                let clone = Ident::new(&clone.to_string(), clone.span().located_at(span));
+                let inner =
+                    TokenStream::from_iter([TokenTree::Punct(and), TokenTree::Ident(clone)]);
+                let mut group = Group::new(Delimiter::Parenthesis, inner);
+                group.set_span(span);
+                out.push(TokenTree::Group(group));
+            }
+            TokenTree::Group(group) => {
+                let mut replaced = Group::new(group.delimiter(), replace_self(group.stream()));
+                replaced.set_span(group.span());
+                out.push(TokenTree::Group(replaced));
+            }
+            other => out.push(other),
+        }
+    }
+    out.into_iter().collect()
+}
+
+fn is_item_keyword(ident: &Ident) -> bool {
+    ident == "fn" || ident == "impl" || ident == "trait" || ident == "mod"
+}
+
+fn is_path_separator(next: Option<&TokenTree>) -> bool {
+    matches!(next, Some(TokenTree::Punct(punct)) if punct.as_char() == ':')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    #[test]
+    fn finds_self_but_not_module_paths() {
+        assert!(mentions_self(quote!(self.len())));
+        assert!(mentions_self(quote!({ Self::new() })));
+        assert!(!mentions_self(quote!(self::helper(x))));
+        assert!(!mentions_self(quote!(selfish + itself)));
+    }
+
+    #[test]
+    fn replaces_self_outside_nested_items() {
+        let replaced = replace_self(quote! {
+            let n = self.items.len() + *self.count;
+            fn nested(self) -> u8 { self.0 }
+            self::helper(match self { _ => 1 })
+        });
+        assert_eq!(
+            replaced.to_string(),
+            quote! {
+                let n = (&__async_wrap_self).items.len() + *(&__async_wrap_self).count;
+                fn nested(self) -> u8 { self.0 }
+                self::helper(match (&__async_wrap_self) { _ => 1 })
+            }
+            .to_string()
+        );
+    }
+}

@@ -1,0 +1,23 @@
+// clone_self: the expansion of
+//
+// # [async_wrap (clone_self , executor = self . pool)]
+// pub fn lookup(&self, key: String) -> Option<u32> {
+//     self.map.get(&key).copied()
+// }
+//
+// is:
+
+pub fn lookup(&self, key: String) -> ::async_wrap::__private::BlockingFuture<Option<u32>> {
+    let __async_wrap_executor = ::async_wrap::__private::IntoExecutor::into_executor(&self.pool);
+    let __async_wrap_self = <Self as ::core::clone::Clone>::clone(self);
+    ::async_wrap::__private::call(
+        __async_wrap_executor,
+        ::core::stringify!(self.pool),
+        ::core::concat!(::core::module_path!(), "::", ::core::stringify!(lookup)),
+        move || -> Option<u32> {
+            let _ = &__async_wrap_self;
+            let key = key;
+            { (&__async_wrap_self).map.get(&key).copied() }
+        },
+    )
+}

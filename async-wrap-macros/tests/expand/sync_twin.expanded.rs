@@ -1,0 +1,23 @@
+// sync_twin: the expansion of
+//
+// # [async_wrap (sync = checksum_blocking)]
+// pub fn checksum<T: AsRef<[u8]> + Send + 'static>(data: T) -> u32 {
+//     data.as_ref().iter().map(|&b| u32::from(b)).sum()
+// }
+//
+// is:
+
+pub fn checksum_blocking<T: AsRef<[u8]> + Send + 'static>(data: T) -> u32 {
+    data.as_ref().iter().map(|&b| u32::from(b)).sum()
+}
+pub fn checksum<T: AsRef<[u8]> + Send + 'static>(
+    data: T,
+) -> ::async_wrap::__private::BlockingFuture<u32> {
+    let __async_wrap_executor = ::async_wrap::__private::default_executor();
+    ::async_wrap::__private::call(
+        __async_wrap_executor,
+        "the default pool",
+        ::core::concat!(::core::module_path!(), "::", ::core::stringify!(checksum)),
+        move || -> u32 { checksum_blocking::<T>(data) },
+    )
+}

@@ -1,0 +1,32 @@
+// to_owned_tokio: the expansion of
+//
+// # [async_wrap (to_owned , executor = tokio)]
+// pub unsafe fn parse(text: &str, path: &std::path::Path) -> usize {
+//     text.len() + path.as_os_str().len()
+// }
+//
+// is:
+
+#[allow(unused_unsafe)]
+pub unsafe fn parse(
+    text: &str,
+    path: &std::path::Path,
+) -> ::async_wrap::__private::BlockingFuture<usize> {
+    let __async_wrap_executor =
+        ::async_wrap::__private::adapters::tokio::<::async_wrap::__private::adapters::Enabled>();
+    let __async_wrap_owned0 = ::async_wrap::__private::ToOwned::to_owned(text);
+    let __async_wrap_owned1 = ::async_wrap::__private::ToOwned::to_owned(path);
+    ::async_wrap::__private::call(
+        __async_wrap_executor,
+        ::core::stringify!(tokio),
+        ::core::concat!(::core::module_path!(), "::", ::core::stringify!(parse)),
+        move || -> usize {
+            unsafe {
+                let text: &str = ::async_wrap::__private::Borrow::borrow(&__async_wrap_owned0);
+                let path: &std::path::Path =
+                    ::async_wrap::__private::Borrow::borrow(&__async_wrap_owned1);
+                { text.len() + path.as_os_str().len() }
+            }
+        },
+    )
+}

@@ -1,0 +1,69 @@
+//! [`TokioBlocking`]: wrapped calls on tokio's own blocking pool (feature `tokio`).
+
+use tokio::runtime::Handle;
+
+use crate::executor::{Executor, Job, RejectReason, Rejected};
+
+/// Runs jobs on the blocking pool of a tokio runtime, with `tokio::task::spawn_blocking`:
+/// `#[async_wrap(executor = tokio)]`.
+///
+/// [`current`](TokioBlocking::current) uses the runtime of the thread that first polls the
+/// future; outside a tokio runtime that poll panics with a message saying so.
+/// [`with_handle`](TokioBlocking::with_handle) uses a given runtime from anywhere.
+///
+/// ```
+/// use async_wrap_runtime::{spawn_on, TokioBlocking};
+///
+/// static TOKIO: TokioBlocking = TokioBlocking::current();
+///
+/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// let name = rt.block_on(spawn_on(&TOKIO, || std::thread::current().name().map(str::to_owned)));
+/// assert_eq!(name.as_deref(), Some("tokio-runtime-worker"));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct TokioBlocking {
+    handle: Option<Handle>,
+}
+
+impl TokioBlocking {
+    /// The blocking pool of whichever runtime polls the future.
+    pub const fn current() -> Self {
+        TokioBlocking { handle: None }
+    }
+
+    /// The blocking pool of the runtime behind `handle`, wherever the future is polled.
+    pub fn with_handle(handle: Handle) -> Self {
+        TokioBlocking {
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Executor for TokioBlocking {
+    fn execute(&self, job: Job) -> Result<(), Rejected> {
+        let handle = match &self.handle {
+            Some(handle) => handle.clone(),
+            None => match Handle::try_current() {
+                Ok(handle) => handle,
+                Err(_) => {
+                    return Err(Rejected::new(
+                        job,
+                        RejectReason::Other(
+                            "there is no tokio runtime on this thread; poll the future inside a tokio \
+                             runtime, or use `TokioBlocking::with_handle`"
+                                .to_owned(),
+                        ),
+                    ));
+                }
+            },
+        };
+        // The join handle is not needed: the job reports to its own future. A runtime that is
+        // shutting down drops the closure, and the job's `Drop` tells the future.
+        drop(handle.spawn_blocking(move || job.run()));
+        Ok(())
+    }
+
+    fn name(&self) -> Option<&str> {
+        Some("tokio")
+    }
+}
