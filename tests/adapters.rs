@@ -29,11 +29,13 @@ mod tokio_adapter {
 
     #[test]
     fn outside_a_runtime_the_poll_panics_and_says_why() {
-        let err = futures::executor::block_on(AssertUnwindSafe(thread_name()).catch_unwind()).unwrap_err();
+        let err = futures::executor::block_on(AssertUnwindSafe(thread_name()).catch_unwind())
+            .unwrap_err();
         let message = err.downcast_ref::<String>().unwrap();
         assert!(
-            message.starts_with("async_wrap: cannot run `adapters::tokio_adapter::thread_name` on executor `tokio`")
-                && message.contains("there is no tokio runtime on this thread"),
+            message.starts_with(
+                "async_wrap: cannot run `adapters::tokio_adapter::thread_name` on executor `tokio`"
+            ) && message.contains("there is no tokio runtime on this thread"),
             "{message}"
         );
     }
@@ -60,7 +62,10 @@ mod rayon_adapter {
 
     #[async_wrap(executor = rayon)]
     fn sum_squares(n: u64) -> (u64, bool) {
-        ((1..=n).map(|i| i * i).sum(), rayon::current_thread_index().is_some())
+        (
+            (1..=n).map(|i| i * i).sum(),
+            rayon::current_thread_index().is_some(),
+        )
     }
 
     #[test]
@@ -81,7 +86,8 @@ mod rayon_adapter {
         }));
         assert_eq!(name.as_deref(), Some("cpu-0"));
         let err = futures::executor::block_on(
-            AssertUnwindSafe(async_wrap::spawn_on(executor, || -> u8 { panic!("boom") })).catch_unwind(),
+            AssertUnwindSafe(async_wrap::spawn_on(executor, || -> u8 { panic!("boom") }))
+                .catch_unwind(),
         )
         .unwrap_err();
         assert_eq!(err.downcast_ref::<&str>(), Some(&"boom"));
