@@ -2,11 +2,10 @@
 //! crate, which re-exports it next to the pools it dispatches to; the full documentation, with
 //! examples, is on the re-export.
 //!
-//! The attribute runs in three phases, one module each: [`options`] parses the arguments,
-//! [`item`] and [`validate`] read and check the function, [`expand`] writes the shim. Every
-//! phase returns `syn::Result`, so that all the mistakes in one attribute are reported together,
-//! and [`expand_attribute`] is a plain function over `proc_macro2` tokens that tests call
-//! directly.
+//! The attribute runs in three phases, one module each: `options` parses the arguments, `item`
+//! and `validate` read and check the function, `expand` writes the shim. Every phase returns
+//! `syn::Result`, so that all the mistakes in one attribute are reported together, and
+//! `expand_attribute` is a plain function over `proc_macro2` tokens that tests call directly.
 
 mod expand;
 mod item;
