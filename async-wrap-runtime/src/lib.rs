@@ -10,8 +10,8 @@
 //! - [`BlockingFuture`]: the future of one call, resolving to the body's result; [`spawn`] and
 //!   [`spawn_on`] make one from a closure.
 //!
-//! Behind cargo features: `tokio` adds [`TokioBlocking`](crate::TokioBlocking) (tokio's blocking
-//! pool), `rayon` adds [`RayonPool`](crate::RayonPool) (CPU-bound work), and `tracing` enters the
+//! Behind cargo features: `tokio` adds `TokioBlocking` (tokio's blocking
+//! pool), `rayon` adds `RayonPool` (CPU-bound work), and `tracing` enters the
 //! caller's current span around each job on the worker.
 //!
 //! The futures use nothing but [`std::task::Waker`]: they work under any async runtime (tokio,
