@@ -6,7 +6,8 @@ fn ui() {
     let cases = trybuild::TestCases::new();
     cases.pass("tests/ui/pass/*.rs");
     cases.compile_fail("tests/ui/fail/*.rs");
-    // What an adapter name says when its cargo feature is off.
+    // Messages that depend on the cargo features: what an adapter name says when its feature is
+    // off, and the list of executors rustc suggests (the adapters add to it).
     #[cfg(not(any(feature = "tokio", feature = "rayon")))]
     cases.compile_fail("tests/ui/no-features/*.rs");
 }
