@@ -16,9 +16,9 @@ use crate::executor::{Executor, Job, RejectReason, Rejected};
 ///
 /// static TOKIO: TokioBlocking = TokioBlocking::current();
 ///
-/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// let rt = tokio::runtime::Builder::new_multi_thread().thread_name("rt").build().unwrap();
 /// let name = rt.block_on(spawn_on(&TOKIO, || std::thread::current().name().map(str::to_owned)));
-/// assert_eq!(name.as_deref(), Some("tokio-runtime-worker"));
+/// assert_eq!(name.as_deref(), Some("rt")); // a thread of that runtime's blocking pool
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct TokioBlocking {
