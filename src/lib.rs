@@ -177,9 +177,10 @@
 pub use async_wrap_macros::async_wrap;
 
 pub use async_wrap_runtime::{
-    BlockingFuture, BlockingPool, Executor, ExecutorRef, InstallError, IntoExecutor, Job,
-    MAX_THREADS_ENV, Metrics, RejectReason, Rejected, default_pool, install_default, is_cancelled,
-    spawn, spawn_on,
+    BlockingFuture, BlockingPool, BuildError, Builder, CallError, Checked, Executor, ExecutorRef,
+    InstallError, IntoExecutor, Job, MAX_THREADS_ENV, Metrics, QueueFull, RejectReason, Rejected,
+    RunningJob, ShutdownReport, Submit, Waiter, block_on, default_pool, install_default,
+    is_cancelled, spawn, spawn_on,
 };
 
 #[cfg(feature = "rayon")]

@@ -1,7 +1,9 @@
 //! The [`Executor`] trait: where the jobs of wrapped calls run.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
+use std::task::Context;
 
 use crate::task::{Finished, Run};
 
@@ -46,10 +48,67 @@ pub trait Executor: Send + Sync {
     /// [`Rejected`] when the executor does not accept the job (for example after shutdown).
     fn execute(&self, job: Job) -> Result<(), Rejected>;
 
+    /// Like [`execute`](Executor::execute), for an executor that may ask the caller to wait
+    /// for room: [`Submit::Full`] gives the job back after registering `cx`'s waker under
+    /// `waiter`, and the executor wakes it when there may be room. The future then calls this
+    /// again with the same `waiter`.
+    ///
+    /// An implementation that returns `Full` must drop `waiter`'s registration when it later
+    /// accepts or rejects the job, and honour [`cancel_wait`](Executor::cancel_wait). The
+    /// default never waits: it calls `execute`.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`], as for `execute`.
+    fn poll_execute(
+        &self,
+        job: Job,
+        cx: &mut Context<'_>,
+        waiter: &Waiter,
+    ) -> Result<Submit, Rejected> {
+        let _ = (cx, waiter);
+        self.execute(job).map(|()| Submit::Accepted)
+    }
+
+    /// The future registered under `waiter` is gone. Forget its registration; if it was already
+    /// woken (and so will never retry), wake another waiter in its place, so that no room goes
+    /// unused. The default does nothing, which is right for executors that never wait.
+    fn cancel_wait(&self, waiter: &Waiter) {
+        let _ = waiter;
+    }
+
     /// A short name for the executor, used in error messages. `None` (the default) lets
     /// messages name the executor by the expression the caller wrote.
     fn name(&self) -> Option<&str> {
         None
+    }
+}
+
+/// What [`Executor::poll_execute`] did with a job.
+#[derive(Debug)]
+pub enum Submit {
+    /// The job will run.
+    Accepted,
+    /// There is no room now. The job is given back, and the caller's waker is registered: it
+    /// is woken when there may be room, and then submits the job again.
+    Full(Job),
+}
+
+/// Identifies one waiting future to an [`Executor`] that applies back-pressure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Waiter(u64);
+
+impl Waiter {
+    /// A waiter identity no other waiter has.
+    pub fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        Waiter(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl Default for Waiter {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -139,6 +198,11 @@ impl Rejected {
     pub fn into_job(self) -> Job {
         self.job
     }
+
+    /// The refused job and the reason.
+    pub fn into_parts(self) -> (Job, RejectReason) {
+        (self.job, self.reason)
+    }
 }
 
 impl fmt::Debug for Rejected {
@@ -166,6 +230,9 @@ pub enum RejectReason {
     ShutDown,
     /// The executor could not start a thread to run the job, and has none running.
     SpawnFailed(std::io::Error),
+    /// The executor's queue is full and its policy is to refuse more
+    /// ([`QueueFull::Reject`](crate::QueueFull::Reject)).
+    QueueFull,
     /// Any other reason, in words.
     Other(String),
 }
@@ -174,6 +241,7 @@ impl fmt::Display for RejectReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RejectReason::ShutDown => f.write_str("the executor has been shut down"),
+            RejectReason::QueueFull => f.write_str("its queue is full"),
             RejectReason::SpawnFailed(err) => write!(f, "no worker thread could be started: {err}"),
             RejectReason::Other(why) => f.write_str(why),
         }

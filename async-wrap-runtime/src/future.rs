@@ -1,4 +1,5 @@
-//! [`BlockingFuture`]: the future a wrapped call returns.
+//! [`BlockingFuture`]: the future a wrapped call returns, and [`Checked`], its form that
+//! reports a refused call as an error.
 
 use std::fmt;
 use std::future::Future;
@@ -7,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::executor::{ExecutorRef, IntoExecutor, Job};
+use crate::executor::{ExecutorRef, IntoExecutor, Job, RejectReason, Submit, Waiter};
 use crate::task::{Ended, Output, Task};
 
 /// The future of one blocking call: resolves to the body's return value.
@@ -22,9 +23,15 @@ use crate::task::{Ended, Output, Task};
 /// - **Dropping** the future before the job starts means the body never runs. Once it has
 ///   started it runs to completion and its result is dropped; the body can call
 ///   [`is_cancelled`](crate::is_cancelled) to stop early.
-/// - **Polling** it panics if its executor refuses the job (for example after
-///   [`BlockingPool::shutdown`](crate::BlockingPool)) or drops it without running it, with a
-///   message naming the function and the executor.
+/// - **Back-pressure**: if the executor's queue is full and its policy is to wait, the future
+///   stays pending until there is room, without blocking the thread that polls it.
+/// - **Refusal**: if the executor refuses the job (after [`BlockingPool::shutdown`], or a full
+///   queue under [`QueueFull::Reject`]) or drops it unrun, polling panics with a message naming
+///   the function and the executor. [`checked`](BlockingFuture::checked) returns a
+///   [`CallError`] instead.
+///
+/// [`BlockingPool::shutdown`]: crate::BlockingPool::shutdown
+/// [`QueueFull::Reject`]: crate::QueueFull::Reject
 ///
 /// # Example
 ///
@@ -38,10 +45,12 @@ use crate::task::{Ended, Output, Task};
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct BlockingFuture<T> {
-    /// The job, until the first poll submits it.
+    /// The job, until an executor accepts it.
     job: Option<Job>,
     /// Where the job goes; kept for messages.
     executor: ExecutorRef,
+    /// Set once the executor has asked this future to wait for room.
+    waiter: Option<Waiter>,
     /// How the caller named the executor, for messages when it has no name of its own.
     label: &'static str,
     /// The function's path, for messages.
@@ -72,6 +81,7 @@ impl<T: Send + 'static> BlockingFuture<T> {
         BlockingFuture {
             job: Some(Job::new(task.clone())),
             executor,
+            waiter: None,
             label,
             name,
             output: Some(task),
@@ -80,8 +90,65 @@ impl<T: Send + 'static> BlockingFuture<T> {
 }
 
 impl<T> BlockingFuture<T> {
-    fn executor_name(&self) -> &str {
-        self.executor.get().name().unwrap_or(self.label)
+    /// This future, with a refused or lost job reported as an `Err` rather than a panic. A panic
+    /// in the body is still resumed: it is the body's, not the dispatch's.
+    ///
+    /// ```
+    /// use async_wrap_runtime::{spawn_on, BlockingPool, CallError};
+    ///
+    /// static POOL: BlockingPool = BlockingPool::with_max_threads(1).thread_name("reports");
+    /// POOL.shutdown();
+    ///
+    /// let result = futures::executor::block_on(spawn_on(&POOL, || 42).checked());
+    /// let err: CallError = result.unwrap_err();
+    /// assert_eq!(err.function(), "closure");
+    /// assert_eq!(err.executor(), "reports");
+    /// assert!(err.is_shut_down());
+    /// ```
+    pub fn checked(self) -> Checked<T> {
+        Checked(self)
+    }
+
+    fn error(&self, kind: CallErrorKind) -> CallError {
+        CallError {
+            function: self.name,
+            executor: self.executor.get().name().unwrap_or(self.label).to_owned(),
+            kind,
+        }
+    }
+
+    fn poll_checked(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, CallError>> {
+        if let Some(job) = self.job.take() {
+            let waiter = *self.waiter.get_or_insert_with(Waiter::new);
+            match self.executor.get().poll_execute(job, cx, &waiter) {
+                Ok(Submit::Accepted) => self.waiter = None,
+                Ok(Submit::Full(job)) => {
+                    self.job = Some(job);
+                    return Poll::Pending;
+                }
+                Err(rejected) => {
+                    self.waiter = None;
+                    self.output = None;
+                    let (job, reason) = rejected.into_parts();
+                    // The job is not lost: this future reports it.
+                    drop(job);
+                    return Poll::Ready(Err(self.error(CallErrorKind::Rejected(reason))));
+                }
+            }
+        }
+        let output = self
+            .output
+            .as_ref()
+            .expect("`BlockingFuture` polled after it completed");
+        let Poll::Ready(ended) = output.poll_output(cx) else {
+            return Poll::Pending;
+        };
+        self.output = None;
+        match ended {
+            Ended::Returned(value) => Poll::Ready(Ok(value)),
+            Ended::Panicked(payload) => panic::resume_unwind(payload),
+            Ended::Lost => Poll::Ready(Err(self.error(CallErrorKind::Lost))),
+        }
     }
 }
 
@@ -89,40 +156,20 @@ impl<T> Future for BlockingFuture<T> {
     type Output = T;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        let this = &mut *self;
-        if let Some(job) = this.job.take() {
-            if let Err(rejected) = this.executor.get().execute(job) {
-                this.output = None;
-                panic!(
-                    "async_wrap: cannot run `{}` on executor `{}`: {}",
-                    this.name,
-                    this.executor_name(),
-                    rejected.reason(),
-                );
-            }
-        }
-        let output = this
-            .output
-            .as_ref()
-            .expect("`BlockingFuture` polled after it completed");
-        let Poll::Ready(ended) = output.poll_output(cx) else {
-            return Poll::Pending;
-        };
-        this.output = None;
-        match ended {
-            Ended::Returned(value) => Poll::Ready(value),
-            Ended::Panicked(payload) => panic::resume_unwind(payload),
-            Ended::Lost => panic!(
-                "async_wrap: executor `{}` dropped the job of `{}` without running it",
-                this.executor_name(),
-                this.name,
-            ),
+        match self.poll_checked(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(value)) => Poll::Ready(value),
+            Poll::Ready(Err(err)) => panic!("{err}"),
         }
     }
 }
 
 impl<T> Drop for BlockingFuture<T> {
     fn drop(&mut self) {
+        if let (Some(_), Some(waiter)) = (&self.job, &self.waiter) {
+            // Waiting for room: give the place up, so that a wake-up meant for it is not lost.
+            self.executor.get().cancel_wait(waiter);
+        }
         if let Some(output) = self.output.take() {
             output.abandon();
         }
@@ -131,18 +178,101 @@ impl<T> Drop for BlockingFuture<T> {
 
 impl<T> fmt::Debug for BlockingFuture<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match (&self.job, &self.output) {
-            (Some(_), _) => "not yet submitted",
-            (None, Some(_)) => "submitted",
-            (None, None) => "completed",
+        let state = match (&self.job, &self.waiter, &self.output) {
+            (Some(_), None, _) => "not yet submitted",
+            (Some(_), Some(_), _) => "waiting for room",
+            (None, _, Some(_)) => "submitted",
+            (None, _, None) => "completed",
         };
         f.debug_struct("BlockingFuture")
             .field("function", &self.name)
-            .field("executor", &self.executor_name())
+            .field(
+                "executor",
+                &self.executor.get().name().unwrap_or(self.label),
+            )
             .field("state", &state)
             .finish_non_exhaustive()
     }
 }
+
+/// A [`BlockingFuture`] whose refused or lost job is an `Err(CallError)` instead of a panic:
+/// from [`BlockingFuture::checked`].
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+#[derive(Debug)]
+pub struct Checked<T>(BlockingFuture<T>);
+
+impl<T> Future for Checked<T> {
+    type Output = Result<T, CallError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.poll_checked(cx)
+    }
+}
+
+/// A call whose job did not run: refused by its executor, or dropped by it unrun.
+///
+/// Its `Display` is the message an unchecked [`BlockingFuture`] panics with.
+#[derive(Debug)]
+pub struct CallError {
+    function: &'static str,
+    executor: String,
+    kind: CallErrorKind,
+}
+
+#[derive(Debug)]
+enum CallErrorKind {
+    Rejected(RejectReason),
+    Lost,
+}
+
+impl CallError {
+    /// The wrapped function's path, or `"closure"`.
+    pub fn function(&self) -> &'static str {
+        self.function
+    }
+
+    /// The executor's name, or the expression that named it.
+    pub fn executor(&self) -> &str {
+        &self.executor
+    }
+
+    /// Why the executor refused the job; `None` if it took the job and dropped it unrun.
+    pub fn reject_reason(&self) -> Option<&RejectReason> {
+        match &self.kind {
+            CallErrorKind::Rejected(reason) => Some(reason),
+            CallErrorKind::Lost => None,
+        }
+    }
+
+    /// Whether the executor had been shut down.
+    pub fn is_shut_down(&self) -> bool {
+        matches!(self.kind, CallErrorKind::Rejected(RejectReason::ShutDown))
+    }
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let CallError {
+            function, executor, ..
+        } = self;
+        match &self.kind {
+            CallErrorKind::Rejected(reason) => {
+                write!(
+                    f,
+                    "async_wrap: cannot run `{function}` on executor `{executor}`: {reason}"
+                )
+            }
+            CallErrorKind::Lost => {
+                write!(
+                    f,
+                    "async_wrap: executor `{executor}` dropped the job of `{function}` without running it"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
 
 /// Runs `body` on `executor` and returns a future of its result: the function form of
 /// `#[async_wrap(executor = ...)]`.

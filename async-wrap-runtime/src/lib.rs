@@ -28,6 +28,7 @@
 //! assert!(len.unwrap() > 0);
 //! ```
 
+mod block_on;
 mod default_pool;
 mod executor;
 mod future;
@@ -38,10 +39,13 @@ mod task;
 #[cfg(feature = "tokio")]
 mod tokio_adapter;
 
+pub use block_on::block_on;
 pub use default_pool::{InstallError, MAX_THREADS_ENV, default_pool, install_default};
-pub use executor::{Executor, ExecutorRef, IntoExecutor, Job, RejectReason, Rejected};
-pub use future::{BlockingFuture, spawn, spawn_on};
-pub use pool::{BlockingPool, Metrics};
+pub use executor::{
+    Executor, ExecutorRef, IntoExecutor, Job, RejectReason, Rejected, Submit, Waiter,
+};
+pub use future::{BlockingFuture, CallError, Checked, spawn, spawn_on};
+pub use pool::{BlockingPool, BuildError, Builder, Metrics, QueueFull, RunningJob, ShutdownReport};
 #[cfg(feature = "rayon")]
 pub use rayon_adapter::RayonPool;
 pub use task::is_cancelled;
