@@ -64,6 +64,9 @@ struct State {
     /// own; during shutdown it leaves it, and its number in `exited`, for `shutdown` to join.
     workers: HashMap<u64, JoinHandle<()>>,
     exited: Vec<u64>,
+    /// Threads that have decided to leave (and no longer count in `metrics.threads`) but are
+    /// still running their stop hook.
+    exiting: usize,
     metrics: Metrics,
 }
 
@@ -94,6 +97,7 @@ impl Shared {
                 running: HashMap::new(),
                 workers: HashMap::new(),
                 exited: Vec::new(),
+                exiting: 0,
                 metrics: Metrics::default(),
             }),
             work: Condvar::new(),
@@ -127,7 +131,8 @@ impl Shared {
     pub(super) fn metrics(&self) -> Metrics {
         let state = self.lock();
         Metrics {
-            queued: state.queue.len(),
+            // Jobs already handed to a thread (claimed) are on their way, not waiting.
+            queued: state.queue.len() - state.notified,
             running: state.running.len(),
             idle_threads: state.metrics.threads.saturating_sub(state.running.len()),
             ..state.metrics
@@ -288,7 +293,12 @@ impl Shared {
             let now = Instant::now();
             let may_exit = state.metrics.threads > self.config.min_threads;
             if state.shut_down || (may_exit && now >= idle_since + self.config.keep_alive) {
+                // Leave the count now, under the lock that decided it: another idle thread
+                // deciding at the same time must see this one gone, or both could leave and
+                // take the pool below `min_threads`.
                 state.idle -= 1;
+                state.metrics.threads -= 1;
+                state.exiting += 1;
                 break;
             }
             if !may_exit && now >= idle_since + self.config.keep_alive {
@@ -306,7 +316,7 @@ impl Shared {
         drop(state);
         run_hook(self.on_thread_stop.as_ref());
         let mut state = self.lock();
-        state.metrics.threads -= 1;
+        state.exiting -= 1;
         if state.shut_down {
             state.exited.push(number);
         } else {
@@ -358,7 +368,7 @@ impl Shared {
         let mut state = self.lock();
         // Called from a worker: that thread is still running the caller's job.
         let own = usize::from(me.is_some());
-        while state.metrics.threads > own {
+        while state.metrics.threads > own || state.exiting > 0 {
             state = match deadline {
                 None => self
                     .drained
