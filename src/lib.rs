@@ -79,11 +79,12 @@
 ///
 /// - **Arguments move into the job**, which runs on another thread after the call returns, so
 ///   they must be `Send + 'static`. A borrowed argument (`&str`, `&mut Vec<u8>`, `Cow<'a, str>`,
-///   `impl Trait + 'a`) is a compile error at that argument, naming the owned type to use.
-///   `&'static T` is fine.
+///   `impl Trait + 'a`) is a compile error at that argument, naming the owned type to use;
+///   [`to_owned`](#to_owned) copies `&T` arguments instead. `&'static T` is fine.
 /// - **The return type must be `Send + 'static`**; if it is not, the error points at it.
-/// - **Methods** take `self` by value or `self: Arc<Self>`; `&self` and `&mut self` are refused
-///   (the job cannot borrow from the caller).
+/// - **Methods** (inherent or in a trait impl) take `self` by value or `self: Arc<Self>`; `&self`
+///   is refused unless [`clone_self`](#clone_self) is given, `&mut self` always (the job cannot
+///   borrow from the caller).
 /// - **Recursion**: in a free function, a call to the function itself inside the body stays a
 ///   plain synchronous call. In a method, `self.method()` and `Self::method()` reach the wrapped
 ///   (async) form; use `sync = NAME` and call `Self::NAME` for the synchronous one.
@@ -155,6 +156,93 @@
 ///
 /// assert_eq!(checksum_blocking(vec![1, 2, 3]), 6);
 /// # assert_eq!(futures::executor::block_on(checksum(vec![1, 2, 3])), 6);
+/// ```
+///
+/// ### `executor = tokio` and `executor = rayon`
+///
+/// Two bare words name the adapters, each behind the cargo feature of the same name: `tokio`
+/// runs the job on the blocking pool of the tokio runtime that polls the future
+/// (`TokioBlocking`), `rayon` on rayon's global pool (`RayonPool`), for CPU-bound work. Without
+/// the feature, the word is a compile error that says which feature to enable. (To name an item
+/// of yours called `tokio`, write a path: `executor = self::tokio`.)
+///
+/// ```
+/// # #[cfg(all(feature = "tokio", feature = "rayon"))] {
+/// use async_wrap::async_wrap;
+///
+/// #[async_wrap(executor = rayon)] // needs features = ["rayon"]
+/// fn checksum(data: Vec<u8>) -> u64 {
+///     data.iter().map(|&b| u64::from(b)).sum()
+/// }
+///
+/// #[async_wrap(executor = tokio)] // needs features = ["tokio"]
+/// fn read_len(path: std::path::PathBuf) -> std::io::Result<u64> {
+///     Ok(std::fs::metadata(path)?.len())
+/// }
+///
+/// let runtime = tokio::runtime::Runtime::new().unwrap();
+/// runtime.block_on(async {
+///     assert_eq!(checksum(vec![1, 2, 3]).await, 6);
+///     assert!(read_len("Cargo.toml".into()).await.unwrap() > 0);
+/// });
+/// # }
+/// ```
+///
+/// ## `clone_self`
+///
+/// Accepts a `&self` method: `self` is cloned when the method is called (this needs
+/// `Self: Clone + Send + 'static`), and the body runs on the clone, where `self` still means a
+/// `&Self` (`*self`, `match self` and `self.field` keep their meaning). Make `Self` cheap to clone
+/// (an `Arc` inside) if the method is called often. `&mut self` is refused even with this option:
+/// the changes would be made to the clone and lost.
+///
+/// ```
+/// use std::sync::Arc;
+/// use async_wrap::async_wrap;
+///
+/// #[derive(Clone)]
+/// struct Catalog {
+///     items: Arc<Vec<String>>,
+/// }
+///
+/// impl Catalog {
+///     #[async_wrap(clone_self)]
+///     fn find(&self, needle: String) -> Option<usize> {
+///         self.items.iter().position(|item| *item == needle)
+///     }
+/// }
+///
+/// let catalog = Catalog { items: Arc::new(vec!["a".into(), "b".into()]) };
+/// # futures::executor::block_on(async {
+/// assert_eq!(catalog.find("b".into()).await, Some(1));
+/// # });
+/// ```
+///
+/// ## `to_owned`
+///
+/// Accepts `&T` arguments where `T: ToOwned` (`&str`, `&[u8]`, `&Path`, `&OsStr`): each is copied
+/// to its owned form (`String`, `Vec<u8>`, `PathBuf`, ...) when the function is called, before
+/// anything is submitted, and the body sees a `&T` borrowed from the copy. The caller's
+/// signature is unchanged and the future is still `'static`. The cost is one allocation and a
+/// copy of the data per argument and call: fine for paths and names, worth avoiding for large
+/// buffers (pass a `Vec<u8>` or an `Arc<[u8]>` instead). `&mut T` and references nested in other
+/// types (`Option<&str>`) are still refused.
+///
+/// ```
+/// use std::path::Path;
+/// use async_wrap::async_wrap;
+///
+/// #[async_wrap(to_owned)]
+/// fn file_len(path: &Path) -> std::io::Result<u64> {
+///     Ok(std::fs::metadata(path)?.len())
+/// }
+///
+/// # futures::executor::block_on(async {
+/// let name = String::from("Cargo.toml");
+/// let len = file_len(Path::new(&name)); // copies the path here...
+/// drop(name); // ...so the future does not borrow it
+/// assert!(len.await.unwrap() > 0);
+/// # });
 /// ```
 ///
 /// ## `crate = PATH`

@@ -146,8 +146,13 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
         "::",
         ::core::stringify!(#ident)
     ));
+    // The job takes the arguments: spanned on the parameter list, a `Send + 'static` error
+    // about what it captures points there.
+    let inputs_span = sig.paren_token.span.join();
+    let job_body = respan_block(job_body, inputs_span);
+    let job = quote_spanned!(inputs_span=> move || #closure_output #job_body);
     let dispatch = quote_spanned! {output_span=>
-        #krate_at_output::__private::call(#executor, #label, #job_name, move || #closure_output #job_body)
+        #krate_at_output::__private::call(#executor, #label, #job_name, #job)
     };
 
     let receiver = sig.receiver().map(|receiver| quote!(#receiver,));
@@ -379,6 +384,23 @@ fn turbofish(sig: &Signature) -> TokenStream {
     } else {
         quote!(::<#(#params),*>)
     }
+}
+
+/// A braced block with its braces moved to `span` (its contents keep theirs); other tokens
+/// are wrapped in such a block.
+fn respan_block(block: TokenStream, span: Span) -> TokenStream {
+    let mut trees = block.clone().into_iter();
+    let stream = match (trees.next(), trees.next()) {
+        (Some(TokenTree::Group(group)), None)
+            if group.delimiter() == proc_macro2::Delimiter::Brace =>
+        {
+            group.stream()
+        }
+        _ => block,
+    };
+    let mut group = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, stream);
+    group.set_span(span);
+    TokenStream::from(TokenTree::Group(group))
 }
 
 /// Whether the identifier `name` appears anywhere in `tokens`.
