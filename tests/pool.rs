@@ -444,7 +444,7 @@ fn a_job_waiting_on_its_own_saturated_pool_runs_the_inner_call_inline() {
 #[test]
 fn a_nested_call_uses_a_free_thread_when_there_is_one() {
     let threads = within(Duration::from_secs(20), || {
-        let pool = Arc::new(BlockingPool::with_max_threads(2));
+        let pool = Arc::new(BlockingPool::with_max_threads(2).min_threads(2));
         let inner = pool.clone();
         block_on(spawn_on(pool.clone(), move || {
             let outer = thread::current().id();

@@ -10,10 +10,23 @@
 //!   else removes itself from `idle`.
 //! - Claims are made only with a push and taken only with a pop, so there are never more claims
 //!   than queued jobs: a thread that finds the queue empty holds no claim.
+//!
+//! The pool grows when jobs block, not when they are short. A job that finds no idle thread
+//! starts one at once only while the pool has fewer threads than cores; beyond that it queues,
+//! and a supervisor thread (started on demand, gone after `keep_alive` without work) looks
+//! every [`GROW_AFTER`]: if a queued job has waited that long and some running jobs have run
+//! that long (they block, rather than being short), it starts as many threads as there are such
+//! jobs. So 17 calls that sleep 100 ms get 17 threads within a few milliseconds, while a burst of
+//! a million microsecond jobs runs on as many threads as there are cores.
+//!
+//! A thread that has just finished a job spins for up to [`SPIN_FOR`] before it sleeps, so that
+//! the next job of a caller making one call after another finds it awake (waking a thread whose
+//! vCPU has halted costs 20–65 µs). At most one thread spins at a time.
 
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Waker};
 use std::thread::{self, JoinHandle};
@@ -30,6 +43,17 @@ use crate::task::Outcome;
 /// The thread-name prefix when none is configured.
 pub(crate) const DEFAULT_NAME: &str = "async-wrap";
 
+/// How long a queued job waits for a busy thread, and a running job must have run, before the
+/// supervisor starts another thread.
+const GROW_AFTER: Duration = Duration::from_millis(1);
+
+/// How long a thread that has just finished a job spins, looking for the next one, before it
+/// sleeps.
+const SPIN_FOR: Duration = Duration::from_micros(20);
+
+/// The first part of `SPIN_FOR`, spent busy-waiting rather than yielding.
+const SPIN_BUSY_FOR: Duration = Duration::from_micros(2);
+
 thread_local! {
     /// On a pool's worker thread: the pool's identity and the thread's number. It lets a call
     /// made from inside a job on the same pool run inline when the pool is saturated.
@@ -42,11 +66,28 @@ pub(super) struct Shared {
     name: String,
     on_thread_start: Option<Hook>,
     on_thread_stop: Option<Hook>,
+    /// Threads started at once, without the supervisor's evidence: one per core.
+    eager_threads: usize,
     state: Mutex<State>,
+    /// `queue.len()`, readable without the lock, for the spinning thread.
+    queued: AtomicUsize,
     /// Idle threads wait here for a job, or for shutdown.
     work: Condvar,
+    /// The supervisor waits here to be armed.
+    supervise: Condvar,
     /// Signalled when a thread exits, for `shutdown`.
     drained: Condvar,
+}
+
+/// The supervisor thread, which starts threads for jobs that wait behind blocked ones.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Supervisor {
+    /// Not running: the next job that waits starts it.
+    Absent,
+    /// Running, with nothing to watch.
+    Idle,
+    /// Running, watching jobs that wait.
+    Armed,
 }
 
 struct State {
@@ -55,6 +96,12 @@ struct State {
     notified: usize,
     /// Threads blocked in `Condvar::wait`: only they need a notification.
     sleepers: usize,
+    /// A thread spins, looking for work, and no submitter has claimed it yet.
+    spinner: bool,
+    /// Jobs pushed and popped since the start, for the supervisor's "has a job waited" test.
+    pushed: u64,
+    popped: u64,
+    supervisor: Supervisor,
     shut_down: bool,
     /// Futures waiting for room in a full queue, oldest first.
     waiters: VecDeque<(Waiter, Waker)>,
@@ -87,11 +134,19 @@ impl Shared {
                 .unwrap_or_else(|| DEFAULT_NAME.to_owned()),
             on_thread_start: extras.on_thread_start.clone(),
             on_thread_stop: extras.on_thread_stop.clone(),
+            eager_threads: thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(config.max_threads),
+            queued: AtomicUsize::new(0),
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 idle: 0,
                 notified: 0,
                 sleepers: 0,
+                spinner: false,
+                pushed: 0,
+                popped: 0,
+                supervisor: Supervisor::Absent,
                 shut_down: false,
                 waiters: VecDeque::new(),
                 running: HashMap::new(),
@@ -101,6 +156,7 @@ impl Shared {
                 metrics: Metrics::default(),
             }),
             work: Condvar::new(),
+            supervise: Condvar::new(),
             drained: Condvar::new(),
         });
         for _ in 0..config.min_threads {
@@ -161,14 +217,14 @@ impl Shared {
             state.metrics.rejected += 1;
             return Err(Rejected::new(job, RejectReason::ShutDown));
         }
-        let saturated = state.idle == 0 && state.metrics.threads >= this.config.max_threads;
-        if saturated && Shared::own_worker(this).is_some() {
+        if state.idle == 0 && Shared::own_worker(this).is_some() {
             // A job of this pool waits on this call, and no thread is free: run it here rather
-            // than deadlock.
+            // than deadlock (or wait for the pool to grow).
             drop(state);
             this.run_inline(job);
             return Ok(Submit::Accepted);
         }
+        let saturated = state.idle == 0 && state.metrics.threads >= this.config.max_threads;
         if saturated
             && this
                 .config
@@ -192,28 +248,112 @@ impl Shared {
             }
         }
         state.queue.push_back(job);
+        state.pushed += 1;
+        this.queued.store(state.queue.len(), Ordering::Relaxed);
         if state.idle > 0 {
             state.idle -= 1;
             state.notified += 1;
-            // A thread that is between jobs finds the job on its own; only a sleeping one needs
-            // waking (and a wake that finds the job taken is harmless).
-            let wake = state.sleepers > 0;
+            // The spinning thread, or a thread between jobs, finds the job on its own; only a
+            // sleeping one needs waking (and a wake that finds the job taken is harmless).
+            let wake = !std::mem::take(&mut state.spinner) && state.sleepers > 0;
             drop(state);
             if wake {
                 this.work.notify_one();
             }
-        } else if state.metrics.threads < this.config.max_threads {
+        } else if state.metrics.threads < this.eager_threads.max(1) {
             if let Err(err) = Shared::grow(this, &mut state, true) {
                 if state.metrics.threads == 0 {
                     // No thread will ever take the job: give it back rather than lose it.
                     if let Some(job) = state.queue.pop_back() {
+                        state.pushed -= 1;
+                        this.queued.store(state.queue.len(), Ordering::Relaxed);
                         state.metrics.rejected += 1;
                         return Err(Rejected::new(job, RejectReason::SpawnFailed(err)));
                     }
                 }
             }
+        } else if state.metrics.threads < this.config.max_threads
+            && state.supervisor != Supervisor::Armed
+        {
+            // Every thread is busy: let the supervisor judge whether they block.
+            let was = std::mem::replace(&mut state.supervisor, Supervisor::Armed);
+            if was == Supervisor::Idle {
+                drop(state);
+                this.supervise.notify_one();
+            } else if Shared::start_supervisor(this).is_err() {
+                // Without a supervisor the pool cannot judge: grow at once instead.
+                state.supervisor = Supervisor::Absent;
+                let _ = Shared::grow(this, &mut state, true);
+            }
         }
         Ok(Submit::Accepted)
+    }
+
+    fn start_supervisor(this: &Arc<Self>) -> std::io::Result<()> {
+        let shared = Arc::clone(this);
+        thread::Builder::new()
+            .name(format!("{}-supervisor", this.name))
+            .spawn(move || shared.supervise())
+            .map(drop)
+    }
+
+    /// The supervisor's life: while armed, look every `GROW_AFTER` for jobs that wait behind
+    /// blocked threads, and start threads for them; exit after `keep_alive` unarmed.
+    fn supervise(self: Arc<Self>) {
+        let mut state = self.lock();
+        loop {
+            while state.supervisor != Supervisor::Armed {
+                if state.shut_down {
+                    state.supervisor = Supervisor::Absent;
+                    return;
+                }
+                let (guard, timeout) = self
+                    .supervise
+                    .wait_timeout(state, self.config.keep_alive)
+                    .unwrap_or_else(PoisonError::into_inner);
+                state = guard;
+                if timeout.timed_out() && state.supervisor != Supervisor::Armed {
+                    state.supervisor = Supervisor::Absent;
+                    return;
+                }
+            }
+            let (target, popped_before) = (state.pushed, state.popped);
+            drop(state);
+            thread::sleep(GROW_AFTER);
+            state = self.lock();
+            if state.shut_down {
+                state.supervisor = Supervisor::Idle;
+                continue;
+            }
+            let waiting = state.queue.len() - state.notified;
+            let now = Instant::now();
+            let blocked = state
+                .running
+                .values()
+                .filter(|(_, since)| now.duration_since(*since) >= GROW_AFTER)
+                .count();
+            let room = self
+                .config
+                .max_threads
+                .saturating_sub(state.metrics.threads);
+            // A job pushed before the last look is still queued (it waited `GROW_AFTER`), the
+            // threads are not getting through the queue (fewer jobs finished than there are
+            // threads: they block, rather than being short or merely descheduled), and jobs have
+            // run that long: start one thread per such job.
+            let progress = state.popped - popped_before;
+            if state.popped < target && progress < state.metrics.threads as u64 && blocked > 0 {
+                for _ in 0..waiting.min(blocked).min(room) {
+                    if Shared::grow(&self, &mut state, true).is_err() {
+                        break;
+                    }
+                }
+            }
+            if state.queue.len() == state.notified
+                || state.metrics.threads >= self.config.max_threads
+            {
+                state.supervisor = Supervisor::Idle;
+            }
+        }
     }
 
     /// Runs a job on the calling thread, counting it as the workers' jobs are counted.
@@ -258,6 +398,8 @@ impl Shared {
         let mut idle_since = Instant::now();
         loop {
             if let Some(job) = state.queue.pop_front() {
+                state.popped += 1;
+                self.queued.store(state.queue.len(), Ordering::Relaxed);
                 if state.notified > 0 {
                     state.notified -= 1;
                 } else {
@@ -287,6 +429,9 @@ impl Shared {
                     state = self.lock();
                 }
                 idle_since = Instant::now();
+                if state.queue.is_empty() && !state.spinner && !state.shut_down {
+                    state = self.spin(state);
+                }
                 continue;
             }
             // The queue is empty, so this thread holds no claim, and `idle` counts it.
@@ -324,6 +469,36 @@ impl Shared {
         }
         drop(state);
         self.drained.notify_all();
+    }
+
+    /// Spins for up to `SPIN_FOR`, without the lock, watching for a job; returns with the lock
+    /// held and the spinner flag cleared (by this thread, or by the submitter that claimed it).
+    fn spin<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        state.spinner = true;
+        drop(state);
+        let start = Instant::now();
+        // Busy for the first microseconds, which catch a caller on another core; then yielding,
+        // so that a caller the scheduler put on this same core can run and submit.
+        'spin: loop {
+            let elapsed = start.elapsed();
+            if elapsed >= SPIN_FOR {
+                break;
+            }
+            let yielding = elapsed >= SPIN_BUSY_FOR;
+            for _ in 0..if yielding { 1 } else { 64 } {
+                if self.queued.load(Ordering::Relaxed) > 0 {
+                    break 'spin;
+                }
+                if yielding {
+                    thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        let mut state = self.lock();
+        state.spinner = false;
+        state
     }
 
     /// Forgets a waiting future; if it had been woken already, wakes the next one instead.
