@@ -55,9 +55,9 @@ const SPIN_FOR: Duration = Duration::from_micros(20);
 const SPIN_BUSY_FOR: Duration = Duration::from_micros(2);
 
 thread_local! {
-    /// On a pool's worker thread: the pool's identity and the thread's number. It lets a call
+    /// On a pool's worker thread: the pool's identity and the thread's slot. It lets a call
     /// made from inside a job on the same pool run inline when the pool is saturated.
-    static WORKER: Cell<Option<(usize, u64)>> = const { Cell::new(None) };
+    static WORKER: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
 }
 
 pub(super) struct Shared {
@@ -105,8 +105,10 @@ struct State {
     shut_down: bool,
     /// Futures waiting for room in a full queue, oldest first.
     waiters: VecDeque<(Waiter, Waker)>,
-    /// The job each busy thread runs, by thread number, with when it started.
-    running: HashMap<u64, Started>,
+    /// The job each busy thread runs, with when it started, by the thread's slot.
+    running: Vec<Option<Started>>,
+    /// Slots of `running` that no thread holds.
+    free_slots: Vec<usize>,
     /// Join handles of the threads, by number. A thread that exits before shutdown drops its
     /// own; during shutdown it leaves it, and its number in `exited`, for `shutdown` to join.
     workers: HashMap<u64, JoinHandle<()>>,
@@ -149,7 +151,8 @@ impl Shared {
                 supervisor: Supervisor::Absent,
                 shut_down: false,
                 waiters: VecDeque::new(),
-                running: HashMap::new(),
+                running: Vec::new(),
+                free_slots: Vec::new(),
                 workers: HashMap::new(),
                 exited: Vec::new(),
                 exiting: 0,
@@ -177,11 +180,11 @@ impl Shared {
         Arc::as_ptr(this).addr()
     }
 
-    /// The number of the current thread if it is one of this pool's.
-    fn own_worker(this: &Arc<Self>) -> Option<u64> {
+    /// The slot of the current thread if it is one of this pool's.
+    fn own_worker(this: &Arc<Self>) -> Option<usize> {
         WORKER
             .get()
-            .and_then(|(pool, number)| (pool == Shared::id(this)).then_some(number))
+            .and_then(|(pool, slot)| (pool == Shared::id(this)).then_some(slot))
     }
 
     pub(super) fn metrics(&self) -> Metrics {
@@ -189,8 +192,11 @@ impl Shared {
         Metrics {
             // Jobs already handed to a thread (claimed) are on their way, not waiting.
             queued: state.queue.len() - state.notified,
-            running: state.running.len(),
-            idle_threads: state.metrics.threads.saturating_sub(state.running.len()),
+            running: state.running.iter().flatten().count(),
+            idle_threads: state
+                .metrics
+                .threads
+                .saturating_sub(state.running.iter().flatten().count()),
             ..state.metrics
         }
     }
@@ -329,7 +335,8 @@ impl Shared {
             let now = Instant::now();
             let blocked = state
                 .running
-                .values()
+                .iter()
+                .flatten()
                 .filter(|(_, since)| now.duration_since(*since) >= GROW_AFTER)
                 .count();
             let room = self
@@ -375,8 +382,18 @@ impl Shared {
         if let Some(bytes) = this.config.stack_size {
             builder = builder.stack_size(bytes);
         }
+        let slot = state.free_slots.pop().unwrap_or_else(|| {
+            state.running.push(None);
+            state.running.len() - 1
+        });
         let shared = Arc::clone(this);
-        let handle = builder.spawn(move || shared.work_loop(number))?;
+        let handle = match builder.spawn(move || shared.work_loop(number, slot)) {
+            Ok(handle) => handle,
+            Err(err) => {
+                state.free_slots.push(slot);
+                return Err(err);
+            }
+        };
         state.metrics.threads += 1;
         state.metrics.threads_started = number;
         state.workers.insert(number, handle);
@@ -390,12 +407,14 @@ impl Shared {
 
     /// A worker thread's life: run queued jobs, wait for more, exit after `keep_alive` without
     /// work (beyond `min_threads`), or once the pool is shut down and its queue is drained.
-    fn work_loop(self: Arc<Self>, number: u64) {
-        WORKER.set(Some((Shared::id(&self), number)));
+    fn work_loop(self: Arc<Self>, number: u64, slot: usize) {
+        WORKER.set(Some((Shared::id(&self), slot)));
         run_hook(self.on_thread_start.as_ref());
         // `grow` counted this thread as ready (in `idle` or `notified`) already.
         let mut state = self.lock();
         let mut idle_since = Instant::now();
+        // The last job run, whose caller is still to be woken.
+        let mut previous: Option<crate::task::Finished> = None;
         loop {
             if let Some(job) = state.queue.pop_front() {
                 state.popped += 1;
@@ -405,29 +424,37 @@ impl Shared {
                 } else {
                     state.idle -= 1;
                 }
-                state.running.insert(number, (job.name(), Instant::now()));
+                state.running[slot] = Some((job.name(), Instant::now()));
                 // The queue has room for one more.
                 let waiter = state.waiters.pop_front();
                 drop(state);
+                // The previous job's caller hears of it only now, with this thread busy again:
+                // one lock per job while the queue is not empty.
+                if let Some(finished) = previous.take() {
+                    finished.wake();
+                }
                 if let Some((_, waker)) = waiter {
                     waker.wake();
                 }
                 let finished = job.run_unwoken();
                 state = self.lock();
-                state.running.remove(&number);
+                state.running[slot] = None;
                 state.metrics.count(finished.outcome);
                 // Ready for the next job before the caller hears of this one, so that its next
                 // call finds this thread idle; and a thread is free for a waiter.
                 state.idle += 1;
-                let waiter = state.waiters.pop_front();
-                if finished.waker.is_some() || waiter.is_some() {
+                if let Some((_, waker)) = state.waiters.pop_front() {
                     drop(state);
-                    finished.wake();
-                    if let Some((_, waker)) = waiter {
-                        waker.wake();
-                    }
+                    waker.wake();
                     state = self.lock();
                 }
+                previous = Some(finished);
+                continue;
+            }
+            if let Some(finished) = previous.take() {
+                drop(state);
+                finished.wake();
+                state = self.lock();
                 idle_since = Instant::now();
                 if state.queue.is_empty() && !state.spinner && !state.shut_down {
                     state = self.spin(state);
@@ -462,6 +489,7 @@ impl Shared {
         run_hook(self.on_thread_stop.as_ref());
         let mut state = self.lock();
         state.exiting -= 1;
+        state.free_slots.push(slot);
         if state.shut_down {
             state.exited.push(number);
         } else {
@@ -571,8 +599,10 @@ impl Shared {
             still_running: state
                 .running
                 .iter()
-                .filter(|(number, _)| Some(**number) != me)
-                .map(|(_, &(name, since))| RunningJob {
+                .enumerate()
+                .filter(|(slot, _)| Some(*slot) != me)
+                .filter_map(|(_, job)| *job)
+                .map(|(name, since)| RunningJob {
                     name,
                     running_for: since.elapsed(),
                 })
