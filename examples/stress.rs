@@ -68,7 +68,7 @@ struct Pools {
 
 /// One call's body: sleeps, panics, loops until cancelled or nests, as `kind` says; returns a
 /// value only this call can produce.
-fn body(pool: Arc<BlockingPool>, id: u64, kind: u64, counts: Arc<Counts>) -> u64 {
+fn body(pool: Arc<BlockingPool>, id: u64, kind: u64, counts: &Counts) -> u64 {
     match kind {
         0 => std::thread::sleep(Duration::from_micros(id % 200)),
         1 => std::panic::panic_any(id),
@@ -119,7 +119,7 @@ async fn caller(pools: Arc<Pools>, counts: Arc<Counts>, seed: u64, first_id: u64
         };
         let job = {
             let (pool, counts) = (pool.clone(), counts.clone());
-            move || body(pool, id, kind, counts)
+            move || body(pool, id, kind, &counts)
         };
         // A pool whose queue makes callers wait may leave a first poll unsubmitted; the others
         // take (or refuse) the job at the first poll.
@@ -197,6 +197,11 @@ fn arg(name: &str) -> Option<u64> {
     args.get(position + 1)?.parse().ok()
 }
 
+/// Caller tasks per round, half on tokio and half on smol.
+const TASKS: u64 = 8;
+/// A round runs in this many slices, with the resident memory read after each.
+const SLICES: u64 = 4;
+
 /// One round of `calls` calls over fresh pools, from 4 tokio tasks and 4 smol tasks at once.
 /// Returns the peak resident memory seen at each quarter of the round, in KiB.
 fn round(calls: u64, seed: u64, totals: &Counts) -> Vec<u64> {
@@ -210,8 +215,6 @@ fn round(calls: u64, seed: u64, totals: &Counts) -> Vec<u64> {
         doomed: Arc::new(BlockingPool::with_max_threads(4).thread_name("stress-doomed")),
     });
     let counts = Arc::new(Counts::default());
-    const TASKS: u64 = 8;
-    const SLICES: u64 = 4;
     let per_task = calls / TASKS / SLICES;
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -270,7 +273,13 @@ fn round(calls: u64, seed: u64, totals: &Counts) -> Vec<u64> {
         resident.push(resident_kib());
     }
 
-    // Let every abandoned job finish, then shut the pools down and settle the accounts.
+    settle(&pools, &counts, totals, &resident);
+    resident
+}
+
+/// Shuts the round's pools down, once every abandoned job has finished, and checks the
+/// accounts: the pools' counts against the callers'.
+fn settle(pools: &Pools, counts: &Counts, totals: &Counts, resident: &[u64]) {
     for pool in [&pools.wide, &pools.narrow, &pools.doomed] {
         pool.shutdown();
         assert_eq!(pool.metrics().threads, 0, "a thread survived shutdown");
@@ -330,7 +339,6 @@ fn round(calls: u64, seed: u64, totals: &Counts) -> Vec<u64> {
         counts.never_polled.load(Ordering::Relaxed),
         resident,
     );
-    resident
 }
 
 fn main() {
