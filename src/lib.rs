@@ -32,7 +32,72 @@
 //!   may use. [`default_pool`] is the one used when no executor is named.
 //! - [`Executor`]: the trait a pool implements; implement it to run wrapped calls on your own.
 //! - [`spawn`] and [`spawn_on`]: the same dispatch for a closure, without the attribute.
+//! - [`block_on`]: waits for a wrapped call from synchronous code, nesting allowed.
 //! - [`is_cancelled`]: lets a long-running body stop once nobody awaits its result.
+//!
+//! # Which tool for which work
+//!
+//! | the work | use |
+//! |---|---|
+//! | a blocking call (file system, a synchronous database driver, a C library), awaited from async code | `#[async_wrap]` on the function, on the default pool or a `static` pool sized for that resource |
+//! | the same, at a single call site you do not want to name | [`spawn`] / [`spawn_on`] with a closure |
+//! | CPU-bound computation (hashing, compression, rendering) | `#[async_wrap(executor = rayon)]`: one thread per core, no oversubscription |
+//! | inside a tokio program that already tunes its blocking pool | `#[async_wrap(executor = tokio)]` keeps using it, with this crate's signatures and errors |
+//! | a short, non-blocking computation | none: call it directly; a thread hop costs microseconds |
+//!
+//! Compared with writing `tokio::task::spawn_blocking(move || f(x)).await.unwrap()` at every call
+//! site, the attribute keeps the function's own signature, works on every runtime, resumes the
+//! body's panic instead of returning a `JoinError`, refuses borrowed arguments at compile time
+//! with the owned type to use, skips jobs whose future was dropped before they started, and lets
+//! each kind of work have its own thread limit.
+//!
+//! # Semantics
+//!
+//! - **Panics** in the body are caught on the pool thread and resumed in the task that awaits,
+//!   with the original payload, as if the function had been called directly. The thread lives on.
+//! - **Cancellation**: dropping the future before its job starts means the job never runs. Once
+//!   started, the job runs to completion and its result is dropped; [`is_cancelled`] turns true
+//!   inside the body so that a long loop can stop early.
+//! - **Back-pressure**: a pool with a bounded queue makes callers wait (asynchronously),
+//!   refuses them, or runs the job on the caller, as its [`QueueFull`] policy says.
+//! - **Shutdown**: [`BlockingPool::shutdown`] lets queued and running jobs finish and joins the
+//!   threads; later calls panic with a message naming the pool, or, through
+//!   [`BlockingFuture::checked`], return a [`CallError`]. Nothing is dropped silently.
+//! - **Nesting**: a body that waits with [`block_on`] on a call to its own saturated pool runs
+//!   that call inline instead of deadlocking. A cycle across two saturated pools (a job on A waits
+//!   on B, a job on B waits on A) can deadlock: give each resource its own pool and never wait in
+//!   a circle, or call the `sync = NAME` twin instead of the wrapped function inside a body.
+//!
+//! # Coming from Python
+//!
+//! | Python (`asyncio`) | async-wrap |
+//! |---|---|
+//! | `await loop.run_in_executor(None, f, x)` | `f(x).await` with `#[async_wrap]` on `f` (the default pool) |
+//! | `await asyncio.to_thread(f, x)` | the same; or `async_wrap::spawn(move \|\| f(x)).await` for a closure |
+//! | `ThreadPoolExecutor(max_workers=2)` | `static POOL: BlockingPool = BlockingPool::with_max_threads(2);` and `#[async_wrap(executor = POOL)]` |
+//! | `executor.shutdown(wait=True)` | `POOL.shutdown()`; `shutdown_timeout(d)` reports what is still running |
+//! | a decorator `@to_thread` written by hand | `#[async_wrap]`, checked by the compiler: borrowed arguments and non-`Send` values are refused |
+//! | an exception raised in the thread re-raised at `await` | the panic resumed at `.await`, with its payload |
+//! | `future.cancel()` before it runs | dropping the future |
+//! | the GIL: only one thread runs Python at a time | none: wrapped calls run in parallel, up to the pool's `max_threads` |
+//!
+//! ```
+//! use async_wrap::{async_wrap, BlockingPool};
+//!
+//! // ThreadPoolExecutor(max_workers=2)
+//! static EXECUTOR: BlockingPool = BlockingPool::with_max_threads(2);
+//!
+//! // @decorator: def slow(n): time.sleep(0.01); return n
+//! #[async_wrap(executor = EXECUTOR)]
+//! fn slow(n: u64) -> u64 {
+//!     std::thread::sleep(std::time::Duration::from_millis(10));
+//!     n
+//! }
+//!
+//! // asyncio.gather(*(slow(n) for n in range(4)))
+//! let results = futures::executor::block_on(futures::future::join_all((0..4).map(slow)));
+//! assert_eq!(results, vec![0, 1, 2, 3]);
+//! ```
 
 /// Turns a blocking function into one that returns a `Send + 'static` future that runs the
 /// body on a blocking thread pool.
