@@ -35,6 +35,7 @@ mod future;
 mod pool;
 #[cfg(feature = "rayon")]
 mod rayon_adapter;
+mod sync;
 mod task;
 #[cfg(feature = "tokio")]
 mod tokio_adapter;

@@ -9,9 +9,10 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, Waker};
+
+use crate::sync::{AtomicBool, Mutex, MutexGuard, Ordering};
 
 /// A panic payload, as `std::panic::catch_unwind` returns it.
 pub(crate) type Payload = Box<dyn Any + Send + 'static>;
@@ -241,10 +242,16 @@ where
     }
 }
 
+#[cfg(not(async_wrap_loom))]
 thread_local! {
     /// The job running on this thread, for [`is_cancelled`]. A stack in effect: a job run inline
     /// inside another restores the outer one when it ends.
     static CURRENT: RefCell<Option<Arc<dyn Run>>> = const { RefCell::new(None) };
+}
+
+#[cfg(async_wrap_loom)]
+loom::thread_local! {
+    static CURRENT: RefCell<Option<Arc<dyn Run>>> = RefCell::new(None);
 }
 
 /// Whether the future awaiting the job running on this thread has been dropped.
@@ -276,4 +283,123 @@ pub fn is_cancelled() -> bool {
             .as_ref()
             .is_some_and(|job| job.is_cancelled())
     })
+}
+
+/// loom models of the cell's two races: the result hand-off against the future being dropped or
+/// polled, and cancellation against a worker taking the job. Run with
+/// `RUSTFLAGS="--cfg async_wrap_loom" cargo test -p async-wrap-runtime --release --lib loom`.
+#[cfg(all(test, async_wrap_loom))]
+mod loom_models {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use super::{Ended, Outcome, Output, Run, Task};
+
+    /// Counts drops, so that a model can check every value is dropped exactly once.
+    struct Tracked(Arc<AtomicUsize>);
+
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A waker that raises a loom flag.
+    struct Flag(AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn dropping_the_future_races_the_worker() {
+        loom::model(|| {
+            let (ran, dropped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let body = {
+                let (ran, dropped) = (ran.clone(), dropped.clone());
+                let captured = Tracked(dropped.clone());
+                move || {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    drop(captured);
+                    Tracked(dropped)
+                }
+            };
+            let task = Task::new("model", body);
+            let worker = {
+                let task: Arc<dyn Run> = task.clone();
+                loom::thread::spawn(move || task.run().outcome)
+            };
+            Output::abandon(&*task);
+            let outcome = worker.join().unwrap();
+            drop(task);
+            let ran = ran.load(Ordering::SeqCst);
+            match outcome {
+                // Started before the drop: ran once; the argument and the result were dropped.
+                Outcome::Completed => assert_eq!((ran, dropped.load(Ordering::SeqCst)), (1, 2)),
+                // Dropped first: the body never ran, and its captured argument was dropped once.
+                Outcome::Cancelled => assert_eq!((ran, dropped.load(Ordering::SeqCst)), (0, 1)),
+                Outcome::Panicked => unreachable!("the body does not panic"),
+            }
+        });
+    }
+
+    #[test]
+    fn a_poll_racing_the_worker_never_loses_the_wake_up() {
+        loom::model(|| {
+            let task = Task::new("model", || 7_u32);
+            let worker = {
+                let task: Arc<dyn Run> = task.clone();
+                loom::thread::spawn(move || task.run().wake())
+            };
+            let flag = Arc::new(Flag(AtomicBool::new(false)));
+            let waker = Waker::from(flag.clone());
+            let mut cx = Context::from_waker(&waker);
+            let first = task.poll_output(&mut cx);
+            worker.join().unwrap();
+            let ended = match first {
+                Poll::Ready(ended) => ended,
+                // Pending: the worker registered after us, so it must have woken us, and the
+                // result must be there now.
+                Poll::Pending => {
+                    assert!(flag.0.load(Ordering::SeqCst), "the wake-up was lost");
+                    match task.poll_output(&mut cx) {
+                        Poll::Ready(ended) => ended,
+                        Poll::Pending => panic!("woken, but the result is not there"),
+                    }
+                }
+            };
+            assert!(matches!(ended, Ended::Returned(7)));
+        });
+    }
+
+    #[test]
+    fn a_job_lost_by_its_executor_wakes_the_future() {
+        loom::model(|| {
+            let task = Task::new("model", || 1_u8);
+            let loser = {
+                let task: Arc<dyn Run> = task.clone();
+                loom::thread::spawn(move || task.lose())
+            };
+            let flag = Arc::new(Flag(AtomicBool::new(false)));
+            let waker = Waker::from(flag.clone());
+            let mut cx = Context::from_waker(&waker);
+            let first = task.poll_output(&mut cx);
+            loser.join().unwrap();
+            let ended = match first {
+                Poll::Ready(ended) => ended,
+                Poll::Pending => {
+                    assert!(flag.0.load(Ordering::SeqCst), "the wake-up was lost");
+                    match task.poll_output(&mut cx) {
+                        Poll::Ready(ended) => ended,
+                        Poll::Pending => panic!("woken, but the loss is not reported"),
+                    }
+                }
+            };
+            assert!(matches!(ended, Ended::Lost));
+        });
+    }
 }
