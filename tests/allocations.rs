@@ -79,7 +79,10 @@ fn a_call_costs_one_allocation_of_at_most_256_bytes() {
     }
 
     const CALLS: usize = 10_000;
-    let (allocations, bytes) = (ALLOCATIONS.load(Ordering::SeqCst), BYTES.load(Ordering::SeqCst));
+    let (allocations, bytes) = (
+        ALLOCATIONS.load(Ordering::SeqCst),
+        BYTES.load(Ordering::SeqCst),
+    );
     for n in 0..CALLS as u64 {
         assert_eq!(run(add_one(n), &flag, &mut cx), n + 1);
     }

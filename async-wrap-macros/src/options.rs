@@ -76,11 +76,7 @@ impl Options {
     }
 
     fn parse_one(&mut self, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
-        let key = meta
-            .path
-            .get_ident()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let key = key(meta);
         match key.as_str() {
             "executor" => {
                 let expr: Expr = value(meta, "executor = POOL")?.parse()?;
@@ -110,11 +106,7 @@ fn value<'a>(
     if meta.input.peek(syn::Token![=]) {
         meta.value()
     } else {
-        let key = meta
-            .path
-            .get_ident()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let key = key(meta);
         Err(syn::Error::new(
             meta.path.span(),
             format!("the option `{key}` needs a value: `{example}`"),
@@ -122,14 +114,18 @@ fn value<'a>(
     }
 }
 
+/// The option's name as written, for messages.
+fn key(meta: &ParseNestedMeta<'_>) -> String {
+    meta.path
+        .get_ident()
+        .map(ToString::to_string)
+        .unwrap_or_default()
+}
+
 /// A flag option: present or not, with no value.
 fn flag(slot: &mut Option<Path>, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     if meta.input.peek(syn::Token![=]) || meta.input.peek(syn::token::Paren) {
-        let key = meta
-            .path
-            .get_ident()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let key = key(meta);
         return Err(syn::Error::new(
             meta.path.span(),
             format!("the option `{key}` takes no value: write `{key}` alone"),
@@ -141,11 +137,7 @@ fn flag(slot: &mut Option<Path>, meta: &ParseNestedMeta<'_>) -> syn::Result<()> 
 /// Stores `value` in `slot`, or reports the option as given twice.
 fn set_once<T>(slot: &mut Option<T>, value: T, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     if slot.replace(value).is_some() {
-        let key = meta
-            .path
-            .get_ident()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let key = key(meta);
         return Err(syn::Error::new(
             meta.path.span(),
             format!("the option `{key}` is given twice; keep one"),

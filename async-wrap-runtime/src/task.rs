@@ -315,6 +315,33 @@ mod loom_models {
         }
     }
 
+    /// Polls `task` once while `other` runs, joins `other`, and returns how the task ended. If
+    /// that first poll was pending, `other` must have woken the poller, and the end must be
+    /// there at the next poll: a lost wake-up fails the model.
+    fn poll_against<T>(
+        task: &Task<impl FnOnce() -> T + Send + 'static, T>,
+        other: loom::thread::JoinHandle<()>,
+    ) -> Ended<T>
+    where
+        T: Send + 'static,
+    {
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let first = task.poll_output(&mut cx);
+        other.join().unwrap();
+        match first {
+            Poll::Ready(ended) => ended,
+            Poll::Pending => {
+                assert!(flag.0.load(Ordering::SeqCst), "the wake-up was lost");
+                match task.poll_output(&mut cx) {
+                    Poll::Ready(ended) => ended,
+                    Poll::Pending => panic!("woken, but the end is not there"),
+                }
+            }
+        }
+    }
+
     #[test]
     fn dropping_the_future_races_the_worker() {
         loom::model(|| {
@@ -355,24 +382,7 @@ mod loom_models {
                 let task: Arc<dyn Run> = task.clone();
                 loom::thread::spawn(move || task.run().wake())
             };
-            let flag = Arc::new(Flag(AtomicBool::new(false)));
-            let waker = Waker::from(flag.clone());
-            let mut cx = Context::from_waker(&waker);
-            let first = task.poll_output(&mut cx);
-            worker.join().unwrap();
-            let ended = match first {
-                Poll::Ready(ended) => ended,
-                // Pending: the worker registered after us, so it must have woken us, and the
-                // result must be there now.
-                Poll::Pending => {
-                    assert!(flag.0.load(Ordering::SeqCst), "the wake-up was lost");
-                    match task.poll_output(&mut cx) {
-                        Poll::Ready(ended) => ended,
-                        Poll::Pending => panic!("woken, but the result is not there"),
-                    }
-                }
-            };
-            assert!(matches!(ended, Ended::Returned(7)));
+            assert!(matches!(poll_against(&task, worker), Ended::Returned(7)));
         });
     }
 
@@ -384,22 +394,7 @@ mod loom_models {
                 let task: Arc<dyn Run> = task.clone();
                 loom::thread::spawn(move || task.lose())
             };
-            let flag = Arc::new(Flag(AtomicBool::new(false)));
-            let waker = Waker::from(flag.clone());
-            let mut cx = Context::from_waker(&waker);
-            let first = task.poll_output(&mut cx);
-            loser.join().unwrap();
-            let ended = match first {
-                Poll::Ready(ended) => ended,
-                Poll::Pending => {
-                    assert!(flag.0.load(Ordering::SeqCst), "the wake-up was lost");
-                    match task.poll_output(&mut cx) {
-                        Poll::Ready(ended) => ended,
-                        Poll::Pending => panic!("woken, but the loss is not reported"),
-                    }
-                }
-            };
-            assert!(matches!(ended, Ended::Lost));
+            assert!(matches!(poll_against(&task, loser), Ended::Lost));
         });
     }
 }
