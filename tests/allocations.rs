@@ -39,6 +39,9 @@ static GLOBAL: Counting = Counting;
 
 static POOL: BlockingPool = BlockingPool::with_max_threads(2);
 
+/// Calls measured after the warm-up.
+const CALLS: usize = 10_000;
+
 #[async_wrap(executor = POOL)]
 fn add_one(n: u64) -> u64 {
     n + 1
@@ -78,7 +81,6 @@ fn a_call_costs_one_allocation_of_at_most_256_bytes() {
         assert_eq!(run(add_one(n), &flag, &mut cx), n + 1);
     }
 
-    const CALLS: usize = 10_000;
     let (allocations, bytes) = (
         ALLOCATIONS.load(Ordering::SeqCst),
         BYTES.load(Ordering::SeqCst),

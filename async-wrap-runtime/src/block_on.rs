@@ -3,9 +3,10 @@
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, Thread};
+
+use crate::sync::thread::{self, Thread};
+use crate::sync::{AtomicBool, Ordering};
 
 /// Runs `future` to completion on the current thread, parking it while the future is pending.
 ///

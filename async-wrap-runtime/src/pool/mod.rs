@@ -1,5 +1,7 @@
 //! [`BlockingPool`]: an elastic pool of threads for blocking work.
 
+#[cfg(all(test, async_wrap_loom))]
+mod loom_models;
 mod shared;
 mod shutdown;
 

@@ -26,10 +26,8 @@
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Waker};
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::shutdown::{RunningJob, ShutdownReport};
@@ -38,6 +36,8 @@ use super::shutdown::{RunningJob, ShutdownReport};
 type Started = (&'static str, Instant);
 use super::{Config, Extras, Hook, Metrics, QueueFull};
 use crate::executor::{Job, RejectReason, Rejected, Submit, Waiter};
+use crate::sync::thread::{self, JoinHandle};
+use crate::sync::{AtomicUsize, Condvar, Mutex, MutexGuard, Ordering};
 use crate::task::Outcome;
 
 /// The thread-name prefix when none is configured.
@@ -49,15 +49,23 @@ const GROW_AFTER: Duration = Duration::from_millis(1);
 
 /// How long a thread that has just finished a job spins, looking for the next one, before it
 /// sleeps.
+#[cfg(not(async_wrap_loom))]
 const SPIN_FOR: Duration = Duration::from_micros(20);
 
 /// The first part of `SPIN_FOR`, spent busy-waiting rather than yielding.
+#[cfg(not(async_wrap_loom))]
 const SPIN_BUSY_FOR: Duration = Duration::from_micros(2);
 
+#[cfg(not(async_wrap_loom))]
 thread_local! {
     /// On a pool's worker thread: the pool's identity and the thread's slot. It lets a call
     /// made from inside a job on the same pool run inline when the pool is saturated.
     static WORKER: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
+}
+
+#[cfg(async_wrap_loom)]
+loom::thread_local! {
+    static WORKER: Cell<Option<(usize, usize)>> = Cell::new(None);
 }
 
 pub(super) struct Shared {
@@ -136,7 +144,7 @@ impl Shared {
                 .unwrap_or_else(|| DEFAULT_NAME.to_owned()),
             on_thread_start: extras.on_thread_start.clone(),
             on_thread_stop: extras.on_thread_stop.clone(),
-            eager_threads: thread::available_parallelism()
+            eager_threads: std::thread::available_parallelism()
                 .map_or(1, usize::from)
                 .min(config.max_threads),
             queued: AtomicUsize::new(0),
@@ -183,7 +191,7 @@ impl Shared {
     /// The slot of the current thread if it is one of this pool's.
     fn own_worker(this: &Arc<Self>) -> Option<usize> {
         WORKER
-            .get()
+            .with(Cell::get)
             .and_then(|(pool, slot)| (pool == Shared::id(this)).then_some(slot))
     }
 
@@ -325,7 +333,7 @@ impl Shared {
             }
             let (target, popped_before) = (state.pushed, state.popped);
             drop(state);
-            thread::sleep(GROW_AFTER);
+            std::thread::sleep(GROW_AFTER);
             state = self.lock();
             if state.shut_down {
                 state.supervisor = Supervisor::Idle;
@@ -408,7 +416,7 @@ impl Shared {
     /// A worker thread's life: run queued jobs, wait for more, exit after `keep_alive` without
     /// work (beyond `min_threads`), or once the pool is shut down and its queue is drained.
     fn work_loop(self: Arc<Self>, number: u64, slot: usize) {
-        WORKER.set(Some((Shared::id(&self), slot)));
+        WORKER.with(|worker| worker.set(Some((Shared::id(&self), slot))));
         run_hook(self.on_thread_start.as_ref());
         // `grow` counted this thread as ready (in `idle` or `notified`) already.
         let mut state = self.lock();
@@ -504,6 +512,19 @@ impl Shared {
     fn spin<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         state.spinner = true;
         drop(state);
+        // Under loom, one look stands for the spin: a busy loop has no bound for the model.
+        #[cfg(async_wrap_loom)]
+        let _ = self.queued.load(Ordering::Relaxed);
+        #[cfg(not(async_wrap_loom))]
+        self.spin_unlocked();
+        let mut state = self.lock();
+        state.spinner = false;
+        state
+    }
+
+    /// The spin itself, without the lock.
+    #[cfg(not(async_wrap_loom))]
+    fn spin_unlocked(&self) {
         let start = Instant::now();
         // Busy for the first microseconds, which catch a caller on another core; then yielding,
         // so that a caller the scheduler put on this same core can run and submit.
@@ -524,9 +545,6 @@ impl Shared {
                 }
             }
         }
-        let mut state = self.lock();
-        state.spinner = false;
-        state
     }
 
     /// Forgets a waiting future; if it had been woken already, wakes the next one instead.
