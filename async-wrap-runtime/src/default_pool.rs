@@ -6,6 +6,11 @@ use std::sync::OnceLock;
 use crate::BlockingPool;
 
 /// The environment variable that sets the default pool's `max_threads`.
+///
+/// ```
+/// // ASYNC_WRAP_MAX_THREADS=64 ./my-service
+/// assert_eq!(async_wrap_runtime::MAX_THREADS_ENV, "ASYNC_WRAP_MAX_THREADS");
+/// ```
 pub const MAX_THREADS_ENV: &str = "ASYNC_WRAP_MAX_THREADS";
 
 static DEFAULT: OnceLock<BlockingPool> = OnceLock::new();
@@ -52,12 +57,28 @@ pub fn install_default(pool: BlockingPool) -> Result<(), InstallError> {
 }
 
 /// The default pool was already set when [`install_default`] was called.
+///
+/// ```
+/// use async_wrap_runtime::{default_pool, install_default, BlockingPool};
+///
+/// let _ = default_pool(); // the default pool now exists
+/// let err = install_default(BlockingPool::with_max_threads(4)).unwrap_err();
+/// assert!(err.to_string().starts_with("the default pool is already set"));
+/// ```
 pub struct InstallError {
     pool: BlockingPool,
 }
 
 impl InstallError {
     /// The pool that was not installed.
+    ///
+    /// ```
+    /// use async_wrap_runtime::{default_pool, install_default, BlockingPool};
+    ///
+    /// let _ = default_pool();
+    /// let pool = install_default(BlockingPool::with_max_threads(4)).unwrap_err().into_pool();
+    /// assert_eq!(pool.max_threads(), 4); // not lost: use it as a pool of its own
+    /// ```
     pub fn into_pool(self) -> BlockingPool {
         self.pool
     }

@@ -85,6 +85,53 @@ pub trait Executor: Send + Sync {
 }
 
 /// What [`Executor::poll_execute`] did with a job.
+///
+/// ```
+/// use std::collections::VecDeque;
+/// use std::sync::Mutex;
+/// use std::task::{Context, Waker};
+/// use async_wrap_runtime::{Executor, Job, Rejected, Submit, Waiter};
+///
+/// /// Runs one job at a time on its own thread; other callers wait for it, asynchronously.
+/// #[derive(Default)]
+/// struct OneAtATime {
+///     busy: Mutex<bool>,
+///     waiting: Mutex<VecDeque<(Waiter, Waker)>>,
+/// }
+///
+/// impl Executor for OneAtATime {
+///     fn execute(&self, job: Job) -> Result<(), Rejected> {
+///         *self.busy.lock().unwrap() = true;
+///         std::thread::spawn(move || job.run());
+///         Ok(())
+///     }
+///
+///     fn poll_execute(&self, job: Job, cx: &mut Context<'_>, waiter: &Waiter) -> Result<Submit, Rejected> {
+///         let mut busy = self.busy.lock().unwrap();
+///         self.waiting.lock().unwrap().retain(|(id, _)| id != waiter);
+///         if *busy {
+///             self.waiting.lock().unwrap().push_back((*waiter, cx.waker().clone()));
+///             return Ok(Submit::Full(job)); // the caller stays pending until woken
+///         }
+///         *busy = true;
+///         let this: &'static OneAtATime = &EXEC;
+///         std::thread::spawn(move || {
+///             job.run();
+///             *this.busy.lock().unwrap() = false;
+///             if let Some((_, waker)) = this.waiting.lock().unwrap().pop_front() {
+///                 waker.wake();
+///             }
+///         });
+///         Ok(Submit::Accepted)
+///     }
+/// }
+///
+/// static EXEC: std::sync::LazyLock<OneAtATime> = std::sync::LazyLock::new(OneAtATime::default);
+///
+/// let calls = (0..4).map(|i| async_wrap_runtime::spawn_on(&EXEC, move || i * 2));
+/// let results = futures::executor::block_on(futures::future::join_all(calls));
+/// assert_eq!(results, vec![0, 2, 4, 6]);
+/// ```
 #[derive(Debug)]
 pub enum Submit {
     /// The job will run.
@@ -95,11 +142,23 @@ pub enum Submit {
 }
 
 /// Identifies one waiting future to an [`Executor`] that applies back-pressure.
+///
+/// ```
+/// use async_wrap_runtime::Waiter;
+///
+/// let (a, b) = (Waiter::new(), Waiter::new());
+/// assert_ne!(a, b); // each waiting future has its own identity
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Waiter(u64);
 
 impl Waiter {
     /// A waiter identity no other waiter has.
+    ///
+    /// ```
+    /// let waiter = async_wrap_runtime::Waiter::new();
+    /// assert_eq!(waiter, waiter);
+    /// ```
     pub fn new() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         Waiter(NEXT.fetch_add(1, Ordering::Relaxed))
@@ -120,6 +179,25 @@ impl Default for Waiter {
 ///
 /// A job dropped without being run is not lost silently: the awaiting future wakes and panics
 /// with a message naming the function and the executor.
+///
+/// ```
+/// use async_wrap_runtime::{Executor, Job, Rejected};
+///
+/// /// Logs each job's name, then runs it on a new thread.
+/// struct Logged;
+///
+/// impl Executor for Logged {
+///     fn execute(&self, job: Job) -> Result<(), Rejected> {
+///         assert_eq!(job.name(), "closure");
+///         assert!(!job.is_cancelled());
+///         std::thread::spawn(move || job.run());
+///         Ok(())
+///     }
+/// }
+///
+/// static LOGGED: Logged = Logged;
+/// assert_eq!(futures::executor::block_on(async_wrap_runtime::spawn_on(&LOGGED, || 5)), 5);
+/// ```
 pub struct Job {
     /// Always `Some` until `run` or `drop` takes it.
     task: Option<Arc<dyn Run>>,
@@ -132,6 +210,20 @@ impl Job {
 
     /// Runs the body on the current thread and hands its result (or its panic) to the awaiting
     /// future. Never unwinds.
+    ///
+    /// ```
+    /// use async_wrap_runtime::{Executor, Job, Rejected};
+    ///
+    /// struct Inline; // runs each job on the thread that submits it
+    /// impl Executor for Inline {
+    ///     fn execute(&self, job: Job) -> Result<(), Rejected> {
+    ///         job.run(); // the body's panic, if any, goes to the future, not here
+    ///         Ok(())
+    ///     }
+    /// }
+    /// static INLINE: Inline = Inline;
+    /// assert_eq!(futures::executor::block_on(async_wrap_runtime::spawn_on(&INLINE, || 3)), 3);
+    /// ```
     pub fn run(mut self) {
         if let Some(task) = self.task.take() {
             task.run().wake();
@@ -146,12 +238,44 @@ impl Job {
 
     /// The name of the wrapped function (`module::path::name`), or `"closure"` for
     /// [`spawn_on`](crate::spawn_on).
+    ///
+    /// ```
+    /// use async_wrap_runtime::{Executor, Job, Rejected};
+    ///
+    /// struct Names;
+    /// impl Executor for Names {
+    ///     fn execute(&self, job: Job) -> Result<(), Rejected> {
+    ///         assert_eq!(job.name(), "closure"); // `module::function` for a wrapped function
+    ///         job.run();
+    ///         Ok(())
+    ///     }
+    /// }
+    /// static NAMES: Names = Names;
+    /// futures::executor::block_on(async_wrap_runtime::spawn_on(&NAMES, || ()));
+    /// ```
     pub fn name(&self) -> &'static str {
         self.task.as_ref().map_or("", |task| task.name())
     }
 
     /// Whether the awaiting future has been dropped. A job cancelled before it starts is
     /// skipped by [`run`](Job::run) without calling the body.
+    ///
+    /// ```
+    /// use async_wrap_runtime::{Executor, Job, Rejected};
+    ///
+    /// /// Skips jobs nobody waits for any more, instead of handing them to `run`.
+    /// struct SkipsDropped;
+    /// impl Executor for SkipsDropped {
+    ///     fn execute(&self, job: Job) -> Result<(), Rejected> {
+    ///         if !job.is_cancelled() {
+    ///             job.run();
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// static EXEC: SkipsDropped = SkipsDropped;
+    /// assert_eq!(futures::executor::block_on(async_wrap_runtime::spawn_on(&EXEC, || 1)), 1);
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         self.task.as_ref().is_some_and(|task| task.is_cancelled())
     }
@@ -178,6 +302,21 @@ impl fmt::Debug for Job {
 ///
 /// Nothing is lost: the job is inside, and [`into_job`](Rejected::into_job) returns it, so the
 /// caller can run it elsewhere.
+///
+/// ```
+/// use async_wrap_runtime::{Executor, Job, RejectReason, Rejected};
+///
+/// /// Refuses every job, saying why.
+/// struct Closed;
+/// impl Executor for Closed {
+///     fn execute(&self, job: Job) -> Result<(), Rejected> {
+///         Err(Rejected::new(job, RejectReason::Other("closed for maintenance".into())))
+///     }
+/// }
+/// static CLOSED: Closed = Closed;
+/// let err = futures::executor::block_on(async_wrap_runtime::spawn_on(&CLOSED, || 1).checked()).unwrap_err();
+/// assert!(err.to_string().ends_with("closed for maintenance"));
+/// ```
 pub struct Rejected {
     job: Job,
     reason: RejectReason,
@@ -185,21 +324,97 @@ pub struct Rejected {
 
 impl Rejected {
     /// Gives `job` back with the reason it was refused.
+    ///
+    /// ```
+    /// use async_wrap_runtime::{Executor, Job, RejectReason, Rejected};
+    ///
+    /// struct Full;
+    /// impl Executor for Full {
+    ///     fn execute(&self, job: Job) -> Result<(), Rejected> {
+    ///         Err(Rejected::new(job, RejectReason::QueueFull))
+    ///     }
+    /// }
+    /// static FULL: Full = Full;
+    /// let err = futures::executor::block_on(async_wrap_runtime::spawn_on(&FULL, || 1).checked()).unwrap_err();
+    /// assert!(matches!(err.reject_reason(), Some(RejectReason::QueueFull)));
+    /// ```
     pub fn new(job: Job, reason: RejectReason) -> Self {
         Rejected { job, reason }
     }
 
     /// Why the job was refused.
+    ///
+    /// ```
+    /// use async_wrap_runtime::{Executor, Job, RejectReason, Rejected};
+    ///
+    /// /// Tries a first executor, and on a refusal for a full queue, a second one.
+    /// struct Overflow<A, B>(A, B);
+    /// impl<A: Executor, B: Executor> Executor for Overflow<A, B> {
+    ///     fn execute(&self, job: Job) -> Result<(), Rejected> {
+    ///         match self.0.execute(job) {
+    ///             Err(rejected) if matches!(rejected.reason(), RejectReason::QueueFull) => {
+    ///                 self.1.execute(rejected.into_job())
+    ///             }
+    ///             other => other,
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn reason(&self) -> &RejectReason {
         &self.reason
     }
 
     /// The refused job, to run elsewhere or to drop.
+    ///
+    /// ```
+    /// use async_wrap_runtime::{Executor, Job, RejectReason, Rejected};
+    ///
+    /// struct Refuses;
+    /// impl Executor for Refuses {
+    ///     fn execute(&self, job: Job) -> Result<(), Rejected> {
+    ///         Err(Rejected::new(job, RejectReason::ShutDown))
+    ///     }
+    /// }
+    /// /// Runs a refused job on the caller instead: nothing is lost.
+    /// struct OrInline;
+    /// impl Executor for OrInline {
+    ///     fn execute(&self, job: Job) -> Result<(), Rejected> {
+    ///         if let Err(rejected) = Refuses.execute(job) {
+    ///             rejected.into_job().run();
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// static EXEC: OrInline = OrInline;
+    /// assert_eq!(futures::executor::block_on(async_wrap_runtime::spawn_on(&EXEC, || 9)), 9);
+    /// ```
     pub fn into_job(self) -> Job {
         self.job
     }
 
     /// The refused job and the reason.
+    ///
+    /// ```
+    /// use async_wrap_runtime::{Executor, Job, RejectReason, Rejected};
+    ///
+    /// struct Refuses;
+    /// impl Executor for Refuses {
+    ///     fn execute(&self, job: Job) -> Result<(), Rejected> {
+    ///         Err(Rejected::new(job, RejectReason::ShutDown))
+    ///     }
+    /// }
+    /// struct Logs;
+    /// impl Executor for Logs {
+    ///     fn execute(&self, job: Job) -> Result<(), Rejected> {
+    ///         let (job, reason) = Refuses.execute(job).unwrap_err().into_parts();
+    ///         assert_eq!(reason.to_string(), "the executor has been shut down");
+    ///         job.run();
+    ///         Ok(())
+    ///     }
+    /// }
+    /// static LOGS: Logs = Logs;
+    /// assert_eq!(futures::executor::block_on(async_wrap_runtime::spawn_on(&LOGS, || 2)), 2);
+    /// ```
     pub fn into_parts(self) -> (Job, RejectReason) {
         (self.job, self.reason)
     }
@@ -223,6 +438,15 @@ impl fmt::Display for Rejected {
 impl std::error::Error for Rejected {}
 
 /// Why an [`Executor`] refused a job.
+///
+/// ```
+/// use async_wrap_runtime::{BlockingPool, RejectReason};
+///
+/// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
+/// POOL.shutdown();
+/// let err = futures::executor::block_on(async_wrap_runtime::spawn_on(&POOL, || ()).checked()).unwrap_err();
+/// assert!(matches!(err.reject_reason(), Some(RejectReason::ShutDown)));
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum RejectReason {
@@ -252,6 +476,19 @@ impl fmt::Display for RejectReason {
 ///
 /// Built from what `#[async_wrap(executor = EXPR)]` accepts, through [`IntoExecutor`]. Cloning it
 /// is free for `'static` executors and one reference-count increment for shared ones.
+///
+/// ```
+/// use std::sync::Arc;
+/// use async_wrap_runtime::{BlockingPool, ExecutorRef, IntoExecutor};
+///
+/// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
+/// let shared = Arc::new(BlockingPool::with_max_threads(1));
+/// let handles = [(&POOL).into_executor(), shared.into_executor()];
+/// assert!(matches!(handles[0], ExecutorRef::Static(_)));
+/// assert!(matches!(handles[1], ExecutorRef::Shared(_)));
+/// let fut = async_wrap_runtime::spawn_on(handles[1].clone(), || 4);
+/// assert_eq!(futures::executor::block_on(fut), 4);
+/// ```
 #[derive(Clone)]
 pub enum ExecutorRef {
     /// An executor that lives for the whole program: a `static`, or a leaked value.
@@ -262,6 +499,13 @@ pub enum ExecutorRef {
 
 impl ExecutorRef {
     /// The executor this handle points to.
+    ///
+    /// ```
+    /// use async_wrap_runtime::{BlockingPool, IntoExecutor};
+    ///
+    /// static POOL: BlockingPool = BlockingPool::with_max_threads(1).thread_name("io");
+    /// assert_eq!((&POOL).into_executor().get().name(), Some("io"));
+    /// ```
     pub fn get(&self) -> &dyn Executor {
         match self {
             ExecutorRef::Static(exec) => *exec,

@@ -197,6 +197,14 @@ impl<T> fmt::Debug for BlockingFuture<T> {
 
 /// A [`BlockingFuture`] whose refused or lost job is an `Err(CallError)` instead of a panic:
 /// from [`BlockingFuture::checked`].
+///
+/// ```
+/// use async_wrap_runtime::{spawn_on, BlockingPool, Checked};
+///
+/// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
+/// let checked: Checked<u8> = spawn_on(&POOL, || 8).checked();
+/// assert_eq!(futures::executor::block_on(checked).unwrap(), 8);
+/// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 #[derive(Debug)]
 pub struct Checked<T>(BlockingFuture<T>);
@@ -212,6 +220,18 @@ impl<T> Future for Checked<T> {
 /// A call whose job did not run: refused by its executor, or dropped by it unrun.
 ///
 /// Its `Display` is the message an unchecked [`BlockingFuture`] panics with.
+///
+/// ```
+/// use async_wrap_runtime::{spawn_on, BlockingPool};
+///
+/// static POOL: BlockingPool = BlockingPool::with_max_threads(1).thread_name("archive");
+/// POOL.shutdown();
+/// let err = futures::executor::block_on(spawn_on(&POOL, || ()).checked()).unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "async_wrap: cannot run `closure` on executor `archive`: the executor has been shut down"
+/// );
+/// ```
 #[derive(Debug)]
 pub struct CallError {
     function: &'static str,
@@ -227,16 +247,39 @@ enum CallErrorKind {
 
 impl CallError {
     /// The wrapped function's path, or `"closure"`.
+    ///
+    /// ```
+    /// static POOL: async_wrap_runtime::BlockingPool = async_wrap_runtime::BlockingPool::with_max_threads(1);
+    /// POOL.shutdown();
+    /// let err = futures::executor::block_on(async_wrap_runtime::spawn_on(&POOL, || ()).checked()).unwrap_err();
+    /// assert_eq!(err.function(), "closure");
+    /// ```
     pub fn function(&self) -> &'static str {
         self.function
     }
 
     /// The executor's name, or the expression that named it.
+    ///
+    /// ```
+    /// static POOL: async_wrap_runtime::BlockingPool = async_wrap_runtime::BlockingPool::with_max_threads(1);
+    /// POOL.shutdown();
+    /// let err = futures::executor::block_on(async_wrap_runtime::spawn_on(&POOL, || ()).checked()).unwrap_err();
+    /// assert_eq!(err.executor(), "spawn_on"); // the pool has no name: the expression that named it
+    /// ```
     pub fn executor(&self) -> &str {
         &self.executor
     }
 
     /// Why the executor refused the job; `None` if it took the job and dropped it unrun.
+    ///
+    /// ```
+    /// use async_wrap_runtime::{BlockingPool, RejectReason};
+    ///
+    /// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
+    /// POOL.shutdown();
+    /// let err = futures::executor::block_on(async_wrap_runtime::spawn_on(&POOL, || ()).checked()).unwrap_err();
+    /// assert!(matches!(err.reject_reason(), Some(RejectReason::ShutDown)));
+    /// ```
     pub fn reject_reason(&self) -> Option<&RejectReason> {
         match &self.kind {
             CallErrorKind::Rejected(reason) => Some(reason),
@@ -245,6 +288,13 @@ impl CallError {
     }
 
     /// Whether the executor had been shut down.
+    ///
+    /// ```
+    /// static POOL: async_wrap_runtime::BlockingPool = async_wrap_runtime::BlockingPool::with_max_threads(1);
+    /// POOL.shutdown();
+    /// let err = futures::executor::block_on(async_wrap_runtime::spawn_on(&POOL, || ()).checked()).unwrap_err();
+    /// assert!(err.is_shut_down());
+    /// ```
     pub fn is_shut_down(&self) -> bool {
         matches!(self.kind, CallErrorKind::Rejected(RejectReason::ShutDown))
     }

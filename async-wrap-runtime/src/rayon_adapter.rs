@@ -26,11 +26,27 @@ pub struct RayonPool {
 
 impl RayonPool {
     /// rayon's global thread pool.
+    ///
+    /// ```
+    /// use async_wrap_runtime::{spawn_on, RayonPool};
+    /// static CPU: RayonPool = RayonPool::global();
+    /// let sum = futures::executor::block_on(spawn_on(&CPU, || (1..=10u32).sum::<u32>()));
+    /// assert_eq!(sum, 55);
+    /// ```
     pub const fn global() -> Self {
         RayonPool { pool: None }
     }
 
     /// A pool of your own.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use async_wrap_runtime::{spawn_on, RayonPool};
+    ///
+    /// let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    /// let cpu = Arc::new(RayonPool::new(pool));
+    /// assert_eq!(futures::executor::block_on(spawn_on(cpu, || 6 * 7)), 42);
+    /// ```
     pub fn new(pool: rayon::ThreadPool) -> Self {
         RayonPool {
             pool: Some(Arc::new(pool)),
@@ -38,6 +54,16 @@ impl RayonPool {
     }
 
     /// A pool of your own, shared.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use async_wrap_runtime::{spawn_on, RayonPool};
+    ///
+    /// let pool = Arc::new(rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap());
+    /// let cpu = Arc::new(RayonPool::from_arc(pool.clone()));
+    /// assert_eq!(futures::executor::block_on(spawn_on(cpu, || 1)), 1);
+    /// pool.install(|| ()); // the same pool, still usable directly
+    /// ```
     pub fn from_arc(pool: Arc<rayon::ThreadPool>) -> Self {
         RayonPool { pool: Some(pool) }
     }

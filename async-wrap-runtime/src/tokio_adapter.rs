@@ -27,11 +27,29 @@ pub struct TokioBlocking {
 
 impl TokioBlocking {
     /// The blocking pool of whichever runtime polls the future.
+    ///
+    /// ```
+    /// use async_wrap_runtime::{spawn_on, TokioBlocking};
+    ///
+    /// static TOKIO: TokioBlocking = TokioBlocking::current();
+    /// let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// assert_eq!(runtime.block_on(spawn_on(&TOKIO, || 1 + 1)), 2);
+    /// ```
     pub const fn current() -> Self {
         TokioBlocking { handle: None }
     }
 
     /// The blocking pool of the runtime behind `handle`, wherever the future is polled.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use async_wrap_runtime::{spawn_on, TokioBlocking};
+    ///
+    /// let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// let executor = Arc::new(TokioBlocking::with_handle(runtime.handle().clone()));
+    /// // Polled outside the runtime, it still runs on that runtime's blocking pool.
+    /// assert_eq!(futures::executor::block_on(spawn_on(executor, || 40 + 2)), 42);
+    /// ```
     pub fn with_handle(handle: Handle) -> Self {
         TokioBlocking {
             handle: Some(handle),

@@ -106,6 +106,16 @@ pub(crate) struct Extras {
 
 /// What a [`BlockingPool`] with a bounded queue does with a job when the queue is full (every
 /// thread busy, `max_threads` reached, `queue_capacity` jobs waiting).
+///
+/// ```
+/// use async_wrap_runtime::{spawn_on, BlockingPool, QueueFull};
+///
+/// // Two threads and room for 100 waiting jobs; the 103rd call waits for room.
+/// static DB: BlockingPool = BlockingPool::with_max_threads(2).queue_capacity(100, QueueFull::Wait);
+/// let calls = (0..300).map(|i| spawn_on(&DB, move || i));
+/// let done = futures::executor::block_on(futures::future::join_all(calls));
+/// assert_eq!(done.len(), 300);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum QueueFull {
     /// The call waits, asynchronously, for room: its future stays pending (the executor thread
@@ -123,8 +133,18 @@ pub enum QueueFull {
 
 impl BlockingPool {
     /// The default `max_threads`: 512, like tokio's blocking pool.
+    ///
+    /// ```
+    /// use async_wrap_runtime::BlockingPool;
+    /// assert_eq!(BlockingPool::new().max_threads(), BlockingPool::DEFAULT_MAX_THREADS);
+    /// ```
     pub const DEFAULT_MAX_THREADS: usize = 512;
     /// The default `keep_alive`: 10 seconds.
+    ///
+    /// ```
+    /// use async_wrap_runtime::BlockingPool;
+    /// assert_eq!(BlockingPool::new().keep_alive_duration(), BlockingPool::DEFAULT_KEEP_ALIVE);
+    /// ```
     pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(10);
 
     /// A pool of at most [`DEFAULT_MAX_THREADS`](Self::DEFAULT_MAX_THREADS) threads with the
@@ -202,6 +222,14 @@ impl BlockingPool {
     /// # Panics
     ///
     /// If `min_threads` is more than `max_threads` (a compile error in a `static`).
+    ///
+    /// ```
+    /// use async_wrap_runtime::BlockingPool;
+    ///
+    /// static WARM: BlockingPool = BlockingPool::with_max_threads(4).min_threads(2);
+    /// futures::executor::block_on(async_wrap_runtime::spawn_on(&WARM, || ()));
+    /// assert_eq!(WARM.metrics().threads_started, 2); // both started with the pool
+    /// ```
     #[must_use = "the builder methods return the configured pool"]
     pub const fn min_threads(mut self, min_threads: usize) -> Self {
         assert!(
@@ -230,6 +258,16 @@ impl BlockingPool {
 
     /// Names the pool: its threads are called `name-1`, `name-2`, ..., and error messages name
     /// the pool by it (default: threads `async-wrap-N`, messages use the executor expression).
+    ///
+    /// ```
+    /// use async_wrap_runtime::BlockingPool;
+    ///
+    /// static DISK: BlockingPool = BlockingPool::with_max_threads(1).thread_name("disk");
+    /// let name = futures::executor::block_on(async_wrap_runtime::spawn_on(&DISK, || {
+    ///     std::thread::current().name().map(str::to_owned)
+    /// }));
+    /// assert_eq!(name.as_deref(), Some("disk-1"));
+    /// ```
     #[must_use = "the builder methods return the configured pool"]
     pub const fn thread_name(mut self, name: &'static str) -> Self {
         self.config.name = Some(name);
@@ -238,6 +276,14 @@ impl BlockingPool {
 
     /// The stack size of the pool's threads, in bytes (default: the standard library's, 2 MiB
     /// unless `RUST_MIN_STACK` says otherwise).
+    ///
+    /// ```
+    /// use async_wrap_runtime::BlockingPool;
+    ///
+    /// // Deep recursion in the bodies: give the threads 16 MiB.
+    /// static DEEP: BlockingPool = BlockingPool::with_max_threads(1).stack_size(16 << 20);
+    /// assert_eq!(futures::executor::block_on(async_wrap_runtime::spawn_on(&DEEP, || 1)), 1);
+    /// ```
     #[must_use = "the builder methods return the configured pool"]
     pub const fn stack_size(mut self, bytes: usize) -> Self {
         self.config.stack_size = Some(bytes);
@@ -270,11 +316,24 @@ impl BlockingPool {
     }
 
     /// The most threads this pool runs at once.
+    ///
+    /// ```
+    /// use async_wrap_runtime::BlockingPool;
+    /// static POOL: BlockingPool = BlockingPool::with_max_threads(3);
+    /// assert_eq!(POOL.max_threads(), 3);
+    /// ```
     pub const fn max_threads(&self) -> usize {
         self.config.max_threads
     }
 
     /// How long an idle thread waits for work before it exits.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use async_wrap_runtime::BlockingPool;
+    /// static POOL: BlockingPool = BlockingPool::new().keep_alive(Duration::from_secs(1));
+    /// assert_eq!(POOL.keep_alive_duration(), Duration::from_secs(1));
+    /// ```
     pub const fn keep_alive_duration(&self) -> Duration {
         self.config.keep_alive
     }
@@ -345,6 +404,14 @@ impl BlockingPool {
     }
 
     /// Whether [`shutdown`](Self::shutdown) has been called (or the pool dropped).
+    ///
+    /// ```
+    /// use async_wrap_runtime::BlockingPool;
+    /// let pool = BlockingPool::with_max_threads(1);
+    /// assert!(!pool.is_shut_down());
+    /// pool.shutdown();
+    /// assert!(pool.is_shut_down());
+    /// ```
     pub fn is_shut_down(&self) -> bool {
         self.shared
             .get()
@@ -412,6 +479,18 @@ impl fmt::Debug for BlockingPool {
 }
 
 /// Counters of a [`BlockingPool`], from [`BlockingPool::metrics`].
+///
+/// ```
+/// use async_wrap_runtime::{spawn_on, BlockingPool};
+///
+/// static POOL: BlockingPool = BlockingPool::with_max_threads(2);
+/// let _ = futures::executor::block_on(futures::FutureExt::catch_unwind(
+///     std::panic::AssertUnwindSafe(spawn_on(&POOL, || -> () { panic!("counted") })),
+/// ));
+/// futures::executor::block_on(spawn_on(&POOL, || ()));
+/// let metrics = POOL.metrics();
+/// assert_eq!((metrics.completed, metrics.panicked, metrics.queued), (1, 1, 0));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Metrics {
@@ -439,6 +518,26 @@ pub struct Metrics {
 }
 
 /// Builds a [`BlockingPool`] with settings checked at [`build`](Builder::build).
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+/// use async_wrap_runtime::BlockingPool;
+///
+/// let started = Arc::new(AtomicUsize::new(0));
+/// let counter = started.clone();
+/// let pool = BlockingPool::builder()
+///     .max_threads(2)
+///     .thread_name(String::from("db"))
+///     .on_thread_start(move || {
+///         counter.fetch_add(1, Ordering::SeqCst);
+///     })
+///     .build()
+///     .unwrap();
+/// let pool = Arc::new(pool);
+/// futures::executor::block_on(async_wrap_runtime::spawn_on(pool.clone(), || ()));
+/// assert_eq!(started.load(Ordering::SeqCst), 1);
+/// ```
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct Builder {
     config: Config,
@@ -447,36 +546,70 @@ pub struct Builder {
 
 impl Builder {
     /// The most threads (default 512). Must be at least 1 and at least `min_threads`.
+    ///
+    /// ```
+    /// let pool = async_wrap_runtime::BlockingPool::builder().max_threads(8).build().unwrap();
+    /// assert_eq!(pool.max_threads(), 8);
+    /// ```
     pub fn max_threads(mut self, max_threads: usize) -> Self {
         self.config.max_threads = max_threads;
         self
     }
 
     /// Threads kept alive when idle, started with the pool (default 0).
+    ///
+    /// ```
+    /// let pool = async_wrap_runtime::BlockingPool::builder().max_threads(4).min_threads(1).build();
+    /// assert!(pool.is_ok());
+    /// ```
     pub fn min_threads(mut self, min_threads: usize) -> Self {
         self.config.min_threads = min_threads;
         self
     }
 
     /// How long a thread beyond `min_threads` waits idle before it exits (default 10 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = async_wrap_runtime::BlockingPool::builder().keep_alive(Duration::from_secs(60)).build().unwrap();
+    /// assert_eq!(pool.keep_alive_duration(), Duration::from_secs(60));
+    /// ```
     pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
         self.config.keep_alive = keep_alive;
         self
     }
 
     /// The pool's name and its threads' prefix: `name-1`, `name-2`, ...
+    ///
+    /// ```
+    /// use async_wrap_runtime::{BlockingPool, Executor};
+    /// let shard = 3;
+    /// let pool = BlockingPool::builder().thread_name(format!("shard-{shard}")).build().unwrap();
+    /// assert_eq!(pool.name(), Some("shard-3"));
+    /// ```
     pub fn thread_name(mut self, name: impl Into<String>) -> Self {
         self.extras.name = Some(name.into());
         self
     }
 
     /// The threads' stack size in bytes. Must not be 0.
+    ///
+    /// ```
+    /// let pool = async_wrap_runtime::BlockingPool::builder().stack_size(1 << 20).build();
+    /// assert!(pool.is_ok());
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.config.stack_size = Some(bytes);
         self
     }
 
     /// At most `capacity` queued jobs; `when_full` for the next one ([`QueueFull`]).
+    ///
+    /// ```
+    /// use async_wrap_runtime::{BlockingPool, QueueFull};
+    /// let pool = BlockingPool::builder().queue_capacity(64, QueueFull::Reject).build();
+    /// assert!(pool.is_ok());
+    /// ```
     pub fn queue_capacity(mut self, capacity: usize, when_full: QueueFull) -> Self {
         self.config.queue_capacity = Some(capacity);
         self.config.when_full = when_full;
@@ -485,12 +618,26 @@ impl Builder {
 
     /// Runs `hook` on each new thread before its first job. A panic in it is caught, and the
     /// thread goes on.
+    ///
+    /// ```
+    /// let pool = async_wrap_runtime::BlockingPool::builder()
+    ///     .on_thread_start(|| eprintln!("{:?} starts", std::thread::current().name()))
+    ///     .build();
+    /// assert!(pool.is_ok());
+    /// ```
     pub fn on_thread_start(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
         self.extras.on_thread_start = Some(Arc::new(hook));
         self
     }
 
     /// Runs `hook` on each thread as it exits. A panic in it is caught.
+    ///
+    /// ```
+    /// let pool = async_wrap_runtime::BlockingPool::builder()
+    ///     .on_thread_stop(|| eprintln!("{:?} stops", std::thread::current().name()))
+    ///     .build();
+    /// assert!(pool.is_ok());
+    /// ```
     pub fn on_thread_stop(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
         self.extras.on_thread_stop = Some(Arc::new(hook));
         self
@@ -502,6 +649,12 @@ impl Builder {
     ///
     /// [`BuildError`] if `max_threads` is 0, `min_threads` exceeds `max_threads`, or the stack
     /// size is 0.
+    ///
+    /// ```
+    /// use async_wrap_runtime::BlockingPool;
+    /// assert!(BlockingPool::builder().max_threads(0).build().is_err());
+    /// assert!(BlockingPool::builder().max_threads(2).build().is_ok());
+    /// ```
     pub fn build(self) -> Result<BlockingPool, BuildError> {
         let Config {
             max_threads,
@@ -540,6 +693,12 @@ impl fmt::Debug for Builder {
 }
 
 /// Settings given to [`Builder`] that do not make a working pool.
+///
+/// ```
+/// use async_wrap_runtime::{BlockingPool, BuildError};
+/// let err: BuildError = BlockingPool::builder().max_threads(0).build().unwrap_err();
+/// assert_eq!(err.to_string(), "max_threads is 0: a pool needs at least one thread");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BuildError(String);
 
