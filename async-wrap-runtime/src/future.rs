@@ -152,6 +152,24 @@ impl<T> BlockingFuture<T> {
     }
 }
 
+impl<T> BlockingFuture<T> {
+    /// Drops this future, but lets its job run (if it was submitted) with
+    /// [`is_cancelled`](crate::is_cancelled) true, so that what the body owns is dropped on the
+    /// executor's thread rather than here.
+    pub(crate) fn abandon_running(mut self) {
+        if let (Some(_), Some(waiter)) = (&self.job, &self.waiter) {
+            self.executor.get().cancel_wait(waiter);
+        }
+        if let Some(output) = self.output.take() {
+            if self.job.is_none() {
+                output.abandon_running();
+            } else {
+                output.abandon();
+            }
+        }
+    }
+}
+
 impl<T> Future for BlockingFuture<T> {
     type Output = T;
 
@@ -323,6 +341,18 @@ impl fmt::Display for CallError {
 }
 
 impl std::error::Error for CallError {}
+
+/// Runs `body` on `executor` with nobody awaiting it (its result is dropped on the executor's
+/// thread); if the executor refuses it, runs it here.
+pub(crate) fn detach<F>(executor: &ExecutorRef, name: &'static str, body: F)
+where
+    F: FnOnce() + Send + 'static,
+{
+    let job = Job::new(Task::new(name, body));
+    if let Err(rejected) = executor.get().execute(job) {
+        rejected.into_job().run();
+    }
+}
 
 /// Runs `body` on `executor` and returns a future of its result: the function form of
 /// `#[async_wrap(executor = ...)]`.

@@ -35,6 +35,7 @@ mod future;
 mod pool;
 #[cfg(feature = "rayon")]
 mod rayon_adapter;
+mod stream;
 mod sync;
 mod task;
 #[cfg(feature = "tokio")]
@@ -49,6 +50,7 @@ pub use future::{BlockingFuture, CallError, Checked, spawn, spawn_on};
 pub use pool::{BlockingPool, BuildError, Builder, Metrics, QueueFull, RunningJob, ShutdownReport};
 #[cfg(feature = "rayon")]
 pub use rayon_adapter::RayonPool;
+pub use stream::{BlockingStream, DEFAULT_BATCH, stream, stream_on};
 pub use task::is_cancelled;
 #[cfg(feature = "tokio")]
 pub use tokio_adapter::TokioBlocking;

@@ -81,6 +81,10 @@ pub(crate) trait Output<T>: Send + Sync {
     fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Ended<T>>;
     /// The future is gone: the job must not start, and a result already there is dropped.
     fn abandon(&self);
+    /// The future is gone, but the job still runs (or finishes) with `is_cancelled()` true, so
+    /// that what the body owns is dropped on the executor's thread. A result already there is
+    /// dropped.
+    fn abandon_running(&self);
 }
 
 enum Stage<F, T> {
@@ -223,6 +227,20 @@ where
             slot @ None => *slot = Some(cx.waker().clone()),
         }
         Poll::Pending
+    }
+
+    fn abandon_running(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+        let (result, waker) = {
+            let mut state = self.lock();
+            let result = match state.stage {
+                Stage::Finished(_) => mem::replace(&mut state.stage, Stage::Gone),
+                _ => Stage::Gone,
+            };
+            (result, state.waker.take())
+        };
+        drop(result);
+        drop(waker);
     }
 
     fn abandon(&self) {

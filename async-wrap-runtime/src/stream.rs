@@ -1,0 +1,299 @@
+//! [`BlockingStream`]: a blocking iterator, pulled on a pool, as a `Stream`.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future as _;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+
+use crate::executor::{ExecutorRef, IntoExecutor};
+use crate::future::BlockingFuture;
+use crate::task::Payload;
+
+/// The default number of items one refill pulls: [`BlockingStream`] holds at most two batches.
+pub const DEFAULT_BATCH: usize = 64;
+
+type BoxedIter<T> = Box<dyn Iterator<Item = T> + Send>;
+
+/// A blocking iterator pulled on a pool, as a [`Stream`]: each refill is one job that takes the
+/// iterator, pulls up to a batch of items, and gives the iterator back with them.
+///
+/// - **Order and delivery**: items come in the iterator's order, each exactly once.
+/// - **No thread is pinned**: between refills no job runs, so a slow consumer holds no thread;
+///   at most two batches are in memory (the one being consumed, and the next one, started when
+///   half of the current one is consumed).
+/// - **Panics** in `next()` are caught on the worker; the items before it are delivered, then
+///   the panic resumes in the consumer, with its payload, where the item would have been.
+/// - **Dropping** the stream stops the iteration: a refill in progress sees
+///   [`is_cancelled`](crate::is_cancelled) turn true between items, and the iterator is dropped
+///   on the pool's thread, not the consumer's.
+///
+/// ```
+/// use futures::StreamExt;
+/// use async_wrap_runtime::{stream_on, BlockingPool};
+///
+/// static DISK: BlockingPool = BlockingPool::with_max_threads(2);
+///
+/// // Lines of a file, read with blocking I/O on DISK, consumed asynchronously.
+/// let lines = stream_on(&DISK, 64, || {
+///     use std::io::BufRead;
+///     let file = std::fs::File::open("Cargo.toml").unwrap();
+///     std::io::BufReader::new(file).lines().map(Result::unwrap)
+/// });
+/// let count = futures::executor::block_on(lines.count());
+/// assert!(count > 10);
+/// ```
+#[must_use = "streams do nothing unless polled"]
+pub struct BlockingStream<T: Send + 'static> {
+    executor: ExecutorRef,
+    label: &'static str,
+    name: &'static str,
+    batch: usize,
+    /// Items pulled and not yet handed out.
+    ready: VecDeque<T>,
+    source: Source<T>,
+}
+
+enum Source<T: Send + 'static> {
+    /// The iterator is not made yet: the first refill makes it.
+    Unstarted(Box<dyn FnOnce() -> BoxedIter<T> + Send>),
+    /// The iterator waits, idle, for the next refill.
+    Idle(BoxedIter<T>),
+    /// A refill runs, or waits for a thread.
+    Refilling(BlockingFuture<Refill<T>>),
+    /// The iterator is exhausted.
+    Done,
+    /// The iterator panicked: the payload, to resume once the items before it are handed out.
+    Panicked(Payload),
+}
+
+/// What one refill brings back.
+struct Refill<T> {
+    items: Vec<T>,
+    /// The iterator, unless it is exhausted or panicked.
+    iter: Option<BoxedIter<T>>,
+    panic: Option<Payload>,
+}
+
+/// Pulls `iter_fn`'s iterator on `executor`, a batch of `batch` items per job: see
+/// [`BlockingStream`]. `iter_fn` itself runs in the first job, so opening a file or a cursor
+/// happens on the pool too. Nothing runs until the stream is first polled.
+///
+/// # Panics
+///
+/// If `batch` is 0.
+pub fn stream_on<E, F, I>(executor: E, batch: usize, iter_fn: F) -> BlockingStream<I::Item>
+where
+    E: IntoExecutor,
+    F: FnOnce() -> I + Send + 'static,
+    I: IntoIterator,
+    I::IntoIter: Send + 'static,
+    I::Item: Send + 'static,
+{
+    BlockingStream::new(
+        executor.into_executor(),
+        "stream_on",
+        "iterator",
+        batch,
+        iter_fn,
+    )
+}
+
+/// [`stream_on`] on the [default pool](crate::default_pool), in batches of
+/// [`DEFAULT_BATCH`].
+///
+/// ```
+/// use futures::StreamExt;
+///
+/// let squares = async_wrap_runtime::stream(|| (1..=5_u32).map(|n| n * n));
+/// let squares: Vec<u32> = futures::executor::block_on(squares.collect());
+/// assert_eq!(squares, [1, 4, 9, 16, 25]);
+/// ```
+pub fn stream<F, I>(iter_fn: F) -> BlockingStream<I::Item>
+where
+    F: FnOnce() -> I + Send + 'static,
+    I: IntoIterator,
+    I::IntoIter: Send + 'static,
+    I::Item: Send + 'static,
+{
+    BlockingStream::new(
+        ExecutorRef::Static(crate::default_pool()),
+        "the default pool",
+        "iterator",
+        DEFAULT_BATCH,
+        iter_fn,
+    )
+}
+
+impl<T: Send + 'static> BlockingStream<T> {
+    pub(crate) fn new<F, I>(
+        executor: ExecutorRef,
+        label: &'static str,
+        name: &'static str,
+        batch: usize,
+        iter_fn: F,
+    ) -> Self
+    where
+        F: FnOnce() -> I + Send + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        assert!(
+            batch > 0,
+            "async_wrap: a stream's batch must hold at least one item"
+        );
+        let make: Box<dyn FnOnce() -> BoxedIter<T> + Send> =
+            Box::new(move || Box::new(iter_fn().into_iter()) as BoxedIter<T>);
+        BlockingStream {
+            executor,
+            label,
+            name,
+            batch,
+            ready: VecDeque::new(),
+            source: Source::Unstarted(make),
+        }
+    }
+
+    /// Starts a refill if the iterator is idle (or not made yet).
+    fn refill(&mut self) {
+        let start = match std::mem::replace(&mut self.source, Source::Done) {
+            Source::Unstarted(make) => Start::Make(make),
+            Source::Idle(iter) => Start::Continue(iter),
+            other => {
+                self.source = other;
+                return;
+            }
+        };
+        let batch = self.batch;
+        let job = move || {
+            let mut items = Vec::with_capacity(batch);
+            let pulled = panic::catch_unwind(AssertUnwindSafe(|| {
+                let mut iter = match start {
+                    Start::Make(make) => make(),
+                    Start::Continue(iter) => iter,
+                };
+                while items.len() < batch {
+                    if crate::is_cancelled() {
+                        // The stream is gone: drop the iterator here, on the pool's thread.
+                        return None;
+                    }
+                    match iter.next() {
+                        Some(item) => items.push(item),
+                        None => return None,
+                    }
+                }
+                Some(iter)
+            }));
+            match pulled {
+                Ok(iter) => Refill {
+                    items,
+                    iter,
+                    panic: None,
+                },
+                Err(payload) => Refill {
+                    items,
+                    iter: None,
+                    panic: Some(payload),
+                },
+            }
+        };
+        self.source = Source::Refilling(BlockingFuture::new(
+            self.executor.clone(),
+            self.label,
+            self.name,
+            job,
+        ));
+    }
+}
+
+enum Start<T> {
+    Make(Box<dyn FnOnce() -> BoxedIter<T> + Send>),
+    Continue(BoxedIter<T>),
+}
+
+impl<T: Send + 'static> Stream for BlockingStream<T> {
+    type Item = T;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = &mut *self;
+        loop {
+            if let Some(item) = this.ready.pop_front() {
+                // Half the batch used: pull the next one meanwhile.
+                if this.ready.len() < this.batch / 2 {
+                    this.refill();
+                    if let Source::Refilling(future) = &mut this.source {
+                        // Submit it now; its result is collected on a later poll.
+                        if let Poll::Ready(refill) = Pin::new(future).poll(cx) {
+                            this.take(refill);
+                        }
+                    }
+                }
+                return Poll::Ready(Some(item));
+            }
+            match &mut this.source {
+                Source::Unstarted(_) | Source::Idle(_) => this.refill(),
+                Source::Refilling(future) => match Pin::new(future).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(refill) => this.take(refill),
+                },
+                Source::Done => return Poll::Ready(None),
+                Source::Panicked(_) => {
+                    if let Source::Panicked(payload) =
+                        std::mem::replace(&mut this.source, Source::Done)
+                    {
+                        panic::resume_unwind(payload);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// The stream never pins its fields: it is `Unpin` whatever `T` is.
+impl<T: Send + 'static> Unpin for BlockingStream<T> {}
+
+impl<T: Send + 'static> BlockingStream<T> {
+    fn take(&mut self, refill: Refill<T>) {
+        self.ready.extend(refill.items);
+        self.source = match (refill.iter, refill.panic) {
+            (_, Some(payload)) => Source::Panicked(payload),
+            (Some(iter), None) => Source::Idle(iter),
+            (None, None) => Source::Done,
+        };
+    }
+}
+
+impl<T: Send + 'static> Drop for BlockingStream<T> {
+    fn drop(&mut self) {
+        match std::mem::replace(&mut self.source, Source::Done) {
+            // The refill stops at its next item and drops the iterator on its thread.
+            Source::Refilling(future) => future.abandon_running(),
+            // Drop the idle iterator on a pool thread too (where a blocking `Drop`, closing a
+            // file or a cursor, belongs); if the executor refuses, here.
+            Source::Idle(iter) => {
+                crate::future::detach(&self.executor, self.name, move || drop(iter));
+            }
+            _ => {}
+        }
+    }
+}
+
+impl<T: Send + 'static> fmt::Debug for BlockingStream<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let source = match self.source {
+            Source::Unstarted(_) => "not started",
+            Source::Idle(_) => "idle",
+            Source::Refilling(_) => "refilling",
+            Source::Done => "done",
+            Source::Panicked(_) => "panicked",
+        };
+        f.debug_struct("BlockingStream")
+            .field("batch", &self.batch)
+            .field("ready", &self.ready.len())
+            .field("source", &source)
+            .finish_non_exhaustive()
+    }
+}

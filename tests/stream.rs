@@ -1,0 +1,197 @@
+//! Blocking iterators as streams: order, delivery, early drop, panics, no pinned thread, and a
+//! consumer that is never blocked.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use async_wrap::{BlockingPool, is_cancelled, spawn_on, stream_on};
+use futures::{FutureExt, StreamExt};
+
+fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn items_arrive_in_order_each_exactly_once() {
+    static POOL: BlockingPool = BlockingPool::with_max_threads(2);
+    for batch in [1, 7, 64, 5_000] {
+        let items: Vec<u32> =
+            futures::executor::block_on(stream_on(&POOL, batch, || 0..1_000).collect());
+        assert_eq!(items, (0..1_000).collect::<Vec<_>>(), "batch {batch}");
+    }
+    let empty: Vec<u8> = futures::executor::block_on(stream_on(&POOL, 4, Vec::<u8>::new).collect());
+    assert!(empty.is_empty());
+}
+
+#[test]
+fn dropping_the_stream_stops_an_endless_producer() {
+    let pool = Arc::new(BlockingPool::with_max_threads(1));
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let counter = pulled.clone();
+    let mut stream = stream_on(pool.clone(), 16, move || {
+        (0_u64..).inspect(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        })
+    });
+    let first: Vec<u64> = futures::executor::block_on((&mut stream).take(5).collect());
+    assert_eq!(first, [0, 1, 2, 3, 4]);
+    drop(stream);
+    eventually("the pool to be idle", || pool.metrics().running == 0);
+    let after_drop = pulled.load(Ordering::SeqCst);
+    assert!(
+        after_drop <= 32,
+        "at most two batches were pulled: {after_drop}"
+    );
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        pulled.load(Ordering::SeqCst),
+        after_drop,
+        "nothing pulled after the drop"
+    );
+}
+
+#[test]
+fn a_slow_consumer_pins_no_thread() {
+    let pool = Arc::new(BlockingPool::with_max_threads(1));
+    let mut stream = stream_on(pool.clone(), 8, || 0_u64..);
+    assert_eq!(futures::executor::block_on(stream.next()), Some(0));
+    // The consumer now does something else for a while: no refill holds the only thread.
+    eventually("the refill to end", || pool.metrics().running == 0);
+    assert_eq!(
+        futures::executor::block_on(spawn_on(pool.clone(), || 42)),
+        42
+    );
+    assert_eq!(futures::executor::block_on(stream.next()), Some(1));
+}
+
+#[test]
+fn a_panic_in_next_resumes_after_the_items_before_it() {
+    static POOL: BlockingPool = BlockingPool::with_max_threads(1);
+    let stream = stream_on(&POOL, 4, || {
+        (0..20_u32).inspect(|&n| {
+            if n == 10 {
+                std::panic::panic_any(n);
+            }
+        })
+    });
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let collected = seen.clone();
+    let result = futures::executor::block_on(
+        AssertUnwindSafe(stream.for_each(move |n| {
+            collected.lock().unwrap().push(n);
+            async {}
+        }))
+        .catch_unwind(),
+    );
+    assert_eq!(*seen.lock().unwrap(), (0..10).collect::<Vec<_>>());
+    assert_eq!(result.unwrap_err().downcast_ref::<u32>(), Some(&10));
+}
+
+/// An iterator that records which thread dropped it.
+struct Recorded {
+    dropped_on: Arc<Mutex<Option<String>>>,
+}
+
+impl Iterator for Recorded {
+    type Item = u8;
+    fn next(&mut self) -> Option<u8> {
+        Some(1)
+    }
+}
+
+impl Drop for Recorded {
+    fn drop(&mut self) {
+        *self.dropped_on.lock().unwrap() = thread::current().name().map(str::to_owned);
+    }
+}
+
+#[test]
+fn the_iterator_is_dropped_on_a_pool_thread() {
+    static POOL: BlockingPool = BlockingPool::with_max_threads(1).thread_name("iter-pool");
+    let dropped_on = Arc::new(Mutex::new(None));
+    let iter = Recorded {
+        dropped_on: dropped_on.clone(),
+    };
+    let mut stream = stream_on(&POOL, 4, move || iter);
+    // One item taken from a batch of four: the iterator waits, idle, in the stream.
+    assert_eq!(futures::executor::block_on(stream.next()), Some(1));
+    drop(stream);
+    eventually("the iterator to be dropped", || {
+        dropped_on.lock().unwrap().is_some()
+    });
+    assert_eq!(dropped_on.lock().unwrap().as_deref(), Some("iter-pool-1"));
+}
+
+#[test]
+fn is_cancelled_turns_true_inside_next_once_the_stream_is_dropped() {
+    let pool = Arc::new(BlockingPool::with_max_threads(1));
+    let (inside, saw_cancel) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (inside2, saw_cancel2) = (inside.clone(), saw_cancel.clone());
+    let mut stream = stream_on(pool.clone(), 4, move || {
+        std::iter::from_fn(move || {
+            inside2.store(true, Ordering::SeqCst);
+            // A `next()` that blocks until nobody wants the item any more.
+            let start = Instant::now();
+            while !is_cancelled() && start.elapsed() < Duration::from_secs(20) {
+                thread::sleep(Duration::from_millis(1));
+            }
+            saw_cancel2.store(is_cancelled(), Ordering::SeqCst);
+            Some(0_u8)
+        })
+    });
+    let waker = futures::task::noop_waker();
+    assert!(
+        stream
+            .poll_next_unpin(&mut std::task::Context::from_waker(&waker))
+            .is_pending()
+    );
+    eventually("next() to be called", || inside.load(Ordering::SeqCst));
+    drop(stream);
+    eventually("next() to see the cancellation", || {
+        saw_cancel.load(Ordering::SeqCst)
+    });
+    eventually("the pool to be idle", || pool.metrics().running == 0);
+}
+
+#[test]
+fn the_consumers_runtime_keeps_running_while_items_are_slow() {
+    static POOL: BlockingPool = BlockingPool::with_max_threads(1);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let items: Vec<u32> = runtime.block_on({
+        let ticks = ticks.clone();
+        async move {
+            let ticker = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    ticks.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+            let slow = stream_on(&POOL, 2, || {
+                (0..20).inspect(|_| thread::sleep(Duration::from_millis(5)))
+            });
+            let items = slow.collect().await;
+            ticker.abort();
+            items
+        }
+    });
+    assert_eq!(items, (0..20).collect::<Vec<_>>());
+    // 20 items of 5 ms: about 100 ms, during which a blocked runtime would not tick.
+    assert!(
+        ticks.load(Ordering::SeqCst) >= 10,
+        "the runtime ticked {ticks:?} times"
+    );
+}
