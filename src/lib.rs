@@ -310,6 +310,33 @@
 /// # });
 /// ```
 ///
+/// ## `stream` and `batch = N`
+///
+/// For a function that returns an iterator (`impl Iterator<Item = T>`, or any `IntoIterator`):
+/// the function returns a [`BlockingStream<T>`] instead, a `futures_core::Stream` whose items the
+/// pool pulls from the iterator, `batch` at a time (default [`DEFAULT_BATCH`], 64). The body,
+/// which makes the iterator (opening a file, running a query), runs on the pool too, in the
+/// first refill. A slow consumer holds no thread: a refill job runs only while fewer than half
+/// a batch is left; dropping the stream stops the iteration, and the iterator is dropped on the
+/// pool. A panic in `next()` resumes in the consumer after the items before it.
+///
+/// ```
+/// use futures::StreamExt;
+/// use async_wrap::async_wrap;
+///
+/// #[async_wrap(stream, batch = 128)]
+/// fn lines(path: std::path::PathBuf) -> impl Iterator<Item = String> + Send + 'static {
+///     use std::io::BufRead;
+///     let file = std::fs::File::open(path).expect("readable");
+///     std::io::BufReader::new(file).lines().map_while(Result::ok)
+/// }
+///
+/// # futures::executor::block_on(async {
+/// let count = lines("Cargo.toml".into()).count().await;
+/// assert!(count > 10);
+/// # });
+/// ```
+///
 /// ## `crate = PATH`
 ///
 /// The path of this crate when it is renamed or re-exported (the expansion otherwise names

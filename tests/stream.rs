@@ -195,3 +195,34 @@ fn the_consumers_runtime_keeps_running_while_items_are_slow() {
         "the runtime ticked {ticks:?} times"
     );
 }
+
+static LINES_POOL: BlockingPool = BlockingPool::with_max_threads(1).thread_name("lines");
+
+/// The numbers up to `n`, produced by blocking work on a pool, as a stream.
+#[async_wrap::async_wrap(stream, batch = 3, executor = LINES_POOL)]
+fn numbers(n: u32) -> impl Iterator<Item = (u32, String)> + Send + 'static {
+    // Runs on the pool, in the first refill: a place to open a file or a cursor.
+    let thread = thread::current().name().unwrap_or("?").to_owned();
+    (0..n).map(move |i| (i, thread.clone()))
+}
+
+/// Any `IntoIterator` works too, and the default batch applies.
+#[async_wrap::async_wrap(stream)]
+fn letters(word: String) -> Vec<char> {
+    word.chars().collect()
+}
+
+#[test]
+fn the_attribute_turns_an_iterator_function_into_a_stream() {
+    let items: Vec<(u32, String)> = futures::executor::block_on(numbers(7).collect());
+    assert_eq!(
+        items.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        (0..7).collect::<Vec<_>>()
+    );
+    assert!(
+        items.iter().all(|(_, thread)| thread == "lines-1"),
+        "{items:?}"
+    );
+    let letters: String = futures::executor::block_on(letters("stream".into()).collect());
+    assert_eq!(letters, "stream");
+}

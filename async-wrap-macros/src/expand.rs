@@ -127,6 +127,46 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
         ReturnType::Type(..) => quote!(),
         ReturnType::Default => quote!(-> ()),
     };
+    // The job takes the arguments: spanned on the parameter list, a `Send + 'static` error
+    // about what it captures points there.
+    let inputs_span = sig.paren_token.span.join();
+    let job_body = respan_block(job_body, inputs_span);
+    let job = quote_spanned!(inputs_span=> move || #closure_output #job_body);
+    let (future_ty, dispatch) = dispatch(options, sig, private, (&executor, &label), &job);
+
+    let receiver = sig.receiver().map(|receiver| quote!(#receiver,));
+    let inputs = shim.args.iter().map(
+        |Arg {
+             name, ty, attrs, ..
+         }| quote!(#(#attrs)* #name: #ty),
+    );
+    let (generics, where_clause, fn_token) =
+        (&sig.generics, &sig.generics.where_clause, &sig.fn_token);
+    quote! {
+        #sync_item
+        #(#attrs)*
+        #allow_unused_unsafe
+        #vis #unsafety #fn_token #ident #generics (#receiver #(#inputs),*)
+            -> #future_ty #where_clause
+        {
+            let #executor = #executor_init;
+            #self_clone
+            #(#copies)*
+            #dispatch
+        }
+    }
+}
+
+/// The shim's return type and the call that makes its value: a `BlockingFuture` from `call`, or
+/// a `BlockingStream` from `stream`. `executor` is the evaluated executor's binding and its label.
+fn dispatch(
+    options: &Options,
+    sig: &Signature,
+    private: &TokenStream,
+    (executor, label): (&Ident, &TokenStream),
+    job: &TokenStream,
+) -> (TokenStream, TokenStream) {
+    let ident = &sig.ident;
     let output_ty = match &sig.output {
         ReturnType::Default => quote!(()),
         ReturnType::Type(_, ty) => quote!(#ty),
@@ -146,36 +186,60 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
         "::",
         ::core::stringify!(#ident)
     ));
-    // The job takes the arguments: spanned on the parameter list, a `Send + 'static` error
-    // about what it captures points there.
-    let inputs_span = sig.paren_token.span.join();
-    let job_body = respan_block(job_body, inputs_span);
-    let job = quote_spanned!(inputs_span=> move || #closure_output #job_body);
-    let dispatch = quote_spanned! {output_span=>
-        #krate_at_output::__private::call(#executor, #label, #job_name, #job)
-    };
+    if options.stream.is_some() {
+        let item = stream_item(&sig.output);
+        let batch = options
+            .batch
+            .as_ref()
+            .map_or_else(|| quote!(#private::DEFAULT_BATCH), |batch| quote!(#batch));
+        (
+            quote!(#private::BlockingStream<#item>),
+            quote_spanned! {output_span=>
+                #krate_at_output::__private::stream(#executor, #label, #job_name, #batch, #job)
+            },
+        )
+    } else {
+        (
+            quote!(#private::BlockingFuture<#output_ty>),
+            quote_spanned! {output_span=>
+                #krate_at_output::__private::call(#executor, #label, #job_name, #job)
+            },
+        )
+    }
+}
 
-    let receiver = sig.receiver().map(|receiver| quote!(#receiver,));
-    let inputs = shim.args.iter().map(
-        |Arg {
-             name, ty, attrs, ..
-         }| quote!(#(#attrs)* #name: #ty),
-    );
-    let (generics, where_clause, fn_token) =
-        (&sig.generics, &sig.generics.where_clause, &sig.fn_token);
-    quote! {
-        #sync_item
-        #(#attrs)*
-        #allow_unused_unsafe
-        #vis #unsafety #fn_token #ident #generics (#receiver #(#inputs),*)
-            -> #private::BlockingFuture<#output_ty> #where_clause
-        {
-            let #executor = #executor_init;
-            #self_clone
-            #(#copies)*
-            #dispatch
+/// The item type of a `stream` function's iterator: `T` from an `impl Iterator<Item = T>` (or
+/// `IntoIterator`) return type, else the projection `<R as IntoIterator>::Item`.
+fn stream_item(output: &ReturnType) -> TokenStream {
+    let ReturnType::Type(_, ty) = output else {
+        // Refused by validation; this keeps the expansion well-formed meanwhile.
+        return quote!(());
+    };
+    if let Type::ImplTrait(bounds) = &**ty {
+        for bound in &bounds.bounds {
+            let syn::TypeParamBound::Trait(bound) = bound else {
+                continue;
+            };
+            let Some(last) = bound.path.segments.last() else {
+                continue;
+            };
+            if last.ident != "Iterator" && last.ident != "IntoIterator" {
+                continue;
+            }
+            let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+                continue;
+            };
+            for arg in &args.args {
+                if let syn::GenericArgument::AssocType(assoc) = arg {
+                    if assoc.ident == "Item" {
+                        let item = &assoc.ty;
+                        return quote!(#item);
+                    }
+                }
+            }
         }
     }
+    quote!(<#ty as ::core::iter::IntoIterator>::Item)
 }
 
 /// The executor's initialiser and its label for messages.

@@ -8,7 +8,15 @@ use syn::spanned::Spanned;
 use syn::{Expr, Ident, Path};
 
 /// Every option, in the order error messages list them.
-const OPTIONS: &[&str] = &["executor", "sync", "crate", "clone_self", "to_owned"];
+const OPTIONS: &[&str] = &[
+    "executor",
+    "sync",
+    "crate",
+    "clone_self",
+    "to_owned",
+    "stream",
+    "batch",
+];
 
 /// The parsed options. Each is `None` when not given.
 #[derive(Default)]
@@ -23,6 +31,10 @@ pub(crate) struct Options {
     pub(crate) clone_self: Option<Path>,
     /// `to_owned`: `&T` arguments are copied to `T::Owned` at the call.
     pub(crate) to_owned: Option<Path>,
+    /// `stream`: the function returns an iterator, pulled on the pool as a stream.
+    pub(crate) stream: Option<Path>,
+    /// `batch = N`: items per refill of a `stream`.
+    pub(crate) batch: Option<Expr>,
 }
 
 /// What `executor = EXPR` names.
@@ -93,6 +105,11 @@ impl Options {
             }
             "clone_self" => flag(&mut self.clone_self, meta),
             "to_owned" => flag(&mut self.to_owned, meta),
+            "stream" => flag(&mut self.stream, meta),
+            "batch" => {
+                let batch: Expr = value(meta, "batch = 256")?.parse()?;
+                set_once(&mut self.batch, batch, meta)
+            }
             _ => Err(unknown_option(&meta.path)),
         }
     }
@@ -228,12 +245,12 @@ mod tests {
         assert_eq!(
             message(quote!(exector = IO)),
             "unknown option `exector`: did you mean `executor`? The options are `executor`, \
-             `sync`, `crate`, `clone_self`, `to_owned`"
+             `sync`, `crate`, `clone_self`, `to_owned`, `stream`, `batch`"
         );
         assert_eq!(
             message(quote!(threads = 2)),
             "unknown option `threads`: the options are `executor`, `sync`, `crate`, \
-             `clone_self`, `to_owned`"
+             `clone_self`, `to_owned`, `stream`, `batch`"
         );
     }
 
@@ -258,7 +275,7 @@ mod tests {
         assert_eq!(
             message(quote!(cloneself)),
             "unknown option `cloneself`: did you mean `clone_self`? The options are `executor`, \
-             `sync`, `crate`, `clone_self`, `to_owned`"
+             `sync`, `crate`, `clone_self`, `to_owned`, `stream`, `batch`"
         );
     }
 

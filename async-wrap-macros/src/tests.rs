@@ -369,3 +369,18 @@ fn expansion_of_copied_arguments_on_an_adapter() {
         },
     );
 }
+
+#[test]
+fn expansion_of_a_stream() {
+    snapshot(
+        "stream",
+        quote!(stream, batch = 256, executor = DISK),
+        quote! {
+            /// The lines of a file.
+            pub fn lines(path: std::path::PathBuf) -> impl Iterator<Item = String> + Send + 'static {
+                use std::io::BufRead;
+                std::io::BufReader::new(std::fs::File::open(path).unwrap()).lines().map(Result::unwrap)
+            }
+        },
+    );
+}

@@ -40,6 +40,7 @@ pub(crate) fn check_signature(sig: &Signature, options: &Options) -> syn::Result
     check_qualifiers(sig, &mut errors);
     check_inputs(sig, options, &mut errors);
     check_output(sig, &mut errors);
+    check_stream(sig, options, &mut errors);
     match errors.0 {
         Some(err) => Err(err),
         None => Ok(()),
@@ -158,6 +159,30 @@ fn check_inputs(sig: &Signature, options: &Options, errors: &mut Errors) {
                  remove `to_owned`"
                     .into(),
             );
+        }
+    }
+}
+
+/// `stream` needs an iterator to stream; `batch` goes with `stream`.
+fn check_stream(sig: &Signature, options: &Options, errors: &mut Errors) {
+    if let (Some(flag), ReturnType::Default) = (&options.stream, &sig.output) {
+        errors.fail(
+            flag,
+            "`stream` turns a function returning an iterator into one returning a stream, and \
+             this function returns nothing; return `impl Iterator<Item = T> + Send + 'static`",
+        );
+    }
+    if let (Some(batch), None) = (&options.batch, &options.stream) {
+        errors.fail(
+            batch,
+            "`batch` sets the batch size of a `stream`; add `stream`, or remove `batch`",
+        );
+    }
+    if let Some(syn::Expr::Lit(lit)) = &options.batch {
+        if let syn::Lit::Int(int) = &lit.lit {
+            if int.base10_parse::<u64>().is_ok_and(|n| n == 0) {
+                errors.fail(lit, "`batch` must be at least 1");
+            }
         }
     }
 }

@@ -5,6 +5,7 @@ pub use std::borrow::{Borrow, ToOwned};
 
 pub use crate::executor::IntoExecutor;
 pub use crate::future::BlockingFuture;
+pub use crate::stream::BlockingStream;
 
 use crate::executor::ExecutorRef;
 
@@ -23,6 +24,27 @@ where
 {
     BlockingFuture::new(executor, label, name, body)
 }
+
+/// The dispatch of a `stream` shim: `iter_fn` makes the iterator in the first refill job.
+#[inline]
+pub fn stream<F, I>(
+    executor: ExecutorRef,
+    label: &'static str,
+    name: &'static str,
+    batch: usize,
+    iter_fn: F,
+) -> BlockingStream<I::Item>
+where
+    F: FnOnce() -> I + Send + 'static,
+    I: IntoIterator,
+    I::IntoIter: Send + 'static,
+    I::Item: Send + 'static,
+{
+    BlockingStream::new(executor, label, name, batch, iter_fn)
+}
+
+/// The batch size of a `stream` shim without `batch = ...`.
+pub const DEFAULT_BATCH: usize = crate::stream::DEFAULT_BATCH;
 
 /// The default pool, as the executor of a shim without `executor = ...`.
 #[inline]

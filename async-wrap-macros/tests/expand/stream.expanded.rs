@@ -1,0 +1,32 @@
+// stream: the expansion of
+//
+// # [async_wrap (stream , batch = 256 , executor = DISK)]
+// #[doc = r" The lines of a file."]
+// pub fn lines(path: std::path::PathBuf) -> impl Iterator<Item = String> + Send + 'static {
+//     use std::io::BufRead;
+//     std::io::BufReader::new(std::fs::File::open(path).unwrap())
+//         .lines()
+//         .map(Result::unwrap)
+// }
+//
+// is:
+
+#[doc = r" The lines of a file."]
+pub fn lines(path: std::path::PathBuf) -> ::async_wrap::__private::BlockingStream<String> {
+    let __async_wrap_executor = ::async_wrap::__private::IntoExecutor::into_executor(&DISK);
+    ::async_wrap::__private::stream(
+        __async_wrap_executor,
+        ::core::stringify!(DISK),
+        ::core::concat!(::core::module_path!(), "::", ::core::stringify!(lines)),
+        256,
+        move || {
+            fn lines(path: std::path::PathBuf) -> impl Iterator<Item = String> + Send + 'static {
+                use std::io::BufRead;
+                std::io::BufReader::new(std::fs::File::open(path).unwrap())
+                    .lines()
+                    .map(Result::unwrap)
+            }
+            lines(path)
+        },
+    )
+}
