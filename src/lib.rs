@@ -362,7 +362,9 @@ pub use async_wrap_runtime::{
     RunningJob, ShutdownReport, Submit, Waiter, block_on, default_pool, install_default,
     is_cancelled, spawn, spawn_on,
 };
-pub use async_wrap_runtime::{BlockingStream, DEFAULT_BATCH, stream, stream_on};
+pub use async_wrap_runtime::{
+    BlockingStream, DEFAULT_BATCH, DEFAULT_BUFFER, Unblock, stream, stream_on,
+};
 
 #[cfg(feature = "rayon")]
 pub use async_wrap_runtime::RayonPool;

@@ -32,6 +32,7 @@ mod block_on;
 mod default_pool;
 mod executor;
 mod future;
+mod io;
 mod pool;
 #[cfg(feature = "rayon")]
 mod rayon_adapter;
@@ -47,6 +48,7 @@ pub use executor::{
     Executor, ExecutorRef, IntoExecutor, Job, RejectReason, Rejected, Submit, Waiter,
 };
 pub use future::{BlockingFuture, CallError, Checked, spawn, spawn_on};
+pub use io::{DEFAULT_BUFFER, Unblock};
 pub use pool::{BlockingPool, BuildError, Builder, Metrics, QueueFull, RunningJob, ShutdownReport};
 #[cfg(feature = "rayon")]
 pub use rayon_adapter::RayonPool;

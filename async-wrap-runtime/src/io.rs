@@ -1,0 +1,412 @@
+//! [`Unblock`]: a blocking `Read` or `Write` as an `AsyncRead` or `AsyncWrite`, on any pool.
+
+use std::fmt;
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use crate::executor::{ExecutorRef, IntoExecutor};
+use crate::future::BlockingFuture;
+
+/// The default buffer size of [`Unblock`]: 64 KiB.
+pub const DEFAULT_BUFFER: usize = 64 * 1024;
+
+/// One blocking call on the inner value, run in a job: reads into the buffer, or writes it.
+type Call<T> = fn(&mut T, &mut Vec<u8>) -> io::Result<()>;
+
+/// A blocking reader or writer whose calls run on a pool: [`futures_io::AsyncRead`] for a
+/// `Read`, [`futures_io::AsyncWrite`] for a `Write` (and tokio's `AsyncRead` / `AsyncWrite` with
+/// the `tokio` feature). Use one `Unblock` for reading or for writing, not both at once. For an
+/// iterator, use [`stream_on`](crate::stream_on).
+///
+/// - **Reading**: one job fills the buffer with one `read` call; the data is then handed out
+///   without a thread. End of input is a read of 0 bytes, as usual.
+/// - **Writing**: `poll_write` copies into the buffer without a thread; a full buffer, `flush`
+///   and `close` each run one job that writes all of it (`write_all`); `flush` and `close` also
+///   flush the inner writer. After `close().await`, everything written is in the writer.
+/// - **Errors** of the inner reader or writer are returned by the call that meets them (a
+///   write's error by the next `write`, `flush` or `close`): never lost, never a panic.
+/// - **No thread is held** between calls: a slow consumer or producer pins nothing.
+/// - **Dropping** it with data still buffered writes that data on the pool, where nobody sees an
+///   error: close it first.
+///
+/// ```
+/// use futures::{AsyncReadExt, AsyncWriteExt};
+/// use async_wrap_runtime::{BlockingPool, Unblock};
+///
+/// static DISK: BlockingPool = BlockingPool::with_max_threads(2);
+///
+/// let path = std::env::temp_dir().join(format!("async-wrap-unblock-{}", std::process::id()));
+/// futures::executor::block_on(async {
+///     let mut file = Unblock::with_executor(&DISK, std::fs::File::create(&path)?);
+///     file.write_all(b"written on a pool thread").await?;
+///     file.close().await?;
+///
+///     let mut text = String::new();
+///     Unblock::with_executor(&DISK, std::fs::File::open(&path)?).read_to_string(&mut text).await?;
+///     assert_eq!(text, "written on a pool thread");
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// # std::fs::remove_file(path).unwrap();
+/// ```
+pub struct Unblock<T: Send + 'static> {
+    executor: ExecutorRef,
+    capacity: usize,
+    state: State<T>,
+    /// What the running job does, if one runs.
+    running: Option<Kind>,
+    /// Set by `poll_write`: how to write out what is still buffered when dropped.
+    write_on_drop: Option<Call<T>>,
+}
+
+enum State<T: Send + 'static> {
+    /// The inner value is here. Reading: `buffer[start..]` is data read and not handed out yet.
+    /// Writing: `buffer` is data written and not sent to the writer yet.
+    Idle {
+        inner: Box<T>,
+        buffer: Vec<u8>,
+        start: usize,
+    },
+    /// A job runs a call; it gives the value and the buffer back.
+    Busy(BlockingFuture<Done<T>>),
+    /// A job panicked: the value is gone.
+    Broken,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Read,
+    Write,
+    Flush,
+}
+
+/// What a job gives back.
+struct Done<T> {
+    inner: Box<T>,
+    buffer: Vec<u8>,
+    result: io::Result<()>,
+}
+
+impl<T: Send + 'static> Unblock<T> {
+    /// Wraps `inner`, running its calls on the [default pool](crate::default_pool).
+    ///
+    /// ```
+    /// use futures::AsyncReadExt;
+    ///
+    /// let mut reader = async_wrap_runtime::Unblock::new(&b"bytes from a blocking reader"[..]);
+    /// let mut out = Vec::new();
+    /// futures::executor::block_on(reader.read_to_end(&mut out)).unwrap();
+    /// assert_eq!(out, b"bytes from a blocking reader");
+    /// ```
+    pub fn new(inner: T) -> Self {
+        Self::with_executor(ExecutorRef::Static(crate::default_pool()), inner)
+    }
+
+    /// Wraps `inner`, running its calls on `executor`.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use futures::AsyncReadExt;
+    /// use async_wrap_runtime::{BlockingPool, Unblock};
+    ///
+    /// static IO: BlockingPool = BlockingPool::with_max_threads(1);
+    /// let mut reader = Unblock::with_executor(&IO, std::io::repeat(7).take(3));
+    /// let mut out = Vec::new();
+    /// futures::executor::block_on(reader.read_to_end(&mut out)).unwrap();
+    /// assert_eq!(out, [7, 7, 7]);
+    /// ```
+    pub fn with_executor(executor: impl IntoExecutor, inner: T) -> Self {
+        Unblock {
+            executor: executor.into_executor(),
+            capacity: DEFAULT_BUFFER,
+            state: State::Idle {
+                inner: Box::new(inner),
+                buffer: Vec::new(),
+                start: 0,
+            },
+            running: None,
+            write_on_drop: None,
+        }
+    }
+
+    /// Sets the buffer size: the most bytes one job reads or writes (default 64 KiB).
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is 0.
+    ///
+    /// ```
+    /// let reader = async_wrap_runtime::Unblock::new(std::io::empty()).buffer_size(4096);
+    /// # drop(reader);
+    /// ```
+    #[must_use = "the builder method returns the adapter"]
+    pub fn buffer_size(mut self, bytes: usize) -> Self {
+        assert!(
+            bytes > 0,
+            "async_wrap: an Unblock buffer must hold at least one byte"
+        );
+        self.capacity = bytes;
+        self
+    }
+
+    /// Collects the running job, if any: back to `Idle`, with the job's result.
+    fn poll_job(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let State::Busy(future) = &mut self.state else {
+            return Poll::Ready(Ok(()));
+        };
+        let polled =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Pin::new(future).poll(cx)));
+        let done = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(done)) => done,
+            Err(payload) => {
+                self.state = State::Broken;
+                self.running = None;
+                std::panic::resume_unwind(payload);
+            }
+        };
+        self.running = None;
+        self.state = State::Idle {
+            inner: done.inner,
+            buffer: done.buffer,
+            start: 0,
+        };
+        Poll::Ready(done.result)
+    }
+
+    /// Starts a job running `call` on the idle value and its buffer.
+    fn start(&mut self, kind: Kind, call: Call<T>) {
+        let State::Idle {
+            inner, mut buffer, ..
+        } = std::mem::replace(&mut self.state, State::Broken)
+        else {
+            return;
+        };
+        if kind == Kind::Read {
+            buffer.clear();
+            buffer.resize(self.capacity, 0);
+        }
+        let job = move || {
+            let (mut inner, mut buffer) = (inner, buffer);
+            let result = call(&mut inner, &mut buffer);
+            Done {
+                inner,
+                buffer,
+                result,
+            }
+        };
+        self.running = Some(kind);
+        self.state = State::Busy(BlockingFuture::new(
+            self.executor.clone(),
+            "Unblock",
+            "Unblock",
+            job,
+        ));
+    }
+
+    fn poll_read_bytes(&mut self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>>
+    where
+        T: Read,
+    {
+        if out.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        loop {
+            match &mut self.state {
+                State::Idle { buffer, start, .. } if *start < buffer.len() => {
+                    let n = out.len().min(buffer.len() - *start);
+                    out[..n].copy_from_slice(&buffer[*start..*start + n]);
+                    *start += n;
+                    return Poll::Ready(Ok(n));
+                }
+                State::Idle { .. } => self.start(Kind::Read, read_call::<T>),
+                State::Busy(_) => {
+                    ready!(self.poll_job(cx))?;
+                    if let State::Idle { buffer, .. } = &self.state {
+                        if buffer.is_empty() {
+                            // The reader returned 0 bytes: the end of its input.
+                            return Poll::Ready(Ok(0));
+                        }
+                    }
+                }
+                State::Broken => return Poll::Ready(Err(broken())),
+            }
+        }
+    }
+
+    fn poll_write_bytes(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>>
+    where
+        T: Write,
+    {
+        self.write_on_drop = Some(flush_call::<T>);
+        loop {
+            match &mut self.state {
+                // A previous write or flush: its error, if any, is reported here.
+                State::Busy(_) => ready!(self.poll_job(cx))?,
+                State::Idle { buffer, .. } if buffer.len() < self.capacity || data.is_empty() => {
+                    let n = data.len().min(self.capacity - buffer.len());
+                    buffer.extend_from_slice(&data[..n]);
+                    return Poll::Ready(Ok(n));
+                }
+                State::Idle { .. } => self.start(Kind::Write, write_call::<T>),
+                State::Broken => return Poll::Ready(Err(broken())),
+            }
+        }
+    }
+
+    fn poll_flush_bytes(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>
+    where
+        T: Write,
+    {
+        loop {
+            match &self.state {
+                State::Busy(_) => {
+                    let was = self.running;
+                    ready!(self.poll_job(cx))?;
+                    if was == Some(Kind::Flush) {
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                State::Idle { .. } => self.start(Kind::Flush, flush_call::<T>),
+                State::Broken => return Poll::Ready(Err(broken())),
+            }
+        }
+    }
+}
+
+/// One `read`, into a buffer resized to what it read.
+fn read_call<R: Read>(reader: &mut R, buffer: &mut Vec<u8>) -> io::Result<()> {
+    loop {
+        match reader.read(buffer) {
+            Ok(n) => {
+                buffer.truncate(n);
+                return Ok(());
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => {
+                buffer.clear();
+                return Err(err);
+            }
+        }
+    }
+}
+
+/// Writes all the buffer.
+fn write_call<W: Write>(writer: &mut W, buffer: &mut Vec<u8>) -> io::Result<()> {
+    let result = writer.write_all(buffer);
+    buffer.clear();
+    result
+}
+
+/// Writes all the buffer, then flushes the writer.
+fn flush_call<W: Write>(writer: &mut W, buffer: &mut Vec<u8>) -> io::Result<()> {
+    write_call(writer, buffer)?;
+    writer.flush()
+}
+
+fn broken() -> io::Error {
+    io::Error::other("async_wrap::Unblock: an earlier call panicked, and the inner value is gone")
+}
+
+impl<T: Read + Send + 'static> futures_io::AsyncRead for Unblock<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_bytes(cx, buf)
+    }
+}
+
+impl<T: Write + Send + 'static> futures_io::AsyncWrite for Unblock<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_bytes(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush_bytes(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush_bytes(cx)
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<T: Read + Send + 'static> tokio::io::AsyncRead for Unblock<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let n = ready!(self.poll_read_bytes(cx, buf.initialize_unfilled()))?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<T: Write + Send + 'static> tokio::io::AsyncWrite for Unblock<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_bytes(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush_bytes(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush_bytes(cx)
+    }
+}
+
+// `Unblock` never pins its fields: it is `Unpin` whatever `T` is.
+impl<T: Send + 'static> Unpin for Unblock<T> {}
+
+impl<T: Send + 'static> Drop for Unblock<T> {
+    fn drop(&mut self) {
+        match std::mem::replace(&mut self.state, State::Broken) {
+            // The running call finishes on its thread; its outcome is dropped there.
+            State::Busy(future) => future.abandon_running(),
+            // Data written and not flushed: write it on the pool (the error has nobody to go to).
+            State::Idle {
+                mut inner,
+                mut buffer,
+                ..
+            } => {
+                if let Some(call) = self.write_on_drop.filter(|_| !buffer.is_empty()) {
+                    crate::future::detach(&self.executor, "Unblock", move || {
+                        let _ = call(&mut inner, &mut buffer);
+                    });
+                }
+            }
+            State::Broken => {}
+        }
+    }
+}
+
+impl<T: Send + 'static> fmt::Debug for Unblock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Idle { buffer, start, .. } => {
+                format!("idle, {} bytes buffered", buffer.len() - start)
+            }
+            State::Busy(_) => "busy".to_owned(),
+            State::Broken => "broken".to_owned(),
+        };
+        f.debug_struct("Unblock")
+            .field("capacity", &self.capacity)
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}
