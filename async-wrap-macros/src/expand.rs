@@ -467,11 +467,31 @@ fn respan_block(block: TokenStream, span: Span) -> TokenStream {
     TokenStream::from(TokenTree::Group(group))
 }
 
-/// Whether the identifier `name` appears anywhere in `tokens`.
+/// Whether `tokens` may call the function `name` itself: the identifier appears other than
+/// right after a `.` (a method or a field of that name is not the function).
 fn mentions_ident(tokens: TokenStream, name: &Ident) -> bool {
-    tokens.into_iter().any(|tree| match tree {
-        TokenTree::Ident(ident) => ident == *name,
-        TokenTree::Group(group) => mentions_ident(group.stream(), name),
-        _ => false,
+    let mut after_dot = false;
+    tokens.into_iter().any(|tree| {
+        let found = match &tree {
+            TokenTree::Ident(ident) => !after_dot && ident == name,
+            TokenTree::Group(group) => mentions_ident(group.stream(), name),
+            _ => false,
+        };
+        after_dot = matches!(&tree, TokenTree::Punct(punct) if punct.as_char() == '.');
+        found
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_method_or_field_of_the_same_name_is_not_recursion() {
+        let name = Ident::new("lines", Span::call_site());
+        assert!(mentions_ident(quote!(1 + lines(n - 1)), &name));
+        assert!(mentions_ident(quote!({ crate::lines(n) }), &name));
+        assert!(!mentions_ident(quote!(reader.lines().count()), &name));
+        assert!(!mentions_ident(quote!(self.lines + other.lines), &name));
+    }
 }

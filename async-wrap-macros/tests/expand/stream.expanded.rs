@@ -20,13 +20,13 @@ pub fn lines(path: std::path::PathBuf) -> ::async_wrap::__private::BlockingStrea
         ::core::concat!(::core::module_path!(), "::", ::core::stringify!(lines)),
         256,
         move || {
-            fn lines(path: std::path::PathBuf) -> impl Iterator<Item = String> + Send + 'static {
+            let path = path;
+            {
                 use std::io::BufRead;
                 std::io::BufReader::new(std::fs::File::open(path).unwrap())
                     .lines()
                     .map(Result::unwrap)
             }
-            lines(path)
         },
     )
 }
