@@ -109,10 +109,15 @@ impl<T> BlockingFuture<T> {
         Checked(self)
     }
 
+    /// The executor's own name, else the expression that named it.
+    fn executor_name(&self) -> &str {
+        self.executor.get().name().unwrap_or(self.label)
+    }
+
     fn error(&self, kind: CallErrorKind) -> CallError {
         CallError {
             function: self.name,
-            executor: self.executor.get().name().unwrap_or(self.label).to_owned(),
+            executor: self.executor_name().to_owned(),
             kind,
         }
     }
@@ -204,10 +209,7 @@ impl<T> fmt::Debug for BlockingFuture<T> {
         };
         f.debug_struct("BlockingFuture")
             .field("function", &self.name)
-            .field(
-                "executor",
-                &self.executor.get().name().unwrap_or(self.label),
-            )
+            .field("executor", &self.executor_name())
             .field("state", &state)
             .finish_non_exhaustive()
     }

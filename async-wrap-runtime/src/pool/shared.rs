@@ -197,14 +197,12 @@ impl Shared {
 
     pub(super) fn metrics(&self) -> Metrics {
         let state = self.lock();
+        let running = state.running.iter().flatten().count();
         Metrics {
             // Jobs already handed to a thread (claimed) are on their way, not waiting.
             queued: state.queue.len() - state.notified,
-            running: state.running.iter().flatten().count(),
-            idle_threads: state
-                .metrics
-                .threads
-                .saturating_sub(state.running.iter().flatten().count()),
+            running,
+            idle_threads: state.metrics.threads.saturating_sub(running),
             ..state.metrics
         }
     }
