@@ -2,11 +2,11 @@
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_wrap::{BlockingPool, Unblock};
+
+mod support;
 use futures::{AsyncReadExt, AsyncWriteExt};
 
 static DISK: BlockingPool = BlockingPool::with_max_threads(2).thread_name("io-test");
@@ -138,35 +138,17 @@ impl Read for Slow {
 
 #[test]
 fn the_consumers_runtime_keeps_running_while_reads_block() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let ticks = Arc::new(AtomicUsize::new(0));
-    let read = runtime.block_on({
-        let ticks = ticks.clone();
-        async move {
-            let ticker = tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                    ticks.fetch_add(1, Ordering::SeqCst);
-                }
-            });
-            let mut out = Vec::new();
-            Unblock::with_executor(&DISK, Slow { reads: 10 })
-                .read_to_end(&mut out)
-                .await
-                .unwrap();
-            ticker.abort();
-            out
-        }
+    let (read, ticks) = support::with_ticker(async {
+        let mut out = Vec::new();
+        Unblock::with_executor(&DISK, Slow { reads: 10 })
+            .read_to_end(&mut out)
+            .await
+            .unwrap();
+        out
     });
     assert_eq!(read, [9; 10]);
     // Ten reads of 10 ms: about 100 ms, during which a blocked runtime would not tick.
-    assert!(
-        ticks.load(Ordering::SeqCst) >= 10,
-        "the runtime ticked {ticks:?} times"
-    );
+    assert!(ticks >= 10, "the runtime ticked {ticks} times");
 }
 
 #[test]

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use async_wrap::{BlockingPool, is_cancelled, spawn_on, stream_on};
 use futures::{FutureExt, StreamExt};
 
+mod support;
+
 fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !condition() {
@@ -166,34 +168,15 @@ fn is_cancelled_turns_true_inside_next_once_the_stream_is_dropped() {
 #[test]
 fn the_consumers_runtime_keeps_running_while_items_are_slow() {
     static POOL: BlockingPool = BlockingPool::with_max_threads(1);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let ticks = Arc::new(AtomicUsize::new(0));
-    let items: Vec<u32> = runtime.block_on({
-        let ticks = ticks.clone();
-        async move {
-            let ticker = tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                    ticks.fetch_add(1, Ordering::SeqCst);
-                }
-            });
-            let slow = stream_on(&POOL, 2, || {
-                (0..20).inspect(|_| thread::sleep(Duration::from_millis(5)))
-            });
-            let items = slow.collect().await;
-            ticker.abort();
-            items
-        }
-    });
+    let (items, ticks) = support::with_ticker(
+        stream_on(&POOL, 2, || {
+            (0..20).inspect(|_| thread::sleep(Duration::from_millis(5)))
+        })
+        .collect::<Vec<u32>>(),
+    );
     assert_eq!(items, (0..20).collect::<Vec<_>>());
     // 20 items of 5 ms: about 100 ms, during which a blocked runtime would not tick.
-    assert!(
-        ticks.load(Ordering::SeqCst) >= 10,
-        "the runtime ticked {ticks:?} times"
-    );
+    assert!(ticks >= 10, "the runtime ticked {ticks} times");
 }
 
 static LINES_POOL: BlockingPool = BlockingPool::with_max_threads(1).thread_name("lines");
