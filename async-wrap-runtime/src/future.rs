@@ -124,9 +124,16 @@ impl<T> BlockingFuture<T> {
 
     fn poll_checked(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, CallError>> {
         if let Some(job) = self.job.take() {
+            if let Some(output) = &self.output {
+                // Before the job can finish: the future looks at the task again only when woken.
+                output.register(cx.waker());
+            }
             let waiter = *self.waiter.get_or_insert_with(Waiter::new);
             match self.executor.get().poll_execute(job, cx, &waiter) {
-                Ok(Submit::Accepted) => self.waiter = None,
+                Ok(Submit::Accepted) => {
+                    self.waiter = None;
+                    return Poll::Pending;
+                }
                 Ok(Submit::Full(job)) => {
                     self.job = Some(job);
                     return Poll::Pending;

@@ -79,6 +79,9 @@ pub(crate) enum Ended<T> {
 pub(crate) trait Output<T>: Send + Sync {
     /// Takes the outcome if it is there, else remembers `cx`'s waker.
     fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Ended<T>>;
+    /// Remembers `waker`, to be woken when the outcome is there. Called before the job is
+    /// submitted, so that the future need not look at the task again until it is woken.
+    fn register(&self, waker: &Waker);
     /// The future is gone: the job must not start, and a result already there is dropped.
     fn abandon(&self);
     /// The future is gone, but the job still runs (or finishes) with `is_cancelled()` true, so
@@ -227,6 +230,14 @@ where
             slot @ None => *slot = Some(cx.waker().clone()),
         }
         Poll::Pending
+    }
+
+    fn register(&self, waker: &Waker) {
+        let mut state = self.lock();
+        match &mut state.waker {
+            Some(old) => old.clone_from(waker),
+            slot @ None => *slot = Some(waker.clone()),
+        }
     }
 
     fn abandon_running(&self) {
