@@ -67,13 +67,18 @@ fn shutdown_races_a_submission_and_nothing_is_lost() {
             loom::thread::spawn(move || block_on(spawn_on(pool, || 7).checked()))
         };
         pool.shutdown();
+        assert_eq!(
+            pool.metrics().threads,
+            0,
+            "shutdown returned with a thread alive"
+        );
         match caller.join().unwrap() {
             Ok(value) => assert_eq!(value, 7),
             Err(err) => assert!(err.is_shut_down(), "{err}"),
         }
         let metrics = pool.metrics();
         assert_eq!(metrics.completed + metrics.rejected, 1, "{metrics:?}");
-        assert_eq!(metrics.threads, 0);
+        assert_eq!(metrics.threads, 0, "{metrics:?}");
     });
 }
 

@@ -2,6 +2,7 @@
 
 #[cfg(all(test, async_wrap_loom))]
 mod loom_models;
+mod queue;
 mod shared;
 mod shutdown;
 

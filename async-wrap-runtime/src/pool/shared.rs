@@ -1,15 +1,28 @@
-//! The state a pool's threads share: the queue, who is idle, who waits for room, and the
-//! worker loop.
+//! The state a pool's threads share: the queue, who is ready for work, who waits for room, and
+//! the worker loop.
 //!
-//! Everything sits behind one mutex, taken a few times per job and never while user code runs.
-//! The accounting rests on two invariants, both kept under that lock:
+//! # The hot path takes no lock
 //!
-//! - `idle + notified` is the number of threads ready for work (between jobs, or waiting). A
-//!   submitter that finds `idle > 0` claims one (`idle -= 1; notified += 1`), so two submitters
-//!   never count on the same thread; a thread that takes a job takes a claim if there is one,
-//!   else removes itself from `idle`.
-//! - Claims are made only with a push and taken only with a pop, so there are never more claims
-//!   than queued jobs: a thread that finds the queue empty holds no claim.
+//! A call pushes its job on a lock-free queue ([`Queue`]), and a thread that has just finished a
+//! job pops the next one the same way; while jobs keep coming, the two share no cache line but
+//! the queue slot they hand the job through. What a thread writes for every job (the job it
+//! runs and since when, its counts) sits on its own cache lines ([`Slot`]). The pool's mutex is
+//! taken only to start, wake, put to sleep or retire a thread, to wait for room in a bounded
+//! queue, and by the supervisor, `metrics` and `shutdown`.
+//!
+//! # Who is ready
+//!
+//! `ready` packs two counts: threads *idle* (between jobs, spinning or asleep) and idle threads
+//! *claimed* by a call. A call that finds an idle thread claims it (idle − 1, claimed + 1), so
+//! two calls never count on the same thread and the second one starts another; a thread leaving
+//! the ready set with a job takes a claim if there is one, else its idle count. A thread that
+//! goes from job to job without finding the queue empty touches neither. A busy thread may pop a
+//! job another thread was claimed for; that thread finds the queue empty and turns the claim
+//! back into an idle count, so a claim only ever delays growth, never loses a job: every ready
+//! thread looks at the queue again, under the lock, before it sleeps, and a call that counted
+//! on a thread wakes a sleeper after its push (the two sides fenced, so one sees the other).
+//!
+//! # When the pool grows
 //!
 //! The pool grows when jobs block, not when they are short. A job that finds no idle thread
 //! starts one at once only while the pool has fewer threads than cores; beyond that it queues,
@@ -22,6 +35,13 @@
 //! A thread that has just finished a job spins for up to [`SPIN_FOR`] before it sleeps, so that
 //! the next job of a caller making one call after another finds it awake (waking a thread whose
 //! vCPU has halted costs 20–65 µs). At most one thread spins at a time.
+//!
+//! # Shutdown
+//!
+//! `entering` counts calls past their shutdown check that have not finished submitting. A thread
+//! leaves at shutdown only with the queue empty and no call entering, and `shutdown` waits for
+//! them too, so a call that passed the check always has its job run, by a thread `shutdown`
+//! joins.
 
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
@@ -30,15 +50,18 @@ use std::sync::{Arc, PoisonError};
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
+use super::queue::Queue;
 use super::shutdown::{RunningJob, ShutdownReport};
-
-/// A job a thread runs: its name and when it started.
-type Started = (&'static str, Instant);
 use super::{Config, Extras, Hook, Metrics, QueueFull};
 use crate::executor::{Job, RejectReason, Rejected, Submit, Waiter};
 use crate::sync::thread::{self, JoinHandle};
-use crate::sync::{AtomicUsize, Condvar, Mutex, MutexGuard, Ordering};
-use crate::task::Outcome;
+use crate::sync::{
+    AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, fence,
+};
+use crate::task::{Finished, Outcome};
+
+/// A job a thread runs: its name and when it started.
+type Started = (&'static str, Instant);
 
 /// The thread-name prefix when none is configured.
 pub(crate) const DEFAULT_NAME: &str = "async-wrap";
@@ -56,6 +79,19 @@ const SPIN_FOR: Duration = Duration::from_micros(20);
 #[cfg(not(async_wrap_loom))]
 const SPIN_BUSY_FOR: Duration = Duration::from_micros(2);
 
+/// One idle thread in `Shared::ready`.
+const IDLE: u64 = 1;
+/// One claimed thread in `Shared::ready`.
+const CLAIMED: u64 = 1 << 32;
+
+fn idle(ready: u64) -> u64 {
+    ready & (CLAIMED - 1)
+}
+
+fn claimed(ready: u64) -> u64 {
+    ready >> 32
+}
+
 #[cfg(not(async_wrap_loom))]
 thread_local! {
     /// On a pool's worker thread: the pool's identity and the thread's slot. It lets a call
@@ -68,6 +104,60 @@ loom::thread_local! {
     static WORKER: Cell<Option<(usize, usize)>> = Cell::new(None);
 }
 
+/// A value on cache lines of its own (two, against the adjacent-line prefetcher), so that what
+/// one thread writes often does not slow down what others read.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// What a worker thread writes for every job, on cache lines of its own; read by `metrics`, the
+/// supervisor and `shutdown`. A slot outlives its thread and is reused by a later one, its
+/// counts carrying on.
+struct Slot {
+    /// The job running now, with when it started.
+    running: Mutex<Option<Started>>,
+    /// Jobs this slot's threads took from the queue.
+    started: AtomicU64,
+    completed: AtomicU64,
+    panicked: AtomicU64,
+    cancelled: AtomicU64,
+}
+
+impl Slot {
+    fn new() -> Self {
+        Slot {
+            running: Mutex::new(None),
+            started: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            panicked: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+        }
+    }
+
+    fn running(&self) -> MutexGuard<'_, Option<Started>> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds one to a count only this slot's thread writes: no read-modify-write needed.
+    fn bump(count: &AtomicU64) {
+        count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    fn count(&self, outcome: Outcome) {
+        Slot::bump(match outcome {
+            Outcome::Completed => &self.completed,
+            Outcome::Panicked => &self.panicked,
+            Outcome::Cancelled => &self.cancelled,
+        });
+    }
+}
+
 pub(super) struct Shared {
     config: Config,
     /// The thread-name prefix.
@@ -76,15 +166,37 @@ pub(super) struct Shared {
     on_thread_stop: Option<Hook>,
     /// Threads started at once, without the supervisor's evidence: one per core.
     eager_threads: usize,
-    state: Mutex<State>,
-    /// `queue.len()`, readable without the lock, for the spinning thread.
-    queued: AtomicUsize,
+    queue: Queue,
+    /// Jobs pushed since the start, for the supervisor's "has a job waited" test. Written by
+    /// calls only.
+    pushed: Padded<AtomicU64>,
+    /// What calls read on every submission and threads write only when they go idle or busy.
+    flags: Padded<Flags>,
+    state: Padded<Mutex<State>>,
     /// Idle threads wait here for a job, or for shutdown.
     work: Condvar,
     /// The supervisor waits here to be armed.
     supervise: Condvar,
     /// Signalled when a thread exits, for `shutdown`.
     drained: Condvar,
+}
+
+struct Flags {
+    /// Idle and claimed threads: see the module's documentation.
+    ready: AtomicU64,
+    /// A thread spins, looking for work, and no call has counted on it yet.
+    spinner: AtomicBool,
+    /// Threads asleep on `work` (or about to be): only they need a notification.
+    sleepers: AtomicUsize,
+    /// `state.metrics.threads`, readable without the lock.
+    threads: AtomicUsize,
+    /// The supervisor is armed, watching queued jobs.
+    armed: AtomicBool,
+    /// `state.waiters` is not empty.
+    has_waiters: AtomicBool,
+    shut_down: AtomicBool,
+    /// Calls past their shutdown check that have not pushed their job yet.
+    entering: AtomicUsize,
 }
 
 /// The supervisor thread, which starts threads for jobs that wait behind blocked ones.
@@ -99,23 +211,12 @@ enum Supervisor {
 }
 
 struct State {
-    queue: VecDeque<Job>,
-    idle: usize,
-    notified: usize,
-    /// Threads blocked in `Condvar::wait`: only they need a notification.
-    sleepers: usize,
-    /// A thread spins, looking for work, and no submitter has claimed it yet.
-    spinner: bool,
-    /// Jobs pushed and popped since the start, for the supervisor's "has a job waited" test.
-    pushed: u64,
-    popped: u64,
     supervisor: Supervisor,
-    shut_down: bool,
     /// Futures waiting for room in a full queue, oldest first.
     waiters: VecDeque<(Waiter, Waker)>,
-    /// The job each busy thread runs, with when it started, by the thread's slot.
-    running: Vec<Option<Started>>,
-    /// Slots of `running` that no thread holds.
+    /// The threads' slots, by number; a slot is held by one thread at a time.
+    slots: Vec<Arc<Padded<Slot>>>,
+    /// Slots no thread holds.
     free_slots: Vec<usize>,
     /// Join handles of the threads, by number. A thread that exits before shutdown drops its
     /// own; during shutdown it leaves it, and its number in `exited`, for `shutdown` to join.
@@ -124,6 +225,8 @@ struct State {
     /// Threads that have decided to leave (and no longer count in `metrics.threads`) but are
     /// still running their stop hook.
     exiting: usize,
+    /// `threads`, `threads_started`, `inline`, `rejected`, and the outcomes of inline jobs; the
+    /// workers' outcomes are in their slots.
     metrics: Metrics,
 }
 
@@ -147,25 +250,28 @@ impl Shared {
             eager_threads: std::thread::available_parallelism()
                 .map_or(1, usize::from)
                 .min(config.max_threads),
-            queued: AtomicUsize::new(0),
-            state: Mutex::new(State {
-                queue: VecDeque::new(),
-                idle: 0,
-                notified: 0,
-                sleepers: 0,
-                spinner: false,
-                pushed: 0,
-                popped: 0,
+            queue: Queue::new(),
+            pushed: Padded(AtomicU64::new(0)),
+            flags: Padded(Flags {
+                ready: AtomicU64::new(0),
+                spinner: AtomicBool::new(false),
+                sleepers: AtomicUsize::new(0),
+                threads: AtomicUsize::new(0),
+                armed: AtomicBool::new(false),
+                has_waiters: AtomicBool::new(false),
+                shut_down: AtomicBool::new(false),
+                entering: AtomicUsize::new(0),
+            }),
+            state: Padded(Mutex::new(State {
                 supervisor: Supervisor::Absent,
-                shut_down: false,
                 waiters: VecDeque::new(),
-                running: Vec::new(),
+                slots: Vec::new(),
                 free_slots: Vec::new(),
                 workers: HashMap::new(),
                 exited: Vec::new(),
                 exiting: 0,
                 metrics: Metrics::default(),
-            }),
+            })),
             work: Condvar::new(),
             supervise: Condvar::new(),
             drained: Condvar::new(),
@@ -197,18 +303,59 @@ impl Shared {
 
     pub(super) fn metrics(&self) -> Metrics {
         let state = self.lock();
-        let running = state.running.iter().flatten().count();
+        let mut metrics = state.metrics;
+        let mut running = 0;
+        for slot in &state.slots {
+            running += usize::from(slot.running().is_some());
+            metrics.completed += slot.completed.load(Ordering::Relaxed);
+            metrics.panicked += slot.panicked.load(Ordering::Relaxed);
+            metrics.cancelled += slot.cancelled.load(Ordering::Relaxed);
+        }
+        let claimed = claimed(self.flags.ready.load(Ordering::Acquire));
         Metrics {
             // Jobs already handed to a thread (claimed) are on their way, not waiting.
-            queued: state.queue.len() - state.notified,
+            queued: self.waiting(claimed),
             running,
-            idle_threads: state.metrics.threads.saturating_sub(running),
-            ..state.metrics
+            idle_threads: metrics.threads.saturating_sub(running),
+            ..metrics
         }
     }
 
+    /// Queued jobs no thread has been claimed for.
+    fn waiting(&self, claimed: u64) -> usize {
+        self.queue
+            .len()
+            .saturating_sub(usize::try_from(claimed).unwrap_or(usize::MAX))
+    }
+
     pub(super) fn is_shut_down(&self) -> bool {
-        self.lock().shut_down
+        self.flags.shut_down.load(Ordering::Acquire)
+    }
+
+    /// Counts on an idle thread for a job: true if there was one.
+    fn claim(&self) -> bool {
+        self.flags
+            .ready
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |ready| {
+                (idle(ready) > 0).then(|| ready - IDLE + CLAIMED)
+            })
+            .is_ok()
+    }
+
+    /// After a push that counted on a ready thread: wakes a sleeping one, unless the spinning
+    /// thread will see the job. The push and the look at `sleepers` are fenced against a
+    /// thread's count in `sleepers` and its look at the queue, so one of the two sees the other.
+    fn wake_one(&self) {
+        if self.flags.spinner.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        fence(Ordering::SeqCst);
+        if self.flags.sleepers.load(Ordering::SeqCst) > 0 {
+            // A thread between its look at the queue and its wait holds the lock: taking it
+            // here makes sure the notification finds it waiting.
+            drop(self.lock());
+            self.work.notify_one();
+        }
     }
 
     /// Hands `job` to a thread, queues it, or applies the full-queue policy. `wait` is the
@@ -218,35 +365,189 @@ impl Shared {
         job: Job,
         wait: Option<(&mut Context<'_>, Waiter)>,
     ) -> Result<Submit, Rejected> {
-        let mut state = this.lock();
         if let Some((_, waiter)) = &wait {
-            // A retry: whatever registration this waiter had is settled by this call.
-            if !state.waiters.is_empty() {
+            if this.flags.has_waiters.load(Ordering::Acquire) {
+                // A retry: whatever registration this waiter had is settled by this call.
+                let mut state = this.lock();
                 state.waiters.retain(|(id, _)| id != waiter);
+                this.flags
+                    .has_waiters
+                    .store(!state.waiters.is_empty(), Ordering::SeqCst);
             }
         }
-        if state.shut_down {
+        if this.config.queue_capacity.is_some() {
+            return Shared::submit_bounded(this, job, wait);
+        }
+        let flags = &this.flags;
+        flags.entering.fetch_add(1, Ordering::SeqCst);
+        // Against `close`: either it sees this call entering, or this call sees it.
+        fence(Ordering::SeqCst);
+        if flags.shut_down.load(Ordering::SeqCst) {
+            Shared::leave_entering(this);
+            let mut state = this.lock();
             state.metrics.rejected += 1;
             return Err(Rejected::new(job, RejectReason::ShutDown));
         }
-        if state.idle == 0 && Shared::own_worker(this).is_some() {
+        let claimed = this.claim();
+        if !claimed && Shared::own_worker(this).is_some() {
             // A job of this pool waits on this call, and no thread is free: run it here rather
             // than deadlock (or wait for the pool to grow).
-            drop(state);
+            Shared::leave_entering(this);
             this.run_inline(job);
             return Ok(Submit::Accepted);
         }
-        let saturated = state.idle == 0 && state.metrics.threads >= this.config.max_threads;
-        if saturated
-            && this
-                .config
-                .queue_capacity
-                .is_some_and(|cap| state.queue.len() - state.notified >= cap)
+        let counted = claimed || {
+            match Shared::grow_for_job(this) {
+                Ok(grew) => grew,
+                Err(err) => {
+                    Shared::leave_entering(this);
+                    let mut state = this.lock();
+                    state.metrics.rejected += 1;
+                    return Err(Rejected::new(job, RejectReason::SpawnFailed(err)));
+                }
+            }
+        };
+        this.queue.push(job);
+        this.pushed.fetch_add(1, Ordering::Relaxed);
+        if counted {
+            this.wake_one();
+        } else {
+            Shared::after_uncounted_push(this);
+        }
+        Shared::leave_entering(this);
+        Ok(Submit::Accepted)
+    }
+
+    /// After a push that found no idle thread: every thread is busy and will come back to the
+    /// queue. Starts a thread if the pool has fewer than cores (also when the last idle ones
+    /// were leaving, see `work_loop`: this call sees that in `threads`), else lets the
+    /// supervisor judge whether the busy threads block.
+    fn after_uncounted_push(this: &Arc<Self>) {
+        fence(Ordering::SeqCst);
+        let threads = this.flags.threads.load(Ordering::SeqCst);
+        if threads >= this.eager_threads.max(1)
+            && (threads >= this.config.max_threads || this.flags.armed.load(Ordering::Acquire))
         {
-            match (this.config.when_full, wait) {
+            return;
+        }
+        let mut state = this.lock();
+        if state.metrics.threads < this.eager_threads.max(1) {
+            match Shared::grow(this, &mut state, true) {
+                Ok(()) => {
+                    drop(state);
+                    this.wake_one();
+                }
+                Err(_) if state.metrics.threads == 0 => {
+                    // No thread will ever take what is queued: hand it back rather than leave
+                    // it waiting for ever (each future reports its job lost).
+                    drop(state);
+                    while let Some(job) = this.queue.pop() {
+                        drop(job);
+                    }
+                }
+                // The threads there are will take the job.
+                Err(_) => {}
+            }
+            return;
+        }
+        if state.supervisor == Supervisor::Armed || state.metrics.threads >= this.config.max_threads
+        {
+            return;
+        }
+        let was = std::mem::replace(&mut state.supervisor, Supervisor::Armed);
+        this.flags.armed.store(true, Ordering::Release);
+        if was == Supervisor::Idle {
+            drop(state);
+            this.supervise.notify_one();
+        } else if Shared::start_supervisor(this).is_err() {
+            // Without a supervisor the pool cannot judge: grow at once instead.
+            state.supervisor = Supervisor::Absent;
+            this.flags.armed.store(false, Ordering::Release);
+            if Shared::grow(this, &mut state, true).is_ok() {
+                drop(state);
+                this.wake_one();
+            }
+        }
+    }
+
+    /// The end of a call's `entering` window; wakes the threads and the `shutdown` that wait
+    /// for it.
+    fn leave_entering(this: &Arc<Self>) {
+        this.flags.entering.fetch_sub(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if this.flags.shut_down.load(Ordering::SeqCst) {
+            drop(this.lock());
+            this.work.notify_all();
+            this.drained.notify_all();
+        }
+    }
+
+    /// No thread was idle for a job: starts one if the pool has fewer threads than cores.
+    /// `Ok(true)` if it did (the thread counts as claimed), `Err` only if the pool has no thread
+    /// at all and cannot start one, so that nothing would ever run the job.
+    fn grow_for_job(this: &Arc<Self>) -> std::io::Result<bool> {
+        if this.flags.threads.load(Ordering::Acquire) >= this.eager_threads.max(1) {
+            return Ok(false);
+        }
+        let mut state = this.lock();
+        if state.metrics.threads >= this.eager_threads.max(1) {
+            return Ok(false);
+        }
+        match Shared::grow(this, &mut state, true) {
+            Ok(()) => Ok(true),
+            Err(err) if state.metrics.threads == 0 => Err(err),
+            // The threads there are will take the job.
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// `submit` for a pool with a bounded queue: the check for room and the push happen under
+    /// the lock, so that calls racing each other cannot overfill the queue (threads only ever
+    /// make room).
+    fn submit_bounded(
+        this: &Arc<Self>,
+        job: Job,
+        mut wait: Option<(&mut Context<'_>, Waiter)>,
+    ) -> Result<Submit, Rejected> {
+        let capacity = this.config.queue_capacity.unwrap_or(usize::MAX);
+        let mut state = this.lock();
+        loop {
+            if this.flags.shut_down.load(Ordering::SeqCst) {
+                state.metrics.rejected += 1;
+                return Err(Rejected::new(job, RejectReason::ShutDown));
+            }
+            let ready = this.flags.ready.load(Ordering::Acquire);
+            if idle(ready) == 0 && Shared::own_worker(this).is_some() {
+                drop(state);
+                this.run_inline(job);
+                return Ok(Submit::Accepted);
+            }
+            let full = idle(ready) == 0
+                && state.metrics.threads >= this.config.max_threads
+                && this.waiting(claimed(ready)) >= capacity;
+            if !full {
+                break;
+            }
+            match (this.config.when_full, wait.take()) {
                 (QueueFull::Wait, Some((cx, waiter))) => {
+                    if this.flags.has_waiters.load(Ordering::SeqCst) {
+                        state.waiters.push_back((waiter, cx.waker().clone()));
+                        return Ok(Submit::Full(job));
+                    }
+                    // The first waiter: a thread that makes room without the lock looks at
+                    // `has_waiters` after its pop, so look at the room again after setting it.
                     state.waiters.push_back((waiter, cx.waker().clone()));
-                    return Ok(Submit::Full(job));
+                    this.flags.has_waiters.store(true, Ordering::SeqCst);
+                    fence(Ordering::SeqCst);
+                    let ready = this.flags.ready.load(Ordering::SeqCst);
+                    let still_full = idle(ready) == 0 && this.waiting(claimed(ready)) >= capacity;
+                    if still_full {
+                        return Ok(Submit::Full(job));
+                    }
+                    state.waiters.retain(|(id, _)| *id != waiter);
+                    this.flags
+                        .has_waiters
+                        .store(!state.waiters.is_empty(), Ordering::SeqCst);
                 }
                 (QueueFull::Wait | QueueFull::Reject, _) => {
                     state.metrics.rejected += 1;
@@ -259,44 +560,26 @@ impl Shared {
                 }
             }
         }
-        state.queue.push_back(job);
-        state.pushed += 1;
-        this.queued.store(state.queue.len(), Ordering::Relaxed);
-        if state.idle > 0 {
-            state.idle -= 1;
-            state.notified += 1;
-            // The spinning thread, or a thread between jobs, finds the job on its own; only a
-            // sleeping one needs waking (and a wake that finds the job taken is harmless).
-            let wake = !std::mem::take(&mut state.spinner) && state.sleepers > 0;
-            drop(state);
-            if wake {
-                this.work.notify_one();
-            }
-        } else if state.metrics.threads < this.eager_threads.max(1) {
-            if let Err(err) = Shared::grow(this, &mut state, true) {
-                if state.metrics.threads == 0 {
-                    // No thread will ever take the job: give it back rather than lose it.
-                    if let Some(job) = state.queue.pop_back() {
-                        state.pushed -= 1;
-                        this.queued.store(state.queue.len(), Ordering::Relaxed);
+        let counted = this.claim() || {
+            state.metrics.threads < this.eager_threads.max(1) && {
+                match Shared::grow(this, &mut state, true) {
+                    Ok(()) => true,
+                    Err(err) if state.metrics.threads == 0 => {
                         state.metrics.rejected += 1;
                         return Err(Rejected::new(job, RejectReason::SpawnFailed(err)));
                     }
+                    Err(_) => false,
                 }
             }
-        } else if state.metrics.threads < this.config.max_threads
-            && state.supervisor != Supervisor::Armed
-        {
-            // Every thread is busy: let the supervisor judge whether they block.
-            let was = std::mem::replace(&mut state.supervisor, Supervisor::Armed);
-            if was == Supervisor::Idle {
-                drop(state);
-                this.supervise.notify_one();
-            } else if Shared::start_supervisor(this).is_err() {
-                // Without a supervisor the pool cannot judge: grow at once instead.
-                state.supervisor = Supervisor::Absent;
-                let _ = Shared::grow(this, &mut state, true);
-            }
+        };
+        // Under the lock, so no thread can leave at shutdown between the check and the push.
+        this.queue.push(job);
+        this.pushed.fetch_add(1, Ordering::Relaxed);
+        drop(state);
+        if counted {
+            this.wake_one();
+        } else {
+            Shared::after_uncounted_push(this);
         }
         Ok(Submit::Accepted)
     }
@@ -309,13 +592,22 @@ impl Shared {
             .map(drop)
     }
 
+    /// Jobs taken from the queue since the start.
+    fn popped(state: &State) -> u64 {
+        state
+            .slots
+            .iter()
+            .map(|slot| slot.started.load(Ordering::Acquire))
+            .sum()
+    }
+
     /// The supervisor's life: while armed, look every `GROW_AFTER` for jobs that wait behind
     /// blocked threads, and start threads for them; exit after `keep_alive` unarmed.
     fn supervise(self: Arc<Self>) {
         let mut state = self.lock();
         loop {
             while state.supervisor != Supervisor::Armed {
-                if state.shut_down {
+                if self.flags.shut_down.load(Ordering::Acquire) {
                     state.supervisor = Supervisor::Absent;
                     return;
                 }
@@ -329,42 +621,53 @@ impl Shared {
                     return;
                 }
             }
-            let (target, popped_before) = (state.pushed, state.popped);
+            let target = self.pushed.load(Ordering::Acquire);
+            let popped_before = Shared::popped(&state);
             drop(state);
             std::thread::sleep(GROW_AFTER);
             state = self.lock();
-            if state.shut_down {
+            if self.flags.shut_down.load(Ordering::Acquire) {
                 state.supervisor = Supervisor::Idle;
+                self.flags.armed.store(false, Ordering::Release);
                 continue;
             }
-            let waiting = state.queue.len() - state.notified;
+            let waiting = self.waiting(claimed(self.flags.ready.load(Ordering::Acquire)));
             let now = Instant::now();
             let blocked = state
-                .running
+                .slots
                 .iter()
-                .flatten()
-                .filter(|(_, since)| now.duration_since(*since) >= GROW_AFTER)
+                .filter(|slot| {
+                    slot.running()
+                        .is_some_and(|(_, since)| now.duration_since(since) >= GROW_AFTER)
+                })
                 .count();
             let room = self
                 .config
                 .max_threads
                 .saturating_sub(state.metrics.threads);
             // A job pushed before the last look is still queued (it waited `GROW_AFTER`), the
-            // threads are not getting through the queue (fewer jobs finished than there are
+            // threads are not getting through the queue (fewer jobs started than there are
             // threads: they block, rather than being short or merely descheduled), and jobs have
             // run that long: start one thread per such job.
-            let progress = state.popped - popped_before;
-            if state.popped < target && progress < state.metrics.threads as u64 && blocked > 0 {
+            let popped = Shared::popped(&state);
+            let progress = popped - popped_before;
+            let mut grew = 0;
+            if popped < target && progress < state.metrics.threads as u64 && blocked > 0 {
                 for _ in 0..waiting.min(blocked).min(room) {
                     if Shared::grow(&self, &mut state, true).is_err() {
                         break;
                     }
+                    grew += 1;
                 }
             }
-            if state.queue.len() == state.notified
-                || state.metrics.threads >= self.config.max_threads
-            {
+            if self.queue.is_empty() || state.metrics.threads >= self.config.max_threads {
                 state.supervisor = Supervisor::Idle;
+                self.flags.armed.store(false, Ordering::Release);
+            }
+            if grew > 0 {
+                // The new threads are claimed for queued jobs and find them on their own; a
+                // notification also reaches threads that went to sleep meanwhile.
+                self.work.notify_all();
             }
         }
     }
@@ -380,123 +683,156 @@ impl Shared {
     }
 
     /// Starts one more thread, counted as ready for work at once (claimed, if it is started for
-    /// a queued job), so that a call made while it starts does not start another. Called with
-    /// the lock held; the thread waits for it.
+    /// a job), so that a call made while it starts does not start another. Called with the lock
+    /// held; the thread waits for it.
     fn grow(this: &Arc<Self>, state: &mut State, claimed: bool) -> std::io::Result<()> {
         let number = state.metrics.threads_started + 1;
         let mut builder = thread::Builder::new().name(format!("{}-{number}", this.name));
         if let Some(bytes) = this.config.stack_size {
             builder = builder.stack_size(bytes);
         }
-        let slot = state.free_slots.pop().unwrap_or_else(|| {
-            state.running.push(None);
-            state.running.len() - 1
+        let index = state.free_slots.pop().unwrap_or_else(|| {
+            state.slots.push(Arc::new(Padded(Slot::new())));
+            state.slots.len() - 1
         });
+        let slot = Arc::clone(&state.slots[index]);
         let shared = Arc::clone(this);
-        let handle = match builder.spawn(move || shared.work_loop(number, slot)) {
+        let handle = match builder.spawn(move || shared.work_loop(number, index, &slot)) {
             Ok(handle) => handle,
             Err(err) => {
-                state.free_slots.push(slot);
+                state.free_slots.push(index);
                 return Err(err);
             }
         };
         state.metrics.threads += 1;
         state.metrics.threads_started = number;
+        this.flags
+            .threads
+            .store(state.metrics.threads, Ordering::Release);
         state.workers.insert(number, handle);
-        if claimed {
-            state.notified += 1;
-        } else {
-            state.idle += 1;
-        }
+        this.flags
+            .ready
+            .fetch_add(if claimed { CLAIMED } else { IDLE }, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// A ready thread takes a job: it leaves the ready set, with a claim if there is one.
+    fn leave_ready(&self) {
+        let _ = self
+            .flags
+            .ready
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |ready| {
+                if claimed(ready) > 0 {
+                    Some(ready - CLAIMED)
+                } else {
+                    // Counted since the thread went idle; never zero here.
+                    idle(ready).checked_sub(1).map(|_| ready - IDLE)
+                }
+            });
+    }
+
+    /// A busy thread took a job: if a thread was claimed, count it idle again, since there is
+    /// one job fewer for it (claims never outnumber the jobs queued or being pushed).
+    fn release_claim(&self) {
+        let ready = self.flags.ready.load(Ordering::Acquire);
+        if claimed(ready) > 0 {
+            let _ = self
+                .flags
+                .ready
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |ready| {
+                    (claimed(ready) > 0).then(|| ready - CLAIMED + IDLE)
+                });
+        }
+    }
+
+    /// An idle thread leaves the ready set to exit; false if only claims are left, a job being
+    /// on its way.
+    fn leave_idle(&self) -> bool {
+        self.flags
+            .ready
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |ready| {
+                (idle(ready) > 0).then(|| ready - IDLE)
+            })
+            .is_ok()
+    }
+
+    /// The queue has room for one more job, or a thread is free: wakes the oldest future that
+    /// waits for room, if any.
+    fn wake_waiter(&self) {
+        fence(Ordering::SeqCst);
+        if self.flags.has_waiters.load(Ordering::SeqCst) {
+            let mut state = self.lock();
+            let waiter = state.waiters.pop_front();
+            self.flags
+                .has_waiters
+                .store(!state.waiters.is_empty(), Ordering::SeqCst);
+            drop(state);
+            if let Some((_, waker)) = waiter {
+                waker.wake();
+            }
+        }
     }
 
     /// A worker thread's life: run queued jobs, wait for more, exit after `keep_alive` without
     /// work (beyond `min_threads`), or once the pool is shut down and its queue is drained.
-    fn work_loop(self: Arc<Self>, number: u64, slot: usize) {
-        WORKER.with(|worker| worker.set(Some((Shared::id(&self), slot))));
+    fn work_loop(self: Arc<Self>, number: u64, index: usize, slot: &Slot) {
+        WORKER.with(|worker| worker.set(Some((Shared::id(&self), index))));
         run_hook(self.on_thread_start.as_ref());
-        // `grow` counted this thread as ready (in `idle` or `notified`) already.
-        let mut state = self.lock();
+        // `grow` counted this thread as ready (idle or claimed) already.
+        let mut ready = true;
         let mut idle_since = Instant::now();
         // The last job run, whose caller is still to be woken.
-        let mut previous: Option<crate::task::Finished> = None;
+        let mut previous: Option<Finished> = None;
         loop {
-            if let Some(job) = state.queue.pop_front() {
-                state.popped += 1;
-                self.queued.store(state.queue.len(), Ordering::Relaxed);
-                if state.notified > 0 {
-                    state.notified -= 1;
+            if let Some(job) = self.queue.pop() {
+                if std::mem::take(&mut ready) {
+                    self.leave_ready();
                 } else {
-                    state.idle -= 1;
+                    self.release_claim();
                 }
-                state.running[slot] = Some((job.name(), Instant::now()));
+                Slot::bump(&slot.started);
+                *slot.running() = Some((job.name(), Instant::now()));
                 // The queue has room for one more.
-                let waiter = state.waiters.pop_front();
-                drop(state);
+                self.wake_waiter();
                 // The previous job's caller hears of it only now, with this thread busy again:
-                // one lock per job while the queue is not empty.
+                // no shared write at all between jobs while the queue is not empty.
                 if let Some(finished) = previous.take() {
                     finished.wake();
                 }
-                if let Some((_, waker)) = waiter {
-                    waker.wake();
-                }
                 let finished = job.run_unwoken();
-                state = self.lock();
-                state.running[slot] = None;
-                state.metrics.count(finished.outcome);
-                // Ready for the next job before the caller hears of this one, so that its next
-                // call finds this thread idle; and a thread is free for a waiter.
-                state.idle += 1;
-                if let Some((_, waker)) = state.waiters.pop_front() {
-                    drop(state);
-                    waker.wake();
-                    state = self.lock();
-                }
+                *slot.running() = None;
+                slot.count(finished.outcome);
                 previous = Some(finished);
                 continue;
             }
+            if !ready {
+                // Ready for the next job before the caller hears of this one, so that its next
+                // call finds this thread idle; and a thread is free for a waiter.
+                self.flags.ready.fetch_add(IDLE, Ordering::AcqRel);
+                ready = true;
+                self.wake_waiter();
+            }
             if let Some(finished) = previous.take() {
-                drop(state);
                 finished.wake();
-                state = self.lock();
                 idle_since = Instant::now();
-                if state.queue.is_empty() && !state.spinner && !state.shut_down {
-                    state = self.spin(state);
+                if !self.flags.shut_down.load(Ordering::Acquire)
+                    && self.queue.is_empty()
+                    && !self.flags.spinner.swap(true, Ordering::AcqRel)
+                {
+                    self.spin();
+                    self.flags.spinner.store(false, Ordering::Release);
                 }
                 continue;
             }
-            // The queue is empty, so this thread holds no claim, and `idle` counts it.
-            let now = Instant::now();
-            let may_exit = state.metrics.threads > self.config.min_threads;
-            if state.shut_down || (may_exit && now >= idle_since + self.config.keep_alive) {
-                // Leave the count now, under the lock that decided it: another idle thread
-                // deciding at the same time must see this one gone, or both could leave and
-                // take the pool below `min_threads`.
-                state.idle -= 1;
-                state.metrics.threads -= 1;
-                state.exiting += 1;
+            if self.sleep_or_leave(&mut idle_since) {
                 break;
             }
-            if !may_exit && now >= idle_since + self.config.keep_alive {
-                idle_since = now;
-            }
-            state.sleepers += 1;
-            let timeout = (idle_since + self.config.keep_alive).saturating_duration_since(now);
-            state = self
-                .work
-                .wait_timeout(state, timeout)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-            state.sleepers -= 1;
         }
-        drop(state);
         run_hook(self.on_thread_stop.as_ref());
         let mut state = self.lock();
         state.exiting -= 1;
-        state.free_slots.push(slot);
-        if state.shut_down {
+        state.free_slots.push(index);
+        if self.flags.shut_down.load(Ordering::Acquire) {
             state.exited.push(number);
         } else {
             state.workers.remove(&number);
@@ -505,41 +841,117 @@ impl Shared {
         self.drained.notify_all();
     }
 
-    /// Spins for up to `SPIN_FOR`, without the lock, watching for a job; returns with the lock
-    /// held and the spinner flag cleared (by this thread, or by the submitter that claimed it).
-    fn spin<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        state.spinner = true;
-        drop(state);
-        // Under loom, one look stands for the spin: a busy loop has no bound for the model.
-        #[cfg(async_wrap_loom)]
-        let _ = self.queued.load(Ordering::Relaxed);
-        #[cfg(not(async_wrap_loom))]
-        self.spin_unlocked();
+    /// The queue is empty: sleeps until there may be work (false), or leaves the pool's counts
+    /// at shutdown or after `keep_alive` idle (true).
+    fn sleep_or_leave(&self, idle_since: &mut Instant) -> bool {
         let mut state = self.lock();
-        state.spinner = false;
-        state
+        self.flags.sleepers.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if !self.queue.is_empty() {
+            self.flags.sleepers.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
+        let now = Instant::now();
+        let may_exit = state.metrics.threads > self.config.min_threads;
+        let timeout = if self.flags.shut_down.load(Ordering::SeqCst) {
+            fence(Ordering::SeqCst);
+            if self.flags.entering.load(Ordering::SeqCst) == 0 {
+                // No job can come any more: any claim left is for a job taken already.
+                self.flags.sleepers.fetch_sub(1, Ordering::SeqCst);
+                self.leave_ready();
+                self.leave(&mut state);
+                return true;
+            }
+            // A call is about to push: it notifies when it has.
+            None
+        } else if may_exit && now >= *idle_since + self.config.keep_alive {
+            // Leave the count now, under the lock that decided it: another idle thread
+            // deciding at the same time must see this one gone, or both could leave and
+            // take the pool below `min_threads`. Only an idle count can go: a claim means
+            // a job is on its way to this pool.
+            if self.leave_idle() {
+                self.leave(&mut state);
+                // A call that found no idle thread (this one having left `ready`) and
+                // pushed after this look sees the lower `threads` after its push, and
+                // starts a thread if need be; one that pushed before is seen here.
+                fence(Ordering::SeqCst);
+                if self.queue.is_empty() {
+                    self.flags.sleepers.fetch_sub(1, Ordering::SeqCst);
+                    return true;
+                }
+                self.rejoin(&mut state);
+                self.flags.sleepers.fetch_sub(1, Ordering::SeqCst);
+                return false;
+            }
+            Some(Duration::ZERO)
+        } else {
+            if now >= *idle_since + self.config.keep_alive {
+                *idle_since = now;
+            }
+            Some((*idle_since + self.config.keep_alive).saturating_duration_since(now))
+        };
+        state = match timeout {
+            None => self
+                .work
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner),
+            Some(timeout) => {
+                self.work
+                    .wait_timeout(state, timeout)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0
+            }
+        };
+        self.flags.sleepers.fetch_sub(1, Ordering::SeqCst);
+        drop(state);
+        false
     }
 
-    /// The spin itself, without the lock.
-    #[cfg(not(async_wrap_loom))]
-    fn spin_unlocked(&self) {
-        let start = Instant::now();
-        // Busy for the first microseconds, which catch a caller on another core; then yielding,
-        // so that a caller the scheduler put on this same core can run and submit.
-        'spin: loop {
-            let elapsed = start.elapsed();
-            if elapsed >= SPIN_FOR {
-                break;
-            }
-            let yielding = elapsed >= SPIN_BUSY_FOR;
-            for _ in 0..if yielding { 1 } else { 64 } {
-                if self.queued.load(Ordering::Relaxed) > 0 {
-                    break 'spin;
+    /// This thread no longer counts in `threads` (and no longer in `ready`); it runs its stop
+    /// hook next.
+    fn leave(&self, state: &mut State) {
+        state.metrics.threads -= 1;
+        self.flags
+            .threads
+            .store(state.metrics.threads, Ordering::SeqCst);
+        state.exiting += 1;
+    }
+
+    /// Undoes `leave` (and `leave_idle`): a job came as this thread was leaving.
+    fn rejoin(&self, state: &mut State) {
+        state.exiting -= 1;
+        state.metrics.threads += 1;
+        self.flags
+            .threads
+            .store(state.metrics.threads, Ordering::SeqCst);
+        self.flags.ready.fetch_add(IDLE, Ordering::AcqRel);
+    }
+
+    /// Spins for up to `SPIN_FOR`, watching for a job.
+    fn spin(&self) {
+        // Under loom, one look stands for the spin: a busy loop has no bound for the model.
+        #[cfg(async_wrap_loom)]
+        let _ = self.queue.is_empty();
+        #[cfg(not(async_wrap_loom))]
+        {
+            let start = Instant::now();
+            // Busy for the first microseconds, which catch a caller on another core; then
+            // yielding, so that a caller the scheduler put on this same core can run and submit.
+            'spin: loop {
+                let elapsed = start.elapsed();
+                if elapsed >= SPIN_FOR {
+                    break;
                 }
-                if yielding {
-                    thread::yield_now();
-                } else {
-                    std::hint::spin_loop();
+                let yielding = elapsed >= SPIN_BUSY_FOR;
+                for _ in 0..if yielding { 1 } else { 64 } {
+                    if !self.queue.is_empty() {
+                        break 'spin;
+                    }
+                    if yielding {
+                        thread::yield_now();
+                    } else {
+                        std::hint::spin_loop();
+                    }
                 }
             }
         }
@@ -555,6 +967,9 @@ impl Shared {
         } else {
             None
         };
+        self.flags
+            .has_waiters
+            .store(!state.waiters.is_empty(), Ordering::SeqCst);
         drop(state);
         if let Some((_, waker)) = next {
             waker.wake();
@@ -564,14 +979,17 @@ impl Shared {
     /// Stops taking jobs and wakes every thread and waiter, without waiting.
     pub(super) fn close(&self) -> Vec<Waker> {
         let mut state = self.lock();
-        state.shut_down = true;
+        self.flags.shut_down.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         let waiters = state
             .waiters
             .drain(..)
             .map(|(_, waker)| waker)
             .collect::<Vec<_>>();
+        self.flags.has_waiters.store(false, Ordering::SeqCst);
         drop(state);
         self.work.notify_all();
+        self.supervise.notify_all();
         waiters
     }
 
@@ -580,14 +998,18 @@ impl Shared {
     pub(super) fn shutdown(self: &Arc<Self>, timeout: Option<Duration>) -> ShutdownReport {
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
         let me = Shared::own_worker(self);
-        let finished_before = self.lock().metrics.finished();
+        let finished_before = self.metrics().finished();
         for waker in self.close() {
             waker.wake();
         }
         let mut state = self.lock();
         // Called from a worker: that thread is still running the caller's job.
         let own = usize::from(me.is_some());
-        while state.metrics.threads > own || state.exiting > 0 {
+        // A call past its shutdown check may still start a thread, so wait for it too.
+        while state.metrics.threads > own
+            || state.exiting > 0
+            || self.flags.entering.load(Ordering::SeqCst) > 0
+        {
             state = match deadline {
                 None => self
                     .drained
@@ -610,23 +1032,25 @@ impl Shared {
             .iter()
             .filter_map(|number| state.workers.remove(number))
             .collect();
-        let report = ShutdownReport {
-            finished: state.metrics.finished() - finished_before,
-            still_running: state
-                .running
-                .iter()
-                .enumerate()
-                .filter(|(slot, _)| Some(*slot) != me)
-                .filter_map(|(_, job)| *job)
-                .map(|(name, since)| RunningJob {
-                    name,
-                    running_for: since.elapsed(),
-                })
-                .collect(),
-            still_queued: state.queue.len(),
-            threads_left: state.metrics.threads - own,
-        };
+        let still_running = state
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| Some(*index) != me)
+            .filter_map(|(_, slot)| *slot.running())
+            .map(|(name, since)| RunningJob {
+                name,
+                running_for: since.elapsed(),
+            })
+            .collect();
+        let threads_left = state.metrics.threads - own;
         drop(state);
+        let report = ShutdownReport {
+            finished: self.metrics().finished() - finished_before,
+            still_running,
+            still_queued: self.queue.len(),
+            threads_left,
+        };
         for handle in handles {
             // The thread has left its loop; joining waits for its last instructions only.
             let _ = handle.join();
