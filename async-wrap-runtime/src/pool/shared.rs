@@ -759,6 +759,10 @@ impl Shared {
     /// The queue has room for one more job, or a thread is free: wakes the oldest future that
     /// waits for room, if any.
     fn wake_waiter(&self) {
+        if self.config.queue_capacity.is_none() {
+            // Only a bounded queue has futures waiting for room.
+            return;
+        }
         fence(Ordering::SeqCst);
         if self.flags.has_waiters.load(Ordering::SeqCst) {
             let mut state = self.lock();
