@@ -38,10 +38,11 @@
 //!
 //! # Shutdown
 //!
-//! `entering` counts calls past their shutdown check that have not finished submitting. A thread
-//! leaves at shutdown only with the queue empty and no call entering, and `shutdown` waits for
-//! them too, so a call that passed the check always has its job run, by a thread `shutdown`
-//! joins.
+//! `gate` holds the shutdown flag and the count of calls past their shutdown check that have
+//! not finished submitting, in one word: a call enters with one `fetch_add` that also tells it
+//! whether the pool is shut down, so no call can slip in after `close` unseen. A thread leaves at
+//! shutdown only with the queue empty and no call entering, and `shutdown` waits for them too,
+//! so a call that passed the check always has its job run, by a thread `shutdown` joins.
 
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
@@ -83,14 +84,19 @@ const SPIN_BUSY_FOR: Duration = Duration::from_micros(2);
 const IDLE: u64 = 1;
 /// One claimed thread in `Shared::ready`.
 const CLAIMED: u64 = 1 << 32;
+/// In `Shared::ready`: a thread spins, looking for work, and no call has counted on it yet.
+const SPINNER: u64 = 1 << 63;
 
 fn idle(ready: u64) -> u64 {
     ready & (CLAIMED - 1)
 }
 
 fn claimed(ready: u64) -> u64 {
-    ready >> 32
+    (ready & !SPINNER) >> 32
 }
+
+/// In `Shared::gate`: the pool is shut down.
+const SHUT_DOWN: usize = 1 << (usize::BITS - 1);
 
 #[cfg(not(async_wrap_loom))]
 thread_local! {
@@ -167,9 +173,9 @@ pub(super) struct Shared {
     /// Threads started at once, without the supervisor's evidence: one per core.
     eager_threads: usize,
     queue: Queue,
-    /// Jobs pushed since the start, for the supervisor's "has a job waited" test. Written by
-    /// calls only.
-    pushed: Padded<AtomicU64>,
+    /// `SHUT_DOWN`, and the calls past their shutdown check that have not finished submitting
+    /// (see the module's documentation). Written by calls, on a line of its own.
+    gate: Padded<AtomicUsize>,
     /// What calls read on every submission and threads write only when they go idle or busy.
     flags: Padded<Flags>,
     state: Padded<Mutex<State>>,
@@ -182,10 +188,8 @@ pub(super) struct Shared {
 }
 
 struct Flags {
-    /// Idle and claimed threads: see the module's documentation.
+    /// Idle and claimed threads, and `SPINNER`: see the module's documentation.
     ready: AtomicU64,
-    /// A thread spins, looking for work, and no call has counted on it yet.
-    spinner: AtomicBool,
     /// Threads asleep on `work` (or about to be): only they need a notification.
     sleepers: AtomicUsize,
     /// `state.metrics.threads`, readable without the lock.
@@ -194,9 +198,9 @@ struct Flags {
     armed: AtomicBool,
     /// `state.waiters` is not empty.
     has_waiters: AtomicBool,
-    shut_down: AtomicBool,
-    /// Calls past their shutdown check that have not pushed their job yet.
-    entering: AtomicUsize,
+    /// `SHUT_DOWN` is set in `gate`: a copy the threads read between jobs, off the line calls
+    /// write.
+    closed: AtomicBool,
 }
 
 /// The supervisor thread, which starts threads for jobs that wait behind blocked ones.
@@ -251,16 +255,14 @@ impl Shared {
                 .map_or(1, usize::from)
                 .min(config.max_threads),
             queue: Queue::new(),
-            pushed: Padded(AtomicU64::new(0)),
+            gate: Padded(AtomicUsize::new(0)),
             flags: Padded(Flags {
                 ready: AtomicU64::new(0),
-                spinner: AtomicBool::new(false),
                 sleepers: AtomicUsize::new(0),
                 threads: AtomicUsize::new(0),
                 armed: AtomicBool::new(false),
                 has_waiters: AtomicBool::new(false),
-                shut_down: AtomicBool::new(false),
-                entering: AtomicUsize::new(0),
+                closed: AtomicBool::new(false),
             }),
             state: Padded(Mutex::new(State {
                 supervisor: Supervisor::Absent,
@@ -329,10 +331,18 @@ impl Shared {
     }
 
     pub(super) fn is_shut_down(&self) -> bool {
-        self.flags.shut_down.load(Ordering::Acquire)
+        self.gate.load(Ordering::SeqCst) & SHUT_DOWN != 0
     }
 
-    /// Counts on an idle thread for a job: true if there was one.
+    /// Calls between their shutdown check and the end of their submission.
+    fn entering(&self) -> usize {
+        self.gate.load(Ordering::SeqCst) & !SHUT_DOWN
+    }
+
+    /// Counts on an idle thread for a job: true if there was one. Done before the push, so that
+    /// the thread cannot take the job as an unclaimed one and leave this call to start another;
+    /// the spinner's turn is taken only after the push (`take_spinner`), or the spinner could
+    /// stop looking before the job is there, and sleep with nobody to wake it.
     fn claim(&self) -> bool {
         self.flags
             .ready
@@ -342,11 +352,11 @@ impl Shared {
             .is_ok()
     }
 
-    /// After a push that counted on a ready thread: wakes a sleeping one, unless the spinning
-    /// thread will see the job. The push and the look at `sleepers` are fenced against a
+    /// After a push that counted on a ready thread: wakes a sleeping one, unless `spinner`, the
+    /// spinning thread, was counted on: it sees the job on its own. The push and the look at `sleepers` are fenced against a
     /// thread's count in `sleepers` and its look at the queue, so one of the two sees the other.
-    fn wake_one(&self) {
-        if self.flags.spinner.swap(false, Ordering::AcqRel) {
+    fn wake_one(&self, spinner: bool) {
+        if spinner {
             return;
         }
         fence(Ordering::SeqCst);
@@ -356,6 +366,12 @@ impl Shared {
             drop(self.lock());
             self.work.notify_one();
         }
+    }
+
+    /// After a push that counted on a ready thread: takes the spinner's turn, true if a thread
+    /// was spinning (it will see the job, and needs no wake-up).
+    fn take_spinner(&self) -> bool {
+        self.flags.ready.fetch_and(!SPINNER, Ordering::AcqRel) & SPINNER != 0
     }
 
     /// Hands `job` to a thread, queues it, or applies the full-queue policy. `wait` is the
@@ -378,11 +394,8 @@ impl Shared {
         if this.config.queue_capacity.is_some() {
             return Shared::submit_bounded(this, job, wait);
         }
-        let flags = &this.flags;
-        flags.entering.fetch_add(1, Ordering::SeqCst);
-        // Against `close`: either it sees this call entering, or this call sees it.
-        fence(Ordering::SeqCst);
-        if flags.shut_down.load(Ordering::SeqCst) {
+        // One read-modify-write both enters and checks: `close` sets its flag in the same word.
+        if this.gate.fetch_add(1, Ordering::SeqCst) & SHUT_DOWN != 0 {
             Shared::leave_entering(this);
             let mut state = this.lock();
             state.metrics.rejected += 1;
@@ -408,9 +421,8 @@ impl Shared {
             }
         };
         this.queue.push(job);
-        this.pushed.fetch_add(1, Ordering::Relaxed);
         if counted {
-            this.wake_one();
+            this.wake_one(this.take_spinner());
         } else {
             Shared::after_uncounted_push(this);
         }
@@ -435,7 +447,7 @@ impl Shared {
             match Shared::grow(this, &mut state, true) {
                 Ok(()) => {
                     drop(state);
-                    this.wake_one();
+                    this.wake_one(this.take_spinner());
                 }
                 Err(_) if state.metrics.threads == 0 => {
                     // No thread will ever take what is queued: hand it back rather than leave
@@ -465,7 +477,7 @@ impl Shared {
             this.flags.armed.store(false, Ordering::Release);
             if Shared::grow(this, &mut state, true).is_ok() {
                 drop(state);
-                this.wake_one();
+                this.wake_one(this.take_spinner());
             }
         }
     }
@@ -473,9 +485,7 @@ impl Shared {
     /// The end of a call's `entering` window; wakes the threads and the `shutdown` that wait
     /// for it.
     fn leave_entering(this: &Arc<Self>) {
-        this.flags.entering.fetch_sub(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        if this.flags.shut_down.load(Ordering::SeqCst) {
+        if this.gate.fetch_sub(1, Ordering::SeqCst) & SHUT_DOWN != 0 {
             drop(this.lock());
             this.work.notify_all();
             this.drained.notify_all();
@@ -512,7 +522,7 @@ impl Shared {
         let capacity = this.config.queue_capacity.unwrap_or(usize::MAX);
         let mut state = this.lock();
         loop {
-            if this.flags.shut_down.load(Ordering::SeqCst) {
+            if this.is_shut_down() {
                 state.metrics.rejected += 1;
                 return Err(Rejected::new(job, RejectReason::ShutDown));
             }
@@ -574,10 +584,9 @@ impl Shared {
         };
         // Under the lock, so no thread can leave at shutdown between the check and the push.
         this.queue.push(job);
-        this.pushed.fetch_add(1, Ordering::Relaxed);
         drop(state);
         if counted {
-            this.wake_one();
+            this.wake_one(this.take_spinner());
         } else {
             Shared::after_uncounted_push(this);
         }
@@ -607,7 +616,7 @@ impl Shared {
         let mut state = self.lock();
         loop {
             while state.supervisor != Supervisor::Armed {
-                if self.flags.shut_down.load(Ordering::Acquire) {
+                if self.is_shut_down() {
                     state.supervisor = Supervisor::Absent;
                     return;
                 }
@@ -621,12 +630,12 @@ impl Shared {
                     return;
                 }
             }
-            let target = self.pushed.load(Ordering::Acquire);
+            let waiting_before = self.waiting(claimed(self.flags.ready.load(Ordering::Acquire)));
             let popped_before = Shared::popped(&state);
             drop(state);
             std::thread::sleep(GROW_AFTER);
             state = self.lock();
-            if self.flags.shut_down.load(Ordering::Acquire) {
+            if self.is_shut_down() {
                 state.supervisor = Supervisor::Idle;
                 self.flags.armed.store(false, Ordering::Release);
                 continue;
@@ -645,14 +654,17 @@ impl Shared {
                 .config
                 .max_threads
                 .saturating_sub(state.metrics.threads);
-            // A job pushed before the last look is still queued (it waited `GROW_AFTER`), the
-            // threads are not getting through the queue (fewer jobs started than there are
-            // threads: they block, rather than being short or merely descheduled), and jobs have
-            // run that long: start one thread per such job.
-            let popped = Shared::popped(&state);
-            let progress = popped - popped_before;
+            // A job queued at the last look is still queued (it waited `GROW_AFTER`: the queue
+            // is FIFO, so fewer jobs started than were waiting then), the threads are not getting
+            // through the queue (fewer jobs started than there are threads: they block, rather
+            // than being short or merely descheduled), and jobs have run that long: start one
+            // thread per such job.
+            let progress = Shared::popped(&state) - popped_before;
             let mut grew = 0;
-            if popped < target && progress < state.metrics.threads as u64 && blocked > 0 {
+            if progress < waiting_before as u64
+                && progress < state.metrics.threads as u64
+                && blocked > 0
+            {
                 for _ in 0..waiting.min(blocked).min(room) {
                     if Shared::grow(&self, &mut state, true).is_err() {
                         break;
@@ -819,12 +831,12 @@ impl Shared {
             if let Some(finished) = previous.take() {
                 finished.wake();
                 idle_since = Instant::now();
-                if !self.flags.shut_down.load(Ordering::Acquire)
+                if !self.flags.closed.load(Ordering::Relaxed)
                     && self.queue.is_empty()
-                    && !self.flags.spinner.swap(true, Ordering::AcqRel)
+                    && self.become_spinner()
                 {
                     self.spin();
-                    self.flags.spinner.store(false, Ordering::Release);
+                    self.flags.ready.fetch_and(!SPINNER, Ordering::AcqRel);
                 }
                 continue;
             }
@@ -836,7 +848,7 @@ impl Shared {
         let mut state = self.lock();
         state.exiting -= 1;
         state.free_slots.push(index);
-        if self.flags.shut_down.load(Ordering::Acquire) {
+        if self.is_shut_down() {
             state.exited.push(number);
         } else {
             state.workers.remove(&number);
@@ -857,9 +869,9 @@ impl Shared {
         }
         let now = Instant::now();
         let may_exit = state.metrics.threads > self.config.min_threads;
-        let timeout = if self.flags.shut_down.load(Ordering::SeqCst) {
-            fence(Ordering::SeqCst);
-            if self.flags.entering.load(Ordering::SeqCst) == 0 {
+        let gate = self.gate.load(Ordering::SeqCst);
+        let timeout = if gate & SHUT_DOWN != 0 {
+            if gate & !SHUT_DOWN == 0 {
                 // No job can come any more: any claim left is for a job taken already.
                 self.flags.sleepers.fetch_sub(1, Ordering::SeqCst);
                 self.leave_ready();
@@ -931,6 +943,16 @@ impl Shared {
         self.flags.ready.fetch_add(IDLE, Ordering::AcqRel);
     }
 
+    /// Takes the spinner's turn, unless another thread has it.
+    fn become_spinner(&self) -> bool {
+        self.flags
+            .ready
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |ready| {
+                (ready & SPINNER == 0).then_some(ready | SPINNER)
+            })
+            .is_ok()
+    }
+
     /// Spins for up to `SPIN_FOR`, watching for a job.
     fn spin(&self) {
         // Under loom, one look stands for the spin: a busy loop has no bound for the model.
@@ -983,8 +1005,8 @@ impl Shared {
     /// Stops taking jobs and wakes every thread and waiter, without waiting.
     pub(super) fn close(&self) -> Vec<Waker> {
         let mut state = self.lock();
-        self.flags.shut_down.store(true, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
+        self.gate.fetch_or(SHUT_DOWN, Ordering::SeqCst);
+        self.flags.closed.store(true, Ordering::Release);
         let waiters = state
             .waiters
             .drain(..)
@@ -1010,10 +1032,7 @@ impl Shared {
         // Called from a worker: that thread is still running the caller's job.
         let own = usize::from(me.is_some());
         // A call past its shutdown check may still start a thread, so wait for it too.
-        while state.metrics.threads > own
-            || state.exiting > 0
-            || self.flags.entering.load(Ordering::SeqCst) > 0
-        {
+        while state.metrics.threads > own || state.exiting > 0 || self.entering() > 0 {
             state = match deadline {
                 None => self
                     .drained
