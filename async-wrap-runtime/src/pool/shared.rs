@@ -381,16 +381,6 @@ impl Shared {
         job: Job,
         wait: Option<(&mut Context<'_>, Waiter)>,
     ) -> Result<Submit, Rejected> {
-        if let Some((_, waiter)) = &wait {
-            if this.flags.has_waiters.load(Ordering::Acquire) {
-                // A retry: whatever registration this waiter had is settled by this call.
-                let mut state = this.lock();
-                state.waiters.retain(|(id, _)| id != waiter);
-                this.flags
-                    .has_waiters
-                    .store(!state.waiters.is_empty(), Ordering::SeqCst);
-            }
-        }
         if this.config.queue_capacity.is_some() {
             return Shared::submit_bounded(this, job, wait);
         }
@@ -521,6 +511,15 @@ impl Shared {
     ) -> Result<Submit, Rejected> {
         let capacity = this.config.queue_capacity.unwrap_or(usize::MAX);
         let mut state = this.lock();
+        if let Some((_, waiter)) = &wait {
+            if this.flags.has_waiters.load(Ordering::Acquire) {
+                // A retry: whatever registration this waiter had is settled by this call.
+                state.waiters.retain(|(id, _)| id != waiter);
+                this.flags
+                    .has_waiters
+                    .store(!state.waiters.is_empty(), Ordering::SeqCst);
+            }
+        }
         loop {
             if this.is_shut_down() {
                 state.metrics.rejected += 1;
