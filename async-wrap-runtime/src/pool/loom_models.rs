@@ -98,3 +98,41 @@ fn a_call_waiting_for_room_races_the_slot_that_frees() {
         assert_eq!(pool.metrics().completed, 2);
     });
 }
+
+#[test]
+fn jobs_beyond_the_ring_go_through_the_overflow_and_all_run() {
+    model(|| {
+        // Under loom the ring holds two jobs: the third call's job overflows while the only
+        // thread works through the ring, and refills it.
+        let pool = started(BlockingPool::with_max_threads(1));
+        let calls: Vec<_> = (0..3).map(|n| spawn_on(pool.clone(), move || n)).collect();
+        let results: Vec<i32> = block_on(join_all(calls));
+        assert_eq!(results, [0, 1, 2]);
+        pool.shutdown();
+        assert_eq!(pool.metrics().completed, 3);
+    });
+}
+
+/// Polls every future once (submitting its job) before waiting for any, without the `futures`
+/// crate (whose executor loom cannot see).
+async fn join_all<F: std::future::Future + Unpin>(mut calls: Vec<F>) -> Vec<F::Output> {
+    let mut outputs: Vec<Option<F::Output>> = calls.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (call, output) in calls.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match std::pin::Pin::new(call).poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(Option::unwrap).collect()
+}

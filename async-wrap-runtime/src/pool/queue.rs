@@ -157,3 +157,93 @@ impl Ring {
         self.lock().is_empty()
     }
 }
+
+#[cfg(all(test, not(async_wrap_loom)))]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::{Queue, RING};
+    use crate::executor::Job;
+    use crate::task::Task;
+
+    /// A job that records its number in `log` when it runs.
+    fn job(log: &Arc<Mutex<Vec<usize>>>, number: usize) -> Job {
+        let log = Arc::clone(log);
+        Job::new(Task::new("numbered", move || {
+            log.lock().unwrap().push(number);
+        }))
+    }
+
+    #[test]
+    fn jobs_leave_in_the_order_they_came_through_the_overflow() {
+        let queue = Queue::new();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let total = 3 * RING + 7;
+        // Fill past the ring, take some out (which refills the ring from the overflow), push
+        // more while the overflow still holds jobs, then drain.
+        for number in 0..2 * RING {
+            queue.push(job(&log, number));
+        }
+        assert_eq!(queue.len(), 2 * RING);
+        for _ in 0..RING / 2 {
+            queue.pop().expect("a queued job").run();
+        }
+        for number in 2 * RING..total {
+            queue.push(job(&log, number));
+        }
+        assert_eq!(queue.len(), total - RING / 2);
+        while let Some(job) = queue.pop() {
+            job.run();
+        }
+        assert!(queue.is_empty());
+        assert_eq!(queue.len(), 0);
+        assert_eq!(*log.lock().unwrap(), (0..total).collect::<Vec<_>>());
+        // Once drained, the ring takes jobs again (the overflow is out of the way).
+        queue.push(job(&log, total));
+        assert!(!queue.overflowing.load(super::Ordering::SeqCst));
+        queue.pop().expect("the job").run();
+        assert_eq!(log.lock().unwrap().last(), Some(&total));
+    }
+
+    #[test]
+    fn threads_popping_while_a_caller_overflows_lose_and_repeat_nothing() {
+        let queue = Arc::new(Queue::new());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let total = 20 * RING;
+        let poppers: Vec<_> = (0..2)
+            .map(|_| {
+                let queue = Arc::clone(&queue);
+                std::thread::spawn(move || {
+                    let mut ran = 0;
+                    let mut idle_rounds = 0;
+                    while idle_rounds < 10_000 {
+                        match queue.pop() {
+                            Some(job) => {
+                                job.run();
+                                ran += 1;
+                                idle_rounds = 0;
+                            }
+                            None => {
+                                idle_rounds += 1;
+                                std::thread::yield_now();
+                            }
+                        }
+                    }
+                    ran
+                })
+            })
+            .collect();
+        for number in 0..total {
+            queue.push(job(&log, number));
+        }
+        let mut ran: usize = poppers.into_iter().map(|p| p.join().unwrap()).sum();
+        while let Some(job) = queue.pop() {
+            job.run();
+            ran += 1;
+        }
+        assert_eq!(ran, total);
+        let mut seen = log.lock().unwrap().clone();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..total).collect::<Vec<_>>());
+    }
+}

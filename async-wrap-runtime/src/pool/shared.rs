@@ -420,12 +420,19 @@ impl Shared {
         Ok(Submit::Accepted)
     }
 
-    /// After a push that found no idle thread: every thread is busy and will come back to the
-    /// queue. Starts a thread if the pool has fewer than cores (also when the last idle ones
+    /// After a push that found no idle thread: a thread that went idle meanwhile is claimed;
+    /// otherwise every thread is busy and will come back to the queue. Starts a thread if the pool has fewer than cores (also when the last idle ones
     /// were leaving, see `work_loop`: this call sees that in `threads`), else lets the
     /// supervisor judge whether the busy threads block.
     fn after_uncounted_push(this: &Arc<Self>) {
         fence(Ordering::SeqCst);
+        // A thread that was busy at the claim may have found the queue empty before this push
+        // and be going to sleep: it counted itself idle first, so look again (fenced against its
+        // look at the queue before it sleeps: one of the two sees the other).
+        if this.claim() {
+            this.wake_one(this.take_spinner());
+            return;
+        }
         let threads = this.flags.threads.load(Ordering::SeqCst);
         if threads >= this.eager_threads.max(1)
             && (threads >= this.config.max_threads || this.flags.armed.load(Ordering::Acquire))
