@@ -217,16 +217,13 @@ mod tests {
                     let mut ran = 0;
                     let mut idle_rounds = 0;
                     while idle_rounds < 10_000 {
-                        match queue.pop() {
-                            Some(job) => {
-                                job.run();
-                                ran += 1;
-                                idle_rounds = 0;
-                            }
-                            None => {
-                                idle_rounds += 1;
-                                std::thread::yield_now();
-                            }
+                        if let Some(job) = queue.pop() {
+                            job.run();
+                            ran += 1;
+                            idle_rounds = 0;
+                        } else {
+                            idle_rounds += 1;
+                            std::thread::yield_now();
                         }
                     }
                     ran
