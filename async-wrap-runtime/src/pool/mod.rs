@@ -30,6 +30,11 @@ use shared::Shared;
 /// A thread counts as idle *before* it wakes the caller of the job it just finished, so a caller
 /// that makes one call after another reuses one thread instead of starting a new one each time.
 ///
+/// Handing a job over takes no lock: calls push on a lock-free queue and threads pop from it,
+/// and who is idle, asleep or spinning is kept in atomics, so that a busy pool's threads and its
+/// callers share no cache line but the queue slots. The pool's mutex is taken only to start,
+/// wake, park or retire a thread, for a bounded queue, and by `metrics` and `shutdown`.
+///
 /// # Settings
 ///
 /// | setting | default | meaning |
@@ -339,7 +344,9 @@ impl BlockingPool {
         self.config.keep_alive
     }
 
-    /// A snapshot of the pool's counters, cheap enough to read often: one lock, no allocation.
+    /// A snapshot of the pool's counters, cheap enough to read often: no allocation, and the
+    /// pool's lock plus one uncontended lock per thread (the threads count their jobs on their
+    /// own cache lines, which this sums).
     ///
     /// ```
     /// use async_wrap_runtime::{spawn_on, BlockingPool};
