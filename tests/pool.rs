@@ -483,3 +483,39 @@ fn the_same_calls_run_under_smol() {
     });
     assert_eq!(results, vec![0, 1, 4, 9, 16, 25, 36, 49]);
 }
+
+/// The pool's accounting of idle and claimed threads must come out of any burst exact: a claim
+/// left over would hide a queued job from the supervisor, which then never starts a thread for
+/// it (the 17th call below would wait for one of the 16 to free up, and run on it).
+#[test]
+fn after_bursts_of_short_calls_blocking_calls_still_get_a_thread_each() {
+    let pool = Arc::new(BlockingPool::new().thread_name("after-bursts"));
+    within(Duration::from_secs(60), move || {
+        for round in 0..3 {
+            futures::executor::block_on(async {
+                for _ in 0..20 {
+                    let calls = (0..1_000_u64)
+                        .map(|i| spawn_on(pool.clone(), move || std::hint::black_box(i)));
+                    futures::future::join_all(calls).await;
+                }
+                for i in 0..2_000_u64 {
+                    spawn_on(pool.clone(), move || std::hint::black_box(i)).await;
+                }
+            });
+            let ids = Arc::new(Mutex::new(std::collections::HashSet::new()));
+            futures::executor::block_on(futures::future::join_all((0..17).map(|_| {
+                let ids = ids.clone();
+                spawn_on(pool.clone(), move || {
+                    thread::sleep(Duration::from_millis(100));
+                    ids.lock().unwrap().insert(thread::current().id());
+                })
+            })));
+            assert_eq!(
+                ids.lock().unwrap().len(),
+                17,
+                "round {round}: {:?}",
+                pool.metrics()
+            );
+        }
+    });
+}

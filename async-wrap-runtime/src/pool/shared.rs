@@ -420,7 +420,7 @@ impl Shared {
         Ok(Submit::Accepted)
     }
 
-    /// After a push that found no idle thread: a thread that went idle meanwhile is claimed;
+    /// After a push that found no idle thread: a thread that went idle meanwhile is woken;
     /// otherwise every thread is busy and will come back to the queue. Starts a thread if the pool has fewer than cores (also when the last idle ones
     /// were leaving, see `work_loop`: this call sees that in `threads`), else lets the
     /// supervisor judge whether the busy threads block.
@@ -428,8 +428,10 @@ impl Shared {
         fence(Ordering::SeqCst);
         // A thread that was busy at the claim may have found the queue empty before this push
         // and be going to sleep: it counted itself idle first, so look again (fenced against its
-        // look at the queue before it sleeps: one of the two sees the other).
-        if this.claim() {
+        // look at the queue before it sleeps: one of the two sees the other), and wake it. No
+        // claim: another thread may have taken the job already, and a claim without a job
+        // would hide a queued job from the supervisor for good.
+        if idle(this.flags.ready.load(Ordering::SeqCst)) > 0 {
             this.wake_one(this.take_spinner());
             return;
         }
