@@ -638,7 +638,10 @@ impl Shared {
                     return;
                 }
             }
-            let waiting_before = self.waiting(claimed(self.flags.ready.load(Ordering::Acquire)));
+            // Every queued job counts, claimed or not: a thread claimed for one has had
+            // `GROW_AFTER` to take it, and a count that trusted the claims could hide a job
+            // for good if one were ever left over.
+            let waiting_before = self.queue.len();
             let popped_before = Shared::popped(&state);
             drop(state);
             std::thread::sleep(GROW_AFTER);
@@ -648,7 +651,7 @@ impl Shared {
                 self.flags.armed.store(false, Ordering::Release);
                 continue;
             }
-            let waiting = self.waiting(claimed(self.flags.ready.load(Ordering::Acquire)));
+            let waiting = self.queue.len();
             let now = Instant::now();
             let blocked = state
                 .slots
