@@ -1,6 +1,6 @@
 //! A fixed throughput workload for profilers: trivial calls, 1,000 at a time, on a two-thread
 //! pool, then (interleaved, for a ratio from one run) on tokio's blocking pool capped at two
-//! threads. `perf record ./target/release/examples/throughput_probe -- --only-pool` profiles the
+//! threads. `perf record ./target/release/examples/throughput_probe --only-pool` profiles the
 //! pool alone.
 
 // Counts become `f64` only to print rates.
