@@ -524,9 +524,7 @@ impl Shared {
             if this.flags.has_waiters.load(Ordering::Acquire) {
                 // A retry: whatever registration this waiter had is settled by this call.
                 state.waiters.retain(|(id, _)| id != waiter);
-                this.flags
-                    .has_waiters
-                    .store(!state.waiters.is_empty(), Ordering::SeqCst);
+                this.note_waiters(&state);
             }
         }
         loop {
@@ -563,9 +561,7 @@ impl Shared {
                         return Ok(Submit::Full(job));
                     }
                     state.waiters.retain(|(id, _)| *id != waiter);
-                    this.flags
-                        .has_waiters
-                        .store(!state.waiters.is_empty(), Ordering::SeqCst);
+                    this.note_waiters(&state);
                 }
                 (QueueFull::Wait | QueueFull::Reject, _) => {
                     state.metrics.rejected += 1;
@@ -779,6 +775,14 @@ impl Shared {
             .is_ok()
     }
 
+    /// Mirrors `state.waiters` being non-empty in `has_waiters`, which threads read without the
+    /// lock.
+    fn note_waiters(&self, state: &State) {
+        self.flags
+            .has_waiters
+            .store(!state.waiters.is_empty(), Ordering::SeqCst);
+    }
+
     /// The queue has room for one more job, or a thread is free: wakes the oldest future that
     /// waits for room, if any.
     fn wake_waiter(&self) {
@@ -790,9 +794,7 @@ impl Shared {
         if self.flags.has_waiters.load(Ordering::SeqCst) {
             let mut state = self.lock();
             let waiter = state.waiters.pop_front();
-            self.flags
-                .has_waiters
-                .store(!state.waiters.is_empty(), Ordering::SeqCst);
+            self.note_waiters(&state);
             drop(state);
             if let Some((_, waker)) = waiter {
                 waker.wake();
@@ -1004,9 +1006,7 @@ impl Shared {
         } else {
             None
         };
-        self.flags
-            .has_waiters
-            .store(!state.waiters.is_empty(), Ordering::SeqCst);
+        self.note_waiters(&state);
         drop(state);
         if let Some((_, waker)) = next {
             waker.wake();
