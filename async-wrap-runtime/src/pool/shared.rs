@@ -256,7 +256,8 @@ impl Shared {
             on_thread_stop: extras.on_thread_stop.clone(),
             eager_threads: std::thread::available_parallelism()
                 .map_or(1, usize::from)
-                .min(config.max_threads),
+                .min(config.max_threads)
+                .max(1),
             queue: Queue::new(),
             gate: Padded(AtomicUsize::new(0)),
             flags: Padded(Flags {
@@ -344,7 +345,7 @@ impl Shared {
 
     /// Counts on an idle thread for a job: true if there was one. Done before the push, so that
     /// the thread cannot take the job as an unclaimed one and leave this call to start another;
-    /// the spinner's turn is taken only after the push (`take_spinner`), or the spinner could
+    /// the spinner's turn is taken only after the push (`wake_one`), or the spinner could
     /// stop looking before the job is there, and sleep with nobody to wake it.
     fn claim(&self) -> bool {
         self.flags
@@ -355,11 +356,12 @@ impl Shared {
             .is_ok()
     }
 
-    /// After a push that counted on a ready thread: wakes a sleeping one, unless `spinner`, the
-    /// spinning thread, was counted on: it sees the job on its own. The push and the look at `sleepers` are fenced against a
-    /// thread's count in `sleepers` and its look at the queue, so one of the two sees the other.
-    fn wake_one(&self, spinner: bool) {
-        if spinner {
+    /// After a push that counted on a ready thread: takes the spinner's turn if a thread spins
+    /// (it sees the job on its own), else wakes a sleeping thread. The push and the look at
+    /// `sleepers` are fenced against a thread's count in `sleepers` and its look at the queue,
+    /// so one of the two sees the other.
+    fn wake_one(&self) {
+        if self.flags.ready.fetch_and(!SPINNER, Ordering::AcqRel) & SPINNER != 0 {
             return;
         }
         fence(Ordering::SeqCst);
@@ -369,12 +371,6 @@ impl Shared {
             drop(self.lock());
             self.work.notify_one();
         }
-    }
-
-    /// After a push that counted on a ready thread: takes the spinner's turn, true if a thread
-    /// was spinning (it will see the job, and needs no wake-up).
-    fn take_spinner(&self) -> bool {
-        self.flags.ready.fetch_and(!SPINNER, Ordering::AcqRel) & SPINNER != 0
     }
 
     /// Hands `job` to a thread, queues it, or applies the full-queue policy. `wait` is the
@@ -415,7 +411,7 @@ impl Shared {
         };
         this.queue.push(job);
         if counted {
-            this.wake_one(this.take_spinner());
+            this.wake_one();
         } else {
             Shared::after_uncounted_push(this);
         }
@@ -435,32 +431,29 @@ impl Shared {
         // claim: another thread may have taken the job already, and a claim without a job
         // would hide a queued job from the supervisor for good.
         if idle(this.flags.ready.load(Ordering::SeqCst)) > 0 {
-            this.wake_one(this.take_spinner());
+            this.wake_one();
             return;
         }
         let threads = this.flags.threads.load(Ordering::SeqCst);
-        if threads >= this.eager_threads.max(1)
+        if threads >= this.eager_threads
             && (threads >= this.config.max_threads || this.flags.armed.load(Ordering::Acquire))
         {
             return;
         }
         let mut state = this.lock();
-        if state.metrics.threads < this.eager_threads.max(1) {
-            match Shared::grow(this, &mut state, true) {
-                Ok(()) => {
-                    drop(state);
-                    this.wake_one(this.take_spinner());
-                }
-                Err(_) if state.metrics.threads == 0 => {
+        if state.metrics.threads < this.eager_threads {
+            let grown = Shared::grow_eager(this, &mut state);
+            drop(state);
+            match grown {
+                Ok(true) => this.wake_one(),
+                Ok(false) => {}
+                Err(_) => {
                     // No thread will ever take what is queued: hand it back rather than leave
                     // it waiting for ever (each future reports its job lost).
-                    drop(state);
                     while let Some(job) = this.queue.pop() {
                         drop(job);
                     }
                 }
-                // The threads there are will take the job.
-                Err(_) => {}
             }
             return;
         }
@@ -479,7 +472,7 @@ impl Shared {
             this.flags.armed.store(false, Ordering::Release);
             if Shared::grow(this, &mut state, true).is_ok() {
                 drop(state);
-                this.wake_one(this.take_spinner());
+                this.wake_one();
             }
         }
     }
@@ -498,14 +491,18 @@ impl Shared {
     /// `Ok(true)` if it did (the thread counts as claimed), `Err` only if the pool has no thread
     /// at all and cannot start one, so that nothing would ever run the job.
     fn grow_for_job(this: &Arc<Self>) -> std::io::Result<bool> {
-        if this.flags.threads.load(Ordering::Acquire) >= this.eager_threads.max(1) {
+        if this.flags.threads.load(Ordering::Acquire) >= this.eager_threads {
             return Ok(false);
         }
-        let mut state = this.lock();
-        if state.metrics.threads >= this.eager_threads.max(1) {
+        Shared::grow_eager(this, &mut this.lock())
+    }
+
+    /// `grow_for_job` with the lock held.
+    fn grow_eager(this: &Arc<Self>, state: &mut State) -> std::io::Result<bool> {
+        if state.metrics.threads >= this.eager_threads {
             return Ok(false);
         }
-        match Shared::grow(this, &mut state, true) {
+        match Shared::grow(this, state, true) {
             Ok(()) => Ok(true),
             Err(err) if state.metrics.threads == 0 => Err(err),
             // The threads there are will take the job.
@@ -578,14 +575,11 @@ impl Shared {
             }
         }
         let counted = this.claim() || {
-            state.metrics.threads < this.eager_threads.max(1) && {
-                match Shared::grow(this, &mut state, true) {
-                    Ok(()) => true,
-                    Err(err) if state.metrics.threads == 0 => {
-                        state.metrics.rejected += 1;
-                        return Err(Rejected::new(job, RejectReason::SpawnFailed(err)));
-                    }
-                    Err(_) => false,
+            match Shared::grow_eager(this, &mut state) {
+                Ok(grew) => grew,
+                Err(err) => {
+                    state.metrics.rejected += 1;
+                    return Err(Rejected::new(job, RejectReason::SpawnFailed(err)));
                 }
             }
         };
@@ -593,7 +587,7 @@ impl Shared {
         this.queue.push(job);
         drop(state);
         if counted {
-            this.wake_one(this.take_spinner());
+            this.wake_one();
         } else {
             Shared::after_uncounted_push(this);
         }
