@@ -31,12 +31,13 @@ use futures::future::{Map, join_all};
 static TWO: BlockingPool = BlockingPool::with_max_threads(2).thread_name("aw-two");
 
 /// One way to run a closure off the async thread.
-trait System: Sync {
+trait System: Clone + Send + Sync + 'static {
     const NAME: &'static str;
     type Fut<R: Send + 'static>: Future<Output = R> + Send + 'static;
     fn call<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> Self::Fut<R>;
 }
 
+#[derive(Clone)]
 struct AwDefault;
 impl System for AwDefault {
     const NAME: &'static str = "async-wrap default";
@@ -46,6 +47,7 @@ impl System for AwDefault {
     }
 }
 
+#[derive(Clone)]
 struct AwTwo;
 impl System for AwTwo {
     const NAME: &'static str = "async-wrap max 2";
@@ -62,6 +64,7 @@ fn unwrap<R, E: std::fmt::Debug>(result: Result<R, E>) -> R {
 }
 
 /// `tokio::task::spawn_blocking` on a runtime's blocking pool.
+#[derive(Clone)]
 struct Tokio(tokio::runtime::Handle);
 impl System for Tokio {
     const NAME: &'static str = "tokio";
@@ -72,6 +75,7 @@ impl System for Tokio {
     }
 }
 
+#[derive(Clone)]
 struct Unblock;
 impl System for Unblock {
     const NAME: &'static str = "blocking::unblock";
@@ -81,6 +85,7 @@ impl System for Unblock {
     }
 }
 
+#[derive(Clone)]
 struct RayonOneshot;
 impl System for RayonOneshot {
     const NAME: &'static str = "rayon + oneshot";
@@ -95,6 +100,7 @@ impl System for RayonOneshot {
     }
 }
 
+#[derive(Clone)]
 struct Direct;
 impl System for Direct {
     const NAME: &'static str = "direct call";
@@ -216,28 +222,25 @@ fn os_threads() -> usize {
 
 // ---- the workloads ----
 
-/// `calls` sequential round trips of a trivial closure, awaited in a task of the harness
-/// runtime; returns each call's latency.
+/// `calls` sequential round trips of a trivial closure, awaited in a task spawned on the harness
+/// runtime (so polled by one of its worker threads); returns each call's latency.
 fn sequential_in_tokio<S: System>(
     rig: &Rig,
     system: &S,
     slot: usize,
     calls: usize,
 ) -> Vec<Duration> {
-    rig.harness.block_on(async {
+    let system = system.clone();
+    let task = rig.harness.spawn(async move {
         let mut samples = Vec::with_capacity(calls);
-        let task = async {
-            for _ in 0..calls {
-                let start = Instant::now();
-                system.call(move || note_thread(slot)).await;
-                samples.push(start.elapsed());
-            }
-            samples
-        };
-        // Scoped to this function: the future borrows `system`, so it is polled in place
-        // rather than spawned.
-        task.await
-    })
+        for _ in 0..calls {
+            let start = Instant::now();
+            system.call(move || note_thread(slot)).await;
+            samples.push(start.elapsed());
+        }
+        samples
+    });
+    rig.harness.block_on(task).expect("the harness task ran")
 }
 
 /// The same, under `futures::executor::block_on` on this thread.
