@@ -506,7 +506,10 @@ fn fresh_process_rows() {
         "Fresh process",
         &[
             ("peak RSS with 10,000 sleeping calls in flight", rss),
-            ("first call (pool start included), median of 9 processes", first),
+            (
+                "first call (pool start included), median of 9 processes",
+                first,
+            ),
         ],
     );
 }
