@@ -462,6 +462,9 @@ fn throughput_rows(rig: &Rig, scale: usize) {
     );
 }
 
+/// Fresh processes per system for the first call's latency.
+const FIRST_CALLS: usize = 9;
+
 /// Peak memory with 10,000 sleeping calls in flight, and the first call's latency, each in a
 /// fresh child process.
 fn fresh_process_rows() {
@@ -484,7 +487,6 @@ fn fresh_process_rows() {
         })
         .collect();
     // One fresh process per sample: the median of `FIRST_CALLS`, interleaved across systems.
-    const FIRST_CALLS: usize = 9;
     let mut first_samples: Vec<Vec<f64>> = vec![Vec::new(); NAMES.len()];
     for _ in 0..FIRST_CALLS {
         for (samples, name) in first_samples.iter_mut().zip(NAMES) {
