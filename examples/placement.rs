@@ -70,6 +70,25 @@ mod linux {
         in_task: Vec<Sample>,
     }
 
+    /// Round trips through `call`: under `block_on` on this thread, then in a task of `harness`.
+    fn measure<F>(
+        harness: &tokio::runtime::Runtime,
+        call: impl Fn() -> F + Clone + Send + 'static,
+        samples: &mut Samples,
+    ) where
+        F: Future<Output = ()> + Send,
+    {
+        futures::executor::block_on(round_trips(call.clone(), &mut samples.block_on));
+        let task = harness.spawn(async move {
+            let mut samples = Vec::new();
+            round_trips(call, &mut samples).await;
+            samples
+        });
+        samples
+            .in_task
+            .extend(harness.block_on(task).expect("the task ran"));
+    }
+
     pub(super) fn main() {
         let mut pool = Samples::default();
         let mut tokio = Samples::default();
@@ -89,43 +108,13 @@ mod linux {
                     .build()
                     .expect("a pool"),
             ));
+            measure(&harness, move || async_wrap::spawn_on(two, job), &mut pool);
             let handle = blocking.handle().clone();
-
-            futures::executor::block_on(round_trips(
-                || async_wrap::spawn_on(two, job),
-                &mut pool.block_on,
-            ));
-            let on_tokio = || handle.spawn_blocking(job);
-            futures::executor::block_on(round_trips(
-                || async { on_tokio().await.expect("the job ran") },
-                &mut tokio.block_on,
-            ));
-
-            let in_task = harness.spawn(async move {
-                let mut samples = Vec::new();
-                round_trips(|| async_wrap::spawn_on(two, job), &mut samples).await;
-                samples
-            });
-            pool.in_task
-                .extend(harness.block_on(in_task).expect("the task ran"));
-            let in_task = {
-                let handle = handle.clone();
-                harness.spawn(async move {
-                    let mut samples = Vec::new();
-                    round_trips(
-                        || {
-                            let call = handle.spawn_blocking(job);
-                            async { call.await.expect("the job ran") }
-                        },
-                        &mut samples,
-                    )
-                    .await;
-                    samples
-                })
+            let on_tokio = move || {
+                let call = handle.spawn_blocking(job);
+                async move { call.await.expect("the job ran") }
             };
-            tokio
-                .in_task
-                .extend(harness.block_on(in_task).expect("the task ran"));
+            measure(&harness, on_tokio, &mut tokio);
             two.shutdown();
         }
 
