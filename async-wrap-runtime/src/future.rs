@@ -122,7 +122,7 @@ impl<T> BlockingFuture<T> {
         }
     }
 
-    fn poll_checked(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, CallError>> {
+    pub(crate) fn poll_checked(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, CallError>> {
         if let Some(job) = self.job.take() {
             if let Some(output) = &self.output {
                 // Before the job can finish: the future looks at the task again only when woken.
@@ -168,16 +168,19 @@ impl<T> BlockingFuture<T> {
     /// Drops this future, but lets its job run (if it was submitted) with
     /// [`is_cancelled`](crate::is_cancelled) true, so that what the body owns is dropped on the
     /// executor's thread rather than here.
+    ///
+    /// A job not yet accepted (waiting for room, or never polled) is handed to the executor
+    /// now, or run on this thread if the executor refuses it: what it owns (an `Unblock`'s
+    /// buffered bytes) must reach its end, not be dropped here.
     pub(crate) fn abandon_running(mut self) {
-        if let (Some(_), Some(waiter)) = (&self.job, &self.waiter) {
-            self.executor.get().cancel_wait(waiter);
-        }
         if let Some(output) = self.output.take() {
-            if self.job.is_none() {
-                output.abandon_running();
-            } else {
-                output.abandon();
+            output.abandon_running();
+        }
+        if let Some(job) = self.job.take() {
+            if let Some(waiter) = self.waiter.take() {
+                self.executor.get().cancel_wait(&waiter);
             }
+            run_detached(&self.executor, job);
         }
     }
 }
@@ -196,12 +199,14 @@ impl<T> Future for BlockingFuture<T> {
 
 impl<T> Drop for BlockingFuture<T> {
     fn drop(&mut self) {
-        if let (Some(_), Some(waiter)) = (&self.job, &self.waiter) {
-            // Waiting for room: give the place up, so that a wake-up meant for it is not lost.
-            self.executor.get().cancel_wait(waiter);
-        }
         if let Some(output) = self.output.take() {
             output.abandon();
+        }
+        if let (Some(_), Some(waiter)) = (&self.job, &self.waiter) {
+            // Waiting for room: give the place up, so that a wake-up meant for it is not lost.
+            // (After the abandon: a user executor's `cancel_wait` that panics cannot keep the
+            // job from being cancelled.)
+            self.executor.get().cancel_wait(waiter);
         }
     }
 }
@@ -357,7 +362,11 @@ pub(crate) fn detach<F>(executor: &ExecutorRef, name: &'static str, body: F)
 where
     F: FnOnce() + Send + 'static,
 {
-    let job = Job::new(Task::new(name, body));
+    run_detached(executor, Job::new(Task::new(name, body)));
+}
+
+/// Hands `job` to `executor`, or runs it on this thread if the executor refuses it.
+fn run_detached(executor: &ExecutorRef, job: Job) {
     if let Err(rejected) = executor.get().execute(job) {
         rejected.into_job().run();
     }

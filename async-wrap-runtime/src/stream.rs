@@ -2,7 +2,6 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::Future as _;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -10,7 +9,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 
 use crate::executor::{ExecutorRef, IntoExecutor};
-use crate::future::BlockingFuture;
+use crate::future::{BlockingFuture, CallError};
 use crate::task::Payload;
 
 /// The default number of items one refill pulls: [`BlockingStream`] holds at most two batches.
@@ -68,6 +67,9 @@ enum Source<T: Send + 'static> {
     Done,
     /// The iterator panicked: the payload, to resume once the items before it are handed out.
     Panicked(Payload),
+    /// The executor refused a refill (it was shut down): said, by a panic with the error's
+    /// message, once the items pulled before are handed out.
+    Refused(CallError),
 }
 
 /// What one refill brings back.
@@ -221,30 +223,29 @@ impl<T: Send + 'static> Stream for BlockingStream<T> {
         let this = &mut *self;
         loop {
             if let Some(item) = this.ready.pop_front() {
-                // Half the batch used: pull the next one meanwhile.
+                // Half the batch used: pull the next one meanwhile. Submitted now, its result
+                // (or its refusal) is collected on a later poll: the item in hand goes out
+                // first, whatever happens to the refill.
                 if this.ready.len() < this.batch / 2 {
                     this.refill();
-                    if let Source::Refilling(future) = &mut this.source {
-                        // Submit it now; its result is collected on a later poll.
-                        if let Poll::Ready(refill) = Pin::new(future).poll(cx) {
-                            this.take(refill);
-                        }
-                    }
+                    let _ = this.poll_refill(cx);
                 }
                 return Poll::Ready(Some(item));
             }
             match &mut this.source {
                 Source::Unstarted(_) | Source::Idle(_) => this.refill(),
-                Source::Refilling(future) => match Pin::new(future).poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(refill) => this.take(refill),
-                },
+                Source::Refilling(_) => {
+                    if this.poll_refill(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
                 Source::Done => return Poll::Ready(None),
-                Source::Panicked(_) => {
-                    if let Source::Panicked(payload) =
-                        std::mem::replace(&mut this.source, Source::Done)
-                    {
-                        panic::resume_unwind(payload);
+                Source::Panicked(_) | Source::Refused(_) => {
+                    // Said once; the stream is over afterwards.
+                    match std::mem::replace(&mut this.source, Source::Done) {
+                        Source::Panicked(payload) => panic::resume_unwind(payload),
+                        Source::Refused(err) => panic!("{err}"),
+                        _ => unreachable!("matched above"),
                     }
                 }
             }
@@ -256,6 +257,19 @@ impl<T: Send + 'static> Stream for BlockingStream<T> {
 impl<T: Send + 'static> Unpin for BlockingStream<T> {}
 
 impl<T: Send + 'static> BlockingStream<T> {
+    /// Polls the running refill, if any, and takes in what it brought (or its refusal).
+    fn poll_refill(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Source::Refilling(future) = &mut self.source else {
+            return Poll::Ready(());
+        };
+        match future.poll_checked(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(refill)) => self.take(refill),
+            Poll::Ready(Err(err)) => self.source = Source::Refused(err),
+        }
+        Poll::Ready(())
+    }
+
     fn take(&mut self, refill: Refill<T>) {
         self.ready.extend(refill.items);
         self.source = match (refill.iter, refill.panic) {
@@ -289,6 +303,7 @@ impl<T: Send + 'static> fmt::Debug for BlockingStream<T> {
             Source::Refilling(_) => "refilling",
             Source::Done => "done",
             Source::Panicked(_) => "panicked",
+            Source::Refused(_) => "refused",
         };
         f.debug_struct("BlockingStream")
             .field("batch", &self.batch)

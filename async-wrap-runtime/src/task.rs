@@ -47,9 +47,20 @@ impl Finished {
     /// Wakes the future. A waker that panics cannot take the runner's thread down with it.
     pub(crate) fn wake(self) {
         if let Some(waker) = self.waker {
-            let _ = panic::catch_unwind(AssertUnwindSafe(|| waker.wake()));
+            wake_guarded(waker);
         }
     }
+}
+
+/// Wakes a user's waker, catching its panic: a waker is user code, and the thread calling it
+/// (a pool's worker, or one holding a count that others wait for) must go on.
+pub(crate) fn wake_guarded(waker: Waker) {
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| waker.wake()));
+}
+
+/// Drops a user's value (a waker, a body never run), catching a panic of its `Drop`.
+pub(crate) fn drop_guarded<T>(value: T) {
+    let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(value)));
 }
 
 /// The executor's side of a task.
@@ -171,7 +182,7 @@ where
             drop(state);
             // The future is gone: drop the result here, outside the lock. A payload whose own
             // `Drop` panics must not take the worker down.
-            let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(result)));
+            drop_guarded(result);
             Finished {
                 outcome,
                 waker: None,
@@ -202,9 +213,11 @@ where
                 state.waker.take(),
             )
         };
-        drop(body);
+        // Whoever drops a job may be a pool's thread: the body's `Drop` and the waker are
+        // user code, and neither may take that thread down.
+        drop_guarded(body);
         if let Some(waker) = waker {
-            waker.wake();
+            wake_guarded(waker);
         }
     }
 }

@@ -469,9 +469,7 @@ impl Executor for BlockingPool {
 impl Drop for BlockingPool {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.get() {
-            for waker in shared.close() {
-                waker.wake();
-            }
+            shared.close();
         }
     }
 }

@@ -62,7 +62,7 @@ use crate::sync::thread::{self, JoinHandle};
 use crate::sync::{
     AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, fence,
 };
-use crate::task::Outcome;
+use crate::task::{Outcome, drop_guarded, wake_guarded};
 
 /// A job a thread runs: its name and when it started.
 type Started = (&'static str, Instant);
@@ -217,6 +217,18 @@ enum Supervisor {
     Armed,
 }
 
+/// Where `submit_bounded` puts a job (see `place_bounded`).
+enum Placement {
+    /// Into the queue; `counted` if a thread was claimed or started for it.
+    Queue { counted: bool },
+    /// Run on the calling thread.
+    Inline,
+    /// Registered as a waiter: the future keeps the job and is woken when there may be room.
+    Wait,
+    /// Refused.
+    Refuse(RejectReason),
+}
+
 struct State {
     supervisor: Supervisor,
     /// Futures waiting for room in a full queue, oldest first.
@@ -235,6 +247,15 @@ struct State {
     /// `threads`, `threads_started`, `inline`, `rejected`, and the outcomes of inline jobs; the
     /// workers' outcomes are in their slots.
     metrics: Metrics,
+}
+
+impl State {
+    /// Threads that may still start under `max_threads`. A thread that has left the counts but
+    /// is still running its stop hook holds its place until it has exited, so that the limit
+    /// holds for the OS threads, not only for those taking jobs.
+    fn room(&self, max_threads: usize) -> usize {
+        max_threads.saturating_sub(self.metrics.threads + self.exiting)
+    }
 }
 
 impl Shared {
@@ -317,21 +338,25 @@ impl Shared {
             metrics.panicked += slot.panicked.load(Ordering::Relaxed);
             metrics.cancelled += slot.cancelled.load(Ordering::Relaxed);
         }
-        let claimed = claimed(self.flags.ready.load(Ordering::Acquire));
+        let ready = self.flags.ready.load(Ordering::Acquire);
         Metrics {
-            // Jobs already handed to a thread (claimed) are on their way, not waiting.
-            queued: self.waiting(claimed),
+            // A thread running its stop hook is still alive, and still holds its place.
+            threads: metrics.threads + state.exiting,
+            // Jobs a ready thread is on its way to take are not waiting.
+            queued: self.waiting(ready),
             running,
             idle_threads: metrics.threads.saturating_sub(running),
             ..metrics
         }
     }
 
-    /// Queued jobs no thread has been claimed for.
-    fn waiting(&self, claimed: u64) -> usize {
-        self.queue
-            .len()
-            .saturating_sub(usize::try_from(claimed).unwrap_or(usize::MAX))
+    /// Queued jobs beyond the threads ready to take them (claimed for a job, or idle), as
+    /// the ready word `ready` counts them. A ready thread may take any job, not the one it was
+    /// claimed for, so claims alone can undercount the threads on their way by one for a
+    /// moment; counting every ready thread keeps this exact whenever the word is.
+    fn waiting(&self, ready: u64) -> usize {
+        let ready = usize::try_from(idle(ready) + claimed(ready)).unwrap_or(usize::MAX);
+        self.queue.len().saturating_sub(ready)
     }
 
     pub(super) fn is_shut_down(&self) -> bool {
@@ -383,18 +408,15 @@ impl Shared {
         if this.config.queue_capacity.is_some() {
             return Shared::submit_bounded(this, job, wait);
         }
-        // One read-modify-write both enters and checks: `close` sets its flag in the same word.
-        if this.gate.fetch_add(1, Ordering::SeqCst) & SHUT_DOWN != 0 {
-            Shared::leave_entering(this);
-            let mut state = this.lock();
-            state.metrics.rejected += 1;
+        let Some(entered) = Entered::enter(this) else {
+            this.lock().metrics.rejected += 1;
             return Err(Rejected::new(job, RejectReason::ShutDown));
-        }
+        };
         let claimed = this.claim();
         if !claimed && Shared::own_worker(this).is_some() {
             // A job of this pool waits on this call, and no thread is free: run it here rather
             // than deadlock (or wait for the pool to grow).
-            Shared::leave_entering(this);
+            drop(entered);
             this.run_inline(job);
             return Ok(Submit::Accepted);
         }
@@ -402,9 +424,8 @@ impl Shared {
             match Shared::grow_for_job(this) {
                 Ok(grew) => grew,
                 Err(err) => {
-                    Shared::leave_entering(this);
-                    let mut state = this.lock();
-                    state.metrics.rejected += 1;
+                    drop(entered);
+                    this.lock().metrics.rejected += 1;
                     return Err(Rejected::new(job, RejectReason::SpawnFailed(err)));
                 }
             }
@@ -415,7 +436,7 @@ impl Shared {
         } else {
             Shared::after_uncounted_push(this);
         }
-        Shared::leave_entering(this);
+        drop(entered);
         Ok(Submit::Accepted)
     }
 
@@ -451,14 +472,13 @@ impl Shared {
                     // No thread will ever take what is queued: hand it back rather than leave
                     // it waiting for ever (each future reports its job lost).
                     while let Some(job) = this.queue.pop() {
-                        drop(job);
+                        drop_guarded(job);
                     }
                 }
             }
             return;
         }
-        if state.supervisor == Supervisor::Armed || state.metrics.threads >= this.config.max_threads
-        {
+        if state.supervisor == Supervisor::Armed || state.room(this.config.max_threads) == 0 {
             return;
         }
         let was = std::mem::replace(&mut state.supervisor, Supervisor::Armed);
@@ -477,16 +497,6 @@ impl Shared {
         }
     }
 
-    /// The end of a call's `entering` window; wakes the threads and the `shutdown` that wait
-    /// for it.
-    fn leave_entering(this: &Arc<Self>) {
-        if this.gate.fetch_sub(1, Ordering::SeqCst) & SHUT_DOWN != 0 {
-            drop(this.lock());
-            this.work.notify_all();
-            this.drained.notify_all();
-        }
-    }
-
     /// No thread was idle for a job: starts one if the pool has fewer threads than cores.
     /// `Ok(true)` if it did (the thread counts as claimed), `Err` only if the pool has no thread
     /// at all and cannot start one, so that nothing would ever run the job.
@@ -499,7 +509,9 @@ impl Shared {
 
     /// `grow_for_job` with the lock held.
     fn grow_eager(this: &Arc<Self>, state: &mut State) -> std::io::Result<bool> {
-        if state.metrics.threads >= this.eager_threads {
+        if state.metrics.threads >= this.eager_threads || state.room(this.config.max_threads) == 0 {
+            // At the limit with threads still exiting: the last of them to exit starts a
+            // thread for what is queued (`work_loop`).
             return Ok(false);
         }
         match Shared::grow(this, state, true) {
@@ -516,82 +528,129 @@ impl Shared {
     fn submit_bounded(
         this: &Arc<Self>,
         job: Job,
-        mut wait: Option<(&mut Context<'_>, Waiter)>,
+        wait: Option<(&mut Context<'_>, Waiter)>,
     ) -> Result<Submit, Rejected> {
-        let capacity = this.config.queue_capacity.unwrap_or(usize::MAX);
+        // The waker a waiting call leaves, cloned before the lock is taken: it is user code.
+        let mut waker = match (&wait, this.config.when_full) {
+            (Some((cx, _)), QueueFull::Wait) => Some(cx.waker().clone()),
+            _ => None,
+        };
+        let waiter = wait.map(|(_, waiter)| waiter);
+        // Declared before the guard, so dropped after it: a waker is user code.
+        let old_waker: Option<Waker>;
         let mut state = this.lock();
-        if let Some((_, waiter)) = &wait {
-            if this.flags.has_waiters.load(Ordering::Acquire) {
-                // A retry: whatever registration this waiter had is settled by this call.
-                state.waiters.retain(|(id, _)| id != waiter);
-                this.note_waiters(&state);
+        // A retry: whatever registration this waiter had is settled by this call.
+        old_waker = waiter.and_then(|waiter| this.take_waiter(&mut state, waiter));
+        match Shared::place_bounded(this, &mut state, waiter, &mut waker) {
+            Placement::Queue { counted } => {
+                // Under the lock, so no thread can leave at shutdown between the check and
+                // the push.
+                this.queue.push(job);
+                drop(state);
+                if counted {
+                    this.wake_one();
+                } else {
+                    Shared::after_uncounted_push(this);
+                }
+                Ok(Submit::Accepted)
             }
-        }
-        loop {
-            if this.is_shut_down() {
-                state.metrics.rejected += 1;
-                return Err(Rejected::new(job, RejectReason::ShutDown));
-            }
-            let ready = this.flags.ready.load(Ordering::Acquire);
-            if idle(ready) == 0 && Shared::own_worker(this).is_some() {
+            Placement::Inline => {
                 drop(state);
                 this.run_inline(job);
-                return Ok(Submit::Accepted);
+                Ok(Submit::Accepted)
             }
-            let full = idle(ready) == 0
-                && state.metrics.threads >= this.config.max_threads
-                && this.waiting(claimed(ready)) >= capacity;
-            if !full {
-                break;
+            Placement::Wait => {
+                drop(state);
+                drop(old_waker);
+                Ok(Submit::Full(job))
             }
-            match (this.config.when_full, wait.take()) {
-                (QueueFull::Wait, Some((cx, waiter))) => {
-                    if this.flags.has_waiters.load(Ordering::SeqCst) {
-                        state.waiters.push_back((waiter, cx.waker().clone()));
-                        return Ok(Submit::Full(job));
-                    }
-                    // The first waiter: a thread that makes room without the lock looks at
-                    // `has_waiters` after its pop, so look at the room again after setting it.
-                    state.waiters.push_back((waiter, cx.waker().clone()));
-                    this.flags.has_waiters.store(true, Ordering::SeqCst);
-                    fence(Ordering::SeqCst);
-                    let ready = this.flags.ready.load(Ordering::SeqCst);
-                    let still_full = idle(ready) == 0 && this.waiting(claimed(ready)) >= capacity;
-                    if still_full {
-                        return Ok(Submit::Full(job));
-                    }
-                    state.waiters.retain(|(id, _)| *id != waiter);
-                    this.note_waiters(&state);
-                }
-                (QueueFull::Wait | QueueFull::Reject, _) => {
-                    state.metrics.rejected += 1;
-                    return Err(Rejected::new(job, RejectReason::QueueFull));
-                }
-                (QueueFull::RunOnCaller, _) => {
-                    drop(state);
-                    this.run_inline(job);
-                    return Ok(Submit::Accepted);
-                }
+            Placement::Refuse(reason) => {
+                state.metrics.rejected += 1;
+                drop(state);
+                drop(old_waker);
+                Err(Rejected::new(job, reason))
             }
         }
-        let counted = this.claim() || {
-            match Shared::grow_eager(this, &mut state) {
-                Ok(grew) => grew,
-                Err(err) => {
-                    state.metrics.rejected += 1;
-                    return Err(Rejected::new(job, RejectReason::SpawnFailed(err)));
-                }
+    }
+
+    /// Where a job goes in a bounded pool. While fewer than `queue_capacity` jobs wait beyond
+    /// the threads ready to take them, it is queued (with a claim on an idle thread if there is
+    /// one, or a thread started for it while the pool has fewer than cores). Past that, the
+    /// queue is full: a worker of the pool waiting on its own saturated pool runs it inline; a
+    /// pool under `max_threads` starts a thread for it (a full queue is the evidence that the
+    /// threads there are cannot keep up); else the full-queue policy applies. So the capacity
+    /// bounds the jobs waiting whatever the pool's growth state, and `Wait` only ever waits.
+    fn place_bounded(
+        this: &Arc<Self>,
+        state: &mut State,
+        waiter: Option<Waiter>,
+        waker: &mut Option<Waker>,
+    ) -> Placement {
+        let capacity = this.config.queue_capacity.unwrap_or(usize::MAX);
+        loop {
+            if this.is_shut_down() {
+                return Placement::Refuse(RejectReason::ShutDown);
             }
-        };
-        // Under the lock, so no thread can leave at shutdown between the check and the push.
-        this.queue.push(job);
-        drop(state);
-        if counted {
-            this.wake_one();
-        } else {
-            Shared::after_uncounted_push(this);
+            if this.has_room(capacity) {
+                if this.claim() {
+                    return Placement::Queue { counted: true };
+                }
+                if Shared::own_worker(this).is_some() {
+                    return Placement::Inline;
+                }
+                return match Shared::grow_eager(this, state) {
+                    Ok(counted) => Placement::Queue { counted },
+                    Err(err) => Placement::Refuse(RejectReason::SpawnFailed(err)),
+                };
+            }
+            if Shared::own_worker(this).is_some() {
+                return Placement::Inline;
+            }
+            if state.room(this.config.max_threads) > 0 && Shared::grow(this, state, true).is_ok() {
+                return Placement::Queue { counted: true };
+            }
+            match this.config.when_full {
+                QueueFull::Reject => return Placement::Refuse(RejectReason::QueueFull),
+                QueueFull::RunOnCaller => return Placement::Inline,
+                QueueFull::Wait => {}
+            }
+            let (Some(waiter), Some(registered)) = (waiter, waker.take()) else {
+                // `execute`, with no context to wake: it cannot wait.
+                return Placement::Refuse(RejectReason::QueueFull);
+            };
+            let first = !this.flags.has_waiters.load(Ordering::SeqCst);
+            state.waiters.push_back((waiter, registered));
+            if !first {
+                return Placement::Wait;
+            }
+            // The first waiter: a thread that makes room without the lock looks at
+            // `has_waiters` after its pop, so look at the room again after setting it. Room
+            // seen now (a thread between its pop and its return to the ready set) means the
+            // placement is decided again, from the top: never a refusal for a `Wait` pool.
+            this.flags.has_waiters.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if !this.has_room(capacity) {
+                return Placement::Wait;
+            }
+            *waker = this.take_waiter(state, waiter);
         }
-        Ok(Submit::Accepted)
+    }
+
+    /// One more job would leave at most `capacity` jobs waiting beyond the threads ready to
+    /// take them (idle, or claimed for a job).
+    fn has_room(&self, capacity: usize) -> bool {
+        let ready = self.flags.ready.load(Ordering::SeqCst);
+        let ready = usize::try_from(idle(ready) + claimed(ready)).unwrap_or(usize::MAX);
+        self.queue.len() < ready.saturating_add(capacity)
+    }
+
+    /// Removes `waiter`'s registration, if it has one, and gives its waker back, for the caller
+    /// to drop or wake after the lock: a waker is user code.
+    fn take_waiter(&self, state: &mut State, waiter: Waiter) -> Option<Waker> {
+        let at = state.waiters.iter().position(|(id, _)| *id == waiter)?;
+        let (_, waker) = state.waiters.remove(at)?;
+        self.note_waiters(state);
+        Some(waker)
     }
 
     /// Runs a job on the calling thread, counting it as the workers' jobs are counted.
@@ -606,8 +665,20 @@ impl Shared {
 
     /// Starts one more thread, counted as ready for work at once (claimed, if it is started for
     /// a job), so that a call made while it starts does not start another. Called with the lock
-    /// held; the thread waits for it.
+    /// held, and only with room under `max_threads` (`State::room`).
+    ///
+    /// The thread is counted (in `ready` and `threads`) *before* it is spawned: it may pop a
+    /// job and leave the ready set before this function returns, and leaving must find the
+    /// unit it takes. Counted after, the unit would outlive the thread: an idle unit that a
+    /// call claims with nobody to wake, or a claim that keeps idle threads from ever retiring.
     fn grow(this: &Arc<Self>, state: &mut State, claimed: bool) -> std::io::Result<()> {
+        debug_assert!(
+            state.room(this.config.max_threads) > 0,
+            "grow past max_threads: {} threads and {} exiting, max {}",
+            state.metrics.threads,
+            state.exiting,
+            this.config.max_threads
+        );
         let number = state.metrics.threads_started + 1;
         let mut builder = thread::Builder::new().name(format!("{}-{number}", this.name));
         if let Some(bytes) = this.config.stack_size {
@@ -619,23 +690,29 @@ impl Shared {
         });
         let slot = Arc::clone(&state.slots[index]);
         let shared = Arc::clone(this);
-        let handle = match builder.spawn(move || shared.work_loop(number, index, &slot)) {
-            Ok(handle) => handle,
-            Err(err) => {
-                state.free_slots.push(index);
-                return Err(err);
-            }
-        };
+        let unit = if claimed { CLAIMED } else { IDLE };
         state.metrics.threads += 1;
-        state.metrics.threads_started = number;
         this.flags
             .threads
             .store(state.metrics.threads, Ordering::Release);
-        state.workers.insert(number, handle);
-        this.flags
-            .ready
-            .fetch_add(if claimed { CLAIMED } else { IDLE }, Ordering::AcqRel);
-        Ok(())
+        this.flags.ready.fetch_add(unit, Ordering::AcqRel);
+        match builder.spawn(move || shared.work_loop(number, index, &slot)) {
+            Ok(handle) => {
+                state.metrics.threads_started = number;
+                state.workers.insert(number, handle);
+                Ok(())
+            }
+            Err(err) => {
+                // Nothing ran: the unit is still there to take back.
+                this.flags.ready.fetch_sub(unit, Ordering::AcqRel);
+                state.metrics.threads -= 1;
+                this.flags
+                    .threads
+                    .store(state.metrics.threads, Ordering::Release);
+                state.free_slots.push(index);
+                Err(err)
+            }
+        }
     }
 
     /// Mirrors `state.waiters` being non-empty in `has_waiters`, which threads read without the
@@ -647,7 +724,7 @@ impl Shared {
     }
 
     /// The queue has room for one more job, or a thread is free: wakes the oldest future that
-    /// waits for room, if any.
+    /// waits for room, if any. Called by workers: the waker's panic is caught.
     fn wake_waiter(&self) {
         if self.config.queue_capacity.is_none() {
             // Only a bounded queue has futures waiting for room.
@@ -660,7 +737,7 @@ impl Shared {
             self.note_waiters(&state);
             drop(state);
             if let Some((_, waker)) = waiter {
-                waker.wake();
+                wake_guarded(waker);
             }
         }
     }
@@ -668,35 +745,33 @@ impl Shared {
     /// Forgets a waiting future; if it had been woken already, wakes the next one instead.
     pub(super) fn cancel_wait(&self, waiter: Waiter) {
         let mut state = self.lock();
-        let before = state.waiters.len();
-        state.waiters.retain(|(id, _)| *id != waiter);
-        let next = if state.waiters.len() == before {
-            state.waiters.pop_front()
-        } else {
-            None
+        let (own, next) = match self.take_waiter(&mut state, waiter) {
+            Some(own) => (Some(own), None),
+            None => (None, state.waiters.pop_front().map(|(_, waker)| waker)),
         };
         self.note_waiters(&state);
         drop(state);
-        if let Some((_, waker)) = next {
-            waker.wake();
+        drop_guarded(own);
+        if let Some(waker) = next {
+            wake_guarded(waker);
         }
     }
 
     /// Stops taking jobs and wakes every thread and waiter, without waiting.
-    pub(super) fn close(&self) -> Vec<Waker> {
+    pub(super) fn close(&self) {
         let mut state = self.lock();
         self.gate.fetch_or(SHUT_DOWN, Ordering::SeqCst);
         self.flags.closed.store(true, Ordering::Release);
-        let waiters = state
-            .waiters
-            .drain(..)
-            .map(|(_, waker)| waker)
-            .collect::<Vec<_>>();
+        let waiters = std::mem::take(&mut state.waiters);
         self.flags.has_waiters.store(false, Ordering::SeqCst);
         drop(state);
         self.work.notify_all();
         self.supervise.notify_all();
-        waiters
+        // Each waiter retries and is refused. Their wakers are user code: one that panics
+        // must not keep the others from being woken, nor `shutdown` from returning.
+        for (_, waker) in waiters {
+            wake_guarded(waker);
+        }
     }
 
     /// Closes the pool, then waits (up to `timeout`) for its threads to finish the queued and
@@ -705,9 +780,7 @@ impl Shared {
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
         let me = Shared::own_worker(self);
         let finished_before = self.metrics().finished();
-        for waker in self.close() {
-            waker.wake();
-        }
+        self.close();
         let mut state = self.lock();
         // Called from a worker: that thread is still running the caller's job.
         let own = usize::from(me.is_some());
@@ -759,6 +832,34 @@ impl Shared {
             let _ = handle.join();
         }
         report
+    }
+}
+
+/// A call inside the shutdown gate: between its check that the pool takes jobs and the end of
+/// its submission. Leaving, by drop, happens on every path out of `submit`, a panic in user code
+/// (a job's `Drop`) included, so that `shutdown` never waits for a call that is gone.
+struct Entered<'a>(&'a Arc<Shared>);
+
+impl<'a> Entered<'a> {
+    /// Enters the gate, unless the pool is shut down. One read-modify-write both enters and
+    /// checks: `close` sets its flag in the same word, so no call slips in after it unseen.
+    fn enter(shared: &'a Arc<Shared>) -> Option<Self> {
+        let entered = Entered(shared);
+        (shared.gate.fetch_add(1, Ordering::SeqCst) & SHUT_DOWN == 0).then_some(entered)
+    }
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        let shared = self.0;
+        let before = shared.gate.fetch_sub(1, Ordering::SeqCst);
+        debug_assert!(before & !SHUT_DOWN > 0, "left the gate without entering");
+        if before & SHUT_DOWN != 0 {
+            // Threads waiting to leave, and `shutdown`, wait for the calls entering.
+            drop(shared.lock());
+            shared.work.notify_all();
+            shared.drained.notify_all();
+        }
     }
 }
 

@@ -69,10 +69,7 @@ impl Shared {
                         .is_some_and(|(_, since)| now.duration_since(since) >= GROW_AFTER)
                 })
                 .count();
-            let room = self
-                .config
-                .max_threads
-                .saturating_sub(state.metrics.threads);
+            let room = state.room(self.config.max_threads);
             // A job queued at the last look is still queued (it waited `GROW_AFTER`: the queue
             // is FIFO, so fewer jobs started than were waiting then), the threads are not getting
             // through the queue (fewer jobs started than there are threads: they block, rather

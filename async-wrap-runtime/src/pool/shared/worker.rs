@@ -17,17 +17,22 @@ use crate::task::Finished;
 impl Shared {
     /// A ready thread takes a job: it leaves the ready set, with a claim if there is one.
     fn leave_ready(&self) {
-        let _ = self
+        let left = self
             .flags
             .ready
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |ready| {
                 if claimed(ready) > 0 {
                     Some(ready - CLAIMED)
                 } else {
-                    // Counted since the thread went idle; never zero here.
+                    // Counted since the thread went idle (or by `grow`, before it started).
                     idle(ready).checked_sub(1).map(|_| ready - IDLE)
                 }
             });
+        debug_assert!(
+            left.is_ok(),
+            "a ready thread found no unit of its own in the ready word: {:#x}",
+            self.flags.ready.load(Ordering::SeqCst)
+        );
     }
 
     /// A busy thread took a job: if a thread was claimed, count it idle again, since there is
@@ -118,9 +123,23 @@ impl Shared {
             state.exited.push(number);
         } else {
             state.workers.remove(&number);
+            // A call that found the pool at its limit while this thread ran its stop hook
+            // could not start a thread for its job: start it now, in this thread's place.
+            self.grow_for_queued(&mut state);
         }
         drop(state);
         self.drained.notify_all();
+    }
+
+    /// After a thread exited: if a queued job has no thread that will take it (none idle, none
+    /// claimed for it, fewer threads than cores, so no busy one counted on) and there is room,
+    /// starts one for it.
+    fn grow_for_queued(self: &Arc<Self>, state: &mut State) {
+        let ready = self.flags.ready.load(Ordering::SeqCst);
+        if idle(ready) == 0 && self.waiting(ready) > 0 {
+            // A failure leaves the job to the next call or thread that looks.
+            let _ = Shared::grow_eager(self, state);
+        }
     }
 
     /// The queue is empty: sleeps until there may be work (false), or leaves the pool's counts
