@@ -1,6 +1,8 @@
 //! loom models of the pool's races: an idle thread claimed by a call while it decides to exit,
-//! a call waking a sleeping thread, shutdown against a submission, and a call waiting for room
-//! against the slot that frees. Run with
+//! a call waking a sleeping thread, shutdown against a submission, a call waiting for room
+//! against the slot that frees, a thread started for a queued job that takes it at once, a
+//! waiting call's re-check against a worker between its pop and its return to the ready set,
+//! and a thread retiring (running its stop hook) against the limit. Run with
 //! `RUSTFLAGS="--cfg async_wrap_loom" cargo test -p async-wrap-runtime --release --lib loom`.
 //!
 //! loom's `Condvar::wait_timeout` never times out, so a pool with the default `keep_alive` has
@@ -10,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::sync::Mutex;
 use crate::{BlockingPool, QueueFull, block_on, spawn_on};
 
 /// A pool whose shared state already exists: it is built lazily behind a std `OnceLock`, whose
@@ -110,6 +113,82 @@ fn jobs_beyond_the_ring_go_through_the_overflow_and_all_run() {
         assert_eq!(results, [0, 1, 2]);
         pool.shutdown();
         assert_eq!(pool.metrics().completed, 3);
+    });
+}
+
+#[test]
+fn a_thread_started_for_a_queued_job_is_counted_before_it_can_take_it() {
+    model(|| {
+        // The only thread leaves as soon as it is idle; the second call may find it leaving,
+        // queue its job, and have a thread started for it (by itself, or by the leaving thread
+        // on its way out) that pops the job at once. Counted after it was spawned, that thread
+        // would leave the ready set before it was in it, and the unit counted for it would
+        // outlive it: the word is not 0 once every thread has gone.
+        let pool = started(BlockingPool::with_max_threads(1).keep_alive(Duration::ZERO));
+        assert_eq!(block_on(spawn_on(pool.clone(), || 1)), 1);
+        assert_eq!(block_on(spawn_on(pool.clone(), || 2)), 2);
+        pool.shutdown();
+        assert_eq!(pool.metrics().threads, 0);
+        assert_eq!(pool.ready_word(), 0, "a ready unit outlived its thread");
+    });
+}
+
+#[test]
+fn a_waiting_call_whose_re_check_sees_room_is_never_refused() {
+    model(|| {
+        // One thread, room for one waiting job. After a first call the thread is idle; then
+        // three calls: the first claims the thread, the second takes the queue's place, the
+        // third must wait, and its re-check races the thread between taking the first job and
+        // giving its claim back. A `Wait` pool only ever waits: every call runs.
+        let pool = started(BlockingPool::with_max_threads(1).queue_capacity(1, QueueFull::Wait));
+        assert_eq!(block_on(spawn_on(pool.clone(), || 0)), 0);
+        let calls: Vec<_> = (1..4)
+            .map(|n| spawn_on(pool.clone(), move || n).checked())
+            .collect();
+        let results = block_on(join_all(calls));
+        assert!(
+            results.iter().all(Result::is_ok),
+            "a Wait pool refused a call: {:?}",
+            pool.metrics()
+        );
+        pool.shutdown();
+        assert_eq!(pool.metrics().completed, 4);
+    });
+}
+
+#[test]
+fn a_retiring_thread_holds_its_place_until_its_stop_hook_is_done() {
+    model(|| {
+        // The thread retires as soon as it is idle and runs its stop hook; a call made
+        // meanwhile must not start a second thread while the first is still alive.
+        let alive = Arc::new(Mutex::new((0_usize, 0_usize)));
+        let pool = BlockingPool::builder()
+            .max_threads(1)
+            .keep_alive(Duration::ZERO)
+            .on_thread_start({
+                let alive = alive.clone();
+                move || {
+                    let mut alive = alive.lock().unwrap();
+                    alive.0 += 1;
+                    alive.1 = alive.1.max(alive.0);
+                }
+            })
+            .on_thread_stop({
+                let alive = alive.clone();
+                move || alive.lock().unwrap().0 -= 1
+            })
+            .build()
+            .unwrap();
+        let pool = started(pool);
+        assert_eq!(block_on(spawn_on(pool.clone(), || 1)), 1);
+        assert_eq!(block_on(spawn_on(pool.clone(), || 2)), 2);
+        pool.shutdown();
+        let (now, peak) = *alive.lock().unwrap();
+        assert_eq!(now, 0);
+        assert!(
+            peak <= 1,
+            "{peak} threads of a max_threads(1) pool were alive at once"
+        );
     });
 }
 

@@ -426,6 +426,13 @@ impl BlockingPool {
             .is_some_and(|shared| shared.is_shut_down())
     }
 
+    /// The packed ready word (idle and claimed threads, the spinner's bit), for the loom
+    /// models: 0 once every thread has left.
+    #[cfg(all(test, async_wrap_loom))]
+    fn ready_word(&self) -> u64 {
+        self.shared().ready_word()
+    }
+
     fn shared(&self) -> &Arc<Shared> {
         self.shared
             .get_or_init(|| Shared::start(self.config, self.extras.as_deref()))

@@ -359,6 +359,11 @@ impl Shared {
         self.queue.len().saturating_sub(ready)
     }
 
+    #[cfg(all(test, async_wrap_loom))]
+    pub(super) fn ready_word(&self) -> u64 {
+        self.flags.ready.load(Ordering::SeqCst)
+    }
+
     pub(super) fn is_shut_down(&self) -> bool {
         self.gate.load(Ordering::SeqCst) & SHUT_DOWN != 0
     }
