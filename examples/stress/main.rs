@@ -1,6 +1,8 @@
 //! A stress run that asserts nothing is lost: many calls from tasks on two runtimes at once (tokio
 //! and smol), with random sleeps, panics, dropped futures, `is_cancelled` loops, nested calls, and
-//! a pool shut down in the middle.
+//! a pool shut down in the middle; then, each round, the patterns in `patterns.rs` that found the
+//! pool's defects of issue 13 (bursts then idle, `Wait` pools with drops and timeouts, panicking
+//! wakers, slow stop hooks, streams on a pool shut down mid-stream), each under a watchdog.
 //!
 //! ```text
 //! cargo run --release --example stress                      # 200,000 calls (CI runs 60,000)
@@ -22,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use async_wrap::{BlockingPool, block_on, is_cancelled, spawn_on};
 use futures::FutureExt;
+
+mod patterns;
 
 /// The callers' side of the accounting.
 #[derive(Default)]
@@ -351,9 +355,12 @@ fn main() {
     let threads_before = std::fs::read_dir("/proc/self/task").map_or(0, Iterator::count);
     let mut peaks = Vec::new();
     let mut seed = 0x5EED_u64;
+    // One round of the patterns per 30,000 calls (at least one).
+    let pattern_rounds = (calls / 30_000).max(1);
     loop {
         let resident = round(calls, seed, &totals);
         peaks.push(resident.iter().copied().max().unwrap_or(0));
+        println!("{}", patterns::run(pattern_rounds));
         seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
         match minutes {
             Some(minutes) if start.elapsed() < Duration::from_secs(minutes * 60) => {}
