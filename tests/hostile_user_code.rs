@@ -203,6 +203,7 @@ impl Executor for Explodes {
 #[test]
 fn a_user_executor_that_panics_fails_only_its_call() {
     static EXPLODES: Explodes = Explodes;
+    static POOL: BlockingPool = BlockingPool::with_max_threads(1);
     let mut call = spawn_on(&EXPLODES, || 1).checked();
     let panicked = std::panic::catch_unwind(AssertUnwindSafe(|| poll_noop(&mut call)));
     let payload = panicked.expect_err("the executor's panic reaches the caller");
@@ -216,6 +217,5 @@ fn a_user_executor_that_panics_fails_only_its_call() {
         other => panic!("the call after its executor panicked: {other:?}"),
     }
     // Nothing of the crate's is left held: a pool call runs.
-    static POOL: BlockingPool = BlockingPool::with_max_threads(1);
     assert_eq!(futures::executor::block_on(spawn_on(&POOL, || 2)), 2);
 }
