@@ -29,7 +29,10 @@ type Call<T> = fn(&mut T, &mut Vec<u8>) -> io::Result<()>;
 ///   write's error by the next `write`, `flush` or `close`): never lost, never a panic.
 /// - **No thread is held** between calls: a slow consumer or producer pins nothing.
 /// - **Dropping** it with data still buffered writes that data on the pool, where nobody sees an
-///   error: close it first.
+///   error: close it first. A write that was still waiting for room in the pool's queue when
+///   the `Unblock` was dropped is handed to the pool then, or, if the pool refuses it (its queue
+///   is full, or it was shut down), run on the dropping thread: accepted bytes are never
+///   dropped unwritten.
 ///
 /// ```
 /// use futures::{AsyncReadExt, AsyncWriteExt};

@@ -26,6 +26,9 @@ type BoxedIter<T> = Box<dyn Iterator<Item = T> + Send>;
 ///   half of the current one is consumed).
 /// - **Panics** in `next()` are caught on the worker; the items before it are delivered, then
 ///   the panic resumes in the consumer, with its payload, where the item would have been.
+/// - **A refused refill** (the pool was shut down mid-stream): the items pulled before are
+///   delivered first, then the stream panics once, with the message naming the pool that a
+///   refused call's future panics with, and ends (`None`) afterwards.
 /// - **Dropping** the stream stops the iteration: a refill in progress sees
 ///   [`is_cancelled`](crate::is_cancelled) turn true between items, and the iterator is dropped
 ///   on the pool's thread, not the consumer's.

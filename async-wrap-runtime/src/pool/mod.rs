@@ -25,7 +25,8 @@ use shared::Shared;
 /// thread. A thread idle for `keep_alive` exits, down to `min_threads`. So `N` concurrent
 /// blocking calls use `N` threads, up to the limit, and a pool with `max_threads` 2 never runs
 /// more than 2 bodies at once, however many calls are in flight. A thread stays taken until its
-/// body has really returned, even if the future awaiting it was dropped.
+/// body has really returned, even if the future awaiting it was dropped, and until it has really
+/// exited, its `on_thread_stop` hook included: `max_threads` bounds the OS threads alive.
 ///
 /// A thread counts as idle *before* it wakes the caller of the job it just finished, so a caller
 /// that makes one call after another reuses one thread instead of starting a new one each time.
@@ -296,10 +297,13 @@ impl BlockingPool {
         self
     }
 
-    /// Bounds the queue: at most `capacity` jobs wait for a thread, and `when_full` says what
-    /// happens to the next one ([`QueueFull`]). Jobs that find an idle thread, or a pool that
-    /// may still grow, never count as queued. `capacity` 0 means a job runs only if a thread is
-    /// free for it.
+    /// Bounds the queue: at most `capacity` jobs wait for a thread, whatever the pool's growth
+    /// state, and `when_full` says what happens to the next one ([`QueueFull`]). A job that
+    /// finds an idle thread does not count as waiting. When the queue is full and the pool has
+    /// fewer than `max_threads` threads, the pool starts a thread for the next job at once
+    /// (rather than waiting for evidence that its threads block), and applies `when_full`
+    /// only at `max_threads`: as Java's `ThreadPoolExecutor` does. `capacity` 0 means a job
+    /// runs only if a thread is free, or can be started, for it.
     ///
     /// ```
     /// use async_wrap_runtime::{spawn_on, BlockingPool, QueueFull};
@@ -507,7 +511,7 @@ impl fmt::Debug for BlockingPool {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Metrics {
-    /// Threads alive now, busy or idle.
+    /// Threads alive now: busy, idle, or exiting (running their `on_thread_stop` hook).
     pub threads: usize,
     /// Threads alive and waiting for a job.
     pub idle_threads: usize,
