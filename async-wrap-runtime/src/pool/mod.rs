@@ -305,6 +305,12 @@ impl BlockingPool {
     /// only at `max_threads`: as Java's `ThreadPoolExecutor` does. `capacity` 0 means a job
     /// runs only if a thread is free, or can be started, for it.
     ///
+    /// The count is kept without a lock on the threads' side, so it has one blur: a thread
+    /// that has just taken a job counts as ready until it has left the ready set, a few
+    /// instructions later; a call placed in that moment may see room for one more job. The
+    /// queue can so hold `capacity` plus one job per thread caught in that moment (a bounded
+    /// pool's stress test sees at most `capacity + 1`), never more.
+    ///
     /// ```
     /// use async_wrap_runtime::{spawn_on, BlockingPool, QueueFull};
     ///

@@ -353,7 +353,8 @@ impl Shared {
     /// Queued jobs beyond the threads ready to take them (claimed for a job, or idle), as
     /// the ready word `ready` counts them. A ready thread may take any job, not the one it was
     /// claimed for, so claims alone can undercount the threads on their way by one for a
-    /// moment; counting every ready thread keeps this exact whenever the word is.
+    /// moment; counting every ready thread keeps this exact whenever the word is. The word
+    /// must be read before the queue: a pop in between then lowers the count, never raises it.
     fn waiting(&self, ready: u64) -> usize {
         let ready = usize::try_from(idle(ready) + claimed(ready)).unwrap_or(usize::MAX);
         self.queue.len().saturating_sub(ready)
@@ -642,11 +643,18 @@ impl Shared {
     }
 
     /// One more job would leave at most `capacity` jobs waiting beyond the threads ready to
-    /// take them (idle, or claimed for a job).
+    /// take them (idle, or claimed for a job). Called with the lock held, so no job is pushed
+    /// meanwhile; threads pop and leave the ready set without it.
     fn has_room(&self, capacity: usize) -> bool {
+        // The queue first, then the ready word: a pop in between is then seen in both, or only
+        // in the word (less room). A thread between its pop (before both reads) and leaving
+        // the ready set (after both) still counts as ready for that moment: the one place the
+        // bound can be passed, by one job per such thread, for a few instructions (see
+        // `BlockingPool::queue_capacity`).
+        let queued = self.queue.len();
         let ready = self.flags.ready.load(Ordering::SeqCst);
         let ready = usize::try_from(idle(ready) + claimed(ready)).unwrap_or(usize::MAX);
-        self.queue.len() < ready.saturating_add(capacity)
+        queued < ready.saturating_add(capacity)
     }
 
     /// Removes `waiter`'s registration, if it has one, and gives its waker back, for the caller
