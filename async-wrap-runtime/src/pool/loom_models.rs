@@ -129,7 +129,12 @@ fn a_thread_started_for_a_queued_job_is_counted_before_it_can_take_it() {
         assert_eq!(block_on(spawn_on(pool.clone(), || 2)), 2);
         pool.shutdown();
         assert_eq!(pool.metrics().threads, 0);
-        assert_eq!(pool.ready_word(), 0, "a ready unit outlived its thread");
+        let ready = pool.ready_word();
+        assert_eq!(
+            ready.threads(),
+            0,
+            "a ready unit outlived its thread: {ready:?}"
+        );
     });
 }
 

@@ -1,7 +1,19 @@
-//! [`ShutdownReport`]: what [`BlockingPool::shutdown_timeout`](super::BlockingPool::shutdown_timeout)
-//! found at its deadline.
+//! Shutdown: closing the gate, waking every thread and waiter, waiting for the threads to drain
+//! the queue and exit, and [`ShutdownReport`], what
+//! [`BlockingPool::shutdown_timeout`](super::BlockingPool::shutdown_timeout) found at its
+//! deadline.
+//!
+//! A thread leaves at shutdown only with the queue empty and no call entering the
+//! [gate](super::gate), and `shutdown` waits for both, so a call that passed the gate always
+//! has its job run, by a thread `shutdown` joins. Nothing queued is dropped.
 
-use std::time::Duration;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::shared::Shared;
+use crate::sync::Ordering;
+use crate::sync::thread::JoinHandle;
+use crate::task::wake_guarded;
 
 /// The outcome of [`BlockingPool::shutdown_timeout`](super::BlockingPool::shutdown_timeout).
 ///
@@ -70,4 +82,82 @@ pub struct RunningJob {
     pub name: &'static str,
     /// How long it had run.
     pub running_for: Duration,
+}
+
+impl Shared {
+    /// Stops taking jobs and wakes every thread and waiter, without waiting.
+    pub(super) fn close(&self) {
+        let mut state = self.lock();
+        self.gate.close();
+        self.flags.closed.store(true, Ordering::Release);
+        let waiters = self.take_all_waiters(&mut state);
+        drop(state);
+        self.work.notify_all();
+        self.supervise.notify_all();
+        // Each waiter retries and is refused. Their wakers are user code: one that panics
+        // must not keep the others from being woken, nor `shutdown` from returning.
+        for waker in waiters {
+            wake_guarded(waker);
+        }
+    }
+
+    /// Closes the pool, then waits (up to `timeout`) for its threads to finish the queued and
+    /// running jobs and exit, and joins them.
+    pub(super) fn shutdown(self: &Arc<Self>, timeout: Option<Duration>) -> ShutdownReport {
+        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        let me = Shared::own_worker(self);
+        let finished_before = self.metrics().finished();
+        self.close();
+        let mut state = self.lock();
+        // Called from a worker: that thread is still running the caller's job.
+        let own = usize::from(me.is_some());
+        // A call past its shutdown check may still start a thread, so wait for it too.
+        while state.metrics.threads > own || state.exiting > 0 || self.gate.entering() > 0 {
+            state = match deadline {
+                None => self
+                    .drained
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    self.drained
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+        let exited = std::mem::take(&mut state.exited);
+        let handles: Vec<JoinHandle<()>> = exited
+            .iter()
+            .filter_map(|number| state.workers.remove(number))
+            .collect();
+        let still_running = state
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| Some(*index) != me)
+            .filter_map(|(_, slot)| *slot.running())
+            .map(|(name, since)| RunningJob {
+                name,
+                running_for: since.elapsed(),
+            })
+            .collect();
+        let threads_left = state.metrics.threads - own;
+        drop(state);
+        let report = ShutdownReport {
+            finished: self.metrics().finished() - finished_before,
+            still_running,
+            still_queued: self.queue.len(),
+            threads_left,
+        };
+        for handle in handles {
+            // The thread has left its loop; joining waits for its last instructions only.
+            let _ = handle.join();
+        }
+        report
+    }
 }

@@ -1,15 +1,56 @@
 //! The supervisor: the thread that starts threads for jobs waiting behind blocked ones (see
-//! "When the pool grows" in the parent module).
+//! "When the pool grows" in [`submit`](super::submit)).
+//!
+//! Started on demand, gone after `keep_alive` without work, it looks every [`GROW_AFTER`]
+//! while armed: if a queued job has waited that long and some running jobs have run that long
+//! (they block, rather than being short), it starts as many threads as there are such jobs.
 
 use std::sync::{Arc, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::{GROW_AFTER, Shared, State, Supervisor};
-use crate::sync::Ordering;
+use super::shared::{Shared, State};
 use crate::sync::thread;
+use crate::sync::{MutexGuard, Ordering};
+
+/// How long a queued job waits for a busy thread, and a running job must have run, before the
+/// supervisor starts another thread.
+const GROW_AFTER: Duration = Duration::from_millis(1);
+
+/// The supervisor thread's state.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Supervisor {
+    /// Not running: the next job that waits starts it.
+    Absent,
+    /// Running, with nothing to watch.
+    Idle,
+    /// Running, watching jobs that wait.
+    Armed,
+}
 
 impl Shared {
-    pub(super) fn start_supervisor(this: &Arc<Self>) -> std::io::Result<()> {
+    /// A job was queued behind busy threads, and the pool has more than cores but fewer than
+    /// `max_threads`: arms the supervisor (starting it if need be) to judge whether they block.
+    pub(super) fn arm_supervisor(this: &Arc<Self>, mut state: MutexGuard<'_, State>) {
+        if state.supervisor == Supervisor::Armed || state.room(this.config.max_threads) == 0 {
+            return;
+        }
+        let was = std::mem::replace(&mut state.supervisor, Supervisor::Armed);
+        this.flags.armed.store(true, Ordering::Release);
+        if was == Supervisor::Idle {
+            drop(state);
+            this.supervise.notify_one();
+        } else if Shared::start_supervisor(this).is_err() {
+            // Without a supervisor the pool cannot judge: grow at once instead.
+            state.supervisor = Supervisor::Absent;
+            this.flags.armed.store(false, Ordering::Release);
+            if Shared::start_thread(this, &mut state, true).is_ok() {
+                drop(state);
+                this.wake_one();
+            }
+        }
+    }
+
+    fn start_supervisor(this: &Arc<Self>) -> std::io::Result<()> {
         let shared = Arc::clone(this);
         thread::Builder::new()
             .name(format!("{}-supervisor", this.name))
@@ -82,7 +123,7 @@ impl Shared {
                 && blocked > 0
             {
                 for _ in 0..waiting.min(blocked).min(room) {
-                    if Shared::grow(&self, &mut state, true).is_err() {
+                    if Shared::start_thread(&self, &mut state, true).is_err() {
                         break;
                     }
                     grew += 1;

@@ -1,0 +1,252 @@
+//! The settings of a [`BlockingPool`]: the `const` constructors and setters (a pool in a
+//! `static`), the [`Builder`] for the rest, [`QueueFull`], and [`BuildError`].
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use super::BlockingPool;
+
+/// The thread-name prefix when none is configured.
+pub(crate) const DEFAULT_NAME: &str = "async-wrap";
+
+/// The settings that can be changed in a `const` context.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Config {
+    pub(crate) max_threads: usize,
+    pub(crate) min_threads: usize,
+    pub(crate) keep_alive: Duration,
+    pub(crate) name: Option<&'static str>,
+    pub(crate) stack_size: Option<usize>,
+    pub(crate) queue_capacity: Option<usize>,
+    pub(crate) when_full: QueueFull,
+}
+
+/// A hook a thread runs when it starts or stops.
+pub(crate) type Hook = Arc<dyn Fn() + Send + Sync>;
+
+/// The settings only [`Builder`] sets.
+#[derive(Default)]
+pub(crate) struct Extras {
+    pub(crate) name: Option<String>,
+    pub(crate) on_thread_start: Option<Hook>,
+    pub(crate) on_thread_stop: Option<Hook>,
+}
+
+/// What a [`BlockingPool`] with a bounded queue does with a job when the queue is full (every
+/// thread busy, `max_threads` reached, `queue_capacity` jobs waiting).
+///
+/// ```
+/// use async_wrap_runtime::{spawn_on, BlockingPool, QueueFull};
+///
+/// // Two threads and room for 100 waiting jobs; the 103rd call waits for room.
+/// static DB: BlockingPool = BlockingPool::with_max_threads(2).queue_capacity(100, QueueFull::Wait);
+/// let calls = (0..300).map(|i| spawn_on(&DB, move || i));
+/// let done = futures::executor::block_on(futures::future::join_all(calls));
+/// assert_eq!(done.len(), 300);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum QueueFull {
+    /// The call waits, asynchronously, for room: its future stays pending (the executor thread
+    /// is free to run other tasks) and is woken when a job leaves the queue. The default.
+    #[default]
+    Wait,
+    /// The call is refused: the future panics with a message naming the pool, or, through
+    /// [`BlockingFuture::checked`](crate::BlockingFuture::checked), returns an error.
+    Reject,
+    /// The job runs on the thread that polls the future, at once. This blocks that thread, an
+    /// async runtime's thread included, for the length of the body: use it only where that is
+    /// what you want (back-pressure by slowing the caller down).
+    RunOnCaller,
+}
+
+impl BlockingPool {
+    /// The default `max_threads`: 512, like tokio's blocking pool.
+    ///
+    /// ```
+    /// use async_wrap_runtime::BlockingPool;
+    /// assert_eq!(BlockingPool::new().max_threads(), BlockingPool::DEFAULT_MAX_THREADS);
+    /// ```
+    pub const DEFAULT_MAX_THREADS: usize = 512;
+    /// The default `keep_alive`: 10 seconds.
+    ///
+    /// ```
+    /// use async_wrap_runtime::BlockingPool;
+    /// assert_eq!(BlockingPool::new().keep_alive_duration(), BlockingPool::DEFAULT_KEEP_ALIVE);
+    /// ```
+    pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+    /// A pool of at most [`DEFAULT_MAX_THREADS`](Self::DEFAULT_MAX_THREADS) threads with the
+    /// default settings.
+    ///
+    /// ```
+    /// use async_wrap_runtime::BlockingPool;
+    ///
+    /// static POOL: BlockingPool = BlockingPool::new();
+    /// assert_eq!(POOL.max_threads(), 512);
+    /// ```
+    pub const fn new() -> Self {
+        Self::with_max_threads(Self::DEFAULT_MAX_THREADS)
+    }
+
+    /// A pool of at most `max_threads` threads, the other settings at their defaults.
+    ///
+    /// # Panics
+    ///
+    /// If `max_threads` is 0. In a `static` or `const`, that panic is a compile error:
+    ///
+    /// ```compile_fail
+    /// use async_wrap_runtime::BlockingPool;
+    ///
+    /// static NONE: BlockingPool = BlockingPool::with_max_threads(0);
+    /// ```
+    pub const fn with_max_threads(max_threads: usize) -> Self {
+        assert!(
+            max_threads > 0,
+            "BlockingPool::with_max_threads(0): a pool needs at least one thread"
+        );
+        BlockingPool {
+            config: Config {
+                max_threads,
+                min_threads: 0,
+                keep_alive: Self::DEFAULT_KEEP_ALIVE,
+                name: None,
+                stack_size: None,
+                queue_capacity: None,
+                when_full: QueueFull::Wait,
+            },
+            extras: None,
+            shared: OnceLock::new(),
+        }
+    }
+
+    /// Keeps `min_threads` threads alive even when idle; they start with the pool (at its first
+    /// use) rather than on demand.
+    ///
+    /// # Panics
+    ///
+    /// If `min_threads` is more than `max_threads` (a compile error in a `static`).
+    ///
+    /// ```
+    /// use async_wrap_runtime::BlockingPool;
+    ///
+    /// static WARM: BlockingPool = BlockingPool::with_max_threads(4).min_threads(2);
+    /// futures::executor::block_on(async_wrap_runtime::spawn_on(&WARM, || ()));
+    /// assert_eq!(WARM.metrics().threads_started, 2); // both started with the pool
+    /// ```
+    #[must_use = "the builder methods return the configured pool"]
+    pub const fn min_threads(mut self, min_threads: usize) -> Self {
+        assert!(
+            min_threads <= self.config.max_threads,
+            "BlockingPool::min_threads: more than max_threads"
+        );
+        self.config.min_threads = min_threads;
+        self
+    }
+
+    /// How long a thread beyond `min_threads` waits idle for a job before it exits (default
+    /// 10 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use async_wrap_runtime::BlockingPool;
+    ///
+    /// static POOL: BlockingPool = BlockingPool::new().keep_alive(Duration::from_millis(500));
+    /// assert_eq!(POOL.keep_alive_duration(), Duration::from_millis(500));
+    /// ```
+    #[must_use = "the builder methods return the configured pool"]
+    pub const fn keep_alive(mut self, keep_alive: Duration) -> Self {
+        self.config.keep_alive = keep_alive;
+        self
+    }
+
+    /// Names the pool: its threads are called `name-1`, `name-2`, ..., and error messages name
+    /// the pool by it (default: threads `async-wrap-N`, messages use the executor expression).
+    ///
+    /// ```
+    /// use async_wrap_runtime::BlockingPool;
+    ///
+    /// static DISK: BlockingPool = BlockingPool::with_max_threads(1).thread_name("disk");
+    /// let name = futures::executor::block_on(async_wrap_runtime::spawn_on(&DISK, || {
+    ///     std::thread::current().name().map(str::to_owned)
+    /// }));
+    /// assert_eq!(name.as_deref(), Some("disk-1"));
+    /// ```
+    #[must_use = "the builder methods return the configured pool"]
+    pub const fn thread_name(mut self, name: &'static str) -> Self {
+        self.config.name = Some(name);
+        self
+    }
+
+    /// The stack size of the pool's threads, in bytes (default: the standard library's, 2 MiB
+    /// unless `RUST_MIN_STACK` says otherwise).
+    ///
+    /// ```
+    /// use async_wrap_runtime::BlockingPool;
+    ///
+    /// // Deep recursion in the bodies: give the threads 16 MiB.
+    /// static DEEP: BlockingPool = BlockingPool::with_max_threads(1).stack_size(16 << 20);
+    /// assert_eq!(futures::executor::block_on(async_wrap_runtime::spawn_on(&DEEP, || 1)), 1);
+    /// ```
+    #[must_use = "the builder methods return the configured pool"]
+    pub const fn stack_size(mut self, bytes: usize) -> Self {
+        self.config.stack_size = Some(bytes);
+        self
+    }
+
+    /// Bounds the queue: at most `capacity` jobs wait for a thread, whatever the pool's growth
+    /// state, and `when_full` says what happens to the next one ([`QueueFull`]). A job that
+    /// finds an idle thread does not count as waiting. When the queue is full and the pool has
+    /// fewer than `max_threads` threads, the pool starts a thread for the next job at once
+    /// (rather than waiting for evidence that its threads block), and applies `when_full`
+    /// only at `max_threads`: as Java's `ThreadPoolExecutor` does. `capacity` 0 means a job
+    /// runs only if a thread is free, or can be started, for it.
+    ///
+    /// The count is kept without a lock on the threads' side, so it has one blur: a thread
+    /// that has just taken a job counts as ready until it has left the ready set, a few
+    /// instructions later; a call placed in that moment may see room for one more job. The
+    /// queue can so hold `capacity` plus one job per thread caught in that moment (a bounded
+    /// pool's stress test sees at most `capacity + 1`), never more.
+    ///
+    /// ```
+    /// use async_wrap_runtime::{spawn_on, BlockingPool, QueueFull};
+    ///
+    /// static STRICT: BlockingPool = BlockingPool::with_max_threads(1).queue_capacity(0, QueueFull::Reject);
+    ///
+    /// let first = spawn_on(&STRICT, || std::thread::sleep(std::time::Duration::from_millis(100)));
+    /// let second = spawn_on(&STRICT, || ());
+    /// futures::executor::block_on(async {
+    ///     let (first, second) = futures::join!(first.checked(), second.checked());
+    ///     assert!(first.is_ok());
+    ///     assert_eq!(second.unwrap_err().to_string(), "async_wrap: cannot run `closure` on executor `spawn_on`: its queue is full");
+    /// });
+    /// ```
+    #[must_use = "the builder methods return the configured pool"]
+    pub const fn queue_capacity(mut self, capacity: usize, when_full: QueueFull) -> Self {
+        self.config.queue_capacity = Some(capacity);
+        self.config.when_full = when_full;
+        self
+    }
+
+    /// The most threads this pool runs at once.
+    ///
+    /// ```
+    /// use async_wrap_runtime::BlockingPool;
+    /// static POOL: BlockingPool = BlockingPool::with_max_threads(3);
+    /// assert_eq!(POOL.max_threads(), 3);
+    /// ```
+    pub const fn max_threads(&self) -> usize {
+        self.config.max_threads
+    }
+
+    /// How long an idle thread waits for work before it exits.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use async_wrap_runtime::BlockingPool;
+    /// static POOL: BlockingPool = BlockingPool::new().keep_alive(Duration::from_secs(1));
+    /// assert_eq!(POOL.keep_alive_duration(), Duration::from_secs(1));
+    /// ```
+    pub const fn keep_alive_duration(&self) -> Duration {
+        self.config.keep_alive
+    }
+}

@@ -1,0 +1,133 @@
+//! The pool's counters: [`Metrics`], the per-thread [`Slot`]s the workers count their jobs in,
+//! and the summing `metrics()` does. To add a metric: a field here, counted in a slot (per job,
+//! written by one thread) or in `State::metrics` (under the lock), and summed below.
+
+use std::sync::PoisonError;
+use std::time::Instant;
+
+use super::shared::Shared;
+use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::task::Outcome;
+
+/// A job a thread runs: its name and when it started.
+pub(super) type Started = (&'static str, Instant);
+
+/// Counters of a [`BlockingPool`](super::BlockingPool), from
+/// [`BlockingPool::metrics`](super::BlockingPool::metrics).
+///
+/// ```
+/// use async_wrap_runtime::{spawn_on, BlockingPool};
+///
+/// static POOL: BlockingPool = BlockingPool::with_max_threads(2);
+/// let _ = futures::executor::block_on(futures::FutureExt::catch_unwind(
+///     std::panic::AssertUnwindSafe(spawn_on(&POOL, || -> () { panic!("counted") })),
+/// ));
+/// futures::executor::block_on(spawn_on(&POOL, || ()));
+/// let metrics = POOL.metrics();
+/// assert_eq!((metrics.completed, metrics.panicked, metrics.queued), (1, 1, 0));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Threads alive now: busy, idle, or exiting (running their `on_thread_stop` hook).
+    pub threads: usize,
+    /// Threads alive and waiting for a job.
+    pub idle_threads: usize,
+    /// Jobs waiting in the queue for a thread.
+    pub queued: usize,
+    /// Jobs running now.
+    pub running: usize,
+    /// Jobs whose body returned, since the pool started.
+    pub completed: u64,
+    /// Jobs whose body panicked (the panic went to the awaiting future).
+    pub panicked: u64,
+    /// Jobs skipped because their future was dropped before they started.
+    pub cancelled: u64,
+    /// Jobs run inline on the submitting thread: nested calls on a saturated pool, and
+    /// [`QueueFull::RunOnCaller`](super::QueueFull::RunOnCaller).
+    pub inline: u64,
+    /// Calls refused (shutdown, or a full queue under [`QueueFull::Reject`](super::QueueFull::Reject)).
+    pub rejected: u64,
+    /// Threads started since the pool started.
+    pub threads_started: u64,
+}
+
+impl Metrics {
+    pub(super) fn count(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Completed => self.completed += 1,
+            Outcome::Panicked => self.panicked += 1,
+            Outcome::Cancelled => self.cancelled += 1,
+        }
+    }
+
+    pub(super) fn finished(&self) -> u64 {
+        self.completed + self.panicked + self.cancelled
+    }
+}
+
+/// What a worker thread writes for every job, on cache lines of its own; read by `metrics`, the
+/// supervisor and `shutdown`. A slot outlives its thread and is reused by a later one, its
+/// counts carrying on.
+pub(super) struct Slot {
+    /// The job running now, with when it started.
+    running: Mutex<Option<Started>>,
+    /// Jobs this slot's threads took from the queue.
+    pub(super) started: AtomicU64,
+    completed: AtomicU64,
+    panicked: AtomicU64,
+    cancelled: AtomicU64,
+}
+
+impl Slot {
+    pub(super) fn new() -> Self {
+        Slot {
+            running: Mutex::new(None),
+            started: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            panicked: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn running(&self) -> MutexGuard<'_, Option<Started>> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds one to a count only this slot's thread writes: no read-modify-write needed.
+    pub(super) fn bump(count: &AtomicU64) {
+        count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    pub(super) fn count(&self, outcome: Outcome) {
+        Slot::bump(match outcome {
+            Outcome::Completed => &self.completed,
+            Outcome::Panicked => &self.panicked,
+            Outcome::Cancelled => &self.cancelled,
+        });
+    }
+}
+
+impl Shared {
+    pub(super) fn metrics(&self) -> Metrics {
+        let state = self.lock();
+        let mut metrics = state.metrics;
+        let mut running = 0;
+        for slot in &state.slots {
+            running += usize::from(slot.running().is_some());
+            metrics.completed += slot.completed.load(Ordering::Relaxed);
+            metrics.panicked += slot.panicked.load(Ordering::Relaxed);
+            metrics.cancelled += slot.cancelled.load(Ordering::Relaxed);
+        }
+        let ready = self.flags.ready.load();
+        Metrics {
+            // A thread running its stop hook is still alive, and still holds its place.
+            threads: metrics.threads + state.exiting,
+            // Jobs a ready thread is on its way to take are not waiting.
+            queued: self.waiting(ready),
+            running,
+            idle_threads: metrics.threads.saturating_sub(running),
+            ..metrics
+        }
+    }
+}
