@@ -5,44 +5,15 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, mpsc};
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Barrier};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use async_wrap::{BlockingPool, Executor, Job, Rejected, spawn_on};
 use futures::FutureExt;
 
-fn within<T: Send + 'static>(limit: Duration, scenario: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(scenario());
-    });
-    rx.recv_timeout(limit)
-        .unwrap_or_else(|_| panic!("the scenario did not finish within {limit:?}"))
-}
-
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// A waker whose `wake` panics, counting its calls.
-#[derive(Default)]
-struct PanickingWaker(AtomicUsize);
-
-impl Wake for PanickingWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        panic!("a user's waker panics");
-    }
-}
+mod support;
+use support::{PanickingWaker, eventually, within};
 
 /// A value whose `Drop` panics, counting its drops.
 struct PanicsOnDrop(Arc<AtomicUsize>);

@@ -1,8 +1,50 @@
-//! What several test files share.
+//! What several test files share. Each test crate uses a part of it.
+#![allow(dead_code)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::mpsc;
+use std::task::Wake;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Runs `scenario` on its own thread; fails if it has not finished within `limit`, so that a
+/// hang fails the test instead of stalling the run.
+pub(crate) fn within<T: Send + 'static>(
+    limit: Duration,
+    scenario: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(scenario());
+    });
+    rx.recv_timeout(limit).unwrap_or_else(|_| {
+        panic!("the scenario did not finish within {limit:?}: a deadlock, a lost wake-up or a hang")
+    })
+}
+
+/// Waits until `condition` holds, failing after 10 s.
+pub(crate) fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A waker whose `wake` panics, counting its calls: user code is hostile.
+#[derive(Default)]
+pub(crate) struct PanickingWaker(pub(crate) AtomicUsize);
+
+impl Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        panic!("a user's waker panics");
+    }
+}
 
 /// Runs `future` on a current-thread tokio runtime beside a task that ticks every 2 ms, and
 /// returns its output with the number of ticks: a runtime thread blocked by `future` does not
