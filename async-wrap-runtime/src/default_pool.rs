@@ -22,15 +22,25 @@ static DEFAULT: OnceLock<BlockingPool> = OnceLock::new();
 /// as a whole number in `1..=10000` falls back to 512. Threads are named `async-wrap-N` and exit
 /// after 10 s idle.
 ///
+/// It cannot be shut down: every `#[async_wrap]` without an `executor`, in every crate of the
+/// process, depends on it, so `shutdown` and its variants panic on it with a message that says
+/// so. Work you want to stop belongs on a pool of its own.
+///
 /// ```
 /// let pool = async_wrap_runtime::default_pool();
 /// assert!(pool.max_threads() >= 1);
+///
+/// let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.shutdown()));
+/// assert!(refused.is_err());
+/// assert!(!pool.is_shut_down());
 /// ```
 pub fn default_pool() -> &'static BlockingPool {
     DEFAULT.get_or_init(|| {
-        BlockingPool::with_max_threads(max_threads_from(
+        let mut pool = BlockingPool::with_max_threads(max_threads_from(
             std::env::var(MAX_THREADS_ENV).ok().as_deref(),
-        ))
+        ));
+        pool.set_default(true);
+        pool
     })
 }
 
@@ -52,8 +62,13 @@ pub fn default_pool() -> &'static BlockingPool {
 /// let again = install_default(BlockingPool::with_max_threads(2));
 /// assert!(again.is_err());
 /// ```
-pub fn install_default(pool: BlockingPool) -> Result<(), InstallError> {
-    DEFAULT.set(pool).map_err(|pool| InstallError { pool })
+pub fn install_default(mut pool: BlockingPool) -> Result<(), InstallError> {
+    pool.set_default(true);
+    DEFAULT.set(pool).map_err(|mut pool| {
+        // Given back as it came: a pool of the caller's own, which may be shut down.
+        pool.set_default(false);
+        InstallError { pool }
+    })
 }
 
 /// The default pool was already set when [`install_default`] was called.

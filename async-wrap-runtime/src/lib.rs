@@ -49,7 +49,10 @@ pub use executor::{
 };
 pub use future::{BlockingFuture, CallError, Checked, spawn, spawn_on};
 pub use io::{DEFAULT_BUFFER, Unblock};
-pub use pool::{BlockingPool, BuildError, Builder, Metrics, QueueFull, RunningJob, ShutdownReport};
+pub use pool::{
+    BlockingPool, BuildError, Builder, Metrics, QueueFull, RunningJob, ShutdownFuture,
+    ShutdownReport,
+};
 #[cfg(feature = "rayon")]
 pub use rayon_adapter::RayonPool;
 pub use stream::{BlockingStream, DEFAULT_BATCH, stream, stream_on};

@@ -19,6 +19,8 @@ pub(crate) struct Config {
     pub(crate) stack_size: Option<usize>,
     pub(crate) queue_capacity: Option<usize>,
     pub(crate) when_full: QueueFull,
+    /// This pool is the process's default pool, which refuses to be shut down.
+    pub(crate) is_default: bool,
 }
 
 /// A hook a thread runs when it starts or stops.
@@ -113,6 +115,7 @@ impl BlockingPool {
                 stack_size: None,
                 queue_capacity: None,
                 when_full: QueueFull::Wait,
+                is_default: false,
             },
             extras: None,
             shared: OnceLock::new(),

@@ -37,7 +37,7 @@ use std::time::Duration;
 pub use builder::{BuildError, Builder};
 pub use config::QueueFull;
 pub use metrics::Metrics;
-pub use shutdown::{RunningJob, ShutdownReport};
+pub use shutdown::{RunningJob, ShutdownFuture, ShutdownReport};
 
 use crate::executor::{Executor, Job, Rejected, Submit, Waiter};
 use config::{Config, Extras};
@@ -140,8 +140,23 @@ impl BlockingPool {
     /// made afterwards are refused: their futures panic with a message naming the pool, or
     /// return an error through [`BlockingFuture::checked`](crate::BlockingFuture::checked).
     ///
+    /// This **blocks the calling thread** until the running jobs have finished: do not call it
+    /// on an async runtime's thread (in an `async fn`, a task, `main` under `#[tokio::main]`),
+    /// where it stops every other task for as long. There, `.await`
+    /// [`shutdown_async`](Self::shutdown_async) instead. Which to call where:
+    ///
+    /// | from | call |
+    /// |---|---|
+    /// | synchronous code, a pool's own job, the end of a sync `main` | `shutdown()` / `shutdown_timeout(d)` |
+    /// | async code (a task, an `async fn`, async `main`) | `shutdown_async().await` / `shutdown_timeout_async(d).await` |
+    ///
     /// Called from one of the pool's own threads, it does not wait for that thread (which is
     /// still running the caller's body).
+    ///
+    /// # Panics
+    ///
+    /// On the [default pool](crate::default_pool): it is shared by every `#[async_wrap]`
+    /// without an `executor` in the process, and is not one caller's to stop.
     ///
     /// ```
     /// use async_wrap_runtime::{spawn_on, BlockingPool};
@@ -158,13 +173,18 @@ impl BlockingPool {
     /// assert!(refused.unwrap_err().to_string().ends_with("on executor `batch`: the executor has been shut down"));
     /// ```
     pub fn shutdown(&self) {
-        let _ = self.shared().shutdown(None);
+        let _ = self.shared_to_shut_down().shutdown(None);
     }
 
     /// Like [`shutdown`](Self::shutdown), waiting at most `timeout` for the threads. The report
     /// says how many jobs finished meanwhile, and names each job still running at the deadline
     /// with how long it has run (those keep running, and queued jobs still run, after this
-    /// returns: nothing is dropped).
+    /// returns: nothing is dropped). Blocks the calling thread for up to `timeout`; in async
+    /// code, use [`shutdown_timeout_async`](Self::shutdown_timeout_async).
+    ///
+    /// # Panics
+    ///
+    /// On the [default pool](crate::default_pool), as [`shutdown`](Self::shutdown).
     ///
     /// ```
     /// use std::time::Duration;
@@ -180,7 +200,69 @@ impl BlockingPool {
     /// slow.join().unwrap();
     /// ```
     pub fn shutdown_timeout(&self, timeout: Duration) -> ShutdownReport {
-        self.shared().shutdown(Some(timeout))
+        self.shared_to_shut_down().shutdown(Some(timeout))
+    }
+
+    /// [`shutdown`](Self::shutdown) for async code: the pool stops taking jobs at once (at this
+    /// call), and the returned future waits for the queued and running jobs and the threads
+    /// without ever blocking the thread that polls it, so the runtime's other tasks keep
+    /// running meanwhile. Its report is complete. Works on any runtime.
+    ///
+    /// # Panics
+    ///
+    /// On the [default pool](crate::default_pool), as [`shutdown`](Self::shutdown).
+    ///
+    /// ```
+    /// use async_wrap_runtime::{spawn_on, BlockingPool};
+    ///
+    /// static DB: BlockingPool = BlockingPool::with_max_threads(2).thread_name("db");
+    ///
+    /// futures::executor::block_on(async {
+    ///     assert_eq!(spawn_on(&DB, || 1 + 1).await, 2);
+    ///     let report = DB.shutdown_async().await;
+    ///     assert!(report.is_complete());
+    ///     assert!(DB.is_shut_down());
+    /// });
+    /// ```
+    pub fn shutdown_async(&self) -> ShutdownFuture {
+        ShutdownFuture::new(self.shared_to_shut_down(), None)
+    }
+
+    /// [`shutdown_timeout`](Self::shutdown_timeout) for async code: like
+    /// [`shutdown_async`](Self::shutdown_async), resolving at the latest at `timeout` with a
+    /// report of what still runs (which keeps running: nothing is dropped).
+    ///
+    /// # Panics
+    ///
+    /// On the [default pool](crate::default_pool), as [`shutdown`](Self::shutdown).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use async_wrap_runtime::{spawn_on, BlockingPool};
+    ///
+    /// let pool = std::sync::Arc::new(BlockingPool::with_max_threads(1));
+    /// futures::executor::block_on(async {
+    ///     let mut slow = spawn_on(pool.clone(), || std::thread::sleep(Duration::from_millis(200)));
+    ///     let _ = futures::poll!(&mut slow); // submitted
+    ///     let report = pool.shutdown_timeout_async(Duration::from_millis(20)).await;
+    ///     assert_eq!(report.still_running.len() + report.still_queued, 1);
+    ///     slow.await; // it still finishes
+    /// });
+    /// ```
+    pub fn shutdown_timeout_async(&self, timeout: Duration) -> ShutdownFuture {
+        ShutdownFuture::new(self.shared_to_shut_down(), Some(timeout))
+    }
+
+    /// The shared state, for a shutdown: refused on the default pool.
+    fn shared_to_shut_down(&self) -> &Arc<Shared> {
+        assert!(
+            !self.config.is_default,
+            "async_wrap: the default pool cannot be shut down: every #[async_wrap] function \
+             without an `executor` uses it, in every crate of the process. Give the work you \
+             want to stop a pool of its own (`static POOL: BlockingPool = ...;` with \
+             `#[async_wrap(executor = POOL)]`) and shut that one down"
+        );
+        self.shared()
     }
 
     /// Whether [`shutdown`](Self::shutdown) has been called (or the pool dropped).
@@ -203,6 +285,11 @@ impl BlockingPool {
     #[cfg(all(test, async_wrap_loom))]
     fn ready_word(&self) -> ready::Ready {
         self.shared().ready_word()
+    }
+
+    /// Marks (or unmarks) this pool as the process's default pool, which refuses shutdown.
+    pub(crate) fn set_default(&mut self, is_default: bool) {
+        self.config.is_default = is_default;
     }
 
     fn shared(&self) -> &Arc<Shared> {

@@ -87,6 +87,8 @@ pub(super) struct State {
     /// `threads`, `threads_started`, `inline`, `rejected`, and the outcomes of inline jobs; the
     /// workers' outcomes are in their slots.
     pub(super) metrics: Metrics,
+    /// Tasks awaiting a `ShutdownFuture`: woken with `drained`.
+    pub(super) drain_wakers: Vec<Waker>,
 }
 
 impl State {
@@ -138,6 +140,7 @@ impl Shared {
                 exited: Vec::new(),
                 exiting: 0,
                 metrics: Metrics::default(),
+                drain_wakers: Vec::new(),
             })),
             work: Condvar::new(),
             supervise: Condvar::new(),
@@ -168,9 +171,9 @@ impl Shared {
     /// A call left the gate after it closed: the threads waiting to leave, and `shutdown`, wait
     /// for the calls entering.
     pub(super) fn gate_drained(&self) {
-        drop(self.lock());
+        let state = self.lock();
         self.work.notify_all();
-        self.drained.notify_all();
+        self.notify_drained(state);
     }
 
     /// Queued jobs beyond the threads ready to take them (claimed for a job, or idle), as

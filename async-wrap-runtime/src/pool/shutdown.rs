@@ -7,12 +7,16 @@
 //! [gate](super::gate), and `shutdown` waits for both, so a call that passed the gate always
 //! has its job run, by a thread `shutdown` joins. Nothing queued is dropped.
 
-use std::sync::{Arc, PoisonError};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use super::shared::Shared;
-use crate::sync::Ordering;
+use super::shared::{Shared, State};
 use crate::sync::thread::JoinHandle;
+use crate::sync::{MutexGuard, Ordering};
 use crate::task::wake_guarded;
 
 /// The outcome of [`BlockingPool::shutdown_timeout`](super::BlockingPool::shutdown_timeout).
@@ -101,18 +105,25 @@ impl Shared {
         }
     }
 
+    /// A thread exited, or a call left the closed gate: wakes the blocking `shutdown` and the
+    /// futures of `shutdown_async` that wait for it. Called with the lock held (given back
+    /// dropped), so that a waiter between its check and its wait cannot miss it.
+    pub(super) fn notify_drained(&self, mut state: MutexGuard<'_, State>) {
+        let wakers = std::mem::take(&mut state.drain_wakers);
+        drop(state);
+        self.drained.notify_all();
+        for waker in wakers {
+            wake_guarded(waker);
+        }
+    }
+
     /// Closes the pool, then waits (up to `timeout`) for its threads to finish the queued and
-    /// running jobs and exit, and joins them.
+    /// running jobs and exit, and joins them. Blocks the calling thread.
     pub(super) fn shutdown(self: &Arc<Self>, timeout: Option<Duration>) -> ShutdownReport {
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
-        let me = Shared::own_worker(self);
-        let finished_before = self.metrics().finished();
-        self.close();
+        let started = ShutdownStart::new(self);
         let mut state = self.lock();
-        // Called from a worker: that thread is still running the caller's job.
-        let own = usize::from(me.is_some());
-        // A call past its shutdown check may still start a thread, so wait for it too.
-        while state.metrics.threads > own || state.exiting > 0 || self.gate.entering() > 0 {
+        while !started.drained(self, &state) {
             state = match deadline {
                 None => self
                     .drained
@@ -130,6 +141,37 @@ impl Shared {
                 }
             };
         }
+        started.report(self, state)
+    }
+}
+
+/// What a shutdown knows from its start: the calling thread, if it is one of the pool's (it
+/// does not wait for itself), and the jobs finished until then. Closes the pool.
+struct ShutdownStart {
+    me: Option<usize>,
+    finished_before: u64,
+}
+
+impl ShutdownStart {
+    fn new(shared: &Arc<Shared>) -> Self {
+        let start = ShutdownStart {
+            me: Shared::own_worker(shared),
+            finished_before: shared.metrics().finished(),
+        };
+        shared.close();
+        start
+    }
+
+    /// Every thread but the caller's has exited, and no call is entering (a call past its
+    /// check may still start a thread).
+    fn drained(&self, shared: &Shared, state: &State) -> bool {
+        state.metrics.threads <= usize::from(self.me.is_some())
+            && state.exiting == 0
+            && shared.gate.entering() == 0
+    }
+
+    /// Joins the threads that have exited, and says what is left.
+    fn report(&self, shared: &Shared, mut state: MutexGuard<'_, State>) -> ShutdownReport {
         let exited = std::mem::take(&mut state.exited);
         let handles: Vec<JoinHandle<()>> = exited
             .iter()
@@ -139,25 +181,138 @@ impl Shared {
             .slots
             .iter()
             .enumerate()
-            .filter(|(index, _)| Some(*index) != me)
+            .filter(|(index, _)| Some(*index) != self.me)
             .filter_map(|(_, slot)| *slot.running())
             .map(|(name, since)| RunningJob {
                 name,
                 running_for: since.elapsed(),
             })
             .collect();
-        let threads_left = state.metrics.threads - own;
+        let threads_left = state.metrics.threads - usize::from(self.me.is_some());
         drop(state);
         let report = ShutdownReport {
-            finished: self.metrics().finished() - finished_before,
+            finished: shared.metrics().finished() - self.finished_before,
             still_running,
-            still_queued: self.queue.len(),
+            still_queued: shared.queue.len(),
             threads_left,
         };
         for handle in handles {
-            // The thread has left its loop; joining waits for its last instructions only.
+            // The thread has left its loop and the lock: joining waits for its last
+            // instructions only, never for a job.
             let _ = handle.join();
         }
         report
+    }
+}
+
+/// The future of [`BlockingPool::shutdown_async`](super::BlockingPool::shutdown_async) and
+/// [`shutdown_timeout_async`](super::BlockingPool::shutdown_timeout_async): waits for the
+/// pool's threads to drain the queue and exit without blocking the thread that polls it.
+///
+/// The pool stops taking jobs when the future is made, not when it is first polled: dropping
+/// the future stops only the waiting, never the shutdown.
+///
+/// ```
+/// use async_wrap_runtime::{spawn_on, BlockingPool};
+///
+/// let pool = std::sync::Arc::new(BlockingPool::with_max_threads(2));
+/// futures::executor::block_on(async {
+///     let mut job = spawn_on(pool.clone(), || std::thread::sleep(std::time::Duration::from_millis(20)));
+///     let _ = futures::poll!(&mut job); // submitted (a call's job is submitted at its first poll)
+///     let shutdown = pool.shutdown_async(); // no new job is taken from here on
+///     let ((), report) = futures::join!(job, shutdown);
+///     assert!(report.is_complete());
+///     assert_eq!(report.finished, 1);
+/// });
+/// ```
+#[must_use = "the pool is shut down already; the future only waits for its threads"]
+pub struct ShutdownFuture {
+    shared: Option<Arc<Shared>>,
+    start: ShutdownStart,
+    deadline: Option<Instant>,
+    /// Wakes the task at the deadline: a thread that sleeps until then, started at the first
+    /// poll that has to wait (the crate has no timer of any runtime).
+    alarm: Option<Arc<Mutex<Option<Waker>>>>,
+}
+
+impl ShutdownFuture {
+    pub(super) fn new(shared: &Arc<Shared>, timeout: Option<Duration>) -> Self {
+        ShutdownFuture {
+            start: ShutdownStart::new(shared),
+            shared: Some(Arc::clone(shared)),
+            deadline: timeout.map(|timeout| Instant::now() + timeout),
+            alarm: None,
+        }
+    }
+
+    /// Arms (or re-arms with the current waker) the deadline's alarm.
+    fn arm(&mut self, deadline: Instant, waker: &Waker) {
+        if let Some(alarm) = &self.alarm {
+            *alarm.lock().unwrap_or_else(PoisonError::into_inner) = Some(waker.clone());
+            return;
+        }
+        let alarm = Arc::new(Mutex::new(Some(waker.clone())));
+        let ringing = Arc::clone(&alarm);
+        let spawned = std::thread::Builder::new()
+            .name("async-wrap-shutdown-alarm".into())
+            .spawn(move || {
+                std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                let waker = ringing
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                if let Some(waker) = waker {
+                    wake_guarded(waker);
+                }
+            });
+        if spawned.is_ok() {
+            self.alarm = Some(alarm);
+        } else {
+            // No alarm: be polled again at once, until the deadline.
+            waker.wake_by_ref();
+        }
+    }
+}
+
+impl Future for ShutdownFuture {
+    type Output = ShutdownReport;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ShutdownReport> {
+        let this = &mut *self;
+        let shared = Arc::clone(
+            this.shared
+                .as_ref()
+                .expect("`ShutdownFuture` polled after it completed"),
+        );
+        let mut state = shared.lock();
+        let past_deadline = this
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline);
+        if this.start.drained(&shared, &state) || past_deadline {
+            this.shared = None;
+            return Poll::Ready(this.start.report(&shared, state));
+        }
+        match state
+            .drain_wakers
+            .iter_mut()
+            .find(|w| w.will_wake(cx.waker()))
+        {
+            Some(_) => {}
+            None => state.drain_wakers.push(cx.waker().clone()),
+        }
+        drop(state);
+        if let Some(deadline) = this.deadline {
+            this.arm(deadline, cx.waker());
+        }
+        Poll::Pending
+    }
+}
+
+impl fmt::Debug for ShutdownFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShutdownFuture")
+            .field("done", &self.shared.is_none())
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
     }
 }

@@ -121,8 +121,7 @@ impl Shared {
             // could not start a thread for its job: start it now, in this thread's place.
             self.start_thread_for_queued(&mut state);
         }
-        drop(state);
-        self.drained.notify_all();
+        self.notify_drained(state);
     }
 
     /// After a thread exited: if a queued job has no thread that will take it (none idle, none
