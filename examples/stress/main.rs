@@ -8,6 +8,7 @@
 //! cargo run --release --example stress                      # 200,000 calls (CI runs 60,000)
 //! cargo run --release --example stress -- --calls 1000000
 //! cargo run --release --example stress -- --minutes 10      # soak: as many rounds as fit
+//! cargo run --release --example stress -- --patterns 200     # only the patterns, 200 rounds
 //! ```
 //!
 //! It checks, and exits non-zero otherwise, that:
@@ -364,6 +365,11 @@ fn main() {
             report(info);
         }
     }));
+    if let Some(rounds) = arg("--patterns") {
+        // Only the patterns, `rounds` times: for hunting a rare failure in one of them.
+        println!("{}", patterns::run(rounds));
+        return;
+    }
     let calls = arg("--calls").unwrap_or(200_000);
     let minutes = arg("--minutes");
     let start = Instant::now();

@@ -150,7 +150,7 @@ impl Shared {
                 if Shared::own_worker(this).is_some() {
                     return Placement::Inline;
                 }
-                return match Shared::start_eager_thread(this, state) {
+                return match Shared::start_eager_thread(this, state, true) {
                     Ok(counted) => Placement::Queue { counted },
                     Err(err) => Placement::Refuse(RejectReason::SpawnFailed(err)),
                 };
@@ -227,7 +227,9 @@ impl Shared {
         }
         let mut state = this.lock();
         if state.metrics.threads < this.eager_threads {
-            let grown = Shared::start_eager_thread(this, &mut state);
+            // Idle, not claimed: the job may be taken already (by a thread gone idle
+            // meanwhile), and a claim must always have a job coming.
+            let grown = Shared::start_eager_thread(this, &mut state, false);
             drop(state);
             match grown {
                 Ok(true) => this.wake_one(),
@@ -252,17 +254,24 @@ impl Shared {
         if this.flags.threads.load(Ordering::Acquire) >= this.eager_threads {
             return Ok(false);
         }
-        Shared::start_eager_thread(this, &mut this.lock())
+        Shared::start_eager_thread(this, &mut this.lock(), true)
     }
 
-    /// `start_thread_for_job` with the lock held.
-    pub(super) fn start_eager_thread(this: &Arc<Self>, state: &mut State) -> std::io::Result<bool> {
+    /// Starts a thread if the pool has fewer threads than cores, with the lock held: claimed
+    /// for a job about to be pushed, else idle. A claim is made only right before its job's
+    /// push, so that claims never outnumber the jobs queued or being pushed: a claim without
+    /// a job would keep an idle thread from ever retiring.
+    pub(super) fn start_eager_thread(
+        this: &Arc<Self>,
+        state: &mut State,
+        claimed: bool,
+    ) -> std::io::Result<bool> {
         if state.metrics.threads >= this.eager_threads || state.room(this.config.max_threads) == 0 {
             // At the limit with threads still exiting: the last of them to exit starts a
             // thread for what is queued (`work_loop`).
             return Ok(false);
         }
-        match Shared::start_thread(this, state, true) {
+        match Shared::start_thread(this, state, claimed) {
             Ok(()) => Ok(true),
             Err(err) if state.metrics.threads == 0 => Err(err),
             // The threads there are will take the job.

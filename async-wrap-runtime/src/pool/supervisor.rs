@@ -40,10 +40,11 @@ impl Shared {
             drop(state);
             this.supervise.notify_one();
         } else if Shared::start_supervisor(this).is_err() {
-            // Without a supervisor the pool cannot judge: grow at once instead.
+            // Without a supervisor the pool cannot judge: grow at once instead (idle: the job
+            // may be taken already, and a claim must always have a job coming).
             state.supervisor = Supervisor::Absent;
             this.flags.armed.store(false, Ordering::Release);
-            if Shared::start_thread(this, &mut state, true).is_ok() {
+            if Shared::start_thread(this, &mut state, false).is_ok() {
                 drop(state);
                 this.wake_one();
             }
@@ -123,7 +124,7 @@ impl Shared {
                 && blocked > 0
             {
                 for _ in 0..waiting.min(blocked).min(room) {
-                    if Shared::start_thread(&self, &mut state, true).is_err() {
+                    if Shared::start_thread(&self, &mut state, false).is_err() {
                         break;
                     }
                     grew += 1;
@@ -134,8 +135,10 @@ impl Shared {
                 self.flags.armed.store(false, Ordering::Release);
             }
             if grew > 0 {
-                // The new threads are claimed for queued jobs and find them on their own; a
-                // notification also reaches threads that went to sleep meanwhile.
+                // The new threads find the queued jobs on their own (FIFO: the oldest first).
+                // They count as idle, not claimed: a job may be popped by a busy thread before
+                // they start, and a claim without a job would keep a thread from ever
+                // retiring. A notification also reaches threads that went to sleep meanwhile.
                 self.work.notify_all();
             }
         }

@@ -131,7 +131,7 @@ impl Shared {
         let ready = self.flags.ready.load();
         if ready.idle() == 0 && self.waiting(ready) > 0 {
             // A failure leaves the job to the next call or thread that looks.
-            let _ = Shared::start_eager_thread(self, state);
+            let _ = Shared::start_eager_thread(self, state, false);
         }
     }
 
@@ -176,7 +176,9 @@ impl Shared {
                 self.flags.sleepers.fetch_sub(1, Ordering::SeqCst);
                 return false;
             }
-            Some(Duration::ZERO)
+            // Only claims are left: a call is between its claim and its push, and will wake a
+            // sleeper after it. Sleep until then (not spin).
+            Some(self.config.keep_alive)
         } else {
             if now >= *idle_since + self.config.keep_alive {
                 *idle_since = now;
