@@ -28,11 +28,14 @@ type Call<T> = fn(&mut T, &mut Vec<u8>) -> io::Result<()>;
 /// - **Errors** of the inner reader or writer are returned by the call that meets them (a
 ///   write's error by the next `write`, `flush` or `close`): never lost, never a panic.
 /// - **No thread is held** between calls: a slow consumer or producer pins nothing.
-/// - **Dropping** it with data still buffered writes that data on the pool, where nobody sees an
-///   error: close it first. A write that was still waiting for room in the pool's queue when
-///   the `Unblock` was dropped is handed to the pool then, or, if the pool refuses it (its queue
-///   is full, or it was shut down), run on the dropping thread: accepted bytes are never
-///   dropped unwritten.
+/// - **Dropping** a writer that was written to and not flushed since, like dropping a
+///   `std::io::BufWriter`, writes what it holds and flushes the inner writer **on the dropping
+///   thread**, after waiting there for a write still running on the pool (one waiting for room
+///   runs on the dropping thread instead). So no byte a `write` accepted is ever lost, not even
+///   when the process exits right after the drop; but the drop blocks that thread for that
+///   write, and its errors are lost. In async code, `close().await` (or `flush().await`) before
+///   the drop: it writes on the pool and returns the error. With the `tracing` feature a drop
+///   that had to write logs a warning. A reader's drop never waits.
 ///
 /// ```
 /// use futures::{AsyncReadExt, AsyncWriteExt};
@@ -60,7 +63,8 @@ pub struct Unblock<T: Send + 'static> {
     state: State<T>,
     /// What the running job does, if one runs.
     running: Option<Kind>,
-    /// Set by `poll_write`: how to write out what is still buffered when dropped.
+    /// Set by `poll_write`, cleared by a completed flush: data was written and may not have
+    /// reached the inner writer, so a drop must write and flush it (see "Dropping").
     write_on_drop: Option<Call<T>>,
 }
 
@@ -269,6 +273,8 @@ impl<T: Send + 'static> Unblock<T> {
                     let was = self.running;
                     ready!(self.poll_job(cx))?;
                     if was == Some(Kind::Flush) {
+                        // Everything written is in the inner writer, flushed.
+                        self.write_on_drop = None;
                         return Poll::Ready(Ok(()));
                     }
                 }
@@ -378,23 +384,34 @@ impl<T: Send + 'static> Unpin for Unblock<T> {}
 
 impl<T: Send + 'static> Drop for Unblock<T> {
     fn drop(&mut self) {
-        match std::mem::replace(&mut self.state, State::Broken) {
-            // The running call finishes on its thread; its outcome is dropped there.
-            State::Busy(future) => future.abandon_running(),
-            // Data written and not flushed: write it on the pool (the error has nobody to go to).
-            State::Idle {
-                mut inner,
-                mut buffer,
-                ..
-            } => {
-                if let Some(call) = self.write_on_drop.filter(|_| !buffer.is_empty()) {
-                    crate::future::detach(&self.executor, "Unblock", move || {
-                        let _ = call(&mut inner, &mut buffer);
-                    });
-                }
+        let state = std::mem::replace(&mut self.state, State::Broken);
+        let Some(write_out) = self.write_on_drop.take() else {
+            // A reader, or a writer flushed since its last write: nothing to lose. A running
+            // call finishes on its thread; its outcome is dropped there.
+            if let State::Busy(future) = state {
+                future.abandon_running();
             }
-            State::Broken => {}
-        }
+            return;
+        };
+        // A writer with data that may not have reached the inner writer: write it out here,
+        // as `std::io::BufWriter` does, so that nothing accepted is lost (see "Dropping").
+        let (mut inner, mut buffer) = match state {
+            State::Busy(future) => match future.wait_here() {
+                Some(done) => (done.inner, done.buffer),
+                // The call panicked or was dropped by its executor: the writer is gone.
+                None => return,
+            },
+            State::Idle { inner, buffer, .. } => (inner, buffer),
+            State::Broken => return,
+        };
+        #[cfg(feature = "tracing")]
+        tracing::warn!(
+            bytes = buffer.len(),
+            writer = std::any::type_name::<T>(),
+            "async_wrap::Unblock dropped before close: its data is written and flushed on the \
+             dropping thread; close it (`close().await`) to write on the pool and see errors"
+        );
+        let _ = write_out(&mut inner, &mut buffer);
     }
 }
 
