@@ -57,6 +57,8 @@ pub struct BlockingFuture<T> {
     name: &'static str,
     /// The result slot, until the result is taken.
     output: Option<Arc<dyn Output<T>>>,
+    /// Where the call was made, when known: named in the panic of a refused call.
+    caller: Option<&'static panic::Location<'static>>,
 }
 
 impl<T: Send + 'static> BlockingFuture<T> {
@@ -85,11 +87,18 @@ impl<T: Send + 'static> BlockingFuture<T> {
             label,
             name,
             output: Some(task),
+            caller: None,
         }
     }
 }
 
 impl<T> BlockingFuture<T> {
+    /// This future, remembering that it was made by the call at `caller`.
+    pub(crate) fn called_at(mut self, caller: &'static panic::Location<'static>) -> Self {
+        self.caller = Some(caller);
+        self
+    }
+
     /// This future, with a refused or lost job reported as an `Err` rather than a panic. A panic
     /// in the body is still resumed: it is the body's, not the dispatch's.
     ///
@@ -189,7 +198,11 @@ impl<T> Future for BlockingFuture<T> {
         match self.poll_checked(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(value)) => Poll::Ready(value),
-            Poll::Ready(Err(err)) => panic!("{err}"),
+            // The poll is not where the call was made: name the call's own location.
+            Poll::Ready(Err(err)) => match self.caller {
+                Some(caller) => panic!("{err} (the call at {caller})"),
+                None => panic!("{err}"),
+            },
         }
     }
 }
@@ -379,6 +392,7 @@ where
 /// let text = futures::executor::block_on(spawn_on(&POOL, || "read from disk".to_uppercase()));
 /// assert_eq!(text, "READ FROM DISK");
 /// ```
+#[track_caller]
 pub fn spawn_on<E, F, T>(executor: E, body: F) -> BlockingFuture<T>
 where
     E: IntoExecutor,
@@ -386,6 +400,7 @@ where
     T: Send + 'static,
 {
     BlockingFuture::new(executor.into_executor(), "spawn_on", "closure", body)
+        .called_at(panic::Location::caller())
 }
 
 /// Runs `body` on the [default pool](crate::default_pool): the function form of `#[async_wrap]`.
@@ -396,6 +411,7 @@ where
 /// let sum = futures::executor::block_on(async_wrap_runtime::spawn(|| (1..=100).sum::<u32>()));
 /// assert_eq!(sum, 5050);
 /// ```
+#[track_caller]
 pub fn spawn<F, T>(body: F) -> BlockingFuture<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -407,4 +423,5 @@ where
         "closure",
         body,
     )
+    .called_at(panic::Location::caller())
 }

@@ -12,6 +12,7 @@
 //
 // is:
 
+#[track_caller]
 fn walk(
     __async_wrap_arg0: (u32, u32),
     acc: Vec<u32>,

@@ -12,14 +12,15 @@
 // is:
 
 #[doc = r" The lines of a file."]
+#[track_caller]
 pub fn lines(path: std::path::PathBuf) -> ::async_wrap::__private::BlockingStream<String> {
-    let __async_wrap_executor = ::async_wrap::__private::IntoExecutor::into_executor(&DISK);
+    let __async_wrap_executor = ::async_wrap::__private::executor(&DISK);
     ::async_wrap::__private::stream(
         __async_wrap_executor,
         ::core::stringify!(DISK),
         ::core::concat!(::core::module_path!(), "::", ::core::stringify!(lines)),
         256,
-        move || {
+        move || -> _ {
             let path = path;
             {
                 use std::io::BufRead;

@@ -8,6 +8,7 @@
 // is:
 
 #[allow(unused_unsafe)]
+#[track_caller]
 pub unsafe fn parse(
     text: &str,
     path: &std::path::Path,
