@@ -193,7 +193,7 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     let job_body = respan_block(job_body, inputs_span);
     let job = quote_spanned!(inputs_span=> move || #closure_output #job_body);
     let shape = Shape::of(options, sig);
-    let future_ty = future_type(&shape, sig, options, private);
+    let future_ty = future_type(&shape, sig, private);
     let dispatch = dispatch(&shape, options, sig, (&executor, &label), &job);
     let track_caller = track_caller(attrs);
 
@@ -233,7 +233,13 @@ pub(crate) fn fallback(options: &Options, func: &ItemFn) -> TokenStream {
         let krate = krate(options);
         quote!(#krate::__private)
     };
-    let future_ty = future_type(&Shape::of(options, sig), sig, options, &private);
+    // An `impl Trait` result cannot be inferred from a body that cannot run: it becomes a
+    // `Box<dyn Trait>`, which callers use the same way.
+    let mut boxed = sig.clone();
+    if let ReturnType::Type(_, ty) = &mut boxed.output {
+        box_impl_trait(ty);
+    }
+    let future_ty = future_type(&Shape::of(options, &boxed), &boxed, &private);
     // Parameters are not bound, so that none of them is reported unused.
     let inputs = sig.inputs.iter().map(|input| match input {
         FnArg::Receiver(receiver) => quote!(#receiver),
@@ -327,15 +333,47 @@ fn replace_impl_trait(ty: &mut Type) {
     }
 }
 
+/// Replaces each `impl Trait` in `ty` by `Box<dyn Trait>` (precise-capture bounds dropped).
+fn box_impl_trait(ty: &mut Type) {
+    match ty {
+        Type::ImplTrait(impl_trait) => {
+            // `dyn IntoIterator` would need its `IntoIter` named: a boxed `Iterator` is one.
+            let bounds = impl_trait.bounds.iter().filter_map(|bound| match bound {
+                syn::TypeParamBound::PreciseCapture(_) => None,
+                syn::TypeParamBound::Trait(trait_bound) => {
+                    let last = trait_bound.path.segments.last()?;
+                    if last.ident == "IntoIterator" {
+                        let args = &last.arguments;
+                        Some(quote!(::core::iter::Iterator #args))
+                    } else {
+                        Some(quote!(#bound))
+                    }
+                }
+                other => Some(quote!(#other)),
+            });
+            *ty = Type::Verbatim(quote!(::std::boxed::Box<dyn #(#bounds)+*>));
+        }
+        Type::Path(path) => {
+            for segment in &mut path.path.segments {
+                if let PathArguments::AngleBracketed(args) = &mut segment.arguments {
+                    for arg in &mut args.args {
+                        if let GenericArgument::Type(inner) = arg {
+                            box_impl_trait(inner);
+                        }
+                    }
+                }
+            }
+        }
+        Type::Tuple(tuple) => tuple.elems.iter_mut().for_each(box_impl_trait),
+        Type::Paren(paren) => box_impl_trait(&mut paren.elem),
+        Type::Group(group) => box_impl_trait(&mut group.elem),
+        _ => {}
+    }
+}
+
 /// The type the shim returns: `BlockingFuture<T>`, `BlockingStream<Item>`, or
 /// `BlockingFuture<Result<BlockingStream<Item>, E>>` (through the user's own `Result` path).
-fn future_type(
-    shape: &Shape<'_>,
-    sig: &Signature,
-    options: &Options,
-    private: &TokenStream,
-) -> TokenStream {
-    let _ = options;
+fn future_type(shape: &Shape<'_>, sig: &Signature, private: &TokenStream) -> TokenStream {
     match shape {
         Shape::Call => {
             let output_ty = match &sig.output {
@@ -479,14 +517,14 @@ fn executor_init(
         Some(ExecutorOption::Expr(expr)) => {
             // A place (a static, an index into one, a variable, a field) is borrowed, like a
             // method call's receiver, so that a static is not moved; anything else is passed as
-            // it is. `executor` works out the rest from the type.
+            // it is. `Denotes` works out the rest from the type (one form per type).
             let value = if is_place(expr) {
                 quote_spanned!(expr.span()=> &#expr)
             } else {
                 quote!(#expr)
             };
             (
-                quote_spanned!(expr.span()=> #private::executor(#value)),
+                quote_spanned!(expr.span()=> #private::Denotes::denote(#value)),
                 quote!(::core::stringify!(#expr)),
             )
         }

@@ -177,16 +177,17 @@ fn unknown_option(meta: &ParseNestedMeta<'_>) -> syn::Error {
     let mut key = quote::ToTokens::to_token_stream(&meta.path)
         .to_string()
         .replace(' ', "");
-    let mut span = meta.path.span();
+    let mut written = quote::ToTokens::to_token_stream(&meta.path);
     while meta.input.peek(syn::Token![-]) && meta.input.peek2(Ident::peek_any) {
         let dash = meta.input.parse::<syn::Token![-]>();
         let word = meta.input.call(Ident::parse_any);
-        let (Ok(_), Ok(word)) = (dash, word) else {
+        let (Ok(dash), Ok(word)) = (dash, word) else {
             break;
         };
         key.push('-');
         key.push_str(&word.to_string());
-        span = span.join(word.span()).unwrap_or(span);
+        quote::ToTokens::to_tokens(&dash, &mut written);
+        quote::ToTokens::to_tokens(&word, &mut written);
     }
     let known = OPTIONS
         .iter()
@@ -199,7 +200,7 @@ fn unknown_option(meta: &ParseNestedMeta<'_>) -> syn::Error {
         }
         None => format!("unknown option `{key}`: the options are {known}"),
     };
-    syn::Error::new(span, message)
+    syn::Error::new_spanned(written, message)
 }
 
 /// The known option nearest to `key`, if it is near enough to be a typo.

@@ -195,6 +195,7 @@ pub mod executor_forms {
         fn shared(this: Arc<Self>) -> Arc<dyn Executor>;
     }
 
+    #[diagnostic::do_not_recommend]
     impl<E: Executor + 'static> Target for E {
         fn fixed(this: &'static Self) -> &'static dyn Executor {
             this
@@ -206,6 +207,7 @@ pub mod executor_forms {
 
     macro_rules! dyn_targets {
         ($($ty:ty),*) => {$(
+            #[diagnostic::do_not_recommend]
             impl Target for $ty {
                 fn fixed(this: &'static Self) -> &'static dyn Executor {
                     this
@@ -271,78 +273,91 @@ pub mod executor_forms {
         RefPlace, StaticPlace, Top,
     };
 
+    #[diagnostic::do_not_recommend]
     impl<T: Target + ?Sized> TopStatic<Direct> for T {
         fn fixed(this: &'static Self) -> &'static dyn Executor {
             T::fixed(this)
         }
     }
 
+    #[diagnostic::do_not_recommend]
     impl<T: Static<M>, F: FnOnce() -> T + 'static, M> TopStatic<(Lazy, M)> for LazyLock<T, F> {
         fn fixed(this: &'static Self) -> &'static dyn Executor {
             T::fixed(LazyLock::force(this))
         }
     }
 
+    #[diagnostic::do_not_recommend]
     impl<T: Static<M> + ?Sized, M> TopStatic<(Boxed, M)> for Box<T> {
         fn fixed(this: &'static Self) -> &'static dyn Executor {
             T::fixed(&**this)
         }
     }
 
+    #[diagnostic::do_not_recommend]
     impl<T: TopStatic<M> + ?Sized, M> Static<(Top, M)> for T {
         fn fixed(this: &'static Self) -> &'static dyn Executor {
             <T as TopStatic<M>>::fixed(this)
         }
     }
 
+    #[diagnostic::do_not_recommend]
     impl<T: Static<M> + ?Sized, M> Static<(Counted, M)> for Arc<T> {
         fn fixed(this: &'static Self) -> &'static dyn Executor {
             T::fixed(&**this)
         }
     }
 
+    #[diagnostic::do_not_recommend]
     impl<T: Static<M> + ?Sized, M> Static<(Ref, M)> for &'static T {
         fn fixed(this: &'static Self) -> &'static dyn Executor {
             T::fixed(*this)
         }
     }
 
+    #[diagnostic::do_not_recommend]
     impl<P: TopStatic<M> + ?Sized, M> Denotes<(StaticPlace, M)> for &'static P {
         fn denote(self) -> ExecutorRef {
             ExecutorRef::Static(P::fixed(self))
         }
     }
 
+    #[diagnostic::do_not_recommend]
     impl<T: Target + ?Sized> Denotes<ArcPlace> for &Arc<T> {
         fn denote(self) -> ExecutorRef {
             ExecutorRef::Shared(T::shared(Arc::clone(self)))
         }
     }
 
+    #[diagnostic::do_not_recommend]
     impl<P: Static<M> + ?Sized, M> Denotes<(RefPlace, M)> for &&'static P {
         fn denote(self) -> ExecutorRef {
             ExecutorRef::Static(P::fixed(*self))
         }
     }
 
+    #[diagnostic::do_not_recommend]
     impl<T: Target + ?Sized> Denotes<ArcValue> for Arc<T> {
         fn denote(self) -> ExecutorRef {
             ExecutorRef::Shared(T::shared(self))
         }
     }
 
+    #[diagnostic::do_not_recommend]
     impl<T: Target + ?Sized> Denotes<BoxValue> for Box<T> {
         fn denote(self) -> ExecutorRef {
             ExecutorRef::Shared(T::shared(Arc::from(self)))
         }
     }
 
+    #[diagnostic::do_not_recommend]
     impl Denotes<Handle> for ExecutorRef {
         fn denote(self) -> ExecutorRef {
             self
         }
     }
 
+    #[diagnostic::do_not_recommend]
     impl Denotes<HandlePlace> for &ExecutorRef {
         fn denote(self) -> ExecutorRef {
             self.clone()
