@@ -9,7 +9,7 @@
 
 #[track_caller]
 pub fn lookup(&self, key: String) -> ::async_wrap::__private::BlockingFuture<Option<u32>> {
-    let __async_wrap_executor = ::async_wrap::__private::executor(&self.pool);
+    let __async_wrap_executor = ::async_wrap::__private::Denotes::denote(&self.pool);
     let __async_wrap_self = <Self as ::core::clone::Clone>::clone(self);
     ::async_wrap::__private::call(
         __async_wrap_executor,

@@ -13,7 +13,7 @@
 #[inline]
 #[track_caller]
 pub fn slow_double(n: u64) -> ::async_wrap::__private::BlockingFuture<u64> {
-    let __async_wrap_executor = ::async_wrap::__private::executor(&IO);
+    let __async_wrap_executor = ::async_wrap::__private::Denotes::denote(&IO);
     ::async_wrap::__private::call(
         __async_wrap_executor,
         ::core::stringify!(IO),

@@ -14,7 +14,7 @@
 #[doc = r" The lines of a file."]
 #[track_caller]
 pub fn lines(path: std::path::PathBuf) -> ::async_wrap::__private::BlockingStream<String> {
-    let __async_wrap_executor = ::async_wrap::__private::executor(&DISK);
+    let __async_wrap_executor = ::async_wrap::__private::Denotes::denote(&DISK);
     ::async_wrap::__private::stream(
         __async_wrap_executor,
         ::core::stringify!(DISK),
