@@ -392,7 +392,6 @@ where
 /// let text = futures::executor::block_on(spawn_on(&POOL, || "read from disk".to_uppercase()));
 /// assert_eq!(text, "READ FROM DISK");
 /// ```
-#[track_caller]
 pub fn spawn_on<E, F, T>(executor: E, body: F) -> BlockingFuture<T>
 where
     E: IntoExecutor,
@@ -400,7 +399,6 @@ where
     T: Send + 'static,
 {
     BlockingFuture::new(executor.into_executor(), "spawn_on", "closure", body)
-        .called_at(panic::Location::caller())
 }
 
 /// Runs `body` on the [default pool](crate::default_pool): the function form of `#[async_wrap]`.
@@ -411,7 +409,6 @@ where
 /// let sum = futures::executor::block_on(async_wrap_runtime::spawn(|| (1..=100).sum::<u32>()));
 /// assert_eq!(sum, 5050);
 /// ```
-#[track_caller]
 pub fn spawn<F, T>(body: F) -> BlockingFuture<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -423,5 +420,4 @@ where
         "closure",
         body,
     )
-    .called_at(panic::Location::caller())
 }
