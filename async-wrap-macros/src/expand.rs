@@ -4,9 +4,10 @@
 //! ```text
 //! #[async_wrap(executor = IO)]        #[track_caller]
 //! pub fn slow(n: u64) -> u64 {  ==>   pub fn slow(n: u64) -> BlockingFuture<u64> {
-//!     body                                let executor = executor(&IO);
-//! }                                       call(executor, "IO", "path::slow",
-//!                                              move || -> u64 { let n = n; { body } })
+//!     body                                let executor = Denotes::denote(&IO);
+//! }                                       let job = move || -> u64 { let n = n; { body } };
+//!                                         let _: &dyn Send = &job;  // and the output's Send
+//!                                         call(executor, "IO", "path::slow", job)
 //!                                     }
 //! ```
 //!
@@ -191,10 +192,24 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     // about what it captures points there.
     let inputs_span = sig.paren_token.span.join();
     let job_body = respan_block(job_body, inputs_span);
-    let job = quote_spanned!(inputs_span=> move || #closure_output #job_body);
+    let job_closure = quote_spanned!(inputs_span=> move || #closure_output #job_body);
+    let job = Ident::new("__async_wrap_job", inputs_span);
+    // `Send` is checked here, by unsizing coercions at the user's tokens, before the dispatch
+    // requires it again: rustc reports the failure once, at the parameter list (for the job's
+    // captures) or at the return type, with no note citing the runtime's internals.
+    let send_check = quote_spanned!(inputs_span=> let _: &dyn ::core::marker::Send = &#job;);
+    let output_check = match (&Shape::of(options, sig), &sig.output) {
+        (Shape::Call, ReturnType::Type(_, ty)) if !matches!(**ty, Type::ImplTrait(_)) => {
+            let output = Ident::new("__async_wrap_output", ty.span());
+            Some(quote_spanned! {ty.span()=>
+                let _: fn(&#ty) -> &dyn ::core::marker::Send = |#output| #output;
+            })
+        }
+        _ => None,
+    };
     let shape = Shape::of(options, sig);
     let future_ty = future_type(&shape, sig, private);
-    let dispatch = dispatch(&shape, options, sig, (&executor, &label), &job);
+    let dispatch = dispatch(&shape, options, sig, (&executor, &label), &quote!(#job));
     let track_caller = track_caller(attrs);
 
     let receiver = sig.receiver().map(|receiver| quote!(#receiver,));
@@ -216,6 +231,9 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
             let #executor = #executor_init;
             #self_copy
             #(#copies)*
+            let #job = #job_closure;
+            #send_check
+            #output_check
             #dispatch
         }
     }
