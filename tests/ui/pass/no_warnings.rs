@@ -175,6 +175,9 @@ mod forms {
         #[async_wrap(clone_self, executor = self.pool)]
         pub(crate) fn by_clone(&self) -> u64 { self.value + 3 }
 
+        #[async_wrap(sync = by_arc_ref_blocking)]
+        pub(crate) fn by_arc_ref_twin(self: &Arc<Self>, n: u64) -> u64 { self.value * n }
+
         #[async_wrap(clone_self, sync = by_clone_blocking)]
         pub(crate) fn by_clone_twin(&self, n: u64) -> u64 { self.value + n }
     }
@@ -224,6 +227,7 @@ mod forms {
             assert_eq!(service.by_clone_blocking(2), 3);
             let shared = Arc::new(service.clone());
             assert_eq!(shared.by_arc_ref().await, 3);
+            assert_eq!(shared.by_arc_ref_twin(5).await, shared.by_arc_ref_blocking(5));
             assert_eq!(Arc::clone(&shared).by_arc().await, 2);
             assert_eq!(service.by_value().await, 1);
         });
