@@ -198,7 +198,8 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     // requires it again: rustc reports the failure once, at the parameter list (for the job's
     // captures) or at the return type, with no note citing the runtime's internals.
     let send_check = quote_spanned!(inputs_span=> let _: &dyn ::core::marker::Send = &#job;);
-    let output_check = match (&Shape::of(options, sig), &sig.output) {
+    let shape = Shape::of(options, sig);
+    let output_check = match (&shape, &sig.output) {
         (Shape::Call, ReturnType::Type(_, ty)) if !matches!(**ty, Type::ImplTrait(_)) => {
             let output = Ident::new("__async_wrap_output", ty.span());
             Some(quote_spanned! {ty.span()=>
@@ -207,7 +208,6 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
         }
         _ => None,
     };
-    let shape = Shape::of(options, sig);
     let future_ty = future_type(&shape, sig, private);
     let dispatch = dispatch(&shape, options, sig, (&executor, &label), &quote!(#job));
     let track_caller = track_caller(attrs);
@@ -449,9 +449,9 @@ fn dispatch(
         ::core::stringify!(#ident)
     ));
     let batch = || {
-        let private = krate(options);
+        let krate = krate(options);
         options.batch.as_ref().map_or_else(
-            || quote!(#private::__private::DEFAULT_BATCH),
+            || quote!(#krate::__private::DEFAULT_BATCH),
             |batch| quote!(#batch),
         )
     };

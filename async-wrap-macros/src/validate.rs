@@ -99,7 +99,26 @@ fn check_qualifiers(sig: &Signature, errors: &mut Errors) {
 fn check_inputs(sig: &Signature, options: &Options, errors: &mut Errors) {
     let mut has_ref_self = false;
     match receiver::form(sig) {
-        Form::Moved => {}
+        Form::Moved => {
+            // `self: Pin<&mut Self>` and the like borrow too.
+            let typed = sig.receiver().and_then(|receiver| match &receiver.kind {
+                ReceiverKind::Typed(_, ty) => Some((receiver, ty)),
+                _ => None,
+            });
+            if let Some((receiver, borrow)) =
+                typed.and_then(|(receiver, ty)| Some((receiver, find_borrow(ty)?)))
+            {
+                errors.fail(
+                    &borrow.tokens(),
+                    format!(
+                        "`{}` borrows, and cannot be moved to the pool thread, where the body runs \
+                         after this call has returned; take `self` by value, `self: Arc<Self>` \
+                         or `self: &Arc<Self>`",
+                        pretty(receiver)
+                    ),
+                );
+            }
+        }
         Form::Mutable(receiver) => errors.fail(
             &receiver_tokens(receiver),
             "`&mut self` cannot be moved to the pool thread, where the body runs after this call \
