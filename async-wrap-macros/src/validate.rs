@@ -94,9 +94,10 @@ fn check_qualifiers(sig: &Signature, errors: &mut Errors) {
     }
 }
 
-/// The receiver and the arguments: nothing borrowed, unless an opt-in says what to do with it;
-/// and no opt-in without something to apply to.
-fn check_inputs(sig: &Signature, options: &Options, errors: &mut Errors) {
+/// The receiver: moved, or copied by an opt-in (`clone_self`) or by its type (`&Arc<Self>`).
+/// Returns whether there is a `&self` for `clone_self` to apply to (or an error about it
+/// already).
+fn check_receiver(sig: &Signature, options: &Options, errors: &mut Errors) -> bool {
     let mut has_ref_self = false;
     match receiver::form(sig) {
         Form::Moved => {
@@ -154,6 +155,13 @@ fn check_inputs(sig: &Signature, options: &Options, errors: &mut Errors) {
             ),
         ),
     }
+    has_ref_self
+}
+
+/// The receiver and the arguments: nothing borrowed, unless an opt-in says what to do with it;
+/// and no opt-in without something to apply to.
+fn check_inputs(sig: &Signature, options: &Options, errors: &mut Errors) {
+    let has_ref_self = check_receiver(sig, options, errors);
     let mut fail = |tokens: &dyn ToTokens, message: String| errors.fail(tokens, message);
     let mut has_copied_arg = false;
     for input in &sig.inputs {
