@@ -97,6 +97,12 @@ mod forms {
     #[async_wrap(executor = pool)]
     pub(crate) fn on_argument(pool: &'static BlockingPool, n: u64) -> u64 { n + 8 }
 
+    #[async_wrap(executor = pool)]
+    pub(crate) fn on_dyn_argument(pool: &'static dyn Executor, n: u64) -> u64 { n + 14 }
+
+    #[async_wrap(executor = pool)]
+    pub(crate) fn on_dyn_arc_argument(pool: Arc<dyn Executor + Send + Sync>, n: u64) -> u64 { n + 15 }
+
     #[async_wrap(executor = shared_pool())]
     pub(crate) fn on_arc_call(n: u64) -> u64 { n + 9 }
 
@@ -204,6 +210,8 @@ mod forms {
             assert_eq!(on_box_call(0).await, 11);
             assert_eq!(on_handle(0).await, 12);
             assert_eq!(on_unit_struct(0).await, 13);
+            assert_eq!(on_dyn_argument(&IO, 0).await, 14);
+            assert_eq!(on_dyn_arc_argument(Arc::new(ThreadPerJob), 0).await, 15);
 
             assert_eq!(factorial(10).await, factorial_blocking(10));
             assert_eq!(len("four", Path::new("ab")).await, 6);
