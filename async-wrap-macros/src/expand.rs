@@ -200,7 +200,8 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     let send_check = quote_spanned!(inputs_span=> let _: &dyn ::core::marker::Send = &#job;);
     let shape = Shape::of(options, sig);
     let output_check = match (&shape, &sig.output) {
-        (Shape::Call, ReturnType::Type(_, ty)) if !matches!(**ty, Type::ImplTrait(_)) => {
+        // An `impl Trait` cannot be named in a `fn` pointer; the dispatch checks that output.
+        (Shape::Call, ReturnType::Type(_, ty)) if !mentions_ident(quote!(#ty), &impl_token()) => {
             let output = Ident::new("__async_wrap_output", ty.span());
             Some(quote_spanned! {ty.span()=>
                 let _: fn(&#ty) -> &dyn ::core::marker::Send = |#output| #output;
@@ -757,6 +758,11 @@ fn respan_block(block: TokenStream, span: Span) -> TokenStream {
     let mut group = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, stream);
     group.set_span(span);
     TokenStream::from(TokenTree::Group(group))
+}
+
+/// The `impl` keyword, to find `impl Trait` in a type's tokens.
+fn impl_token() -> Ident {
+    Ident::new("impl", Span::call_site())
 }
 
 /// Whether `tokens` may call the function `name` itself: the identifier appears other than

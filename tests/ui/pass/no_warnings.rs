@@ -138,6 +138,9 @@ mod forms {
     pub(crate) fn size(path: impl AsRef<Path> + Send + 'static) -> io::Result<u64> { Ok(std::fs::metadata(path)?.len()) }
 
     #[async_wrap]
+    pub(crate) fn adder(n: u64) -> Option<impl Fn(u64) -> u64 + Send + 'static> { Some(move |m| n + m) }
+
+    #[async_wrap]
     pub(crate) unsafe fn unchecked(n: u64) -> u64 { n }
 
     pub(crate) mod reexport {
@@ -221,6 +224,7 @@ mod forms {
             // SAFETY: `unchecked` has no precondition.
             assert_eq!(unsafe { unchecked(1) }.await, 1);
             assert_eq!(through_reexport(1).await, 2);
+            assert_eq!(adder(1).await.map(|add| add(2)), Some(3));
 
             assert_eq!(numbers(5).count().await, 5);
             let expected = std::fs::read_to_string("Cargo.toml").map_or(0, |text| text.lines().count());
