@@ -118,6 +118,14 @@ mod forms {
     #[async_wrap(executor = ThreadPerJob)]
     pub(crate) fn on_unit_struct(n: u64) -> u64 { n + 13 }
 
+    #[cfg(feature = "rayon")]
+    #[async_wrap(executor = rayon)]
+    pub(crate) fn on_rayon(n: u64) -> u64 { n + 16 }
+
+    #[cfg(feature = "tokio")]
+    #[async_wrap(executor = tokio)]
+    pub(crate) fn on_tokio(n: u64) -> u64 { n + 17 }
+
     // The other options, patterns, generics.
     #[async_wrap(sync = factorial_blocking)]
     pub(crate) fn factorial(n: u64) -> u64 { if n <= 1 { 1 } else { n * factorial(n - 1) } }
@@ -192,6 +200,11 @@ mod forms {
     }
 
     pub(crate) fn run() {
+        #[cfg(feature = "tokio")]
+        {
+            let runtime = tokio::runtime::Builder::new_current_thread().build();
+            assert_eq!(runtime.ok().map(|runtime| runtime.block_on(on_tokio(0))), Some(17));
+        }
         futures::executor::block_on(async {
             assert_eq!(double(21).await, 42);
             let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -214,6 +227,8 @@ mod forms {
             assert_eq!(on_handle(0).await, 12);
             assert_eq!(on_unit_struct(0).await, 13);
             assert_eq!(on_dyn_argument(&IO, 0).await, 14);
+            #[cfg(feature = "rayon")]
+            assert_eq!(on_rayon(0).await, 16);
             assert_eq!(on_dyn_arc_argument(Arc::new(ThreadPerJob), 0).await, 15);
 
             assert_eq!(factorial(10).await, factorial_blocking(10));
