@@ -16,16 +16,17 @@ use futures::{AsyncBufReadExt, StreamExt};
 
 static DISK: BlockingPool = BlockingPool::with_max_threads(2).thread_name("disk");
 
-/// The file's lines, read with blocking I/O on DISK, as a stream.
+/// The file's lines, read with blocking I/O on DISK, as a stream; the file is opened on DISK
+/// too, and an error opening it is returned before any line.
 #[async_wrap(stream, batch = 1024, executor = DISK)]
-fn file_lines(path: PathBuf) -> impl Iterator<Item = String> + Send + 'static {
-    std::io::BufReader::new(std::fs::File::open(path).expect("the generated file"))
-        .lines()
-        .map_while(Result::ok)
+fn file_lines(path: PathBuf) -> std::io::Result<impl Iterator<Item = String> + Send + 'static> {
+    let file = std::fs::File::open(path)?;
+    Ok(std::io::BufReader::new(file).lines().map_while(Result::ok))
 }
 
 async fn count_stream(path: PathBuf) -> usize {
-    file_lines(path).count().await
+    let lines = file_lines(path).await.expect("the generated file");
+    lines.count().await
 }
 
 async fn count_unblock(path: PathBuf) -> usize {

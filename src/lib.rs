@@ -138,24 +138,31 @@
 /// ```
 ///
 /// Name, visibility, generics, where-clause, doc comments and other attributes are kept; only
-/// the return type changes, from `T` to [`BlockingFuture<T>`]. The body is not rewritten.
+/// the return type changes, from `T` to [`BlockingFuture<T>`]. The body is not rewritten. The
+/// function is also `#[track_caller]`, so that a refused call's panic names the line of the call.
+/// The expansion triggers no rustc or clippy warning, one-line bodies included.
 ///
 /// # The rules
 ///
 /// - **Arguments move into the job**, which runs on another thread after the call returns, so
 ///   they must be `Send + 'static`. A borrowed argument (`&str`, `&mut Vec<u8>`, `Cow<'a, str>`,
 ///   `impl Trait + 'a`) is a compile error at that argument, naming the owned type to use;
-///   [`to_owned`](#to_owned) copies `&T` arguments instead. `&'static T` is fine.
+///   [`to_owned`](#to_owned) copies `&T` arguments instead. `&'static T` is fine. An `impl Trait`
+///   argument says so itself: `impl AsRef<Path> + Send + 'static`.
 /// - **The return type must be `Send + 'static`**; if it is not, the error points at it.
-/// - **Methods** (inherent or in a trait impl) take `self` by value or `self: Arc<Self>`; `&self`
+/// - **Methods** (inherent or in a trait impl) take `self` by value, `self: Arc<Self>` or
+///   `self: &Arc<Self>` (the `Arc` is cloned at the call: cheap, and the state is shared); `&self`
 ///   is refused unless [`clone_self`](#clone_self) is given, `&mut self` always (the job cannot
 ///   borrow from the caller).
 /// - **Recursion**: in a free function, a call to the function itself inside the body stays a
 ///   plain synchronous call. In a method, `self.method()` and `Self::method()` reach the wrapped
 ///   (async) form; use `sync = NAME` and call `Self::NAME` for the synchronous one.
 /// - **Refused**: `async fn` (already async), `const fn`, `extern` ABIs, C variadics, anything
-///   but a function. The original item is still emitted next to the error, so the rest of the
-///   crate keeps type-checking.
+///   but a function, and a return type of `impl Iterator` (or `impl IntoIterator`) without
+///   [`stream`](#stream-and-batch--n): its items would be made on the caller's async thread.
+///   A refused function still gets its async signature (returning the future, with a body that
+///   cannot run) next to the errors, so the calls that `.await` it get no follow-on errors and the
+///   rest of the crate keeps type-checking.
 ///
 /// ```compile_fail
 /// #[async_wrap::async_wrap]
@@ -171,38 +178,70 @@
 /// ## `executor = EXPR`
 ///
 /// Where the jobs run; the default is the [`default_pool`]. The expression is evaluated on each
-/// call. A place expression (a `static`, a variable, a field) is borrowed, any other expression
-/// (a call, `&POOL`) is used as it is; the result may be a `static` of an [`Executor`], a
-/// `LazyLock` of one, a `&'static` reference or an [`Arc`](std::sync::Arc) (see
-/// [`IntoExecutor`]).
+/// call, in the function's scope: it may use the arguments and `self`. Any expression that
+/// denotes an executor is accepted. A place (a path, a field, an index, a dereference) is
+/// borrowed, like a method call's receiver, and any other expression (a call, `&POOL`) is used
+/// as a value; then:
+///
+/// | the expression gives | for example |
+/// |---|---|
+/// | a `static` executor, or an element of a static array of them | `IO`, `SHARDS[(key % 4) as usize]` |
+/// | a `&'static` executor | `&IO`, an argument `pool: &'static BlockingPool`, `pool()` |
+/// | a `static` `LazyLock` of an executor, of an `Arc` or of a `Box` of one | `LAZY` |
+/// | an [`Arc`](std::sync::Arc) of an executor (cloned if it is a place) | `self.pool`, `shared()` |
+/// | a `Box` of an executor, by value | `boxed()` |
+/// | an [`ExecutorRef`] | `handle()` |
+///
+/// The executor may be sized ([`BlockingPool`], your own type) or `dyn Executor`. A place whose
+/// borrow does not live for the whole program (a pool owned by a local or by `self`, not behind
+/// an `Arc`) is refused: the job cannot keep it. So is an executor *value*: a call returning a
+/// `BlockingPool`, or a `const` item (rustc then says "temporary value dropped while borrowed"),
+/// which would build a new pool at each call; make it a `static`.
 ///
 /// ```
 /// use std::sync::{Arc, LazyLock};
-/// use async_wrap::{async_wrap, BlockingPool};
+/// use async_wrap::{async_wrap, BlockingPool, Executor};
 ///
 /// static DISK: LazyLock<BlockingPool> = LazyLock::new(|| BlockingPool::with_max_threads(2));
+/// static SHARDS: [BlockingPool; 2] = [BlockingPool::with_max_threads(1), BlockingPool::with_max_threads(1)];
 ///
 /// #[async_wrap(executor = DISK)]
 /// fn read_config() -> String {
 ///     String::from("threads = 2")
 /// }
 ///
+/// #[async_wrap(executor = SHARDS[(key % 2) as usize])]
+/// fn lookup(key: u64) -> u64 { key * 10 }
+///
+/// #[async_wrap(executor = pool)]
+/// fn on(pool: &'static BlockingPool, n: u64) -> u64 { n + 1 }
+///
 /// struct Service {
-///     pool: Arc<BlockingPool>,
+///     exec: Arc<dyn Executor>,
 /// }
 ///
 /// impl Service {
-///     #[async_wrap(executor = self.pool)]
-///     fn lookup(self: Arc<Self>, key: String) -> usize {
+///     #[async_wrap(executor = self.exec)]
+///     fn len(self: &Arc<Self>, key: String) -> usize {
 ///         key.len()
 ///     }
 /// }
 ///
 /// # futures::executor::block_on(async {
 /// assert_eq!(read_config().await, "threads = 2");
-/// let service = Arc::new(Service { pool: Arc::new(BlockingPool::with_max_threads(1)) });
-/// assert_eq!(service.lookup("four".into()).await, 4);
+/// assert_eq!(lookup(3).await, 30);
+/// assert_eq!(on(&SHARDS[0], 1).await, 2);
+/// let service = Arc::new(Service { exec: Arc::new(BlockingPool::with_max_threads(1)) });
+/// assert_eq!(service.len("four".into()).await, 4);
 /// # });
+/// ```
+///
+/// ```compile_fail
+/// # use async_wrap::{async_wrap, BlockingPool};
+/// const POOL: BlockingPool = BlockingPool::with_max_threads(2); // a new pool at each use
+///
+/// #[async_wrap(executor = POOL)] // error: make it a `static`
+/// fn read() -> u32 { 1 }
 /// ```
 ///
 /// ## `sync = NAME`
@@ -325,17 +364,42 @@
 /// use async_wrap::async_wrap;
 ///
 /// #[async_wrap(stream, batch = 128)]
-/// fn lines(path: std::path::PathBuf) -> impl Iterator<Item = String> + Send + 'static {
-///     use std::io::BufRead;
-///     let file = std::fs::File::open(path).expect("readable");
-///     std::io::BufReader::new(file).lines().map_while(Result::ok)
+/// fn primes(below: u64) -> impl Iterator<Item = u64> + Send + 'static {
+///     // CPU work per item, pulled on the pool a batch at a time.
+///     (2..below).filter(|n| (2..*n).take_while(|d| d * d <= *n).all(|d| n % d != 0))
 /// }
 ///
 /// # futures::executor::block_on(async {
-/// let count = lines("Cargo.toml".into()).count().await;
-/// assert!(count > 10);
+/// let primes: Vec<u64> = primes(20).collect().await;
+/// assert_eq!(primes, [2, 3, 5, 7, 11, 13, 17, 19]);
 /// # });
 /// ```
+///
+/// When making the iterator can fail (opening a file), return `Result<impl Iterator<Item = T>,
+/// E>` (or `io::Result<...>`): the function then returns a future of
+/// `Result<BlockingStream<T>, E>`. The body runs on the pool when the future is first polled, and
+/// its error reaches the caller as a value, before any item.
+///
+/// ```
+/// use std::io::{self, BufRead};
+/// use futures::StreamExt;
+/// use async_wrap::async_wrap;
+///
+/// #[async_wrap(stream)]
+/// fn lines(path: std::path::PathBuf) -> io::Result<impl Iterator<Item = String> + Send + 'static> {
+///     let file = std::fs::File::open(path)?;
+///     Ok(io::BufReader::new(file).lines().map_while(Result::ok))
+/// }
+///
+/// # futures::executor::block_on(async {
+/// let count = lines("Cargo.toml".into()).await?.count().await;
+/// assert!(count > 10);
+/// assert!(lines("no such file".into()).await.is_err());
+/// # io::Result::Ok(()) }).unwrap();
+/// ```
+///
+/// Without `stream`, a function returning `impl Iterator` is refused: the pool would hand back
+/// the iterator, and its work (reading the file) would run on the caller's async thread.
 ///
 /// ## `crate = PATH`
 ///

@@ -182,12 +182,42 @@ fn never_runs() -> u8 {
 
 #[test]
 fn a_job_dropped_by_its_executor_is_reported_not_lost() {
-    let err = payload_of(block_on(AssertUnwindSafe(never_runs()).catch_unwind()));
+    let (call, line) = (never_runs(), line!());
+    let err = payload_of(block_on(AssertUnwindSafe(call).catch_unwind()));
     let message = err.downcast_ref::<String>().unwrap();
     assert_eq!(
         message,
-        "async_wrap: executor `lossy` dropped the job of `semantics::never_runs` without running it"
+        &format!(
+            "async_wrap: executor `lossy` dropped the job of `semantics::never_runs` without \
+             running it (the call at {}:{line}:25)",
+            file!()
+        )
     );
+}
+
+static CLOSED: BlockingPool = BlockingPool::with_max_threads(1).thread_name("closed");
+
+#[async_wrap(executor = CLOSED)]
+fn on_closed(n: u8) -> u8 {
+    n
+}
+
+#[test]
+fn a_refused_call_panics_naming_the_line_of_the_call() {
+    CLOSED.shutdown();
+    let (call, line) = (on_closed(1), line!());
+    let err = payload_of(block_on(AssertUnwindSafe(call).catch_unwind()));
+    let message = err.downcast_ref::<String>().unwrap();
+    assert!(
+        message.starts_with(
+            "async_wrap: cannot run `semantics::on_closed` on executor `closed`: the executor \
+             has been shut down (the call at "
+        ) && message.ends_with(&format!("{}:{line}:25)", file!())),
+        "{message}"
+    );
+    // `checked` gives the same error as a value.
+    let err = block_on(on_closed(1).checked()).unwrap_err();
+    assert!(err.is_shut_down());
 }
 
 fn payload_of<T>(result: Result<T, Box<dyn Any + Send>>) -> Box<dyn Any + Send> {

@@ -209,3 +209,54 @@ fn the_attribute_turns_an_iterator_function_into_a_stream() {
     let letters: String = futures::executor::block_on(letters("stream".into()).collect());
     assert_eq!(letters, "stream");
 }
+
+/// The lines of a file, opened on the pool: a missing file is an error the caller gets as a
+/// value, before any item.
+#[async_wrap::async_wrap(stream, batch = 2, executor = LINES_POOL)]
+fn lines(
+    path: std::path::PathBuf,
+) -> std::io::Result<impl Iterator<Item = (String, String)> + Send + 'static> {
+    use std::io::BufRead;
+    // The thread that opened the file, to check that it is the pool's.
+    let opener = thread::current().name().unwrap_or("?").to_owned();
+    let file = std::io::BufReader::new(std::fs::File::open(path)?);
+    Ok(file
+        .lines()
+        .map_while(Result::ok)
+        .map(move |line| (line, opener.clone())))
+}
+
+/// Any `Result` path and any `IntoIterator` for the `Ok` value.
+#[async_wrap::async_wrap(stream)]
+fn parsed(text: String) -> Result<Vec<u32>, std::num::ParseIntError> {
+    text.split(',').map(str::parse).collect()
+}
+
+#[test]
+fn a_fallible_stream_opens_on_the_pool_and_returns_the_error_as_a_value() {
+    let expected = std::fs::read_to_string("Cargo.toml").unwrap();
+    let count = futures::executor::block_on(async {
+        std::io::Result::Ok(lines("Cargo.toml".into()).await?.count().await)
+    });
+    assert_eq!(count.unwrap(), expected.lines().count());
+
+    let items: Vec<(String, String)> = futures::executor::block_on(async {
+        lines("Cargo.toml".into()).await.unwrap().collect().await
+    });
+    assert!(
+        items.iter().all(|(_, opener)| opener == "lines-1"),
+        "{items:?}"
+    );
+
+    let missing = futures::executor::block_on(lines("no such file".into()));
+    assert_eq!(
+        missing.err().map(|err| err.kind()),
+        Some(std::io::ErrorKind::NotFound)
+    );
+
+    let numbers: Vec<u32> = futures::executor::block_on(async {
+        parsed("1,2,3".into()).await.unwrap().collect().await
+    });
+    assert_eq!(numbers, [1, 2, 3]);
+    assert!(futures::executor::block_on(parsed("1,x".into())).is_err());
+}

@@ -1,29 +1,34 @@
-//! Writes the async shim of a checked function.
+//! Writes the async shim of a checked function, or, when the attribute has errors, a shim with
+//! the same signature whose body cannot run.
 //!
 //! ```text
-//! #[async_wrap(executor = IO)]        pub fn slow(n: u64) -> BlockingFuture<u64> {
-//! pub fn slow(n: u64) -> u64 {  ==>       let executor = IntoExecutor::into_executor(&IO);
-//!     body                                call(executor, "IO", "path::slow",
-//! }                                            move || -> u64 { let n = n; body })
+//! #[async_wrap(executor = IO)]        #[track_caller]
+//! pub fn slow(n: u64) -> u64 {  ==>   pub fn slow(n: u64) -> BlockingFuture<u64> {
+//!     body                                let executor = Denotes::denote(&IO);
+//! }                                       let job = move || -> u64 { let n = n; { body } };
+//!                                         let _: &dyn Send = &job;  // and the output's Send
+//!                                         call(executor, "IO", "path::slow", job)
 //!                                     }
 //! ```
 //!
 //! The body is kept as tokens, untouched, so the compiler's errors about it point at the user's
-//! code. It becomes a closure, except in a free function that names itself (a recursive call),
-//! where it stays a nested `fn` of the same name, so that the recursive call stays synchronous.
-//! Generated names are hidden from the body (`Span::mixed_site`) and generated paths are
-//! absolute, so nothing in the caller's scope can change what they mean.
+//! code; only its braces are marked as generated, so that rustc's `unused_braces` lint does not
+//! take a one-line body (`{ n * 2 }`) inside the job for a redundant block. It becomes a closure,
+//! except in a free function that names itself (a recursive call), where it stays a nested `fn`
+//! of the same name, so that the recursive call stays synchronous. Generated names are hidden
+//! from the body (`Span::mixed_site`) and generated paths are absolute, so nothing in the
+//! caller's scope can change what they mean.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{
-    Attribute, Block, Expr, FnArg, Ident, ItemFn, Pat, ReceiverKind, ReturnType, Safety, Signature,
-    Type,
+    Attribute, Block, Expr, FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType,
+    Safety, Signature, Type,
 };
 
 use crate::options::{ExecutorOption, Options};
-use crate::receiver::{mentions_self, replace_self, self_clone_ident};
+use crate::receiver::{self, Form, mentions_self, replace_self, self_clone_ident};
 use crate::validate::copied_reference;
 
 /// One argument of the function as the shim sees it.
@@ -59,8 +64,64 @@ struct Shim<'a> {
     args: Vec<Arg<'a>>,
     /// A method or associated function (the body names `self` or `Self`).
     method: bool,
-    /// A `&self` method under `clone_self`.
-    clone_self: bool,
+    /// The receiver is borrowed, and the job owns a copy of it made at the call (`clone_self`
+    /// on `&self`, or `self: &Arc<Self>`): in the body, `self` means a borrow of that copy.
+    copied_receiver: bool,
+    /// The `executor = EXPR` expression, if any: an argument it names may be unused in the body.
+    executor: TokenStream,
+}
+
+/// What the shim returns.
+enum Shape<'a> {
+    /// A future of the function's result.
+    Call,
+    /// `stream`: a `BlockingStream` of the items of the returned iterator.
+    Stream,
+    /// `stream` over `Result<impl Iterator, E>`: a future of `Result<BlockingStream, E>`, the
+    /// path of the user's `Result` type and the iterator's type.
+    TryStream(&'a syn::TypePath, &'a Type),
+}
+
+impl<'a> Shape<'a> {
+    fn of(options: &Options, sig: &'a Signature) -> Self {
+        if options.stream.is_none() {
+            return Shape::Call;
+        }
+        match &sig.output {
+            ReturnType::Type(_, ty) => match result_ok_type(ty) {
+                Some((path, ok)) => Shape::TryStream(path, ok),
+                None => Shape::Stream,
+            },
+            ReturnType::Default => Shape::Stream,
+        }
+    }
+}
+
+/// `Some((path, T))` when `ty` is a `Result<T, ...>` (by any path: `io::Result<T>`,
+/// `anyhow::Result<T>`).
+pub(crate) fn result_ok_type(ty: &Type) -> Option<(&syn::TypePath, &Type)> {
+    let Type::Path(path) = ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    if path.qself.is_some() || last.ident != "Result" {
+        return None;
+    }
+    match args.args.first()? {
+        GenericArgument::Type(ok) => Some((path, ok)),
+        _ => None,
+    }
+}
+
+/// `::async_wrap`, or the `crate = PATH` given.
+fn krate(options: &Options) -> TokenStream {
+    options
+        .krate
+        .as_ref()
+        .map_or_else(|| quote!(::async_wrap), |path| quote!(#path))
 }
 
 /// The tokens that replace the function.
@@ -72,10 +133,9 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
         block,
         ..
     } = func;
-    let krate = options
-        .krate
-        .as_ref()
-        .map_or_else(|| quote!(::async_wrap), |path| quote!(#path));
+    let krate = krate(options);
+    let form = receiver::form(sig);
+    let clone_self = options.clone_self.is_some() && matches!(form, Form::Shared(_));
     let shim = Shim {
         func,
         private: quote!(#krate::__private),
@@ -83,26 +143,32 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
         method: sig.receiver().is_some()
             || mentions_self(quote!(#sig))
             || mentions_self(quote!(#block)),
-        clone_self: options.clone_self.is_some()
-            && sig
-                .receiver()
-                .is_some_and(|receiver| matches!(receiver.kind, ReceiverKind::Reference(..))),
+        copied_receiver: clone_self || matches!(form, Form::SharedArc(_)),
+        executor: options
+            .executor
+            .as_ref()
+            .map(|expr| quote!(#expr))
+            .unwrap_or_default(),
     };
     let private = &shim.private;
     let ident = &sig.ident;
 
     let executor = Ident::new("__async_wrap_executor", Span::mixed_site());
     let (executor_init, label) = executor_init(options.executor(), options.krate.as_ref(), private);
-    // Under `clone_self`, the clone is taken at the call, spanned on the option so that a
-    // missing `Clone` is reported there.
-    let self_clone = options
-        .clone_self
-        .as_ref()
-        .filter(|_| shim.clone_self)
-        .map(|flag| {
+    // The copy of a borrowed receiver is taken at the call: under `clone_self`, spanned on the
+    // option so that a missing `Clone` is reported there.
+    let self_copy = match form {
+        Form::Shared(_) if clone_self => options.clone_self.as_ref().map(|flag| {
             let clone = self_clone_ident();
             quote_spanned!(flag.span()=> let #clone = <Self as ::core::clone::Clone>::clone(self);)
-        });
+        }),
+        Form::SharedArc(receiver) => {
+            let clone = self_clone_ident();
+            let self_token = &receiver.self_token;
+            Some(quote!(let #clone = ::core::clone::Clone::clone(#self_token);))
+        }
+        _ => None,
+    };
     let copies = shim.args.iter().filter_map(|arg| {
         let (owned, _) = arg.copy.as_ref()?;
         let name = &arg.name;
@@ -121,18 +187,31 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
         None => job_body,
     };
     let allow_unused_unsafe = unsafety.map(|_| quote!(#[allow(unused_unsafe)]));
-    // A closure's return type cannot be `impl Trait`; inference finds it from the body then.
-    let closure_output = match &sig.output {
-        ReturnType::Type(_, ty) if !matches!(**ty, Type::ImplTrait(_)) => quote!(-> #ty),
-        ReturnType::Type(..) => quote!(),
-        ReturnType::Default => quote!(-> ()),
-    };
+    let closure_output = closure_output(&sig.output);
     // The job takes the arguments: spanned on the parameter list, a `Send + 'static` error
     // about what it captures points there.
     let inputs_span = sig.paren_token.span.join();
     let job_body = respan_block(job_body, inputs_span);
-    let job = quote_spanned!(inputs_span=> move || #closure_output #job_body);
-    let (future_ty, dispatch) = dispatch(options, sig, private, (&executor, &label), &job);
+    let job_closure = quote_spanned!(inputs_span=> move || #closure_output #job_body);
+    let job = Ident::new("__async_wrap_job", inputs_span);
+    // `Send` is checked here, by unsizing coercions at the user's tokens, before the dispatch
+    // requires it again: rustc reports the failure once, at the parameter list (for the job's
+    // captures) or at the return type, with no note citing the runtime's internals.
+    let send_check = quote_spanned!(inputs_span=> let _: &dyn ::core::marker::Send = &#job;);
+    let shape = Shape::of(options, sig);
+    let output_check = match (&shape, &sig.output) {
+        // An `impl Trait` cannot be named in a `fn` pointer; the dispatch checks that output.
+        (Shape::Call, ReturnType::Type(_, ty)) if !mentions_ident(quote!(#ty), &impl_token()) => {
+            let output = Ident::new("__async_wrap_output", ty.span());
+            Some(quote_spanned! {ty.span()=>
+                let _: fn(&#ty) -> &dyn ::core::marker::Send = |#output| #output;
+            })
+        }
+        _ => None,
+    };
+    let future_ty = future_type(&shape, sig, private);
+    let dispatch = dispatch(&shape, options, sig, (&executor, &label), &quote!(#job));
+    let track_caller = track_caller(attrs);
 
     let receiver = sig.receiver().map(|receiver| quote!(#receiver,));
     let inputs = shim.args.iter().map(
@@ -146,31 +225,215 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
         #sync_item
         #(#attrs)*
         #allow_unused_unsafe
+        #track_caller
         #vis #unsafety #fn_token #ident #generics (#receiver #(#inputs),*)
             -> #future_ty #where_clause
         {
             let #executor = #executor_init;
-            #self_clone
+            #self_copy
             #(#copies)*
+            let #job = #job_closure;
+            #send_check
+            #output_check
             #dispatch
         }
     }
 }
 
-/// The shim's return type and the call that makes its value: a `BlockingFuture` from `call`, or
-/// a `BlockingStream` from `stream`. `executor` is the evaluated executor's binding and its label.
+/// What replaces a function the attribute refused: the same name, visibility, attributes,
+/// generics and parameters, returning the future type the expansion would have returned, with
+/// a body that cannot run. The errors are then the only ones: code that calls the function and
+/// awaits it still type-checks. (The `sync = NAME` twin, if asked for, is emitted as usual.)
+pub(crate) fn fallback(options: &Options, func: &ItemFn) -> TokenStream {
+    let ItemFn {
+        attrs, vis, sig, ..
+    } = func;
+    let private = {
+        let krate = krate(options);
+        quote!(#krate::__private)
+    };
+    // An `impl Trait` result cannot be inferred from a body that cannot run: it becomes a
+    // `Box<dyn Trait>`, which callers use the same way.
+    let mut boxed = sig.clone();
+    if let ReturnType::Type(_, ty) = &mut boxed.output {
+        box_impl_trait(ty);
+    }
+    let future_ty = future_type(&Shape::of(options, &boxed), &boxed, &private);
+    // Parameters are not bound, so that none of them is reported unused.
+    let inputs = sig.inputs.iter().map(|input| match input {
+        FnArg::Receiver(receiver) => quote!(#receiver),
+        FnArg::Typed(arg) => {
+            let (attrs, ty) = (&arg.attrs, &arg.ty);
+            quote!(#(#attrs)* _: #ty)
+        }
+    });
+    let unsafety = match &sig.safety {
+        Safety::Unsafe(token) => Some(token),
+        _ => None,
+    };
+    let (ident, generics, where_clause, fn_token) = (
+        &sig.ident,
+        &sig.generics,
+        &sig.generics.where_clause,
+        &sig.fn_token,
+    );
+    let sync_item = options.sync.as_ref().map(|sync| {
+        let mut twin = func.clone();
+        twin.sig.ident = sync.clone();
+        quote!(#twin)
+    });
+    quote! {
+        #sync_item
+        #(#attrs)*
+        #vis #unsafety #fn_token #ident #generics (#(#inputs),*) -> #future_ty #where_clause {
+            ::core::unreachable!("`#[async_wrap]` refused this function at compile time")
+        }
+    }
+}
+
+/// `#[track_caller]`, so that the call's location reaches the dispatch, unless the function
+/// has it already or has an attribute it does not combine with.
+fn track_caller(attrs: &[Attribute]) -> Option<TokenStream> {
+    let clashes = attrs.iter().any(|attr| {
+        let path = attr.path();
+        path.is_ident("track_caller") || path.is_ident("target_feature") || path.is_ident("naked")
+    });
+    (!clashes).then(|| quote!(#[track_caller]))
+}
+
+/// The job closure's return type: the function's, with each `impl Trait` in it (which a
+/// closure cannot name) left to inference.
+fn closure_output(output: &ReturnType) -> TokenStream {
+    match output {
+        ReturnType::Type(_, ty) => {
+            let ty = infer_impl_trait(ty);
+            quote!(-> #ty)
+        }
+        ReturnType::Default => quote!(-> ()),
+    }
+}
+
+/// `ty` with every `impl Trait` in it replaced by `_`.
+fn infer_impl_trait(ty: &Type) -> Type {
+    let mut ty = ty.clone();
+    replace_impl_trait(&mut ty);
+    ty
+}
+
+fn replace_impl_trait(ty: &mut Type) {
+    match ty {
+        Type::ImplTrait(impl_trait) => {
+            *ty = Type::Infer(syn::TypeInfer {
+                attrs: Vec::new(),
+                underscore_token: syn::Token![_](impl_trait.impl_token.span),
+            });
+        }
+        Type::Path(path) => {
+            if let Some(qself) = &mut path.qself {
+                replace_impl_trait(&mut qself.ty);
+            }
+            for segment in &mut path.path.segments {
+                if let PathArguments::AngleBracketed(args) = &mut segment.arguments {
+                    for arg in &mut args.args {
+                        if let GenericArgument::Type(inner) = arg {
+                            replace_impl_trait(inner);
+                        }
+                    }
+                }
+            }
+        }
+        Type::Reference(reference) => replace_impl_trait(&mut reference.elem),
+        Type::Tuple(tuple) => tuple.elems.iter_mut().for_each(replace_impl_trait),
+        Type::Array(array) => replace_impl_trait(&mut array.elem),
+        Type::Slice(slice) => replace_impl_trait(&mut slice.elem),
+        Type::Paren(paren) => replace_impl_trait(&mut paren.elem),
+        Type::Group(group) => replace_impl_trait(&mut group.elem),
+        _ => {}
+    }
+}
+
+/// Replaces each `impl Trait` in `ty` by `Box<dyn Trait>` (precise-capture bounds dropped).
+fn box_impl_trait(ty: &mut Type) {
+    match ty {
+        Type::ImplTrait(impl_trait) => {
+            // `dyn IntoIterator` would need its `IntoIter` named: a boxed `Iterator` is one.
+            let bounds = impl_trait.bounds.iter().filter_map(|bound| match bound {
+                syn::TypeParamBound::PreciseCapture(_) => None,
+                syn::TypeParamBound::Trait(trait_bound) => {
+                    let last = trait_bound.path.segments.last()?;
+                    if last.ident == "IntoIterator" {
+                        let args = &last.arguments;
+                        Some(quote!(::core::iter::Iterator #args))
+                    } else {
+                        Some(quote!(#bound))
+                    }
+                }
+                other => Some(quote!(#other)),
+            });
+            *ty = Type::Verbatim(quote!(::std::boxed::Box<dyn #(#bounds)+*>));
+        }
+        Type::Path(path) => {
+            for segment in &mut path.path.segments {
+                if let PathArguments::AngleBracketed(args) = &mut segment.arguments {
+                    for arg in &mut args.args {
+                        if let GenericArgument::Type(inner) = arg {
+                            box_impl_trait(inner);
+                        }
+                    }
+                }
+            }
+        }
+        Type::Tuple(tuple) => tuple.elems.iter_mut().for_each(box_impl_trait),
+        Type::Paren(paren) => box_impl_trait(&mut paren.elem),
+        Type::Group(group) => box_impl_trait(&mut group.elem),
+        _ => {}
+    }
+}
+
+/// The type the shim returns: `BlockingFuture<T>`, `BlockingStream<Item>`, or
+/// `BlockingFuture<Result<BlockingStream<Item>, E>>` (through the user's own `Result` path).
+fn future_type(shape: &Shape<'_>, sig: &Signature, private: &TokenStream) -> TokenStream {
+    match shape {
+        Shape::Call => {
+            let output_ty = match &sig.output {
+                ReturnType::Default => quote!(()),
+                ReturnType::Type(_, ty) => quote!(#ty),
+            };
+            quote!(#private::BlockingFuture<#output_ty>)
+        }
+        Shape::Stream => {
+            let item = match &sig.output {
+                ReturnType::Type(_, ty) => stream_item(ty),
+                // Refused by validation; this keeps the expansion well-formed meanwhile.
+                ReturnType::Default => quote!(()),
+            };
+            quote!(#private::BlockingStream<#item>)
+        }
+        Shape::TryStream(path, ok) => {
+            let item = stream_item(ok);
+            let mut result = (*path).clone();
+            if let Some(last) = result.path.segments.last_mut() {
+                if let PathArguments::AngleBracketed(args) = &mut last.arguments {
+                    if let Some(GenericArgument::Type(first)) = args.args.first_mut() {
+                        *first = Type::Verbatim(quote!(#private::BlockingStream<#item>));
+                    }
+                }
+            }
+            quote!(#private::BlockingFuture<#result>)
+        }
+    }
+}
+
+/// The call that makes the shim's value: `call`, `stream` or `try_stream`. `executor` is the
+/// evaluated executor's binding and its label.
 fn dispatch(
+    shape: &Shape<'_>,
     options: &Options,
     sig: &Signature,
-    private: &TokenStream,
     (executor, label): (&Ident, &TokenStream),
     job: &TokenStream,
-) -> (TokenStream, TokenStream) {
+) -> TokenStream {
     let ident = &sig.ident;
-    let output_ty = match &sig.output {
-        ReturnType::Default => quote!(()),
-        ReturnType::Type(_, ty) => quote!(#ty),
-    };
     // The dispatch's `Send + 'static` bounds on the output are checked at this call: it is
     // spanned, path included, on the return type the user wrote, so those errors point there.
     let output_span = match &sig.output {
@@ -186,60 +449,62 @@ fn dispatch(
         "::",
         ::core::stringify!(#ident)
     ));
-    if options.stream.is_some() {
-        let item = stream_item(&sig.output);
-        let batch = options
-            .batch
-            .as_ref()
-            .map_or_else(|| quote!(#private::DEFAULT_BATCH), |batch| quote!(#batch));
-        (
-            quote!(#private::BlockingStream<#item>),
+    let batch = || {
+        let krate = krate(options);
+        options.batch.as_ref().map_or_else(
+            || quote!(#krate::__private::DEFAULT_BATCH),
+            |batch| quote!(#batch),
+        )
+    };
+    match shape {
+        Shape::Call => quote_spanned! {output_span=>
+            #krate_at_output::__private::call(#executor, #label, #job_name, #job)
+        },
+        Shape::Stream => {
+            let batch = batch();
             quote_spanned! {output_span=>
                 #krate_at_output::__private::stream(#executor, #label, #job_name, #batch, #job)
-            },
-        )
-    } else {
-        (
-            quote!(#private::BlockingFuture<#output_ty>),
+            }
+        }
+        Shape::TryStream(..) => {
+            let batch = batch();
             quote_spanned! {output_span=>
-                #krate_at_output::__private::call(#executor, #label, #job_name, #job)
-            },
-        )
+                #krate_at_output::__private::try_stream(#executor, #label, #job_name, #batch, #job)
+            }
+        }
     }
 }
 
 /// The item type of a `stream` function's iterator: `T` from an `impl Iterator<Item = T>` (or
-/// `IntoIterator`) return type, else the projection `<R as IntoIterator>::Item`.
-fn stream_item(output: &ReturnType) -> TokenStream {
-    let ReturnType::Type(_, ty) = output else {
-        // Refused by validation; this keeps the expansion well-formed meanwhile.
-        return quote!(());
-    };
-    if let Type::ImplTrait(bounds) = &**ty {
-        for bound in &bounds.bounds {
-            let syn::TypeParamBound::Trait(bound) = bound else {
-                continue;
-            };
-            let Some(last) = bound.path.segments.last() else {
-                continue;
-            };
-            if last.ident != "Iterator" && last.ident != "IntoIterator" {
-                continue;
-            }
-            let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
-                continue;
-            };
-            for arg in &args.args {
-                if let syn::GenericArgument::AssocType(assoc) = arg {
-                    if assoc.ident == "Item" {
-                        let item = &assoc.ty;
-                        return quote!(#item);
-                    }
-                }
-            }
-        }
+/// `IntoIterator`) type, else the projection `<R as IntoIterator>::Item`.
+fn stream_item(ty: &Type) -> TokenStream {
+    if let Some(item) = impl_iterator_item(ty) {
+        return quote!(#item);
     }
     quote!(<#ty as ::core::iter::IntoIterator>::Item)
+}
+
+/// `T` when `ty` is `impl Iterator<Item = T> + ...` (or `IntoIterator`).
+fn impl_iterator_item(ty: &Type) -> Option<&Type> {
+    let Type::ImplTrait(bounds) = ty else {
+        return None;
+    };
+    bounds.bounds.iter().find_map(|bound| {
+        let syn::TypeParamBound::Trait(bound) = bound else {
+            return None;
+        };
+        let last = bound.path.segments.last()?;
+        if last.ident != "Iterator" && last.ident != "IntoIterator" {
+            return None;
+        }
+        let PathArguments::AngleBracketed(args) = &last.arguments else {
+            return None;
+        };
+        args.args.iter().find_map(|arg| match arg {
+            GenericArgument::AssocType(assoc) if assoc.ident == "Item" => Some(&assoc.ty),
+            _ => None,
+        })
+    })
 }
 
 /// The executor's initialiser and its label for messages.
@@ -269,17 +534,30 @@ fn executor_init(
             )
         }
         Some(ExecutorOption::Expr(expr)) => {
-            // Place expressions (a static, a variable, a field) are borrowed, like a method
-            // call's receiver; anything else is passed as it is.
-            let value = match expr {
-                Expr::Path(_) | Expr::Field(_) => quote_spanned!(expr.span()=> &#expr),
-                _ => quote!(#expr),
+            // A place (a static, an index into one, a variable, a field) is borrowed, like a
+            // method call's receiver, so that a static is not moved; anything else is passed as
+            // it is. `Denotes` works out the rest from the type (one form per type).
+            let value = if is_place(expr) {
+                quote_spanned!(expr.span()=> &#expr)
+            } else {
+                quote!(#expr)
             };
             (
-                quote_spanned!(expr.span()=> #private::IntoExecutor::into_executor(#value)),
+                quote_spanned!(expr.span()=> #private::Denotes::denote(#value)),
                 quote!(::core::stringify!(#expr)),
             )
         }
+    }
+}
+
+/// Whether `expr` is a place expression: a path, a field, an index or a dereference.
+fn is_place(expr: &Expr) -> bool {
+    match expr {
+        Expr::Path(_) | Expr::Field(_) | Expr::Index(_) => true,
+        Expr::Unary(unary) => matches!(unary.op, syn::UnOp::Deref(_)),
+        Expr::Paren(paren) => is_place(&paren.expr),
+        Expr::Group(group) => is_place(&group.expr),
+        _ => false,
     }
 }
 
@@ -302,7 +580,7 @@ fn job(shim: &Shim<'_>, sync: Option<&Ident>) -> (Option<TokenStream>, TokenStre
             let mut twin = shim.func.clone();
             twin.sig.ident = sync.clone();
             let receiver = sig.receiver().map(|receiver| {
-                if shim.clone_self {
+                if shim.copied_receiver {
                     let clone = self_clone_ident();
                     quote!(&#clone,)
                 } else {
@@ -327,7 +605,7 @@ fn closure_body(shim: &Shim<'_>) -> TokenStream {
     let ItemFn { sig, block, .. } = shim.func;
     let private = &shim.private;
     let receiver = sig.receiver().map(|receiver| {
-        if shim.clone_self {
+        if shim.copied_receiver {
             let clone = self_clone_ident();
             quote!(let _ = &#clone;)
         } else {
@@ -345,20 +623,35 @@ fn closure_body(shim: &Shim<'_>) -> TokenStream {
                 let name = format_ident!("__async_wrap_unused{}", index, span = Span::mixed_site());
                 quote!(let #name = #value;)
             }
+            // An argument that only the executor expression uses is still moved into the job
+            // (and dropped there, as in a direct call); it is not the user's unused variable.
+            (Pat::Ident(pat), None) if mentions_ident(shim.executor.clone(), &pat.ident) => {
+                quote!(#[allow(unused_variables)] let #pat = #value;)
+            }
             (pat, None) => quote!(let #pat = #value;),
         }
     });
-    let block = if shim.clone_self {
-        let stmts = replace_self(block.stmts.iter().map(|stmt| quote!(#stmt)).collect());
-        quote_spanned!(block.brace_token.span.join()=> { #stmts })
+    // The user's block, braces included, so that the body keeps its own scope; the braces are
+    // marked as generated, or `unused_braces` would flag a one-line body.
+    let stmts = &block.stmts;
+    let stmts = if shim.copied_receiver {
+        replace_self(quote!(#(#stmts)*))
     } else {
-        quote!(#block)
+        quote!(#(#stmts)*)
     };
+    let block = generated_braces(stmts, block.brace_token.span.join());
     quote!({
         #receiver
         #(#bindings)*
         #block
     })
+}
+
+/// `{ tokens }`, its braces located at `span` but resolved as generated code.
+fn generated_braces(tokens: TokenStream, span: Span) -> TokenStream {
+    let mut group = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, tokens);
+    group.set_span(Span::call_site().located_at(span));
+    TokenStream::from(TokenTree::Group(group))
 }
 
 /// The shim's parameters.
@@ -465,6 +758,11 @@ fn respan_block(block: TokenStream, span: Span) -> TokenStream {
     let mut group = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, stream);
     group.set_span(span);
     TokenStream::from(TokenTree::Group(group))
+}
+
+/// The `impl` keyword, to find `impl Trait` in a type's tokens.
+fn impl_token() -> Ident {
+    Ident::new("impl", Span::call_site())
 }
 
 /// Whether `tokens` may call the function `name` itself: the identifier appears other than

@@ -31,33 +31,34 @@ pub fn async_wrap(args: TokenStream, item: TokenStream) -> TokenStream {
 /// The attribute over `proc_macro2` tokens: its arguments and the item it is on, to the tokens
 /// that replace the item.
 ///
-/// Never panics. On any error the original item is emitted unchanged next to the errors, so the
-/// rest of the crate still type-checks against the function's real signature (and IDEs keep
-/// working).
+/// Never panics. On any error in the options or the signature, the function is still emitted
+/// with the signature the attribute would give it (returning the future, with a body that
+/// cannot run) next to the errors, so that the rest of the crate, `.await`s included, still
+/// type-checks and the errors are the real ones. An item that is not a function is emitted
+/// unchanged next to the error.
 fn expand_attribute(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
-    let mut errors = None;
-    let options = options::Options::parse(args)
-        .map_err(|err| options::combine(&mut errors, err))
-        .ok();
-    let func = item::parse_function(item.clone())
-        .map_err(|err| options::combine(&mut errors, err))
-        .ok();
-    if let Some(func) = &func {
-        // Check the signature even when the options are broken: all the mistakes are reported
-        // at once.
-        let default = options::Options::default();
-        if let Err(err) = validate::check_signature(&func.sig, options.as_ref().unwrap_or(&default))
-        {
+    let (options, mut errors) = options::Options::parse(args);
+    let func = match item::parse_function(item.clone()) {
+        Ok(func) => func,
+        Err(err) => {
             options::combine(&mut errors, err);
-        }
-    }
-    match (errors, options, func) {
-        (None, Some(options), Some(func)) => expand::expand(&options, &func),
-        (errors, _, _) => {
             let mut tokens = item;
-            if let Some(err) = errors {
-                tokens.extend(err.into_compile_error());
+            if let Some(errors) = errors {
+                tokens.extend(errors.into_compile_error());
             }
+            return tokens;
+        }
+    };
+    // Check the signature even when the options are broken: all the mistakes are reported at
+    // once.
+    if let Err(err) = validate::check_signature(&func.sig, &options) {
+        options::combine(&mut errors, err);
+    }
+    match errors {
+        None => expand::expand(&options, &func),
+        Some(errors) => {
+            let mut tokens = expand::fallback(&options, &func);
+            tokens.extend(errors.into_compile_error());
             tokens
         }
     }

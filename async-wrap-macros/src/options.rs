@@ -2,6 +2,7 @@
 //! clone_self, to_owned)]`.
 
 use proc_macro2::TokenStream;
+use syn::ext::IdentExt;
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
 use syn::spanned::Spanned;
@@ -63,8 +64,10 @@ impl Options {
 }
 
 impl Options {
-    /// Parses the attribute's arguments. Every mistake is reported, not only the first.
-    pub(crate) fn parse(args: TokenStream) -> syn::Result<Self> {
+    /// Parses the attribute's arguments. Every mistake is reported, not only the first; the
+    /// options that did parse are returned beside the errors, so that the fallback expansion
+    /// still knows, say, that the function is a `stream`.
+    pub(crate) fn parse(args: TokenStream) -> (Self, Option<syn::Error>) {
         let mut options = Options::default();
         let mut errors: Option<syn::Error> = None;
         let parser = syn::meta::parser(|meta| {
@@ -81,10 +84,7 @@ impl Options {
         if let Err(err) = parser.parse2(args) {
             combine(&mut errors, err);
         }
-        match errors {
-            Some(err) => Err(err),
-            None => Ok(options),
-        }
+        (options, errors)
     }
 
     fn parse_one(&mut self, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
@@ -92,6 +92,14 @@ impl Options {
         match key.as_str() {
             "executor" => {
                 let expr: Expr = value(meta, "executor = POOL")?.parse()?;
+                if let Expr::Lit(lit) = &expr {
+                    return Err(syn::Error::new_spanned(
+                        lit,
+                        "`executor` takes an expression that denotes an executor (a `static` \
+                         pool, `self.pool`, `pool()`), not a literal: write the pool's name \
+                         without quotes, such as `executor = DB`",
+                    ));
+                }
                 set_once(&mut self.executor, expr, meta)
             }
             "sync" => {
@@ -110,7 +118,7 @@ impl Options {
                 let batch: Expr = value(meta, "batch = 256")?.parse()?;
                 set_once(&mut self.batch, batch, meta)
             }
-            _ => Err(unknown_option(&meta.path)),
+            _ => Err(unknown_option(meta)),
         }
     }
 }
@@ -163,22 +171,36 @@ fn set_once<T>(slot: &mut Option<T>, value: T, meta: &ParseNestedMeta<'_>) -> sy
     Ok(())
 }
 
-fn unknown_option(path: &Path) -> syn::Error {
-    let key = quote::ToTokens::to_token_stream(path)
+/// An unknown option. A kebab-case key (`clone-self`) is read whole, so that the message names
+/// it and suggests the option it was meant to be, and its tail is not reported again.
+fn unknown_option(meta: &ParseNestedMeta<'_>) -> syn::Error {
+    let mut key = quote::ToTokens::to_token_stream(&meta.path)
         .to_string()
         .replace(' ', "");
+    let mut written = quote::ToTokens::to_token_stream(&meta.path);
+    while meta.input.peek(syn::Token![-]) && meta.input.peek2(Ident::peek_any) {
+        let dash = meta.input.parse::<syn::Token![-]>();
+        let word = meta.input.call(Ident::parse_any);
+        let (Ok(dash), Ok(word)) = (dash, word) else {
+            break;
+        };
+        key.push('-');
+        key.push_str(&word.to_string());
+        quote::ToTokens::to_tokens(&dash, &mut written);
+        quote::ToTokens::to_tokens(&word, &mut written);
+    }
     let known = OPTIONS
         .iter()
         .map(|name| format!("`{name}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    let message = match closest(&key) {
+    let message = match closest(&key.replace('-', "_")) {
         Some(near) => {
             format!("unknown option `{key}`: did you mean `{near}`? The options are {known}")
         }
         None => format!("unknown option `{key}`: the options are {known}"),
     };
-    syn::Error::new(path.span(), message)
+    syn::Error::new_spanned(written, message)
 }
 
 /// The known option nearest to `key`, if it is near enough to be a typo.
@@ -219,10 +241,17 @@ mod tests {
     use super::*;
     use quote::quote;
 
+    /// The options, asserting that they parsed without error.
+    fn parsed(args: TokenStream) -> Options {
+        let (options, errors) = Options::parse(args);
+        assert!(errors.is_none(), "unexpected errors");
+        options
+    }
+
     fn message(args: TokenStream) -> String {
-        match Options::parse(args) {
-            Ok(_) => String::from("ok"),
-            Err(err) => err
+        match Options::parse(args).1 {
+            None => String::from("ok"),
+            Some(err) => err
                 .into_iter()
                 .map(|e| e.to_string())
                 .collect::<Vec<_>>()
@@ -232,12 +261,11 @@ mod tests {
 
     #[test]
     fn accepts_every_option_in_any_order() {
-        let options =
-            Options::parse(quote!(crate = ::aw, sync = slow_sync, executor = IO)).unwrap();
+        let options = parsed(quote!(crate = ::aw, sync = slow_sync, executor = IO));
         assert!(options.executor.is_some());
         assert_eq!(options.sync.unwrap().to_string(), "slow_sync");
         assert!(options.krate.is_some());
-        assert!(Options::parse(quote!()).unwrap().executor.is_none());
+        assert!(parsed(quote!()).executor.is_none());
     }
 
     #[test]
@@ -265,7 +293,7 @@ mod tests {
 
     #[test]
     fn flags_take_no_value() {
-        let options = Options::parse(quote!(clone_self, to_owned)).unwrap();
+        let options = parsed(quote!(clone_self, to_owned));
         assert!(options.clone_self.is_some() && options.to_owned.is_some());
         assert_eq!(
             message(quote!(clone_self = true, to_owned, to_owned)),
@@ -281,7 +309,7 @@ mod tests {
 
     #[test]
     fn adapter_names_are_told_apart_from_expressions() {
-        let adapter = |args| match Options::parse(args).unwrap().executor() {
+        let adapter = |args| match parsed(args).executor() {
             Some(ExecutorOption::Adapter(name)) => Some(name.to_string()),
             _ => None,
         };
@@ -297,5 +325,34 @@ mod tests {
         assert_eq!(edit_distance("exector", "executor"), 1);
         assert_eq!(edit_distance("snyc", "sync"), 2);
         assert_eq!(edit_distance("", "crate"), 5);
+    }
+
+    #[test]
+    fn kebab_case_is_read_whole_and_corrected() {
+        assert_eq!(
+            message(quote!(clone - self)),
+            "unknown option `clone-self`: did you mean `clone_self`? The options are `executor`, \
+             `sync`, `crate`, `clone_self`, `to_owned`, `stream`, `batch`"
+        );
+        // The options after it are still read.
+        let (options, errors) = Options::parse(quote!(to - owned, executor = IO));
+        assert!(errors.is_some() && options.executor.is_some());
+    }
+
+    #[test]
+    fn a_literal_executor_is_one_error() {
+        assert_eq!(
+            message(quote!(executor = "db")),
+            "`executor` takes an expression that denotes an executor (a `static` pool, \
+             `self.pool`, `pool()`), not a literal: write the pool's name without quotes, such \
+             as `executor = DB`"
+        );
+    }
+
+    #[test]
+    fn the_options_that_parse_are_kept_beside_the_errors() {
+        let (options, errors) = Options::parse(quote!(stream, exector = IO, batch = 8));
+        assert!(errors.is_some());
+        assert!(options.stream.is_some() && options.batch.is_some());
     }
 }

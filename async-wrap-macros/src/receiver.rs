@@ -1,6 +1,65 @@
-//! `self` in the body: finding it, and pointing it at a clone for `clone_self`.
+//! `self` in the body: what kind of receiver it is, finding it, and pointing it at the copy the
+//! job owns (a clone of `self` for `clone_self`, of the `Arc` for `self: &Arc<Self>`).
 
 use proc_macro2::{Delimiter, Group, Ident, Punct, Spacing, Span, TokenStream, TokenTree};
+use syn::{ReceiverKind, Signature, Type};
+
+/// How a method takes `self`.
+pub(crate) enum Form<'a> {
+    /// No receiver, `self`, `mut self`, or a typed receiver that is not a reference
+    /// (`self: Arc<Self>`, `self: Box<Self>`): moved into the job.
+    Moved,
+    /// `&self` or `self: &Self`: cloned under `clone_self`, refused otherwise.
+    Shared(&'a syn::Receiver),
+    /// `&mut self` or `self: &mut T`: always refused.
+    Mutable(&'a syn::Receiver),
+    /// `self: &Arc<Self>`: the `Arc` is cloned at the call.
+    SharedArc(&'a syn::Receiver),
+    /// `self: &T` for another `T`: refused.
+    OtherReference(&'a syn::Receiver),
+}
+
+/// How `sig` takes `self`.
+pub(crate) fn form(sig: &Signature) -> Form<'_> {
+    let Some(receiver) = sig.receiver() else {
+        return Form::Moved;
+    };
+    match &receiver.kind {
+        ReceiverKind::Reference(_, _, Some(_)) => Form::Mutable(receiver),
+        ReceiverKind::Reference(_, _, None) => Form::Shared(receiver),
+        ReceiverKind::Typed(_, ty) => match &**ty {
+            Type::Reference(reference) if reference.mutability.is_some() => Form::Mutable(receiver),
+            Type::Reference(reference) if is_self(&reference.elem) => Form::Shared(receiver),
+            Type::Reference(reference) if is_arc_of_self(&reference.elem) => {
+                Form::SharedArc(receiver)
+            }
+            Type::Reference(_) => Form::OtherReference(receiver),
+            _ => Form::Moved,
+        },
+        _ => Form::Moved,
+    }
+}
+
+fn is_self(ty: &Type) -> bool {
+    matches!(ty, Type::Path(path) if path.qself.is_none() && path.path.is_ident("Self"))
+}
+
+/// `Arc<Self>`, with any path to `Arc`.
+fn is_arc_of_self(ty: &Type) -> bool {
+    let Type::Path(path) = ty else {
+        return false;
+    };
+    let Some(last) = path.path.segments.last() else {
+        return false;
+    };
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return false;
+    };
+    last.ident == "Arc"
+        && path.qself.is_none()
+        && args.args.len() == 1
+        && matches!(args.args.first(), Some(syn::GenericArgument::Type(inner)) if is_self(inner))
+}
 
 /// The hidden binding that holds the clone of `self` under `clone_self`.
 pub(crate) fn self_clone_ident() -> Ident {

@@ -63,6 +63,29 @@ fn corpus() -> Vec<(TokenStream, TokenStream)> {
                 }
             ),
         ),
+        (
+            quote!(stream, batch = 8, executor = SHARDS[(key % 4) as usize]),
+            quote!(
+                fn lines(
+                    self: &Arc<Self>,
+                    key: u64,
+                ) -> io::Result<impl Iterator<Item = String> + Send + 'static> {
+                    Ok(self.open(key)?.lines())
+                }
+            ),
+        ),
+        (
+            quote!(clone - self, exector = "db"),
+            quote!(
+                async fn query(
+                    &self,
+                    text: &str,
+                    path: impl AsRef<Path>,
+                ) -> impl IntoIterator<Item = u8> {
+                    text.bytes()
+                }
+            ),
+        ),
     ]
 }
 
@@ -380,6 +403,36 @@ fn expansion_of_a_stream() {
             pub fn lines(path: std::path::PathBuf) -> impl Iterator<Item = String> + Send + 'static {
                 use std::io::BufRead;
                 std::io::BufReader::new(std::fs::File::open(path).unwrap()).lines().map(Result::unwrap)
+            }
+        },
+    );
+}
+
+#[test]
+fn expansion_of_a_fallible_stream_on_a_shared_receiver() {
+    snapshot(
+        "try_stream_arc_self",
+        quote!(stream, executor = self.shards[(key % 4) as usize]),
+        quote! {
+            pub fn lines(self: &Arc<Self>, key: u64) -> std::io::Result<impl Iterator<Item = String> + Send + 'static> {
+                use std::io::BufRead;
+                let file = std::fs::File::open(self.path(key))?;
+                Ok(std::io::BufReader::new(file).lines().map_while(Result::ok))
+            }
+        },
+    );
+}
+
+#[test]
+fn expansion_of_a_refused_function() {
+    // The errors, then the function with its async signature and a body that cannot run.
+    snapshot(
+        "refused",
+        quote!(exector = IO, sync = query_blocking),
+        quote! {
+            /// Looks `id` up.
+            pub fn query<T: Send + 'static>(&self, (a, b): (u32, u32), name: &str, tag: T) -> impl Iterator<Item = u8> {
+                name.bytes()
             }
         },
     );

@@ -7,7 +7,9 @@ use syn::{
     Type, TypeParamBound,
 };
 
+use crate::expand::result_ok_type;
 use crate::options::{Options, combine};
+use crate::receiver::{self, Form};
 
 /// Whether an argument of this type is copied at the call under the `to_owned` option: a
 /// shared reference that is not `'static`.
@@ -39,7 +41,7 @@ pub(crate) fn check_signature(sig: &Signature, options: &Options) -> syn::Result
     let mut errors = Errors::default();
     check_qualifiers(sig, &mut errors);
     check_inputs(sig, options, &mut errors);
-    check_output(sig, &mut errors);
+    check_output(sig, options, &mut errors);
     check_stream(sig, options, &mut errors);
     match errors.0 {
         Some(err) => Err(err),
@@ -92,52 +94,99 @@ fn check_qualifiers(sig: &Signature, errors: &mut Errors) {
     }
 }
 
+/// The receiver: moved, or copied by an opt-in (`clone_self`) or by its type (`&Arc<Self>`).
+/// Returns whether there is a `&self` for `clone_self` to apply to (or an error about it
+/// already).
+fn check_receiver(sig: &Signature, options: &Options, errors: &mut Errors) -> bool {
+    let mut has_ref_self = false;
+    match receiver::form(sig) {
+        Form::Moved => {
+            // `self: Pin<&mut Self>` and the like borrow too.
+            let typed = sig.receiver().and_then(|receiver| match &receiver.kind {
+                ReceiverKind::Typed(_, ty) => Some((receiver, ty)),
+                _ => None,
+            });
+            if let Some((receiver, borrow)) =
+                typed.and_then(|(receiver, ty)| Some((receiver, find_borrow(ty)?)))
+            {
+                errors.fail(
+                    &borrow.tokens(),
+                    format!(
+                        "`{}` borrows, and cannot be moved to the pool thread, where the body runs \
+                         after this call has returned; take `self` by value, `self: Arc<Self>` \
+                         or `self: &Arc<Self>`",
+                        pretty(receiver)
+                    ),
+                );
+            }
+        }
+        Form::Mutable(receiver) => errors.fail(
+            &receiver_tokens(receiver),
+            "`&mut self` cannot be moved to the pool thread, where the body runs after this call \
+             has returned; take `self` by value (and return it), or `self: Arc<Self>` with \
+             interior mutability",
+        ),
+        Form::Shared(_) if options.clone_self.is_some() => has_ref_self = true,
+        Form::Shared(receiver) => errors.fail(
+            &receiver_tokens(receiver),
+            "`&self` cannot be moved to the pool thread, where the body runs after this call has \
+             returned; take `self` by value, `self: Arc<Self>` or `self: &Arc<Self>`, or add \
+             `clone_self` to the attribute to run the body on a clone of `self`",
+        ),
+        Form::SharedArc(receiver) => {
+            if let Some(flag) = &options.clone_self {
+                errors.fail(
+                    flag,
+                    format!(
+                        "`{}` needs no `clone_self`: the `Arc` is cloned at each call; remove \
+                         `clone_self`",
+                        pretty(&receiver_tokens(receiver))
+                    ),
+                );
+                has_ref_self = true;
+            }
+        }
+        Form::OtherReference(receiver) => errors.fail(
+            &receiver_tokens(receiver),
+            format!(
+                "`{}` cannot be moved to the pool thread, where the body runs after this call \
+                 has returned; take `self` by value, `self: Arc<Self>` or `self: &Arc<Self>`",
+                pretty(&receiver_tokens(receiver))
+            ),
+        ),
+    }
+    has_ref_self
+}
+
 /// The receiver and the arguments: nothing borrowed, unless an opt-in says what to do with it;
 /// and no opt-in without something to apply to.
 fn check_inputs(sig: &Signature, options: &Options, errors: &mut Errors) {
+    let has_ref_self = check_receiver(sig, options, errors);
     let mut fail = |tokens: &dyn ToTokens, message: String| errors.fail(tokens, message);
-    let mut has_ref_self = false;
     let mut has_copied_arg = false;
     for input in &sig.inputs {
-        match input {
-            FnArg::Receiver(receiver) => {
-                if let ReceiverKind::Reference(and, _, mutability) = &receiver.kind {
-                    let self_token = &receiver.self_token;
-                    let tokens = quote::quote!(#and #mutability #self_token);
-                    if mutability.is_some() {
-                        fail(
-                            &tokens,
-                            "`&mut self` cannot be moved to the pool thread, where the body runs \
-                             after this call has returned; take `self` by value (and return it), \
-                             or `self: Arc<Self>` with interior mutability"
-                                .into(),
-                        );
-                    } else if options.clone_self.is_some() {
-                        has_ref_self = true;
-                    } else {
-                        fail(
-                            &tokens,
-                            "`&self` cannot be moved to the pool thread, where the body runs after \
-                             this call has returned; take `self` by value or `self: Arc<Self>`, or \
-                             add `clone_self` to the attribute to run the body on a clone of `self`"
-                                .into(),
-                        );
-                    }
-                }
+        let FnArg::Typed(arg) = input else {
+            continue;
+        };
+        if options.to_owned.is_some() && copied_reference(&arg.ty).is_some() {
+            has_copied_arg = true;
+            // The referent may itself borrow (`&Cow<'a, str>`): its owned form still could.
+            if let Some(borrow) = copied_reference(&arg.ty).and_then(|r| find_borrow(&r.elem)) {
+                fail(&borrow.tokens(), borrow.message(&arg.ty, false));
             }
-            FnArg::Typed(arg) => {
-                if options.to_owned.is_some() && copied_reference(&arg.ty).is_some() {
-                    has_copied_arg = true;
-                    // The referent may itself borrow (`&Cow<'a, str>`): its owned form still could.
-                    if let Some(borrow) =
-                        copied_reference(&arg.ty).and_then(|r| find_borrow(&r.elem))
-                    {
-                        fail(&borrow.tokens(), borrow.message(&arg.ty, false));
-                    }
-                } else if let Some(borrow) = find_borrow(&arg.ty) {
-                    let hint = options.to_owned.is_none() && copied_reference(&arg.ty).is_some();
-                    fail(&borrow.tokens(), borrow.message(&arg.ty, hint));
-                }
+        } else if let Some(borrow) = find_borrow(&arg.ty) {
+            let hint = options.to_owned.is_none() && copied_reference(&arg.ty).is_some();
+            fail(&borrow.tokens(), borrow.message(&arg.ty, hint));
+        } else if let Type::ImplTrait(impl_trait) = &*arg.ty {
+            if let Some(missing) = missing_send_static(impl_trait) {
+                fail(
+                    &arg.ty,
+                    format!(
+                        "`{ty}` moves to the pool thread, where the body runs after this call has \
+                         returned, so it must be `Send + 'static`; write `{ty} + {missing}`",
+                        ty = pretty(&arg.ty),
+                    ),
+                );
             }
         }
     }
@@ -160,6 +209,35 @@ fn check_inputs(sig: &Signature, options: &Options, errors: &mut Errors) {
                     .into(),
             );
         }
+    }
+}
+
+/// `&self`, `&mut self` or `self: &T`, as written.
+fn receiver_tokens(receiver: &syn::Receiver) -> TokenStream {
+    let self_token = &receiver.self_token;
+    match &receiver.kind {
+        ReceiverKind::Reference(and, _, mutability) => quote::quote!(#and #mutability #self_token),
+        _ => receiver.to_token_stream(),
+    }
+}
+
+/// The bounds an `impl Trait` argument lacks of `Send + 'static`, as written after a `+`; `None`
+/// when it has both. (A trait with `Send + 'static` as supertraits still needs them spelled
+/// out here, which is harmless.)
+fn missing_send_static(impl_trait: &syn::TypeImplTrait) -> Option<&'static str> {
+    let has_static = impl_trait
+        .bounds
+        .iter()
+        .any(|bound| matches!(bound, TypeParamBound::Lifetime(lifetime) if is_static(lifetime)));
+    let has_send = impl_trait.bounds.iter().any(|bound| {
+        matches!(bound, TypeParamBound::Trait(bound)
+            if bound.path.segments.last().is_some_and(|segment| segment.ident == "Send"))
+    });
+    match (has_send, has_static) {
+        (true, true) => None,
+        (true, false) => Some("'static"),
+        (false, true) => Some("Send"),
+        (false, false) => Some("Send + 'static"),
     }
 }
 
@@ -187,20 +265,56 @@ fn check_stream(sig: &Signature, options: &Options, errors: &mut Errors) {
     }
 }
 
-/// The return type: it travels back from a pool thread, so it cannot borrow.
-fn check_output(sig: &Signature, errors: &mut Errors) {
-    if let ReturnType::Type(_, ty) = &sig.output {
-        if let Some(borrow) = find_borrow(ty) {
+/// The return type: it travels back from a pool thread, so it cannot borrow; and without
+/// `stream`, it cannot be a lazy iterator, whose work would run on the caller's thread.
+fn check_output(sig: &Signature, options: &Options, errors: &mut Errors) {
+    let ReturnType::Type(_, ty) = &sig.output else {
+        return;
+    };
+    if let Some(borrow) = find_borrow(ty) {
+        errors.fail(
+            &borrow.tokens(),
+            format!(
+                "the return type `{}` borrows, but the result is sent back from a pool thread and \
+                 must be `'static`; return an owned value",
+                pretty(ty)
+            ),
+        );
+    }
+    if options.stream.is_none() {
+        let iterator = match result_ok_type(ty) {
+            Some((_, ok)) => lazy_iterator(ok),
+            None => lazy_iterator(ty),
+        };
+        if let Some(iterator) = iterator {
             errors.fail(
-                &borrow.tokens(),
+                iterator,
                 format!(
-                    "the return type `{}` borrows, but the result is sent back from a pool thread and \
-                     must be `'static`; return an owned value",
-                    pretty(ty)
+                    "`{}` is lazy: its items would be made on the caller's async thread, after the \
+                     call has returned from the pool; add `stream` to the attribute to pull them \
+                     on the pool as a `BlockingStream`, or return a collected type such as `Vec<T>`",
+                    pretty(iterator)
                 ),
             );
         }
     }
+}
+
+/// `ty` itself, when it is `impl Iterator` or `impl IntoIterator`.
+fn lazy_iterator(ty: &Type) -> Option<&Type> {
+    let Type::ImplTrait(impl_trait) = ty else {
+        return None;
+    };
+    impl_trait
+        .bounds
+        .iter()
+        .any(|bound| {
+            matches!(bound, TypeParamBound::Trait(bound)
+            if bound.path.segments.last().is_some_and(|segment| {
+                segment.ident == "Iterator" || segment.ident == "IntoIterator"
+            }))
+        })
+        .then_some(ty)
 }
 
 /// The first borrow found inside a type.
@@ -353,6 +467,7 @@ pub(crate) fn pretty(tokens: &dyn ToTokens) -> String {
         (" >", ">"),
         (" ,", ","),
         (" ;", ";"),
+        (" : ", ": "),
         ("& ", "&"),
         (" ::", "::"),
         (":: ", "::"),

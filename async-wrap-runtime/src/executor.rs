@@ -474,7 +474,7 @@ impl fmt::Display for RejectReason {
 
 /// A handle on an [`Executor`] that a `'static` future can keep until its first poll.
 ///
-/// Built from what `#[async_wrap(executor = EXPR)]` accepts, through [`IntoExecutor`]. Cloning it
+/// Built from what `#[async_wrap(executor = EXPR)]` names, or through [`IntoExecutor`]. Cloning it
 /// is free for `'static` executors and one reference-count increment for shared ones.
 ///
 /// ```
@@ -526,19 +526,20 @@ impl fmt::Debug for ExecutorRef {
     }
 }
 
-/// The values `#[async_wrap(executor = EXPR)]` accepts, turned into an [`ExecutorRef`].
+/// The values the functions that take an executor accept, turned into an [`ExecutorRef`].
 ///
-/// The attribute borrows a place expression (a path such as `IO` or a field such as
-/// `self.pool`) and uses any other expression (a call, a block, a reference `&POOL`) by value,
-/// like method-call syntax would. So these all work:
+/// What [`spawn_on`](crate::spawn_on), [`stream_on`](crate::stream_on) and
+/// [`Unblock::with_executor`](crate::Unblock::with_executor) take:
 ///
-/// | `executor = ...` | type seen here |
+/// | value | for |
 /// |---|---|
-/// | `IO` where `static IO: BlockingPool` | `&'static BlockingPool` |
-/// | `&IO` | `&'static BlockingPool` |
-/// | `POOL` where `static POOL: LazyLock<BlockingPool>` | `&'static LazyLock<BlockingPool>` |
-/// | `pool()` returning `&'static E` or `Arc<E>` | `&'static E`, `Arc<E>` |
-/// | `self.pool` or a variable `pool` of type `Arc<E>` | `&Arc<E>` |
+/// | `&'static E` | `&IO` where `static IO: BlockingPool` |
+/// | `&'static LazyLock<E>` | `&POOL` where `static POOL: LazyLock<BlockingPool>` |
+/// | `Arc<E>`, `&Arc<E>` | a shared pool |
+/// | `ExecutorRef`, `&ExecutorRef` | a handle |
+///
+/// (`#[async_wrap(executor = EXPR)]` accepts more forms, `dyn Executor` and `Box` included; see
+/// the attribute's documentation.)
 ///
 /// # Example
 ///
@@ -552,8 +553,9 @@ impl fmt::Debug for ExecutorRef {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be used as an async-wrap executor",
     label = "expected a static executor, a `LazyLock` of one, or an `Arc` of one",
-    note = "`executor = EXPR` accepts a `static` of a type implementing `async_wrap::Executor` \
-            (such as `BlockingPool`), a `&'static` reference to one, a `LazyLock` or an `Arc` of one"
+    note = "this takes a `&'static` reference to a type implementing `async_wrap::Executor` \
+            (such as `&POOL` for a `static POOL: BlockingPool`), to a `LazyLock` of one, or an `Arc` \
+            of one"
 )]
 pub trait IntoExecutor {
     /// Converts `self` into a handle the future can keep.

@@ -57,6 +57,8 @@ pub struct BlockingFuture<T> {
     name: &'static str,
     /// The result slot, until the result is taken.
     output: Option<Arc<dyn Output<T>>>,
+    /// Where the call was made, when known: named in the panic of a refused call.
+    caller: Option<&'static panic::Location<'static>>,
 }
 
 impl<T: Send + 'static> BlockingFuture<T> {
@@ -85,11 +87,18 @@ impl<T: Send + 'static> BlockingFuture<T> {
             label,
             name,
             output: Some(task),
+            caller: None,
         }
     }
 }
 
 impl<T> BlockingFuture<T> {
+    /// This future, remembering that it was made by the call at `caller`.
+    pub(crate) fn called_at(mut self, caller: &'static panic::Location<'static>) -> Self {
+        self.caller = Some(caller);
+        self
+    }
+
     /// This future, with a refused or lost job reported as an `Err` rather than a panic. A panic
     /// in the body is still resumed: it is the body's, not the dispatch's.
     ///
@@ -214,7 +223,11 @@ impl<T> Future for BlockingFuture<T> {
         match self.poll_checked(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(value)) => Poll::Ready(value),
-            Poll::Ready(Err(err)) => panic!("{err}"),
+            // The poll is not where the call was made: name the call's own location.
+            Poll::Ready(Err(err)) => match self.caller {
+                Some(caller) => panic!("{err} (the call at {caller})"),
+                None => panic!("{err}"),
+            },
         }
     }
 }

@@ -15,8 +15,8 @@ pub const DEFAULT_BUFFER: usize = 64 * 1024;
 /// One blocking call on the inner value, run in a job: reads into the buffer, or writes it.
 type Call<T> = fn(&mut T, &mut Vec<u8>) -> io::Result<()>;
 
-/// A blocking reader or writer whose calls run on a pool: [`futures_io::AsyncRead`] for a
-/// `Read`, [`futures_io::AsyncWrite`] for a `Write` (and tokio's `AsyncRead` / `AsyncWrite` with
+/// A blocking reader or writer whose calls run on a pool: [`AsyncRead`] for a
+/// `Read`, [`AsyncWrite`] for a `Write` (and tokio's `AsyncRead` / `AsyncWrite` with
 /// the `tokio` feature). Use one `Unblock` for reading or for writing, not both at once. For an
 /// iterator, use [`stream_on`](crate::stream_on).
 ///
@@ -57,6 +57,9 @@ type Call<T> = fn(&mut T, &mut Vec<u8>) -> io::Result<()>;
 /// .unwrap();
 /// # std::fs::remove_file(path).unwrap();
 /// ```
+///
+/// [`AsyncRead`]: https://docs.rs/futures-io/0.3/futures_io/trait.AsyncRead.html
+/// [`AsyncWrite`]: https://docs.rs/futures-io/0.3/futures_io/trait.AsyncWrite.html
 pub struct Unblock<T: Send + 'static> {
     executor: ExecutorRef,
     capacity: usize,

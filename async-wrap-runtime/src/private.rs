@@ -7,11 +7,16 @@ pub use crate::executor::IntoExecutor;
 pub use crate::future::BlockingFuture;
 pub use crate::stream::BlockingStream;
 
+pub use self::executor_forms::{Denotes, executor};
+
 use crate::executor::ExecutorRef;
 
 /// The dispatch every shim makes: `executor` as the attribute evaluated it, `label` the
-/// executor expression as written, `name` the function's path.
+/// executor expression as written, `name` the function's path. The shim is `#[track_caller]`,
+/// so the location recorded here is the call of the wrapped function, named if the call is
+/// refused.
 #[inline]
+#[track_caller]
 pub fn call<F, T>(
     executor: ExecutorRef,
     label: &'static str,
@@ -22,7 +27,36 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    BlockingFuture::new(executor, label, name, body)
+    BlockingFuture::new(executor, label, name, body).called_at(std::panic::Location::caller())
+}
+
+/// The dispatch of a `stream` shim whose function returns `Result<impl Iterator, E>`: `open`
+/// runs on the pool and makes the iterator, and the future resolves to the stream of its items,
+/// or to the error.
+#[inline]
+#[track_caller]
+pub fn try_stream<F, I, E>(
+    executor: ExecutorRef,
+    label: &'static str,
+    name: &'static str,
+    batch: usize,
+    open: F,
+) -> BlockingFuture<Result<BlockingStream<I::Item>, E>>
+where
+    F: FnOnce() -> Result<I, E> + Send + 'static,
+    I: IntoIterator,
+    I::IntoIter: Send + 'static,
+    I::Item: Send + 'static,
+    E: Send + 'static,
+{
+    let refills = executor.clone();
+    BlockingFuture::new(executor, label, name, move || {
+        open().map(|iter| {
+            let iter = iter.into_iter();
+            BlockingStream::new(refills, label, name, batch, move || iter)
+        })
+    })
+    .called_at(std::panic::Location::caller())
 }
 
 /// The dispatch of a `stream` shim: `iter_fn` makes the iterator in the first refill job.
@@ -105,5 +139,228 @@ pub mod adapters {
         }
         #[cfg(not(feature = "rayon"))]
         unreachable!("`Enabled: RayonFeature` holds only with the `rayon` feature")
+    }
+}
+
+/// `executor = EXPR`: every form of expression that denotes an executor, turned into an
+/// [`ExecutorRef`].
+///
+/// The shim calls [`executor`] with `&EXPR` when `EXPR` is a place (a path, a field, an index,
+/// a dereference) and with `EXPR` itself otherwise (a call, a reference, a block). The marker
+/// `M` is inferred, and the forms are disjoint, so exactly one impl applies to each type:
+///
+/// | what the shim passes | for | becomes |
+/// |---|---|---|
+/// | `&'static P` | a `static` (or an index into one), `&POOL`, `pool()` returning `&'static P` | `Static` |
+/// | `&Arc<E>` | a field, a variable, an `Arc` in a static | `Shared`, the `Arc` cloned |
+/// | `&&'static P` | an argument or field holding a `&'static` | `Static` |
+/// | `Arc<E>`, `Box<E>` | a call returning one | `Shared` |
+/// | `ExecutorRef`, `&ExecutorRef` | a handle | itself, cloned |
+///
+/// where `P` is an executor (sized or `dyn Executor`) or a `LazyLock` or `Box` of one, and
+/// inside a `LazyLock`, `Box` or `Arc` reached from a static, any of these or an `Arc` or a
+/// `&'static` of one. A place whose borrow is not `'static` (a pool owned by a local or by
+/// `self`) is refused by the borrow checker: a job cannot keep it.
+pub mod executor_forms {
+    use std::sync::{Arc, LazyLock};
+
+    use crate::executor::{Executor, ExecutorRef};
+
+    /// The executor a shim uses, from what `executor = EXPR` gave it. See the module docs.
+    #[inline]
+    pub fn executor<M, X: Denotes<M>>(expr: X) -> ExecutorRef {
+        expr.denote()
+    }
+
+    /// What `executor = EXPR` may denote. See the module docs.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` does not denote an executor: `#[async_wrap(executor = ...)]` cannot use it",
+        label = "not an executor, nor a `static`, `LazyLock`, `&'static`, `Arc` or `Box` of one",
+        note = "`executor = EXPR` takes a `static` of a type implementing `async_wrap::Executor` \
+                (such as `BlockingPool`), an index into a static array of them, or a \
+                `&'static`, `LazyLock`, `Arc` or `Box` of one, sized or `dyn Executor`",
+        note = "an executor value (a `const` item, or a call returning a pool by value) is not \
+                accepted: each use would build a new pool; make it a `static`"
+    )]
+    pub trait Denotes<M> {
+        /// The handle the future keeps.
+        fn denote(self) -> ExecutorRef;
+    }
+
+    /// An executor type: sized, or one of the `dyn Executor` types.
+    pub trait Target: 'static {
+        /// The executor as a `&'static dyn Executor`.
+        fn fixed(this: &'static Self) -> &'static dyn Executor;
+        /// The executor as an `Arc<dyn Executor>`.
+        fn shared(this: Arc<Self>) -> Arc<dyn Executor>;
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl<E: Executor + 'static> Target for E {
+        fn fixed(this: &'static Self) -> &'static dyn Executor {
+            this
+        }
+        fn shared(this: Arc<Self>) -> Arc<dyn Executor> {
+            this
+        }
+    }
+
+    macro_rules! dyn_targets {
+        ($($ty:ty),*) => {$(
+            #[diagnostic::do_not_recommend]
+            impl Target for $ty {
+                fn fixed(this: &'static Self) -> &'static dyn Executor {
+                    this
+                }
+                fn shared(this: Arc<Self>) -> Arc<dyn Executor> {
+                    this
+                }
+            }
+        )*};
+    }
+    dyn_targets!(
+        dyn Executor,
+        dyn Executor + Send,
+        dyn Executor + Sync,
+        dyn Executor + Send + Sync
+    );
+
+    /// A type a `&'static` of which reaches an executor, at the top of the expression: an
+    /// executor, or a `LazyLock` or `Box` of something that reaches one. (An `Arc` and a
+    /// `&'static` are handled by their own forms there, so that the forms stay disjoint.)
+    pub trait TopStatic<M>: 'static {
+        /// The executor behind `this`.
+        fn fixed(this: &'static Self) -> &'static dyn Executor;
+    }
+
+    /// Like [`TopStatic`], inside a `LazyLock`, `Box` or `Arc`: also an `Arc` or a `&'static`.
+    pub trait Static<M>: 'static {
+        /// The executor behind `this`.
+        fn fixed(this: &'static Self) -> &'static dyn Executor;
+    }
+
+    /// The markers that tell the forms apart.
+    pub mod markers {
+        /// An executor itself.
+        pub struct Direct;
+        /// Through a `LazyLock`.
+        pub struct Lazy;
+        /// Through a `Box`.
+        pub struct Boxed;
+        /// Through an `Arc`.
+        pub struct Counted;
+        /// Through a `&'static`.
+        pub struct Ref;
+        /// Any [`TopStatic`](super::TopStatic) form, inside another.
+        pub struct Top;
+        /// `&'static P`.
+        pub struct StaticPlace;
+        /// `&Arc<E>`.
+        pub struct ArcPlace;
+        /// `&&'static P`.
+        pub struct RefPlace;
+        /// `Arc<E>`.
+        pub struct ArcValue;
+        /// `Box<E>`.
+        pub struct BoxValue;
+        /// `ExecutorRef`.
+        pub struct Handle;
+        /// `&ExecutorRef`.
+        pub struct HandlePlace;
+    }
+    use markers::{
+        ArcPlace, ArcValue, BoxValue, Boxed, Counted, Direct, Handle, HandlePlace, Lazy, Ref,
+        RefPlace, StaticPlace, Top,
+    };
+
+    #[diagnostic::do_not_recommend]
+    impl<T: Target + ?Sized> TopStatic<Direct> for T {
+        fn fixed(this: &'static Self) -> &'static dyn Executor {
+            T::fixed(this)
+        }
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl<T: Static<M>, F: FnOnce() -> T + 'static, M> TopStatic<(Lazy, M)> for LazyLock<T, F> {
+        fn fixed(this: &'static Self) -> &'static dyn Executor {
+            T::fixed(LazyLock::force(this))
+        }
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl<T: Static<M> + ?Sized, M> TopStatic<(Boxed, M)> for Box<T> {
+        fn fixed(this: &'static Self) -> &'static dyn Executor {
+            T::fixed(&**this)
+        }
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl<T: TopStatic<M> + ?Sized, M> Static<(Top, M)> for T {
+        fn fixed(this: &'static Self) -> &'static dyn Executor {
+            <T as TopStatic<M>>::fixed(this)
+        }
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl<T: Static<M> + ?Sized, M> Static<(Counted, M)> for Arc<T> {
+        fn fixed(this: &'static Self) -> &'static dyn Executor {
+            T::fixed(&**this)
+        }
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl<T: Static<M> + ?Sized, M> Static<(Ref, M)> for &'static T {
+        fn fixed(this: &'static Self) -> &'static dyn Executor {
+            T::fixed(*this)
+        }
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl<P: TopStatic<M> + ?Sized, M> Denotes<(StaticPlace, M)> for &'static P {
+        fn denote(self) -> ExecutorRef {
+            ExecutorRef::Static(P::fixed(self))
+        }
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl<T: Target + ?Sized> Denotes<ArcPlace> for &Arc<T> {
+        fn denote(self) -> ExecutorRef {
+            ExecutorRef::Shared(T::shared(Arc::clone(self)))
+        }
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl<P: Static<M> + ?Sized, M> Denotes<(RefPlace, M)> for &&'static P {
+        fn denote(self) -> ExecutorRef {
+            ExecutorRef::Static(P::fixed(*self))
+        }
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl<T: Target + ?Sized> Denotes<ArcValue> for Arc<T> {
+        fn denote(self) -> ExecutorRef {
+            ExecutorRef::Shared(T::shared(self))
+        }
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl<T: Target + ?Sized> Denotes<BoxValue> for Box<T> {
+        fn denote(self) -> ExecutorRef {
+            ExecutorRef::Shared(T::shared(Arc::from(self)))
+        }
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl Denotes<Handle> for ExecutorRef {
+        fn denote(self) -> ExecutorRef {
+            self
+        }
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl Denotes<HandlePlace> for &ExecutorRef {
+        fn denote(self) -> ExecutorRef {
+            self.clone()
+        }
     }
 }

@@ -7,17 +7,22 @@
 //
 // is:
 
+#[track_caller]
 pub fn lookup(&self, key: String) -> ::async_wrap::__private::BlockingFuture<Option<u32>> {
-    let __async_wrap_executor = ::async_wrap::__private::IntoExecutor::into_executor(&self.pool);
+    let __async_wrap_executor = ::async_wrap::__private::Denotes::denote(&self.pool);
     let __async_wrap_self = <Self as ::core::clone::Clone>::clone(self);
+    let __async_wrap_job = move || -> Option<u32> {
+        let _ = &__async_wrap_self;
+        let key = key;
+        { (&__async_wrap_self).map.get(&key).copied() }
+    };
+    let _: &dyn ::core::marker::Send = &__async_wrap_job;
+    let _: fn(&Option<u32>) -> &dyn ::core::marker::Send =
+        |__async_wrap_output| __async_wrap_output;
     ::async_wrap::__private::call(
         __async_wrap_executor,
         ::core::stringify!(self.pool),
         ::core::concat!(::core::module_path!(), "::", ::core::stringify!(lookup)),
-        move || -> Option<u32> {
-            let _ = &__async_wrap_self;
-            let key = key;
-            { (&__async_wrap_self).map.get(&key).copied() }
-        },
+        __async_wrap_job,
     )
 }

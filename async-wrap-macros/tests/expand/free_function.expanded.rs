@@ -11,8 +11,15 @@
 
 #[doc = r" Doubles `n`."]
 #[inline]
+#[track_caller]
 pub fn slow_double(n: u64) -> ::async_wrap::__private::BlockingFuture<u64> {
-    let __async_wrap_executor = ::async_wrap::__private::IntoExecutor::into_executor(&IO);
+    let __async_wrap_executor = ::async_wrap::__private::Denotes::denote(&IO);
+    let __async_wrap_job = move || -> u64 {
+        let n = n;
+        { n * 2 }
+    };
+    let _: &dyn ::core::marker::Send = &__async_wrap_job;
+    let _: fn(&u64) -> &dyn ::core::marker::Send = |__async_wrap_output| __async_wrap_output;
     ::async_wrap::__private::call(
         __async_wrap_executor,
         ::core::stringify!(IO),
@@ -21,9 +28,6 @@ pub fn slow_double(n: u64) -> ::async_wrap::__private::BlockingFuture<u64> {
             "::",
             ::core::stringify!(slow_double)
         ),
-        move || -> u64 {
-            let n = n;
-            { n * 2 }
-        },
+        __async_wrap_job,
     )
 }

@@ -12,21 +12,24 @@
 // is:
 
 #[doc = r" The lines of a file."]
+#[track_caller]
 pub fn lines(path: std::path::PathBuf) -> ::async_wrap::__private::BlockingStream<String> {
-    let __async_wrap_executor = ::async_wrap::__private::IntoExecutor::into_executor(&DISK);
+    let __async_wrap_executor = ::async_wrap::__private::Denotes::denote(&DISK);
+    let __async_wrap_job = move || -> _ {
+        let path = path;
+        {
+            use std::io::BufRead;
+            std::io::BufReader::new(std::fs::File::open(path).unwrap())
+                .lines()
+                .map(Result::unwrap)
+        }
+    };
+    let _: &dyn ::core::marker::Send = &__async_wrap_job;
     ::async_wrap::__private::stream(
         __async_wrap_executor,
         ::core::stringify!(DISK),
         ::core::concat!(::core::module_path!(), "::", ::core::stringify!(lines)),
         256,
-        move || {
-            let path = path;
-            {
-                use std::io::BufRead;
-                std::io::BufReader::new(std::fs::File::open(path).unwrap())
-                    .lines()
-                    .map(Result::unwrap)
-            }
-        },
+        __async_wrap_job,
     )
 }

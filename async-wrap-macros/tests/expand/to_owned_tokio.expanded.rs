@@ -8,6 +8,7 @@
 // is:
 
 #[allow(unused_unsafe)]
+#[track_caller]
 pub unsafe fn parse(
     text: &str,
     path: &std::path::Path,
@@ -16,17 +17,20 @@ pub unsafe fn parse(
         ::async_wrap::__private::adapters::tokio::<::async_wrap::__private::adapters::Enabled>();
     let __async_wrap_owned0 = ::async_wrap::__private::ToOwned::to_owned(text);
     let __async_wrap_owned1 = ::async_wrap::__private::ToOwned::to_owned(path);
+    let __async_wrap_job = move || -> usize {
+        unsafe {
+            let text: &str = ::async_wrap::__private::Borrow::borrow(&__async_wrap_owned0);
+            let path: &std::path::Path =
+                ::async_wrap::__private::Borrow::borrow(&__async_wrap_owned1);
+            { text.len() + path.as_os_str().len() }
+        }
+    };
+    let _: &dyn ::core::marker::Send = &__async_wrap_job;
+    let _: fn(&usize) -> &dyn ::core::marker::Send = |__async_wrap_output| __async_wrap_output;
     ::async_wrap::__private::call(
         __async_wrap_executor,
         ::core::stringify!(tokio),
         ::core::concat!(::core::module_path!(), "::", ::core::stringify!(parse)),
-        move || -> usize {
-            unsafe {
-                let text: &str = ::async_wrap::__private::Borrow::borrow(&__async_wrap_owned0);
-                let path: &std::path::Path =
-                    ::async_wrap::__private::Borrow::borrow(&__async_wrap_owned1);
-                { text.len() + path.as_os_str().len() }
-            }
-        },
+        __async_wrap_job,
     )
 }

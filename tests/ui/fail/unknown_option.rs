@@ -8,7 +8,9 @@ fn read() -> u32 {
 }
 
 fn main() {
-    // The item is still emitted, unwrapped: this call type-checks, so the only error is the
+    // The function keeps its async signature: this call type-checks, so the only error is the
     // option's.
-    let _: u32 = read();
+    let _ = async {
+        let _: u32 = read().await;
+    };
 }

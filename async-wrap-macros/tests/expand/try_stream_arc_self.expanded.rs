@@ -1,0 +1,43 @@
+// try_stream_arc_self: the expansion of
+//
+// # [async_wrap (stream , executor = self . shards [(key % 4) as usize])]
+// pub fn lines(
+//     self: &Arc<Self>,
+//     key: u64,
+// ) -> std::io::Result<impl Iterator<Item = String> + Send + 'static> {
+//     use std::io::BufRead;
+//     let file = std::fs::File::open(self.path(key))?;
+//     Ok(std::io::BufReader::new(file).lines().map_while(Result::ok))
+// }
+//
+// is:
+
+#[track_caller]
+pub fn lines(
+    self: &Arc<Self>,
+    key: u64,
+) -> ::async_wrap::__private::BlockingFuture<
+    std::io::Result<::async_wrap::__private::BlockingStream<String>>,
+> {
+    let __async_wrap_executor =
+        ::async_wrap::__private::Denotes::denote(&self.shards[(key % 4) as usize]);
+    let __async_wrap_self = ::core::clone::Clone::clone(self);
+    let __async_wrap_job = move || -> std::io::Result<_> {
+        let _ = &__async_wrap_self;
+        #[allow(unused_variables)]
+        let key = key;
+        {
+            use std::io::BufRead;
+            let file = std::fs::File::open((&__async_wrap_self).path(key))?;
+            Ok(std::io::BufReader::new(file).lines().map_while(Result::ok))
+        }
+    };
+    let _: &dyn ::core::marker::Send = &__async_wrap_job;
+    ::async_wrap::__private::try_stream(
+        __async_wrap_executor,
+        ::core::stringify!(self.shards[(key % 4) as usize]),
+        ::core::concat!(::core::module_path!(), "::", ::core::stringify!(lines)),
+        ::async_wrap::__private::DEFAULT_BATCH,
+        __async_wrap_job,
+    )
+}
