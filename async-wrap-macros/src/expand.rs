@@ -56,10 +56,35 @@ impl Arg<'_> {
     }
 }
 
+/// The path to the `async_wrap` crate: `::async_wrap`, or the `crate = PATH` given. Every
+/// generated path starts here.
+#[derive(Clone, Copy)]
+struct Krate<'a>(Option<&'a syn::Path>);
+
+impl<'a> Krate<'a> {
+    fn of(options: &'a Options) -> Self {
+        Krate(options.krate.as_ref())
+    }
+
+    /// The crate's path, spanned at `span` (so that an error about a path through it, a bound
+    /// of `__private::call` say, is reported there).
+    fn at(self, span: Span) -> TokenStream {
+        self.0
+            .map_or_else(|| quote_spanned!(span=> ::async_wrap), |path| quote!(#path))
+    }
+
+    /// `::async_wrap::__private`, or the `crate = PATH` equivalent.
+    fn private(self) -> TokenStream {
+        let krate = self.at(Span::call_site());
+        quote!(#krate::__private)
+    }
+}
+
 /// What the expansion needs to know about the function, worked out once.
 struct Shim<'a> {
     func: &'a ItemFn,
-    /// `::async_wrap::__private`, or the `crate = PATH` equivalent.
+    krate: Krate<'a>,
+    /// `krate.private()`, used at every turn.
     private: TokenStream,
     args: Vec<Arg<'a>>,
     /// A method or associated function (the body names `self` or `Self`).
@@ -89,7 +114,7 @@ impl<'a> Shape<'a> {
         }
         match &sig.output {
             ReturnType::Type(_, ty) => match result_ok_type(ty) {
-                Some((path, ok)) => Shape::TryStream(path, ok),
+                Some(result) => Shape::TryStream(result.path, result.ok),
                 None => Shape::Stream,
             },
             ReturnType::Default => Shape::Stream,
@@ -97,9 +122,16 @@ impl<'a> Shape<'a> {
     }
 }
 
-/// `Some((path, T))` when `ty` is a `Result<T, ...>` (by any path: `io::Result<T>`,
-/// `anyhow::Result<T>`).
-pub(crate) fn result_ok_type(ty: &Type) -> Option<(&syn::TypePath, &Type)> {
+/// A `Result<T, ...>` type, by any path (`io::Result<T>`, `anyhow::Result<T>`).
+pub(crate) struct ResultType<'a> {
+    /// The user's path to it.
+    pub(crate) path: &'a syn::TypePath,
+    /// `T`.
+    pub(crate) ok: &'a Type,
+}
+
+/// `ty` as a `Result` type, if it is one.
+pub(crate) fn result_ok_type(ty: &Type) -> Option<ResultType<'_>> {
     let Type::Path(path) = ty else {
         return None;
     };
@@ -111,17 +143,9 @@ pub(crate) fn result_ok_type(ty: &Type) -> Option<(&syn::TypePath, &Type)> {
         return None;
     }
     match args.args.first()? {
-        GenericArgument::Type(ok) => Some((path, ok)),
+        GenericArgument::Type(ok) => Some(ResultType { path, ok }),
         _ => None,
     }
-}
-
-/// `::async_wrap`, or the `crate = PATH` given.
-fn krate(options: &Options) -> TokenStream {
-    options
-        .krate
-        .as_ref()
-        .map_or_else(|| quote!(::async_wrap), |path| quote!(#path))
 }
 
 /// The tokens that replace the function.
@@ -133,12 +157,13 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
         block,
         ..
     } = func;
-    let krate = krate(options);
+    let krate = Krate::of(options);
     let form = receiver::form(sig);
     let clone_self = options.clone_self.is_some() && matches!(form, Form::Shared(_));
     let shim = Shim {
         func,
-        private: quote!(#krate::__private),
+        krate,
+        private: krate.private(),
         args: shim_args(sig, options.to_owned.is_some()),
         method: sig.receiver().is_some()
             || mentions_self(quote!(#sig))
@@ -154,27 +179,25 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     let ident = &sig.ident;
 
     let executor = Ident::new("__async_wrap_executor", Span::mixed_site());
-    let (executor_init, label) = executor_init(options.executor(), options.krate.as_ref(), private);
-    // The copy of a borrowed receiver is taken at the call: under `clone_self`, spanned on the
-    // option so that a missing `Clone` is reported there.
-    let self_copy = match form {
-        Form::Shared(_) if clone_self => options.clone_self.as_ref().map(|flag| {
-            let clone = self_clone_ident();
-            quote_spanned!(flag.span()=> let #clone = <Self as ::core::clone::Clone>::clone(self);)
-        }),
-        Form::SharedArc(receiver) => {
-            let clone = self_clone_ident();
-            let self_token = &receiver.self_token;
-            Some(quote!(let #clone = ::core::clone::Clone::clone(#self_token);))
-        }
-        _ => None,
+    let ExecutorInit { init, label } = executor_init(&shim, options.executor());
+    // The function's static record: its path, and the executor expression as written.
+    let site = Ident::new("__ASYNC_WRAP_SITE", Span::mixed_site());
+    let site_item = quote! {
+        static #site: #private::CallSite = #private::CallSite::new(
+            ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
+            #label,
+        );
     };
+    let self_copy = self_copy(&form, clone_self, options);
     let copies = shim.args.iter().filter_map(|arg| {
         let (owned, _) = arg.copy.as_ref()?;
         let name = &arg.name;
         Some(quote_spanned!(arg.ty.span()=> let #owned = #private::ToOwned::to_owned(#name);))
     });
-    let (sync_item, job_body) = job(&shim, options.sync.as_ref());
+    let Job {
+        sync_item,
+        body: job_body,
+    } = job(&shim, options.sync.as_ref());
 
     let unsafety = match &sig.safety {
         Safety::Unsafe(token) => Some(token),
@@ -199,18 +222,9 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     // captures) or at the return type, with no note citing the runtime's internals.
     let send_check = quote_spanned!(inputs_span=> let _: &dyn ::core::marker::Send = &#job;);
     let shape = Shape::of(options, sig);
-    let output_check = match (&shape, &sig.output) {
-        // An `impl Trait` cannot be named in a `fn` pointer; the dispatch checks that output.
-        (Shape::Call, ReturnType::Type(_, ty)) if !mentions_ident(quote!(#ty), &impl_token()) => {
-            let output = Ident::new("__async_wrap_output", ty.span());
-            Some(quote_spanned! {ty.span()=>
-                let _: fn(&#ty) -> &dyn ::core::marker::Send = |#output| #output;
-            })
-        }
-        _ => None,
-    };
+    let output_check = output_send_check(&shape, &sig.output);
     let future_ty = future_type(&shape, sig, private);
-    let dispatch = dispatch(&shape, options, sig, (&executor, &label), &quote!(#job));
+    let dispatch = dispatch(&shim, &shape, options, &[&executor, &site, &job]);
     let track_caller = track_caller(attrs);
 
     let receiver = sig.receiver().map(|receiver| quote!(#receiver,));
@@ -229,7 +243,8 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
         #vis #unsafety #fn_token #ident #generics (#receiver #(#inputs),*)
             -> #future_ty #where_clause
         {
-            let #executor = #executor_init;
+            #site_item
+            let #executor = #init;
             #self_copy
             #(#copies)*
             let #job = #job_closure;
@@ -237,6 +252,38 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
             #output_check
             #dispatch
         }
+    }
+}
+
+/// The copy of a borrowed receiver, taken at the call: under `clone_self`, spanned on the
+/// option so that a missing `Clone` is reported there; for `self: &Arc<Self>`, a clone of the
+/// `Arc`.
+fn self_copy(form: &Form<'_>, clone_self: bool, options: &Options) -> Option<TokenStream> {
+    match form {
+        Form::Shared(_) if clone_self => options.clone_self.as_ref().map(|flag| {
+            let clone = self_clone_ident();
+            quote_spanned!(flag.span()=> let #clone = <Self as ::core::clone::Clone>::clone(self);)
+        }),
+        Form::SharedArc(receiver) => {
+            let clone = self_clone_ident();
+            let self_token = &receiver.self_token;
+            Some(quote!(let #clone = ::core::clone::Clone::clone(#self_token);))
+        }
+        _ => None,
+    }
+}
+
+/// The output's `Send` check, by a coercion at the return type the user wrote (see `expand`).
+fn output_send_check(shape: &Shape<'_>, output: &ReturnType) -> Option<TokenStream> {
+    match (shape, output) {
+        // An `impl Trait` cannot be named in a `fn` pointer; the dispatch checks that output.
+        (Shape::Call, ReturnType::Type(_, ty)) if !mentions_ident(quote!(#ty), &impl_token()) => {
+            let output = Ident::new("__async_wrap_output", ty.span());
+            Some(quote_spanned! {ty.span()=>
+                let _: fn(&#ty) -> &dyn ::core::marker::Send = |#output| #output;
+            })
+        }
+        _ => None,
     }
 }
 
@@ -248,10 +295,7 @@ pub(crate) fn fallback(options: &Options, func: &ItemFn) -> TokenStream {
     let ItemFn {
         attrs, vis, sig, ..
     } = func;
-    let private = {
-        let krate = krate(options);
-        quote!(#krate::__private)
-    };
+    let private = Krate::of(options).private();
     // An `impl Trait` result cannot be inferred from a body that cannot run: it becomes a
     // `Box<dyn Trait>`, which callers use the same way.
     let mut boxed = sig.clone();
@@ -424,52 +468,44 @@ fn future_type(shape: &Shape<'_>, sig: &Signature, private: &TokenStream) -> Tok
     }
 }
 
-/// The call that makes the shim's value: `call`, `stream` or `try_stream`. `executor` is the
-/// evaluated executor's binding and its label.
+/// The call that makes the shim's value: `call`, `stream` or `try_stream`, given the evaluated
+/// executor's binding, the call site's static and the job's binding.
 fn dispatch(
+    shim: &Shim<'_>,
     shape: &Shape<'_>,
     options: &Options,
-    sig: &Signature,
-    (executor, label): (&Ident, &TokenStream),
-    job: &TokenStream,
+    [executor, site, job]: &[&Ident; 3],
 ) -> TokenStream {
-    let ident = &sig.ident;
+    let sig = &shim.func.sig;
     // The dispatch's `Send + 'static` bounds on the output are checked at this call: it is
     // spanned, path included, on the return type the user wrote, so those errors point there.
     let output_span = match &sig.output {
         ReturnType::Type(_, ty) => ty.span(),
         ReturnType::Default => Span::call_site(),
     };
-    let krate_at_output = options.krate.as_ref().map_or_else(
-        || quote_spanned!(output_span=> ::async_wrap),
-        |path| quote!(#path),
-    );
-    let job_name = quote!(::core::concat!(
-        ::core::module_path!(),
-        "::",
-        ::core::stringify!(#ident)
-    ));
+    let private = shim.krate.at(output_span);
+    let private = quote_spanned!(output_span=> #private::__private);
     let batch = || {
-        let krate = krate(options);
-        options.batch.as_ref().map_or_else(
-            || quote!(#krate::__private::DEFAULT_BATCH),
-            |batch| quote!(#batch),
-        )
+        let private = &shim.private;
+        options
+            .batch
+            .as_ref()
+            .map_or_else(|| quote!(#private::DEFAULT_BATCH), |batch| quote!(#batch))
     };
     match shape {
         Shape::Call => quote_spanned! {output_span=>
-            #krate_at_output::__private::call(#executor, #label, #job_name, #job)
+            #private::call(#executor, &#site, #job)
         },
         Shape::Stream => {
             let batch = batch();
             quote_spanned! {output_span=>
-                #krate_at_output::__private::stream(#executor, #label, #job_name, #batch, #job)
+                #private::stream(#executor, &#site, #batch, #job)
             }
         }
         Shape::TryStream(..) => {
             let batch = batch();
             quote_spanned! {output_span=>
-                #krate_at_output::__private::try_stream(#executor, #label, #job_name, #batch, #job)
+                #private::try_stream(#executor, &#site, #batch, #job)
             }
         }
     }
@@ -507,31 +543,32 @@ fn impl_iterator_item(ty: &Type) -> Option<&Type> {
     })
 }
 
-/// The executor's initialiser and its label for messages.
+/// How the shim gets its executor: the expression that makes the handle, and the label that
+/// names it in messages (the executor expression as written).
+struct ExecutorInit {
+    init: TokenStream,
+    label: TokenStream,
+}
+
+/// The executor's initialiser and its label.
 ///
 /// The executor is evaluated, and converted to an owned handle, before the job takes its
 /// arguments: `executor = self.pool` borrows `self` only for that statement.
-fn executor_init(
-    executor: Option<ExecutorOption<'_>>,
-    krate: Option<&syn::Path>,
-    private: &TokenStream,
-) -> (TokenStream, TokenStream) {
+fn executor_init(shim: &Shim<'_>, executor: Option<ExecutorOption<'_>>) -> ExecutorInit {
+    let private = &shim.private;
     match executor {
-        None => (
-            quote!(#private::default_executor()),
-            quote!("the default pool"),
-        ),
+        None => ExecutorInit {
+            init: quote!(#private::default_executor()),
+            label: quote!("the default pool"),
+        },
         Some(ExecutorOption::Adapter(name)) => {
             // Spanned, path included, on the adapter's name: a disabled feature is reported there.
-            let krate = krate.map_or_else(
-                || quote_spanned!(name.span()=> ::async_wrap),
-                |path| quote!(#path),
-            );
+            let krate = shim.krate.at(name.span());
             let adapters = quote_spanned!(name.span()=> #krate::__private::adapters);
-            (
-                quote_spanned!(name.span()=> #adapters::#name::<#adapters::Enabled>()),
-                quote!(::core::stringify!(#name)),
-            )
+            ExecutorInit {
+                init: quote_spanned!(name.span()=> #adapters::#name::<#adapters::Enabled>()),
+                label: quote!(::core::stringify!(#name)),
+            }
         }
         Some(ExecutorOption::Expr(expr)) => {
             // A place (a static, an index into one, a variable, a field) is borrowed, like a
@@ -542,10 +579,10 @@ fn executor_init(
             } else {
                 quote!(#expr)
             };
-            (
-                quote_spanned!(expr.span()=> #private::Denotes::denote(#value)),
-                quote!(::core::stringify!(#expr)),
-            )
+            ExecutorInit {
+                init: quote_spanned!(expr.span()=> #private::Denotes::denote(#value)),
+                label: quote!(::core::stringify!(#expr)),
+            }
         }
     }
 }
@@ -561,10 +598,18 @@ fn is_place(expr: &Expr) -> bool {
     }
 }
 
+/// What the job runs, and the synchronous item emitted beside the shim.
+struct Job {
+    /// The `sync = NAME` twin, or the nested copy of a recursive free function, if any.
+    sync_item: Option<TokenStream>,
+    /// The job's body.
+    body: TokenStream,
+}
+
 /// What the job runs, and the synchronous item to emit beside the shim, if any: the
 /// `sync = NAME` twin (the job then calls it), or, for a free function that names itself, a
 /// nested copy under its own name so that its recursion stays synchronous.
-fn job(shim: &Shim<'_>, sync: Option<&Ident>) -> (Option<TokenStream>, TokenStream) {
+fn job(shim: &Shim<'_>, sync: Option<&Ident>) -> Job {
     let ItemFn { sig, block, .. } = shim.func;
     let ident = &sig.ident;
     let private = &shim.private;
@@ -572,10 +617,10 @@ fn job(shim: &Shim<'_>, sync: Option<&Ident>) -> (Option<TokenStream>, TokenStre
     let values: Vec<TokenStream> = shim.args.iter().map(|arg| arg.value(private)).collect();
     let turbofish = turbofish(sig);
     match sync {
-        Some(sync) if !shim.method => {
-            let twin = sync_function(shim, sync, recursive);
-            (Some(twin), quote!({ #sync #turbofish (#(#values),*) }))
-        }
+        Some(sync) if !shim.method => Job {
+            sync_item: Some(sync_function(shim, sync, recursive)),
+            body: quote!({ #sync #turbofish (#(#values),*) }),
+        },
         Some(sync) => {
             let mut twin = shim.func.clone();
             twin.sig.ident = sync.clone();
@@ -588,14 +633,22 @@ fn job(shim: &Shim<'_>, sync: Option<&Ident>) -> (Option<TokenStream>, TokenStre
                     quote!(#token,)
                 }
             });
-            let call = quote!({ Self::#sync #turbofish (#receiver #(#values),*) });
-            (Some(quote!(#twin)), call)
+            Job {
+                sync_item: Some(quote!(#twin)),
+                body: quote!({ Self::#sync #turbofish (#receiver #(#values),*) }),
+            }
         }
         None if recursive => {
             let nested = nested_function(sig, block);
-            (None, quote!({ #nested #ident #turbofish (#(#values),*) }))
+            Job {
+                sync_item: None,
+                body: quote!({ #nested #ident #turbofish (#(#values),*) }),
+            }
         }
-        None => (None, closure_body(shim)),
+        None => Job {
+            sync_item: None,
+            body: closure_body(shim),
+        },
     }
 }
 

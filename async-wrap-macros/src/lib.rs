@@ -7,6 +7,7 @@
 //! `syn::Result`, so that all the mistakes in one attribute are reported together, and
 //! `expand_attribute` is a plain function over `proc_macro2` tokens that tests call directly.
 
+mod errors;
 mod expand;
 mod item;
 mod options;
@@ -18,6 +19,8 @@ mod tests;
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
+
+use errors::Errors;
 
 /// Turns a blocking function into one that returns a `Send + 'static` future running the body
 /// on a blocking thread pool.
@@ -37,24 +40,21 @@ pub fn async_wrap(args: TokenStream, item: TokenStream) -> TokenStream {
 /// type-checks and the errors are the real ones. An item that is not a function is emitted
 /// unchanged next to the error.
 fn expand_attribute(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
-    let (options, mut errors) = options::Options::parse(args);
+    let mut errors = Errors::default();
+    let options = options::Options::parse(args, &mut errors);
     let func = match item::parse_function(item.clone()) {
         Ok(func) => func,
         Err(err) => {
-            options::combine(&mut errors, err);
+            errors.push(err);
             let mut tokens = item;
-            if let Some(errors) = errors {
-                tokens.extend(errors.into_compile_error());
-            }
+            tokens.extend(errors.into_error().map(syn::Error::into_compile_error));
             return tokens;
         }
     };
     // Check the signature even when the options are broken: all the mistakes are reported at
     // once.
-    if let Err(err) = validate::check_signature(&func.sig, &options) {
-        options::combine(&mut errors, err);
-    }
-    match errors {
+    validate::check_signature(&func.sig, &options, &mut errors);
+    match errors.into_error() {
         None => expand::expand(&options, &func),
         Some(errors) => {
             let mut tokens = expand::fallback(&options, &func);

@@ -8,6 +8,8 @@ use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{Expr, Ident, Path};
 
+use crate::errors::Errors;
+
 /// Every option, in the order error messages list them.
 const OPTIONS: &[&str] = &[
     "executor",
@@ -67,12 +69,11 @@ impl Options {
     /// Parses the attribute's arguments. Every mistake is reported, not only the first; the
     /// options that did parse are returned beside the errors, so that the fallback expansion
     /// still knows, say, that the function is a `stream`.
-    pub(crate) fn parse(args: TokenStream) -> (Self, Option<syn::Error>) {
+    pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Self {
         let mut options = Options::default();
-        let mut errors: Option<syn::Error> = None;
         let parser = syn::meta::parser(|meta| {
             if let Err(err) = options.parse_one(&meta) {
-                combine(&mut errors, err);
+                errors.push(err);
                 // Skip what is left of this option so the next ones are still checked.
                 if meta.input.peek(syn::Token![=]) {
                     let _ = meta.input.parse::<syn::Token![=]>();
@@ -81,10 +82,9 @@ impl Options {
             }
             Ok(())
         });
-        if let Err(err) = parser.parse2(args) {
-            combine(&mut errors, err);
-        }
-        (options, errors)
+        let parsed = parser.parse2(args);
+        errors.check(parsed);
+        options
     }
 
     fn parse_one(&mut self, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
@@ -228,14 +228,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
-/// Adds `err` to the errors collected so far.
-pub(crate) fn combine(errors: &mut Option<syn::Error>, err: syn::Error) {
-    match errors {
-        Some(existing) => existing.combine(err),
-        None => *errors = Some(err),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,13 +235,16 @@ mod tests {
 
     /// The options, asserting that they parsed without error.
     fn parsed(args: TokenStream) -> Options {
-        let (options, errors) = Options::parse(args);
-        assert!(errors.is_none(), "unexpected errors");
+        let mut errors = Errors::default();
+        let options = Options::parse(args, &mut errors);
+        assert!(errors.is_empty(), "unexpected errors");
         options
     }
 
     fn message(args: TokenStream) -> String {
-        match Options::parse(args).1 {
+        let mut errors = Errors::default();
+        Options::parse(args, &mut errors);
+        match errors.into_error() {
             None => String::from("ok"),
             Some(err) => err
                 .into_iter()
@@ -335,8 +330,9 @@ mod tests {
              `sync`, `crate`, `clone_self`, `to_owned`, `stream`, `batch`"
         );
         // The options after it are still read.
-        let (options, errors) = Options::parse(quote!(to - owned, executor = IO));
-        assert!(errors.is_some() && options.executor.is_some());
+        let mut errors = Errors::default();
+        let options = Options::parse(quote!(to - owned, executor = IO), &mut errors);
+        assert!(!errors.is_empty() && options.executor.is_some());
     }
 
     #[test]
@@ -351,8 +347,9 @@ mod tests {
 
     #[test]
     fn the_options_that_parse_are_kept_beside_the_errors() {
-        let (options, errors) = Options::parse(quote!(stream, exector = IO, batch = 8));
-        assert!(errors.is_some());
+        let mut errors = Errors::default();
+        let options = Options::parse(quote!(stream, exector = IO, batch = 8), &mut errors);
+        assert!(!errors.is_empty());
         assert!(options.stream.is_some() && options.batch.is_some());
     }
 }

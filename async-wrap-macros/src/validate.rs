@@ -7,8 +7,9 @@ use syn::{
     Type, TypeParamBound,
 };
 
+use crate::errors::Errors;
 use crate::expand::result_ok_type;
-use crate::options::{Options, combine};
+use crate::options::Options;
 use crate::receiver::{self, Form};
 
 /// Whether an argument of this type is copied at the call under the `to_owned` option: a
@@ -25,28 +26,12 @@ pub(crate) fn copied_reference(ty: &Type) -> Option<&syn::TypeReference> {
     }
 }
 
-/// The errors found so far, each at the tokens it is about.
-#[derive(Default)]
-struct Errors(Option<syn::Error>);
-
-impl Errors {
-    fn fail(&mut self, tokens: &dyn ToTokens, message: impl Into<String>) {
-        combine(&mut self.0, syn::Error::new_spanned(tokens, message.into()));
-    }
-}
-
-/// Every reason `sig` cannot be wrapped with these options, combined into one error; `Ok` if
-/// there is none.
-pub(crate) fn check_signature(sig: &Signature, options: &Options) -> syn::Result<()> {
-    let mut errors = Errors::default();
-    check_qualifiers(sig, &mut errors);
-    check_inputs(sig, options, &mut errors);
-    check_output(sig, options, &mut errors);
-    check_stream(sig, options, &mut errors);
-    match errors.0 {
-        Some(err) => Err(err),
-        None => Ok(()),
-    }
+/// Adds to `errors` every reason `sig` cannot be wrapped with these options.
+pub(crate) fn check_signature(sig: &Signature, options: &Options, errors: &mut Errors) {
+    check_qualifiers(sig, errors);
+    check_inputs(sig, options, errors);
+    check_output(sig, options, errors);
+    check_stream(sig, options, errors);
 }
 
 /// `const`, `async`, `safe`, an ABI, C variadics.
@@ -283,7 +268,7 @@ fn check_output(sig: &Signature, options: &Options, errors: &mut Errors) {
     }
     if options.stream.is_none() {
         let iterator = match result_ok_type(ty) {
-            Some((_, ok)) => lazy_iterator(ok),
+            Some(result) => lazy_iterator(result.ok),
             None => lazy_iterator(ty),
         };
         if let Some(iterator) = iterator {

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::task::Context;
 
+use crate::call_site::{self, CallSite};
 use crate::task::{Finished, Run};
 
 /// A place that runs jobs: a thread pool, an adapter to another crate's pool, or your own.
@@ -254,7 +255,14 @@ impl Job {
     /// futures::executor::block_on(async_wrap_runtime::spawn_on(&NAMES, || ()));
     /// ```
     pub fn name(&self) -> &'static str {
-        self.task.as_ref().map_or("", |task| task.name())
+        self.site().function()
+    }
+
+    /// Who the call is (the function, and how its executor was named).
+    pub(crate) fn site(&self) -> &'static CallSite {
+        self.task
+            .as_ref()
+            .map_or(&call_site::RUN, |task| task.site())
     }
 
     /// Whether the awaiting future has been dropped. A job cancelled before it starts is
@@ -498,6 +506,17 @@ pub enum ExecutorRef {
 }
 
 impl ExecutorRef {
+    /// The [default pool](crate::default_pool) (built on first use).
+    ///
+    /// ```
+    /// use async_wrap_runtime::{Executor, ExecutorRef};
+    ///
+    /// assert_eq!(ExecutorRef::default_pool().get().name(), None); // messages say "the default pool"
+    /// ```
+    pub fn default_pool() -> Self {
+        ExecutorRef::Static(crate::default_pool())
+    }
+
     /// The executor this handle points to.
     ///
     /// ```

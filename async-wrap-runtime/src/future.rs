@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::call_site::{self, CallSite};
 use crate::executor::{ExecutorRef, IntoExecutor, Job, RejectReason, Submit, Waiter};
 use crate::task::{Ended, Output, Task};
 
@@ -51,10 +52,8 @@ pub struct BlockingFuture<T> {
     executor: ExecutorRef,
     /// Set once the executor has asked this future to wait for room.
     waiter: Option<Waiter>,
-    /// How the caller named the executor, for messages when it has no name of its own.
-    label: &'static str,
-    /// The function's path, for messages.
-    name: &'static str,
+    /// Who the call is: the function, and how the caller named the executor.
+    site: &'static CallSite,
     /// The result slot, until the result is taken.
     output: Option<Arc<dyn Output<T>>>,
     /// Where the call was made, when known: named in the panic of a refused call.
@@ -62,14 +61,9 @@ pub struct BlockingFuture<T> {
 }
 
 impl<T: Send + 'static> BlockingFuture<T> {
-    /// A future that will run `body` on `executor` when first polled. `name` names the job (in
-    /// shutdown reports and error messages), `label` names the executor when it has no name.
-    pub(crate) fn new<F>(
-        executor: ExecutorRef,
-        label: &'static str,
-        name: &'static str,
-        body: F,
-    ) -> Self
+    /// A future that will run `body` on `executor` when first polled. `site` names the job (in
+    /// shutdown reports and error messages), and the executor when it has no name of its own.
+    pub(crate) fn new<F>(executor: ExecutorRef, site: &'static CallSite, body: F) -> Self
     where
         F: FnOnce() -> T + Send + 'static,
     {
@@ -79,13 +73,12 @@ impl<T: Send + 'static> BlockingFuture<T> {
             let span = tracing::Span::current();
             move || span.in_scope(body)
         };
-        let task = Task::new(name, body);
+        let task = Task::new(site, body);
         BlockingFuture {
             job: Some(Job::new(task.clone())),
             executor,
             waiter: None,
-            label,
-            name,
+            site,
             output: Some(task),
             caller: None,
         }
@@ -120,12 +113,12 @@ impl<T> BlockingFuture<T> {
 
     /// The executor's own name, else the expression that named it.
     fn executor_name(&self) -> &str {
-        self.executor.get().name().unwrap_or(self.label)
+        self.executor.get().name().unwrap_or(self.site.executor())
     }
 
     fn error(&self, kind: CallErrorKind) -> CallError {
         CallError {
-            function: self.name,
+            site: self.site,
             executor: self.executor_name().to_owned(),
             kind,
         }
@@ -255,7 +248,7 @@ impl<T> fmt::Debug for BlockingFuture<T> {
             (None, _, None) => "completed",
         };
         f.debug_struct("BlockingFuture")
-            .field("function", &self.name)
+            .field("function", &self.site.function())
             .field("executor", &self.executor_name())
             .field("state", &state)
             .finish_non_exhaustive()
@@ -301,7 +294,9 @@ impl<T> Future for Checked<T> {
 /// ```
 #[derive(Debug)]
 pub struct CallError {
-    function: &'static str,
+    /// Who the call was.
+    site: &'static CallSite,
+    /// The executor's own name, else how the call named it.
     executor: String,
     kind: CallErrorKind,
 }
@@ -322,7 +317,7 @@ impl CallError {
     /// assert_eq!(err.function(), "closure");
     /// ```
     pub fn function(&self) -> &'static str {
-        self.function
+        self.site.function()
     }
 
     /// The executor's name, or the expression that named it.
@@ -369,9 +364,7 @@ impl CallError {
 
 impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let CallError {
-            function, executor, ..
-        } = self;
+        let (function, executor) = (self.site.function(), &self.executor);
         match &self.kind {
             CallErrorKind::Rejected(reason) => {
                 write!(
@@ -393,11 +386,11 @@ impl std::error::Error for CallError {}
 
 /// Runs `body` on `executor` with nobody awaiting it (its result is dropped on the executor's
 /// thread); if the executor refuses it, runs it here.
-pub(crate) fn detach<F>(executor: &ExecutorRef, name: &'static str, body: F)
+pub(crate) fn detach<F>(executor: &ExecutorRef, site: &'static CallSite, body: F)
 where
     F: FnOnce() + Send + 'static,
 {
-    run_detached(executor, Job::new(Task::new(name, body)));
+    run_detached(executor, Job::new(Task::new(site, body)));
 }
 
 /// Hands `job` to `executor`, or runs it on this thread if the executor refuses it.
@@ -429,7 +422,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    BlockingFuture::new(executor.into_executor(), "spawn_on", "closure", body)
+    BlockingFuture::new(executor.into_executor(), &call_site::SPAWN_ON, body)
 }
 
 /// Runs `body` on the [default pool](crate::default_pool): the function form of `#[async_wrap]`.
@@ -445,10 +438,5 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    BlockingFuture::new(
-        ExecutorRef::Static(crate::default_pool()),
-        "the default pool",
-        "closure",
-        body,
-    )
+    BlockingFuture::new(ExecutorRef::default_pool(), &call_site::SPAWN, body)
 }

@@ -111,7 +111,7 @@ impl<T: Send + 'static> Unblock<T> {
     /// assert_eq!(out, b"bytes from a blocking reader");
     /// ```
     pub fn new(inner: T) -> Self {
-        Self::with_executor(ExecutorRef::Static(crate::default_pool()), inner)
+        Self::with_executor(ExecutorRef::default_pool(), inner)
     }
 
     /// Wraps `inner`, running its calls on `executor`.
@@ -210,8 +210,7 @@ impl<T: Send + 'static> Unblock<T> {
         self.running = Some(kind);
         self.state = State::Busy(BlockingFuture::new(
             self.executor.clone(),
-            "Unblock",
-            "Unblock",
+            &crate::call_site::UNBLOCK,
             job,
         ));
     }

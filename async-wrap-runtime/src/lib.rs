@@ -29,6 +29,7 @@
 //! ```
 
 mod block_on;
+mod call_site;
 mod default_pool;
 mod executor;
 mod future;

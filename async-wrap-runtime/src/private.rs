@@ -3,6 +3,7 @@
 
 pub use std::borrow::{Borrow, ToOwned};
 
+pub use crate::call_site::CallSite;
 pub use crate::executor::IntoExecutor;
 pub use crate::future::BlockingFuture;
 pub use crate::stream::BlockingStream;
@@ -11,23 +12,18 @@ pub use self::executor_forms::{Denotes, executor};
 
 use crate::executor::ExecutorRef;
 
-/// The dispatch every shim makes: `executor` as the attribute evaluated it, `label` the
-/// executor expression as written, `name` the function's path. The shim is `#[track_caller]`,
-/// so the location recorded here is the call of the wrapped function, named if the call is
-/// refused.
+/// The dispatch every shim makes: `executor` as the attribute evaluated it, `site` the
+/// function's static record (its path, the executor expression as written). The shim is
+/// `#[track_caller]`, so the location recorded here is the call of the wrapped function, named
+/// if the call is refused.
 #[inline]
 #[track_caller]
-pub fn call<F, T>(
-    executor: ExecutorRef,
-    label: &'static str,
-    name: &'static str,
-    body: F,
-) -> BlockingFuture<T>
+pub fn call<F, T>(executor: ExecutorRef, site: &'static CallSite, body: F) -> BlockingFuture<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    BlockingFuture::new(executor, label, name, body).called_at(std::panic::Location::caller())
+    BlockingFuture::new(executor, site, body).called_at(std::panic::Location::caller())
 }
 
 /// The dispatch of a `stream` shim whose function returns `Result<impl Iterator, E>`: `open`
@@ -37,8 +33,7 @@ where
 #[track_caller]
 pub fn try_stream<F, I, E>(
     executor: ExecutorRef,
-    label: &'static str,
-    name: &'static str,
+    site: &'static CallSite,
     batch: usize,
     open: F,
 ) -> BlockingFuture<Result<BlockingStream<I::Item>, E>>
@@ -50,10 +45,10 @@ where
     E: Send + 'static,
 {
     let refills = executor.clone();
-    BlockingFuture::new(executor, label, name, move || {
+    BlockingFuture::new(executor, site, move || {
         open().map(|iter| {
             let iter = iter.into_iter();
-            BlockingStream::new(refills, label, name, batch, move || iter)
+            BlockingStream::new(refills, site, batch, move || iter)
         })
     })
     .called_at(std::panic::Location::caller())
@@ -63,8 +58,7 @@ where
 #[inline]
 pub fn stream<F, I>(
     executor: ExecutorRef,
-    label: &'static str,
-    name: &'static str,
+    site: &'static CallSite,
     batch: usize,
     iter_fn: F,
 ) -> BlockingStream<I::Item>
@@ -74,7 +68,7 @@ where
     I::IntoIter: Send + 'static,
     I::Item: Send + 'static,
 {
-    BlockingStream::new(executor, label, name, batch, iter_fn)
+    BlockingStream::new(executor, site, batch, iter_fn)
 }
 
 /// The batch size of a `stream` shim without `batch = ...`.
@@ -83,7 +77,7 @@ pub const DEFAULT_BATCH: usize = crate::stream::DEFAULT_BATCH;
 /// The default pool, as the executor of a shim without `executor = ...`.
 #[inline]
 pub fn default_executor() -> ExecutorRef {
-    ExecutorRef::Static(crate::default_pool())
+    ExecutorRef::default_pool()
 }
 
 /// The adapters named by `executor = tokio` and `executor = rayon`. The shim calls

@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use futures_core::Stream;
 
+use crate::call_site::{self, CallSite};
 use crate::executor::{ExecutorRef, IntoExecutor};
 use crate::future::{BlockingFuture, CallError};
 use crate::task::Payload;
@@ -51,8 +52,8 @@ type BoxedIter<T> = Box<dyn Iterator<Item = T> + Send>;
 #[must_use = "streams do nothing unless polled"]
 pub struct BlockingStream<T: Send + 'static> {
     executor: ExecutorRef,
-    label: &'static str,
-    name: &'static str,
+    /// Who the refills are: the function (or `iterator`) and how the executor was named.
+    site: &'static CallSite,
     batch: usize,
     /// Items pulled and not yet handed out.
     ready: VecDeque<T>,
@@ -100,8 +101,7 @@ where
 {
     BlockingStream::new(
         executor.into_executor(),
-        "stream_on",
-        "iterator",
+        &call_site::STREAM_ON,
         batch,
         iter_fn,
     )
@@ -125,9 +125,8 @@ where
     I::Item: Send + 'static,
 {
     BlockingStream::new(
-        ExecutorRef::Static(crate::default_pool()),
-        "the default pool",
-        "iterator",
+        ExecutorRef::default_pool(),
+        &call_site::STREAM,
         DEFAULT_BATCH,
         iter_fn,
     )
@@ -136,8 +135,7 @@ where
 impl<T: Send + 'static> BlockingStream<T> {
     pub(crate) fn new<F, I>(
         executor: ExecutorRef,
-        label: &'static str,
-        name: &'static str,
+        site: &'static CallSite,
         batch: usize,
         iter_fn: F,
     ) -> Self
@@ -154,8 +152,7 @@ impl<T: Send + 'static> BlockingStream<T> {
             Box::new(move || Box::new(iter_fn().into_iter()) as BoxedIter<T>);
         BlockingStream {
             executor,
-            label,
-            name,
+            site,
             batch,
             ready: VecDeque::new(),
             source: Source::Unstarted(make),
@@ -205,12 +202,7 @@ impl<T: Send + 'static> BlockingStream<T> {
                 },
             }
         };
-        self.source = Source::Refilling(BlockingFuture::new(
-            self.executor.clone(),
-            self.label,
-            self.name,
-            job,
-        ));
+        self.source = Source::Refilling(BlockingFuture::new(self.executor.clone(), self.site, job));
     }
 }
 
@@ -291,7 +283,7 @@ impl<T: Send + 'static> Drop for BlockingStream<T> {
             // Drop the idle iterator on a pool thread too (where a blocking `Drop`, closing a
             // file or a cursor, belongs); if the executor refuses, here.
             Source::Idle(iter) => {
-                crate::future::detach(&self.executor, self.name, move || drop(iter));
+                crate::future::detach(&self.executor, self.site, move || drop(iter));
             }
             _ => {}
         }

@@ -12,6 +12,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, Waker};
 
+use crate::call_site::CallSite;
 use crate::sync::{AtomicBool, Mutex, MutexGuard, Ordering};
 
 /// A panic payload, as `std::panic::catch_unwind` returns it.
@@ -68,8 +69,8 @@ pub(crate) trait Run: Send + Sync {
     /// Runs the body once, catching a panic, and stores the result; the caller must then call
     /// [`Finished::wake`]. A second call, or a call after cancellation, does nothing.
     fn run(self: Arc<Self>) -> Finished;
-    /// The wrapped function's name.
-    fn name(&self) -> &'static str;
+    /// Who the call is: the wrapped function, and how its executor was named.
+    fn site(&self) -> &'static CallSite;
     /// Whether the awaiting future has been dropped.
     fn is_cancelled(&self) -> bool;
     /// The executor dropped the job without running it: the future must hear of it.
@@ -120,7 +121,7 @@ struct State<F, T> {
 }
 
 pub(crate) struct Task<F, T> {
-    name: &'static str,
+    site: &'static CallSite,
     cancelled: AtomicBool,
     state: Mutex<State<F, T>>,
 }
@@ -130,9 +131,9 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    pub(crate) fn new(name: &'static str, body: F) -> Arc<Self> {
+    pub(crate) fn new(site: &'static CallSite, body: F) -> Arc<Self> {
         Arc::new(Task {
-            name,
+            site,
             cancelled: AtomicBool::new(false),
             state: Mutex::new(State {
                 stage: Stage::Pending(body),
@@ -194,8 +195,8 @@ where
         }
     }
 
-    fn name(&self) -> &'static str {
-        self.name
+    fn site(&self) -> &'static CallSite {
+        self.site
     }
 
     fn is_cancelled(&self) -> bool {
@@ -338,6 +339,9 @@ mod loom_models {
     use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use super::{Ended, Outcome, Output, Run, Task};
+    use crate::call_site::CallSite;
+
+    static MODEL: CallSite = CallSite::new("model", "loom");
 
     /// Counts drops, so that a model can check every value is dropped exactly once.
     struct Tracked(Arc<AtomicUsize>);
@@ -397,7 +401,7 @@ mod loom_models {
                     Tracked(dropped)
                 }
             };
-            let task = Task::new("model", body);
+            let task = Task::new(&MODEL, body);
             let worker = {
                 let task: Arc<dyn Run> = task.clone();
                 loom::thread::spawn(move || task.run().outcome)
@@ -419,7 +423,7 @@ mod loom_models {
     #[test]
     fn a_poll_racing_the_worker_never_loses_the_wake_up() {
         loom::model(|| {
-            let task = Task::new("model", || 7_u32);
+            let task = Task::new(&MODEL, || 7_u32);
             let worker = {
                 let task: Arc<dyn Run> = task.clone();
                 loom::thread::spawn(move || task.run().wake())
@@ -431,7 +435,7 @@ mod loom_models {
     #[test]
     fn a_job_lost_by_its_executor_wakes_the_future() {
         loom::model(|| {
-            let task = Task::new("model", || 1_u8);
+            let task = Task::new(&MODEL, || 1_u8);
             let loser = {
                 let task: Arc<dyn Run> = task.clone();
                 loom::thread::spawn(move || task.lose())

@@ -9,6 +9,11 @@
 
 #[track_caller]
 pub fn lookup(&self, key: String) -> ::async_wrap::__private::BlockingFuture<Option<u32>> {
+    static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =
+        ::async_wrap::__private::CallSite::new(
+            ::core::concat!(::core::module_path!(), "::", ::core::stringify!(lookup)),
+            ::core::stringify!(self.pool),
+        );
     let __async_wrap_executor = ::async_wrap::__private::Denotes::denote(&self.pool);
     let __async_wrap_self = <Self as ::core::clone::Clone>::clone(self);
     let __async_wrap_job = move || -> Option<u32> {
@@ -19,10 +24,5 @@ pub fn lookup(&self, key: String) -> ::async_wrap::__private::BlockingFuture<Opt
     let _: &dyn ::core::marker::Send = &__async_wrap_job;
     let _: fn(&Option<u32>) -> &dyn ::core::marker::Send =
         |__async_wrap_output| __async_wrap_output;
-    ::async_wrap::__private::call(
-        __async_wrap_executor,
-        ::core::stringify!(self.pool),
-        ::core::concat!(::core::module_path!(), "::", ::core::stringify!(lookup)),
-        __async_wrap_job,
-    )
+    ::async_wrap::__private::call(__async_wrap_executor, &__ASYNC_WRAP_SITE, __async_wrap_job)
 }

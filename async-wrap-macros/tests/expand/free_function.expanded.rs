@@ -13,6 +13,15 @@
 #[inline]
 #[track_caller]
 pub fn slow_double(n: u64) -> ::async_wrap::__private::BlockingFuture<u64> {
+    static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =
+        ::async_wrap::__private::CallSite::new(
+            ::core::concat!(
+                ::core::module_path!(),
+                "::",
+                ::core::stringify!(slow_double)
+            ),
+            ::core::stringify!(IO),
+        );
     let __async_wrap_executor = ::async_wrap::__private::Denotes::denote(&IO);
     let __async_wrap_job = move || -> u64 {
         let n = n;
@@ -20,14 +29,5 @@ pub fn slow_double(n: u64) -> ::async_wrap::__private::BlockingFuture<u64> {
     };
     let _: &dyn ::core::marker::Send = &__async_wrap_job;
     let _: fn(&u64) -> &dyn ::core::marker::Send = |__async_wrap_output| __async_wrap_output;
-    ::async_wrap::__private::call(
-        __async_wrap_executor,
-        ::core::stringify!(IO),
-        ::core::concat!(
-            ::core::module_path!(),
-            "::",
-            ::core::stringify!(slow_double)
-        ),
-        __async_wrap_job,
-    )
+    ::async_wrap::__private::call(__async_wrap_executor, &__ASYNC_WRAP_SITE, __async_wrap_job)
 }

@@ -18,6 +18,11 @@ fn walk(
     acc: Vec<u32>,
     __async_wrap_arg2: String,
 ) -> ::async_wrap::__private::BlockingFuture<Vec<u32>> {
+    static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =
+        ::async_wrap::__private::CallSite::new(
+            ::core::concat!(::core::module_path!(), "::", ::core::stringify!(walk)),
+            "the default pool",
+        );
     let __async_wrap_executor = ::async_wrap::__private::default_executor();
     let __async_wrap_job = move || -> Vec<u32> {
         fn walk((depth, width): (u32, u32), mut acc: Vec<u32>, _: String) -> Vec<u32> {
@@ -32,10 +37,5 @@ fn walk(
     };
     let _: &dyn ::core::marker::Send = &__async_wrap_job;
     let _: fn(&Vec<u32>) -> &dyn ::core::marker::Send = |__async_wrap_output| __async_wrap_output;
-    ::async_wrap::__private::call(
-        __async_wrap_executor,
-        "the default pool",
-        ::core::concat!(::core::module_path!(), "::", ::core::stringify!(walk)),
-        __async_wrap_job,
-    )
+    ::async_wrap::__private::call(__async_wrap_executor, &__ASYNC_WRAP_SITE, __async_wrap_job)
 }

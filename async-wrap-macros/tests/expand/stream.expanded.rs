@@ -14,6 +14,11 @@
 #[doc = r" The lines of a file."]
 #[track_caller]
 pub fn lines(path: std::path::PathBuf) -> ::async_wrap::__private::BlockingStream<String> {
+    static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =
+        ::async_wrap::__private::CallSite::new(
+            ::core::concat!(::core::module_path!(), "::", ::core::stringify!(lines)),
+            ::core::stringify!(DISK),
+        );
     let __async_wrap_executor = ::async_wrap::__private::Denotes::denote(&DISK);
     let __async_wrap_job = move || -> _ {
         let path = path;
@@ -27,8 +32,7 @@ pub fn lines(path: std::path::PathBuf) -> ::async_wrap::__private::BlockingStrea
     let _: &dyn ::core::marker::Send = &__async_wrap_job;
     ::async_wrap::__private::stream(
         __async_wrap_executor,
-        ::core::stringify!(DISK),
-        ::core::concat!(::core::module_path!(), "::", ::core::stringify!(lines)),
+        &__ASYNC_WRAP_SITE,
         256,
         __async_wrap_job,
     )

@@ -14,14 +14,14 @@ pub fn checksum_blocking<T: AsRef<[u8]> + Send + 'static>(data: T) -> u32 {
 pub fn checksum<T: AsRef<[u8]> + Send + 'static>(
     data: T,
 ) -> ::async_wrap::__private::BlockingFuture<u32> {
+    static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =
+        ::async_wrap::__private::CallSite::new(
+            ::core::concat!(::core::module_path!(), "::", ::core::stringify!(checksum)),
+            "the default pool",
+        );
     let __async_wrap_executor = ::async_wrap::__private::default_executor();
     let __async_wrap_job = move || -> u32 { checksum_blocking::<T>(data) };
     let _: &dyn ::core::marker::Send = &__async_wrap_job;
     let _: fn(&u32) -> &dyn ::core::marker::Send = |__async_wrap_output| __async_wrap_output;
-    ::async_wrap::__private::call(
-        __async_wrap_executor,
-        "the default pool",
-        ::core::concat!(::core::module_path!(), "::", ::core::stringify!(checksum)),
-        __async_wrap_job,
-    )
+    ::async_wrap::__private::call(__async_wrap_executor, &__ASYNC_WRAP_SITE, __async_wrap_job)
 }

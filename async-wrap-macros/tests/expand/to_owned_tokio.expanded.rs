@@ -13,6 +13,11 @@ pub unsafe fn parse(
     text: &str,
     path: &std::path::Path,
 ) -> ::async_wrap::__private::BlockingFuture<usize> {
+    static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =
+        ::async_wrap::__private::CallSite::new(
+            ::core::concat!(::core::module_path!(), "::", ::core::stringify!(parse)),
+            ::core::stringify!(tokio),
+        );
     let __async_wrap_executor =
         ::async_wrap::__private::adapters::tokio::<::async_wrap::__private::adapters::Enabled>();
     let __async_wrap_owned0 = ::async_wrap::__private::ToOwned::to_owned(text);
@@ -27,10 +32,5 @@ pub unsafe fn parse(
     };
     let _: &dyn ::core::marker::Send = &__async_wrap_job;
     let _: fn(&usize) -> &dyn ::core::marker::Send = |__async_wrap_output| __async_wrap_output;
-    ::async_wrap::__private::call(
-        __async_wrap_executor,
-        ::core::stringify!(tokio),
-        ::core::concat!(::core::module_path!(), "::", ::core::stringify!(parse)),
-        __async_wrap_job,
-    )
+    ::async_wrap::__private::call(__async_wrap_executor, &__ASYNC_WRAP_SITE, __async_wrap_job)
 }

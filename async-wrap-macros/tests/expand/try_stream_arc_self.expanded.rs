@@ -19,6 +19,11 @@ pub fn lines(
 ) -> ::async_wrap::__private::BlockingFuture<
     std::io::Result<::async_wrap::__private::BlockingStream<String>>,
 > {
+    static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =
+        ::async_wrap::__private::CallSite::new(
+            ::core::concat!(::core::module_path!(), "::", ::core::stringify!(lines)),
+            ::core::stringify!(self.shards[(key % 4) as usize]),
+        );
     let __async_wrap_executor =
         ::async_wrap::__private::Denotes::denote(&self.shards[(key % 4) as usize]);
     let __async_wrap_self = ::core::clone::Clone::clone(self);
@@ -35,8 +40,7 @@ pub fn lines(
     let _: &dyn ::core::marker::Send = &__async_wrap_job;
     ::async_wrap::__private::try_stream(
         __async_wrap_executor,
-        ::core::stringify!(self.shards[(key % 4) as usize]),
-        ::core::concat!(::core::module_path!(), "::", ::core::stringify!(lines)),
+        &__ASYNC_WRAP_SITE,
         ::async_wrap::__private::DEFAULT_BATCH,
         __async_wrap_job,
     )

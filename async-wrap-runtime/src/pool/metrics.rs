@@ -6,11 +6,12 @@ use std::sync::PoisonError;
 use std::time::Instant;
 
 use super::shared::Shared;
+use crate::call_site::CallSite;
 use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
 use crate::task::Outcome;
 
-/// A job a thread runs: its name and when it started.
-pub(super) type Started = (&'static str, Instant);
+/// A job a thread runs: who it is and when it started.
+pub(super) type Started = (&'static CallSite, Instant);
 
 /// Counters of a [`BlockingPool`](super::BlockingPool), from
 /// [`BlockingPool::metrics`](super::BlockingPool::metrics).

@@ -163,13 +163,16 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::{Queue, RING};
+    use crate::call_site::CallSite;
     use crate::executor::Job;
     use crate::task::Task;
+
+    static NUMBERED: CallSite = CallSite::new("numbered", "queue");
 
     /// A job that records its number in `log` when it runs.
     fn job(log: &Arc<Mutex<Vec<usize>>>, number: usize) -> Job {
         let log = Arc::clone(log);
-        Job::new(Task::new("numbered", move || {
+        Job::new(Task::new(&NUMBERED, move || {
             log.lock().unwrap().push(number);
         }))
     }

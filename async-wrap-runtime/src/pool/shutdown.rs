@@ -183,8 +183,8 @@ impl ShutdownStart {
             .enumerate()
             .filter(|(index, _)| Some(*index) != self.me)
             .filter_map(|(_, slot)| *slot.running())
-            .map(|(name, since)| RunningJob {
-                name,
+            .map(|(site, since)| RunningJob {
+                name: site.function(),
                 running_for: since.elapsed(),
             })
             .collect();

@@ -72,7 +72,7 @@ impl Shared {
                     self.flags.ready.release_claim();
                 }
                 Slot::bump(&slot.started);
-                *slot.running() = Some((job.name(), Instant::now()));
+                *slot.running() = Some((job.site(), Instant::now()));
                 // The queue has room for one more.
                 self.wake_waiter();
                 // The previous job's caller hears of it only now, with this thread busy again:
