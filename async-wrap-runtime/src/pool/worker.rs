@@ -8,7 +8,9 @@
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, PoisonError};
-use std::time::{Duration, Instant};
+#[cfg(not(async_wrap_loom))]
+use std::time::Duration;
+use std::time::Instant;
 
 use super::config::Hook;
 use super::metrics::Slot;
