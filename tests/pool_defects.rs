@@ -430,3 +430,151 @@ fn a_bounded_queue_stays_bounded_while_the_pool_can_still_grow() {
         });
     }
 }
+
+// Found by an independent attack on the fixes above (each hung or miscounted before its fix).
+
+// Calls that needed the pool to grow while all its old threads ran a slow stop hook: the pool
+// grew to the core count and no further, and the calls (which wait for each other) hung.
+#[test]
+fn a_pool_grows_past_the_cores_for_jobs_queued_while_its_threads_retired() {
+    within(Duration::from_secs(30), || {
+        let n = 4;
+        let pool = Arc::new(
+            BlockingPool::builder()
+                .max_threads(n)
+                .keep_alive(Duration::from_millis(50))
+                .on_thread_stop(|| thread::sleep(Duration::from_millis(300)))
+                .build()
+                .unwrap(),
+        );
+        let meet = |pool: &Arc<BlockingPool>| {
+            let barrier = Arc::new(Barrier::new(n));
+            let calls: Vec<_> = (0..n)
+                .map(|_| {
+                    let barrier = barrier.clone();
+                    spawn_on(pool.clone(), move || {
+                        barrier.wait();
+                    })
+                })
+                .collect();
+            futures::executor::block_on(futures::future::join_all(calls));
+        };
+        meet(&pool);
+        // Every thread retires after 50 ms and sits in its 300 ms stop hook.
+        thread::sleep(Duration::from_millis(150));
+        meet(&pool);
+        assert!(pool.metrics().threads_started <= 2 * n as u64);
+        pool.shutdown();
+    });
+}
+
+// `shutdown` from the pool's own stop hook waited for its own thread for ever, and
+// `shutdown_timeout` there reported `threads_left` as 0 - 1, wrapped.
+#[test]
+fn shutdown_from_a_stop_hook_does_not_wait_for_its_own_thread() {
+    for timeout in [None, Some(Duration::from_millis(500))] {
+        within(Duration::from_secs(20), move || {
+            let pool: Arc<std::sync::OnceLock<Arc<BlockingPool>>> = Arc::default();
+            let report = Arc::new(Mutex::new(None));
+            let built = Arc::new(
+                BlockingPool::builder()
+                    .max_threads(1)
+                    .keep_alive(Duration::from_millis(20))
+                    .on_thread_stop({
+                        let (pool, report) = (pool.clone(), report.clone());
+                        move || {
+                            let pool = pool.get().unwrap();
+                            if !pool.is_shut_down() {
+                                let made = match timeout {
+                                    None => {
+                                        pool.shutdown();
+                                        None
+                                    }
+                                    Some(timeout) => Some(pool.shutdown_timeout(timeout)),
+                                };
+                                *report.lock().unwrap() = Some(made);
+                            }
+                        }
+                    })
+                    .build()
+                    .unwrap(),
+            );
+            pool.set(built.clone()).unwrap();
+            assert_eq!(
+                futures::executor::block_on(spawn_on(built.clone(), || 1)),
+                1
+            );
+            eventually("the stop hook's shutdown to return", || {
+                report.lock().unwrap().is_some()
+            });
+            if let Some(Some(report)) = report.lock().unwrap().take() {
+                assert_eq!(report.threads_left, 0, "{report:?}");
+                assert!(report.is_complete(), "{report:?}");
+            }
+            eventually("the thread to exit", || built.metrics().threads == 0);
+        });
+    }
+}
+
+// A job waiting (with `block_on`) on a call to its own saturated pool ran it inline only if
+// the call was first polled there; polled once elsewhere (its job queued behind the waiting
+// one), it hung.
+#[test]
+fn a_nested_wait_on_a_call_queued_from_elsewhere_runs_it_inline() {
+    within(Duration::from_secs(20), || {
+        let pool = Arc::new(BlockingPool::with_max_threads(1));
+        let (send, receive) = mpsc::channel::<async_wrap::BlockingFuture<u32>>();
+        let outer = spawn_on(pool.clone(), move || {
+            let inner = receive.recv().unwrap();
+            async_wrap::block_on(inner) + 1
+        });
+        let outer = thread::spawn(move || futures::executor::block_on(outer));
+        eventually("the outer job to hold the only thread", || {
+            pool.metrics().running == 1
+        });
+        let mut inner = spawn_on(pool.clone(), || 41_u32);
+        assert!(poll_with(&mut inner, Waker::noop()).is_pending(), "queued");
+        send.send(inner).unwrap();
+        assert_eq!(outer.join().unwrap(), 42);
+        eventually("the skipped queued copy to be taken", || {
+            pool.metrics().queued == 0
+        });
+        let metrics = pool.metrics();
+        assert_eq!(
+            (metrics.completed, metrics.inline, metrics.cancelled),
+            (2, 1, 0),
+            "{metrics:?}"
+        );
+        pool.shutdown();
+    });
+}
+
+// `ShutdownFuture::poll` cloned the task's waker under the pool's lock: a waker whose `clone`
+// looks at the pool deadlocked.
+#[test]
+fn a_waker_that_calls_into_the_pool_cannot_deadlock_the_async_shutdown() {
+    use std::task::{RawWaker, RawWakerVTable};
+
+    static POOL: std::sync::OnceLock<Arc<BlockingPool>> = std::sync::OnceLock::new();
+    fn clone(data: *const ()) -> RawWaker {
+        let _ = POOL.get().unwrap().metrics();
+        RawWaker::new(data, &VTABLE)
+    }
+    fn noop(_: *const ()) {}
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, noop);
+
+    within(Duration::from_secs(20), || {
+        let pool = POOL.get_or_init(|| Arc::new(BlockingPool::with_max_threads(1)));
+        let (mut job, gate) = held(pool);
+        let job_waker = Waker::noop();
+        assert!(poll_with(&mut job, job_waker).is_pending());
+        gate.wait();
+        // SAFETY: the vtable's functions ignore the data pointer, which is never read.
+        let waker = unsafe { Waker::from_raw(RawWaker::new(std::ptr::null(), &VTABLE)) };
+        let mut shutdown = pool.shutdown_async();
+        assert!(poll_with(&mut shutdown, &waker).is_pending());
+        gate.wait();
+        let report = futures::executor::block_on(shutdown);
+        assert!(report.is_complete(), "{report:?}");
+    });
+}

@@ -83,6 +83,14 @@ pub trait Executor: Send + Sync {
     fn name(&self) -> Option<&str> {
         None
     }
+
+    /// The crate's own pool behind this executor, if it is one: its futures use it to run a
+    /// queued job inline on a worker of that pool that waits for it. Not for other executors
+    /// to implement.
+    #[doc(hidden)]
+    fn as_blocking_pool(&self) -> Option<&crate::BlockingPool> {
+        None
+    }
 }
 
 /// What [`Executor::poll_execute`] did with a job.

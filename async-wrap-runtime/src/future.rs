@@ -154,7 +154,18 @@ impl<T> BlockingFuture<T> {
             .output
             .as_ref()
             .expect("`BlockingFuture` polled after it completed");
-        let Poll::Ready(ended) = output.poll_output(cx) else {
+        let mut polled = output.poll_output(cx);
+        if polled.is_pending() {
+            // A job queued on the pool whose worker polls this future, with every thread busy:
+            // it runs here rather than wait for a thread that this one may be keeping busy.
+            if let Some(pool) = self.executor.get().as_blocking_pool() {
+                let task = Arc::clone(output);
+                if pool.run_waiting_here(move || task.run_here()) {
+                    polled = output.poll_output(cx);
+                }
+            }
+        }
+        let Poll::Ready(ended) = polled else {
             return Poll::Pending;
         };
         self.output = None;

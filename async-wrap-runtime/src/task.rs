@@ -27,6 +27,9 @@ pub(crate) enum Outcome {
     Panicked,
     /// The future was dropped before the job started; the body was not called.
     Cancelled,
+    /// The body had already been run elsewhere (inline, by the future that awaits it): this
+    /// run did nothing, and counts nothing.
+    Elsewhere,
 }
 
 /// A finished run: what happened, and the waker to call once the runner is ready for more work.
@@ -96,6 +99,10 @@ pub(crate) trait Output<T>: Send + Sync {
     fn register(&self, waker: &Waker);
     /// The future is gone: the job must not start, and a result already there is dropped.
     fn abandon(&self);
+    /// Runs the body on this thread if it has not started (its job waits in a queue), for a
+    /// future that must not wait for it there. The job left in the queue then does nothing.
+    /// `None` if the body had started or been cancelled.
+    fn run_here(self: Arc<Self>) -> Option<Finished>;
     /// The future is gone, but the job still runs (or finishes) with `is_cancelled()` true, so
     /// that what the body owns is dropped on the executor's thread. A result already there is
     /// dropped.
@@ -162,7 +169,15 @@ where
                 Stage::Pending(body) => body,
                 other => {
                     state.stage = other;
-                    return Finished::NOTHING;
+                    let outcome = if self.cancelled.load(Ordering::Relaxed) {
+                        Outcome::Cancelled
+                    } else {
+                        Outcome::Elsewhere
+                    };
+                    return Finished {
+                        outcome,
+                        waker: None,
+                    };
                 }
             }
         };
@@ -252,6 +267,11 @@ where
             Some(old) => old.clone_from(waker),
             slot @ None => *slot = Some(waker.clone()),
         }
+    }
+
+    fn run_here(self: Arc<Self>) -> Option<Finished> {
+        let finished = Run::run(self);
+        matches!(finished.outcome, Outcome::Completed | Outcome::Panicked).then_some(finished)
     }
 
     fn abandon_running(&self) {

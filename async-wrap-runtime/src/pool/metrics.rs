@@ -59,6 +59,8 @@ impl Metrics {
             Outcome::Completed => self.completed += 1,
             Outcome::Panicked => self.panicked += 1,
             Outcome::Cancelled => self.cancelled += 1,
+            // Counted where it ran.
+            Outcome::Elsewhere => {}
         }
     }
 
@@ -105,6 +107,8 @@ impl Slot {
             Outcome::Completed => &self.completed,
             Outcome::Panicked => &self.panicked,
             Outcome::Cancelled => &self.cancelled,
+            // Counted where it ran.
+            Outcome::Elsewhere => return,
         });
     }
 }

@@ -40,6 +40,7 @@ pub use metrics::Metrics;
 pub use shutdown::{RunningJob, ShutdownFuture, ShutdownReport};
 
 use crate::executor::{Executor, Job, Rejected, Submit, Waiter};
+use crate::task::Finished;
 use config::{Config, Extras};
 use shared::Shared;
 
@@ -287,6 +288,25 @@ impl BlockingPool {
         self.shared().ready_word()
     }
 
+    /// A call waiting on this thread for its job, queued on this pool, should run the job here:
+    /// this is a worker of the pool and no thread is idle, so waiting could deadlock (the
+    /// "Nesting" rule, for a call first polled elsewhere). Counts the job as run inline.
+    pub(crate) fn run_waiting_here(&self, run: impl FnOnce() -> Option<Finished>) -> bool {
+        let Some(shared) = self.shared.get() else {
+            return false;
+        };
+        if !shared.saturated_own_worker() {
+            return false;
+        }
+        let Some(finished) = run() else {
+            return false;
+        };
+        shared.count_inline(finished.outcome);
+        // The future that ran it is the one to be woken, and it polls the result next.
+        drop(finished);
+        true
+    }
+
     /// Marks (or unmarks) this pool as the process's default pool, which refuses shutdown.
     pub(crate) fn set_default(&mut self, is_default: bool) {
         self.config.is_default = is_default;
@@ -322,6 +342,10 @@ impl Executor for BlockingPool {
         if let Some(shared) = self.shared.get() {
             shared.cancel_wait(*waiter);
         }
+    }
+
+    fn as_blocking_pool(&self) -> Option<&BlockingPool> {
+        Some(self)
     }
 
     fn name(&self) -> Option<&str> {

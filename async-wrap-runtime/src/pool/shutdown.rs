@@ -148,14 +148,23 @@ impl Shared {
 /// What a shutdown knows from its start: the calling thread, if it is one of the pool's (it
 /// does not wait for itself), and the jobs finished until then. Closes the pool.
 struct ShutdownStart {
+    /// The calling thread's slot, if it is one of the pool's.
     me: Option<usize>,
+    /// The calling thread counts in `threads` (it runs a job), or in `exiting` (it runs its
+    /// stop hook): it does not wait for itself.
+    own_threads: usize,
+    own_exiting: usize,
     finished_before: u64,
 }
 
 impl ShutdownStart {
     fn new(shared: &Arc<Shared>) -> Self {
+        let own = Shared::own_place(shared);
+        let exiting = own.is_some_and(|own| own.exiting);
         let start = ShutdownStart {
-            me: Shared::own_worker(shared),
+            me: own.map(|own| own.slot),
+            own_threads: usize::from(own.is_some() && !exiting),
+            own_exiting: usize::from(exiting),
             finished_before: shared.metrics().finished(),
         };
         shared.close();
@@ -165,8 +174,8 @@ impl ShutdownStart {
     /// Every thread but the caller's has exited, and no call is entering (a call past its
     /// check may still start a thread).
     fn drained(&self, shared: &Shared, state: &State) -> bool {
-        state.metrics.threads <= usize::from(self.me.is_some())
-            && state.exiting == 0
+        state.metrics.threads <= self.own_threads
+            && state.exiting <= self.own_exiting
             && shared.gate.entering() == 0
     }
 
@@ -188,7 +197,8 @@ impl ShutdownStart {
                 running_for: since.elapsed(),
             })
             .collect();
-        let threads_left = state.metrics.threads - usize::from(self.me.is_some());
+        let threads_left = (state.metrics.threads + state.exiting)
+            .saturating_sub(self.own_threads + self.own_exiting);
         drop(state);
         let report = ShutdownReport {
             finished: shared.metrics().finished() - self.finished_before,
@@ -248,7 +258,12 @@ impl ShutdownFuture {
     /// Arms (or re-arms with the current waker) the deadline's alarm.
     fn arm(&mut self, deadline: Instant, waker: &Waker) {
         if let Some(alarm) = &self.alarm {
-            *alarm.lock().unwrap_or_else(PoisonError::into_inner) = Some(waker.clone());
+            let waker = waker.clone();
+            let old = alarm
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .replace(waker);
+            drop(old);
             return;
         }
         let alarm = Arc::new(Mutex::new(Some(waker.clone())));
@@ -284,23 +299,27 @@ impl Future for ShutdownFuture {
                 .as_ref()
                 .expect("`ShutdownFuture` polled after it completed"),
         );
+        // Cloned before the lock is taken, and dropped after it if unused: a waker is user
+        // code, and may call back into the pool.
+        let waker = cx.waker().clone();
         let mut state = shared.lock();
         let past_deadline = this
             .deadline
             .is_some_and(|deadline| Instant::now() >= deadline);
         if this.start.drained(&shared, &state) || past_deadline {
             this.shared = None;
-            return Poll::Ready(this.start.report(&shared, state));
+            let report = this.start.report(&shared, state);
+            drop(waker);
+            return Poll::Ready(report);
         }
-        match state
-            .drain_wakers
-            .iter_mut()
-            .find(|w| w.will_wake(cx.waker()))
-        {
-            Some(_) => {}
-            None => state.drain_wakers.push(cx.waker().clone()),
-        }
+        let unused = if state.drain_wakers.iter().any(|w| w.will_wake(&waker)) {
+            Some(waker)
+        } else {
+            state.drain_wakers.push(waker);
+            None
+        };
         drop(state);
+        drop(unused);
         if let Some(deadline) = this.deadline {
             this.arm(deadline, cx.waker());
         }

@@ -21,7 +21,7 @@ use super::QueueFull;
 use super::shared::{Shared, State};
 use crate::executor::{Job, RejectReason, Rejected, Submit, Waiter};
 use crate::sync::{Ordering, fence};
-use crate::task::drop_guarded;
+use crate::task::{Outcome, drop_guarded};
 
 /// Where `submit_bounded` puts a job (see `place_bounded`).
 enum Placement {
@@ -244,7 +244,7 @@ impl Shared {
             }
             return;
         }
-        Shared::arm_supervisor(this, state);
+        Shared::arm_supervisor(this, &mut state);
     }
 
     /// No thread was idle for a job: starts one if the pool has fewer threads than cores.
@@ -282,11 +282,21 @@ impl Shared {
     /// Runs a job on the calling thread, counting it as the workers' jobs are counted.
     fn run_inline(&self, job: Job) {
         let finished = job.run_unwoken();
+        self.count_inline(finished.outcome);
+        finished.wake();
+    }
+
+    /// Counts a job run on a thread that is not a worker's own loop.
+    pub(super) fn count_inline(&self, outcome: Outcome) {
         let mut state = self.lock();
         state.metrics.inline += 1;
-        state.metrics.count(finished.outcome);
-        drop(state);
-        finished.wake();
+        state.metrics.count(outcome);
+    }
+
+    /// This thread is a worker of this pool, and no thread is idle: a call it waits for must
+    /// run here, or it could wait for ever.
+    pub(super) fn saturated_own_worker(self: &Arc<Self>) -> bool {
+        Shared::own_worker(self).is_some() && self.flags.ready.load().idle() == 0
     }
 
     /// After a push that counted on a ready thread: takes the spinner's turn if a thread spins

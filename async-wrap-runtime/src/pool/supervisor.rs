@@ -9,8 +9,8 @@ use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::shared::{Shared, State};
+use crate::sync::Ordering;
 use crate::sync::thread;
-use crate::sync::{MutexGuard, Ordering};
 
 /// How long a queued job waits for a busy thread, and a running job must have run, before the
 /// supervisor starts another thread.
@@ -28,26 +28,24 @@ pub(super) enum Supervisor {
 }
 
 impl Shared {
-    /// A job was queued behind busy threads, and the pool has more than cores but fewer than
-    /// `max_threads`: arms the supervisor (starting it if need be) to judge whether they block.
-    pub(super) fn arm_supervisor(this: &Arc<Self>, mut state: MutexGuard<'_, State>) {
+    /// A job waits behind busy threads, and the pool has at least as many threads as cores but
+    /// fewer than `max_threads`: arms the supervisor (starting it if need be) to judge whether
+    /// they block. Called with the lock held.
+    pub(super) fn arm_supervisor(this: &Arc<Self>, state: &mut State) {
         if state.supervisor == Supervisor::Armed || state.room(this.config.max_threads) == 0 {
             return;
         }
         let was = std::mem::replace(&mut state.supervisor, Supervisor::Armed);
         this.flags.armed.store(true, Ordering::Release);
         if was == Supervisor::Idle {
-            drop(state);
             this.supervise.notify_one();
         } else if Shared::start_supervisor(this).is_err() {
             // Without a supervisor the pool cannot judge: grow at once instead (idle: the job
-            // may be taken already, and a claim must always have a job coming).
+            // may be taken already, and a claim must always have a job coming). The new thread
+            // finds the job on its own.
             state.supervisor = Supervisor::Absent;
             this.flags.armed.store(false, Ordering::Release);
-            if Shared::start_thread(this, &mut state, false).is_ok() {
-                drop(state);
-                this.wake_one();
-            }
+            let _ = Shared::start_thread(this, state, false);
         }
     }
 

@@ -33,12 +33,24 @@ const SPIN_BUSY_FOR: Duration = Duration::from_micros(2);
 thread_local! {
     /// On a pool's worker thread: the pool's identity and the thread's slot. It lets a call
     /// made from inside a job on the same pool run inline when the pool is saturated.
-    static WORKER: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
+    static WORKER: Cell<Option<OwnWorker>> = const { Cell::new(None) };
 }
 
 #[cfg(async_wrap_loom)]
 loom::thread_local! {
-    static WORKER: Cell<Option<(usize, usize)>> = Cell::new(None);
+    static WORKER: Cell<Option<OwnWorker>> = Cell::new(None);
+}
+
+/// What a pool's worker thread knows of itself, in the `WORKER` thread-local.
+#[derive(Clone, Copy)]
+pub(super) struct OwnWorker {
+    /// The pool's identity (`Shared::id`).
+    pool: usize,
+    /// The thread's slot.
+    pub(super) slot: usize,
+    /// The thread has left the pool's counts and runs its stop hook (it counts in `exiting`,
+    /// not in `threads`).
+    pub(super) exiting: bool,
 }
 
 /// Runs a thread hook; its panic is caught so that it cannot take the thread down.
@@ -51,15 +63,25 @@ fn run_hook(hook: Option<&Hook>) {
 impl Shared {
     /// The slot of the current thread if it is one of this pool's.
     pub(super) fn own_worker(this: &Arc<Self>) -> Option<usize> {
+        Shared::own_place(this).map(|own| own.slot)
+    }
+
+    /// The current thread, if it is one of this pool's.
+    pub(super) fn own_place(this: &Arc<Self>) -> Option<OwnWorker> {
         WORKER
             .with(Cell::get)
-            .and_then(|(pool, slot)| (pool == Shared::id(this)).then_some(slot))
+            .filter(|own| own.pool == Shared::id(this))
     }
 
     /// A worker thread's life: run queued jobs, wait for more, exit after `keep_alive` without
     /// work (beyond `min_threads`), or once the pool is shut down and its queue is drained.
     pub(super) fn work_loop(self: Arc<Self>, number: u64, index: usize, slot: &Slot) {
-        WORKER.with(|worker| worker.set(Some((Shared::id(&self), index))));
+        let own = OwnWorker {
+            pool: Shared::id(&self),
+            slot: index,
+            exiting: false,
+        };
+        WORKER.with(|worker| worker.set(Some(own)));
         run_hook(self.on_thread_start.as_ref());
         // `start_thread` counted this thread as ready (idle or claimed) already.
         let mut ready = true;
@@ -111,6 +133,13 @@ impl Shared {
                 break;
             }
         }
+        // A `shutdown` called from the stop hook must not wait for this thread.
+        WORKER.with(|worker| {
+            worker.set(Some(OwnWorker {
+                exiting: true,
+                ..own
+            }));
+        });
         run_hook(self.on_thread_stop.as_ref());
         let mut state = self.lock();
         state.exiting -= 1;
@@ -126,14 +155,20 @@ impl Shared {
         self.notify_drained(state);
     }
 
-    /// After a thread exited: if a queued job has no thread that will take it (none idle, none
-    /// claimed for it, fewer threads than cores, so no busy one counted on) and there is room,
-    /// starts one for it.
+    /// After a thread exited: a job queued meanwhile may have found the pool at its limit
+    /// (this thread's place still taken) and so started no thread. If queued jobs outnumber the
+    /// ready threads, this applies a call's growth rule in its place: below the cores,
+    /// start a thread; beyond, arm the supervisor, which starts threads for jobs waiting behind
+    /// blocked ones.
     fn start_thread_for_queued(self: &Arc<Self>, state: &mut State) {
-        let ready = self.flags.ready.load();
-        if ready.idle() == 0 && self.waiting(ready) > 0 {
+        if self.waiting(self.flags.ready.load()) == 0 {
+            return;
+        }
+        if state.metrics.threads < self.eager_threads {
             // A failure leaves the job to the next call or thread that looks.
             let _ = Shared::start_eager_thread(self, state, false);
+        } else {
+            Shared::arm_supervisor(self, state);
         }
     }
 
