@@ -436,6 +436,7 @@ mod loom_models {
                 // Dropped first: the body never ran, and its captured argument was dropped once.
                 Outcome::Cancelled => assert_eq!((ran, dropped.load(Ordering::SeqCst)), (0, 1)),
                 Outcome::Panicked => unreachable!("the body does not panic"),
+                Outcome::Elsewhere => unreachable!("nothing else runs the body"),
             }
         });
     }

@@ -77,8 +77,8 @@ pub(super) struct State {
     pub(super) slots: Vec<Arc<CachePadded<Slot>>>,
     /// Slots no thread holds.
     pub(super) free_slots: Vec<usize>,
-    /// Join handles of the threads, by number. A thread that exits before shutdown drops its
-    /// own; during shutdown it leaves it, and its number in `exited`, for `shutdown` to join.
+    /// Join handles of the threads, by number. A thread that exits leaves its own, and its
+    /// number in `exited`, for `shutdown` or the next thread to exit to join.
     pub(super) workers: HashMap<u64, JoinHandle<()>>,
     pub(super) exited: Vec<u64>,
     /// Threads that have decided to leave (and no longer count in `metrics.threads`) but are

@@ -144,15 +144,29 @@ impl Shared {
         let mut state = self.lock();
         state.exiting -= 1;
         state.free_slots.push(index);
-        if self.is_shut_down() {
-            state.exited.push(number);
+        // This thread's handle stays, for `shutdown` (or the next thread to exit) to join: a
+        // thread is gone once joined, its thread-local destructors run. Before shutdown, this
+        // thread joins those that exited before it, so that at most one is left unjoined.
+        let earlier = if self.is_shut_down() {
+            Vec::new()
         } else {
-            state.workers.remove(&number);
+            let numbers = std::mem::take(&mut state.exited);
+            numbers
+                .iter()
+                .filter_map(|number| state.workers.remove(number))
+                .collect()
+        };
+        state.exited.push(number);
+        if !self.is_shut_down() {
             // A call that found the pool at its limit while this thread ran its stop hook
             // could not start a thread for its job: start it now, in this thread's place.
             self.start_thread_for_queued(&mut state);
         }
         self.notify_drained(state);
+        for handle in earlier {
+            // Past their loops and the lock: only their last instructions are left.
+            let _ = handle.join();
+        }
     }
 
     /// After a thread exited: a job queued meanwhile may have found the pool at its limit
