@@ -18,25 +18,8 @@ use async_wrap::{
 use futures::FutureExt;
 use futures::task::ArcWake;
 
-/// Runs `scenario` on its own thread; fails if it has not finished within `limit`.
-fn within<T: Send + 'static>(limit: Duration, scenario: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(scenario());
-    });
-    rx.recv_timeout(limit).unwrap_or_else(|_| {
-        panic!("the scenario did not finish within {limit:?}: deadlock or lost wake-up")
-    })
-}
-
-/// Waits until `condition` holds, failing after 10 s.
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        thread::sleep(Duration::from_millis(2));
-    }
-}
+mod support;
+use support::{eventually, within};
 
 /// A job that runs until its gate opens.
 fn gated(pool: &Arc<BlockingPool>) -> (async_wrap::BlockingFuture<()>, Arc<Barrier>) {

@@ -7,32 +7,15 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_wrap::{BlockingPool, QueueFull, RejectReason, Unblock, spawn_on, stream_on};
 use futures::{AsyncWrite, FutureExt, StreamExt};
 
-/// Runs `scenario` on its own thread; fails if it has not finished within `limit`.
-fn within<T: Send + 'static>(limit: Duration, scenario: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(scenario());
-    });
-    rx.recv_timeout(limit).unwrap_or_else(|_| {
-        panic!("the scenario did not finish within {limit:?}: a call or the pool hangs")
-    })
-}
-
-/// Waits until `condition` holds, failing after 10 s.
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        thread::sleep(Duration::from_millis(2));
-    }
-}
+mod support;
+use support::{PanickingWaker, eventually, within};
 
 /// A job that holds its thread until the returned barrier is passed (twice: once to know it
 /// runs, once to let it go).
@@ -44,20 +27,6 @@ fn held(pool: &Arc<BlockingPool>) -> (async_wrap::BlockingFuture<()>, Arc<Barrie
         inside.wait();
     });
     (future, gate)
-}
-
-/// A waker whose `wake` panics, counting its calls.
-#[derive(Default)]
-struct PanickingWaker(AtomicUsize);
-
-impl Wake for PanickingWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        panic!("a user's waker panics");
-    }
 }
 
 fn poll_with<F: Future + Unpin>(future: &mut F, waker: &Waker) -> Poll<F::Output> {
