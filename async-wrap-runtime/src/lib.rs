@@ -40,6 +40,7 @@ mod rayon_adapter;
 mod stream;
 mod sync;
 mod task;
+mod thread_state;
 #[cfg(feature = "tokio")]
 mod tokio_adapter;
 
@@ -58,6 +59,7 @@ pub use pool::{
 pub use rayon_adapter::RayonPool;
 pub use stream::{BlockingStream, DEFAULT_BATCH, stream, stream_on};
 pub use task::is_cancelled;
+pub use thread_state::{StateError, StatefulPool};
 #[cfg(feature = "tokio")]
 pub use tokio_adapter::TokioBlocking;
 

@@ -141,6 +141,8 @@ impl Shared {
             }));
         });
         run_hook(self.on_thread_stop.as_ref());
+        // The values of `StatefulPool` calls are dropped on this thread, now.
+        crate::thread_state::drop_thread_states();
         let mut state = self.lock();
         state.exiting -= 1;
         state.free_slots.push(index);

@@ -1,0 +1,294 @@
+//! [`StatefulPool`]: a pool whose threads each own a value (a database connection, a parser, a
+//! scratch buffer) that the bodies run on that thread get as `&mut S`: Python's
+//! `ThreadPoolExecutor(initializer=...)` without a hand-written `thread_local!`.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+
+use crate::call_site::CallSite;
+use crate::executor::{Executor, ExecutorRef, Job, Rejected, Submit, Waiter};
+use crate::future::BlockingFuture;
+use crate::pool::BlockingPool;
+use crate::task::drop_guarded;
+
+/// A [`BlockingPool`] whose threads each build a value of type `S` with `init`, keep it for
+/// their whole life, and drop it on that thread when they exit (after `keep_alive` idle, or at
+/// shutdown). A body run by [`call`](StatefulPool::call) gets its thread's value as `&mut S`.
+///
+/// Constructible in a `static`, like the pool it wraps. With `max_threads(2)`, a service opens
+/// two database connections, whatever the number of calls in flight.
+///
+/// # When `init` fails
+///
+/// A thread builds its value when it runs its first call of this pool (so a pool never used
+/// builds nothing). A body that panics drops its thread's value (it may be half-changed): the
+/// thread's next call builds a new one. If `init` returns `Err`, or panics, that call resolves to a [`StateError`]
+/// naming the pool and giving the error's message, its body is not run, and the thread keeps
+/// no value: its next call tries `init` again, so a database that was down for a moment does
+/// not break the pool for good. The pool and its other threads are not affected.
+///
+/// # Where the value lives
+///
+/// On the thread that runs the call. A call run inline on another thread (a nested call on a
+/// saturated pool, or [`QueueFull::RunOnCaller`](crate::QueueFull::RunOnCaller)) builds a value
+/// on that thread, dropped when that thread exits; a call run inline inside another call of
+/// the same pool on the same thread gets a value of its own, dropped when it returns.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use async_wrap_runtime::{BlockingPool, StatefulPool};
+///
+/// static OPENED: AtomicUsize = AtomicUsize::new(0);
+///
+/// /// A stand-in for `rusqlite::Connection::open`: counts what it opens.
+/// fn open() -> Result<Vec<String>, std::io::Error> {
+///     OPENED.fetch_add(1, Ordering::SeqCst);
+///     Ok(Vec::new())
+/// }
+///
+/// static DB: StatefulPool<Vec<String>, std::io::Error> =
+///     StatefulPool::new(BlockingPool::with_max_threads(1).thread_name("db"), open);
+///
+/// futures::executor::block_on(async {
+///     for n in 0..3 {
+///         let rows = DB.call(move |log: &mut Vec<String>| {
+///             log.push(format!("insert {n}"));
+///             log.len()
+///         });
+///         assert_eq!(rows.await.unwrap(), n + 1); // the same value, call after call
+///     }
+/// });
+/// assert_eq!(OPENED.load(Ordering::SeqCst), 1); // one thread, one value
+/// ```
+pub struct StatefulPool<S: 'static, E: 'static = std::convert::Infallible> {
+    pool: BlockingPool,
+    init: fn() -> Result<S, E>,
+}
+
+impl<S: 'static, E: fmt::Display + 'static> StatefulPool<S, E> {
+    /// A pool running on `pool`'s threads, each of which builds its value with `init`.
+    ///
+    /// ```
+    /// use async_wrap_runtime::{BlockingPool, StatefulPool};
+    ///
+    /// fn scratch() -> Result<Vec<u8>, std::convert::Infallible> {
+    ///     Ok(Vec::with_capacity(1 << 20))
+    /// }
+    /// static HASHERS: StatefulPool<Vec<u8>> = StatefulPool::new(BlockingPool::with_max_threads(4), scratch);
+    /// assert_eq!(HASHERS.pool().max_threads(), 4);
+    /// ```
+    pub const fn new(pool: BlockingPool, init: fn() -> Result<S, E>) -> Self {
+        StatefulPool { pool, init }
+    }
+
+    /// The pool underneath: its metrics, its shutdown.
+    ///
+    /// ```
+    /// use async_wrap_runtime::{BlockingPool, StatefulPool};
+    ///
+    /// fn unit() -> Result<(), std::convert::Infallible> {
+    ///     Ok(())
+    /// }
+    /// let pool = StatefulPool::new(BlockingPool::with_max_threads(1), unit);
+    /// pool.pool().shutdown();
+    /// assert!(pool.pool().is_shut_down());
+    /// ```
+    pub fn pool(&self) -> &BlockingPool {
+        &self.pool
+    }
+
+    /// Runs `body` on one of the pool's threads with that thread's value, building the value
+    /// first if the thread has none. Lazy, like every call: nothing runs until the future is
+    /// first polled. A body's panic resumes in the caller; a failed `init` is a
+    /// [`StateError`].
+    ///
+    /// ```
+    /// use async_wrap_runtime::{BlockingPool, StatefulPool};
+    ///
+    /// fn failing() -> Result<String, String> {
+    ///     Err("the database is down".to_owned())
+    /// }
+    /// static DB: StatefulPool<String, String> =
+    ///     StatefulPool::new(BlockingPool::with_max_threads(1).thread_name("db"), failing);
+    ///
+    /// let err = futures::executor::block_on(DB.call(|conn: &mut String| conn.len())).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "async_wrap: the thread state of pool `db` could not be built: the database is down"
+    /// );
+    /// ```
+    pub fn call<F, T>(&'static self, body: F) -> BlockingFuture<Result<T, StateError>>
+    where
+        S: 'static,
+        F: FnOnce(&mut S) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        static SITE: CallSite = CallSite::new("closure", "StatefulPool::call");
+        let (key, init) = (self.key(), self.init);
+        let pool_name = self.pool.name().map(str::to_owned);
+        BlockingFuture::new(ExecutorRef::Static(&self.pool), &SITE, move || {
+            with_state(key, init, body).map_err(|message| StateError {
+                pool: pool_name.unwrap_or_else(|| "StatefulPool".to_owned()),
+                message,
+            })
+        })
+    }
+
+    /// This pool's identity among the states a thread holds.
+    fn key(&'static self) -> usize {
+        std::ptr::from_ref(self).addr()
+    }
+}
+
+thread_local! {
+    /// The values this thread holds, by pool. A pool's worker holds at most one; a thread that
+    /// runs calls of several pools inline may hold one for each.
+    static STATES: RefCell<Vec<(usize, Box<dyn Any>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `body` with this thread's value for the pool `key`, built with `init` if there is none.
+/// The value is taken out of the thread's list while the body runs (so that a nested call of
+/// the same pool cannot alias it) and put back after, panic or not.
+fn with_state<S: 'static, E: fmt::Display, T>(
+    key: usize,
+    init: fn() -> Result<S, E>,
+    body: impl FnOnce(&mut S) -> T,
+) -> Result<T, String> {
+    let held = STATES.with(|states| {
+        let mut states = states.borrow_mut();
+        let at = states.iter().position(|(owner, _)| *owner == key)?;
+        Some(states.swap_remove(at).1)
+    });
+    let mut state: Box<S> = match held.map(Box::<dyn Any>::downcast::<S>) {
+        Some(Ok(state)) => state,
+        // A value of another type under this key cannot be: the key is the pool, whose `S`
+        // is fixed. Built anew if it ever were.
+        Some(Err(_)) | None => match panic::catch_unwind(init) {
+            Ok(Ok(state)) => Box::new(state),
+            Ok(Err(err)) => return Err(err.to_string()),
+            Err(payload) => return Err(panic_message(payload.as_ref())),
+        },
+    };
+    // A body that panics may have left the value half-changed: it is dropped (here, its own
+    // panic caught), and the thread's next call builds a new one.
+    match panic::catch_unwind(AssertUnwindSafe(|| body(&mut state))) {
+        Ok(result) => {
+            // A nested call of the same pool may have put a value back meanwhile: keep one.
+            let _ = STATES.try_with(|states| {
+                let mut states = states.borrow_mut();
+                if !states.iter().any(|(owner, _)| *owner == key) {
+                    states.push((key, state as Box<dyn Any>));
+                }
+            });
+            Ok(result)
+        }
+        Err(payload) => {
+            drop_guarded(state);
+            panic::resume_unwind(payload)
+        }
+    }
+}
+
+/// Drops every value this thread holds, each `Drop`'s panic caught: a pool's worker calls it
+/// as it exits, so that the values are dropped on their thread, and before the thread-local
+/// destructors (where a panic would abort the process).
+pub(crate) fn drop_thread_states() {
+    let states = STATES.try_with(|states| std::mem::take(&mut *states.borrow_mut()));
+    for (_, state) in states.unwrap_or_default() {
+        drop_guarded(state);
+    }
+}
+
+/// The text of a panic payload.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .map_or_else(
+            || "the initializer panicked".to_owned(),
+            |text| format!("the initializer panicked: {text}"),
+        )
+}
+
+impl<S: 'static, E: 'static> Executor for StatefulPool<S, E> {
+    fn execute(&self, job: Job) -> Result<(), Rejected> {
+        self.pool.execute(job)
+    }
+
+    fn poll_execute(
+        &self,
+        job: Job,
+        cx: &mut std::task::Context<'_>,
+        waiter: &Waiter,
+    ) -> Result<Submit, Rejected> {
+        self.pool.poll_execute(job, cx, waiter)
+    }
+
+    fn cancel_wait(&self, waiter: &Waiter) {
+        self.pool.cancel_wait(waiter);
+    }
+
+    fn name(&self) -> Option<&str> {
+        self.pool.name()
+    }
+
+    fn as_blocking_pool(&self) -> Option<&BlockingPool> {
+        Some(&self.pool)
+    }
+}
+
+impl<S: 'static, E: 'static> fmt::Debug for StatefulPool<S, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StatefulPool")
+            .field("state", &std::any::type_name::<S>())
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A thread of a [`StatefulPool`] could not build its value: `init` returned an error or
+/// panicked. The call's body did not run; the thread tries again at its next call.
+///
+/// ```
+/// use async_wrap_runtime::{BlockingPool, StatefulPool, StateError};
+///
+/// fn panics() -> Result<u8, std::convert::Infallible> {
+///     panic!("no config file")
+/// }
+/// static P: StatefulPool<u8> = StatefulPool::new(BlockingPool::with_max_threads(1).thread_name("p"), panics);
+/// let err: StateError = futures::executor::block_on(P.call(|n: &mut u8| *n)).unwrap_err();
+/// assert_eq!(err.pool(), "p");
+/// assert_eq!(err.message(), "the initializer panicked: no config file");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateError {
+    pool: String,
+    message: String,
+}
+
+impl StateError {
+    /// The pool's name (its `thread_name`), or `StatefulPool` if it has none.
+    pub fn pool(&self) -> &str {
+        &self.pool
+    }
+
+    /// What `init` returned or panicked with.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "async_wrap: the thread state of pool `{}` could not be built: {}",
+            self.pool, self.message
+        )
+    }
+}
+
+impl std::error::Error for StateError {}

@@ -1,0 +1,194 @@
+//! Per-thread state (DESIGN.md §2, `StatefulPool`): each thread builds its value once, a body
+//! gets its own thread's value, values are dropped on their thread when it exits, and a failing
+//! initializer reaches the caller as a typed error naming the pool, without breaking the pool.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, ThreadId};
+use std::time::Duration;
+
+use async_wrap::{BlockingPool, StatefulPool};
+
+mod support;
+use support::{eventually, within};
+
+/// A stand-in for a database connection: where it was opened, and where it was closed.
+struct Conn {
+    opened_on: ThreadId,
+    queries: usize,
+    closed: &'static Mutex<Vec<(ThreadId, ThreadId)>>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.closed
+            .lock()
+            .unwrap()
+            .push((self.opened_on, thread::current().id()));
+    }
+}
+
+static OPENED: AtomicUsize = AtomicUsize::new(0);
+static CLOSED: Mutex<Vec<(ThreadId, ThreadId)>> = Mutex::new(Vec::new());
+
+fn open() -> Result<Conn, std::io::Error> {
+    OPENED.fetch_add(1, Ordering::SeqCst);
+    Ok(Conn {
+        opened_on: thread::current().id(),
+        queries: 0,
+        closed: &CLOSED,
+    })
+}
+
+static DB: StatefulPool<Conn, std::io::Error> = StatefulPool::new(
+    BlockingPool::with_max_threads(2)
+        .thread_name("db")
+        .keep_alive(Duration::from_millis(50)),
+    open,
+);
+
+#[test]
+fn each_thread_builds_its_value_once_uses_it_on_that_thread_and_drops_it_there() {
+    within(Duration::from_secs(30), || {
+        let calls = (0..200).map(|_| {
+            DB.call(|conn: &mut Conn| {
+                assert_eq!(
+                    conn.opened_on,
+                    thread::current().id(),
+                    "another thread's value"
+                );
+                conn.queries += 1;
+                thread::sleep(Duration::from_micros(200));
+            })
+        });
+        let done = futures::executor::block_on(futures::future::join_all(calls));
+        assert!(done.iter().all(Result::is_ok));
+        let opened = OPENED.load(Ordering::SeqCst);
+        assert!(
+            (1..=2).contains(&opened),
+            "{opened} values for a 2-thread pool"
+        );
+        // keep_alive: the threads exit, each dropping its value on itself.
+        eventually("the threads to retire", || DB.pool().metrics().threads == 0);
+        let closed = CLOSED.lock().unwrap().clone();
+        assert_eq!(closed.len(), opened, "every value was dropped");
+        assert!(
+            closed
+                .iter()
+                .all(|(opened_on, dropped_on)| opened_on == dropped_on),
+            "a value was dropped on another thread: {closed:?}"
+        );
+    });
+}
+
+static ATTEMPTS: AtomicUsize = AtomicUsize::new(0);
+
+/// Fails twice (an error, then a panic), then succeeds.
+fn flaky() -> Result<u32, String> {
+    match ATTEMPTS.fetch_add(1, Ordering::SeqCst) {
+        0 => Err("connection refused".to_owned()),
+        1 => panic!("no such file"),
+        n => Ok(u32::try_from(n).unwrap()),
+    }
+}
+
+static FLAKY: StatefulPool<u32, String> = StatefulPool::new(
+    BlockingPool::with_max_threads(1).thread_name("flaky"),
+    flaky,
+);
+
+#[test]
+fn a_failing_initializer_is_a_typed_error_naming_the_pool_and_is_tried_again() {
+    within(Duration::from_secs(30), || {
+        let call = || futures::executor::block_on(FLAKY.call(|n: &mut u32| *n));
+        let first = call().unwrap_err();
+        assert_eq!(
+            (first.pool(), first.message()),
+            ("flaky", "connection refused")
+        );
+        let second = call().unwrap_err();
+        assert_eq!(second.message(), "the initializer panicked: no such file");
+        assert_eq!(
+            second.to_string(),
+            "async_wrap: the thread state of pool `flaky` could not be built: the initializer panicked: no such file"
+        );
+        // The third attempt succeeds, on the same thread: the panic did not kill it.
+        assert_eq!(call().unwrap(), 2);
+        assert_eq!(call().unwrap(), 2, "the value is kept once built");
+        let metrics = FLAKY.pool().metrics();
+        assert_eq!(
+            (metrics.threads_started, metrics.completed),
+            (1, 4),
+            "{metrics:?}"
+        );
+    });
+}
+
+static BUILT: AtomicUsize = AtomicUsize::new(0);
+
+fn counter() -> Result<Vec<u8>, std::convert::Infallible> {
+    BUILT.fetch_add(1, Ordering::SeqCst);
+    Ok(Vec::new())
+}
+
+static SCRATCH: StatefulPool<Vec<u8>> =
+    StatefulPool::new(BlockingPool::with_max_threads(1), counter);
+
+#[test]
+fn a_body_that_panics_resumes_in_the_caller_and_its_value_is_built_anew() {
+    within(Duration::from_secs(30), || {
+        let push = |byte: u8| {
+            futures::executor::block_on(SCRATCH.call(move |buffer: &mut Vec<u8>| {
+                buffer.push(byte);
+                buffer.len()
+            }))
+            .unwrap()
+        };
+        assert_eq!(push(1), 1);
+        assert_eq!(push(2), 2);
+        let panicked = std::panic::catch_unwind(|| {
+            futures::executor::block_on(SCRATCH.call(|buffer: &mut Vec<u8>| {
+                buffer.push(3);
+                panic!("half-written");
+            }))
+        });
+        assert_eq!(
+            panicked.unwrap_err().downcast_ref::<&str>(),
+            Some(&"half-written")
+        );
+        // The half-changed value was dropped: the next call starts from a new one.
+        assert_eq!(push(4), 1);
+        assert_eq!(BUILT.load(Ordering::SeqCst), 2);
+    });
+}
+
+#[test]
+fn shutdown_drops_every_value_on_its_thread_before_it_returns() {
+    within(Duration::from_secs(30), || {
+        static DROPPED: Mutex<Vec<(ThreadId, ThreadId)>> = Mutex::new(Vec::new());
+        fn open_here() -> Result<Conn, std::io::Error> {
+            Ok(Conn {
+                opened_on: thread::current().id(),
+                queries: 0,
+                closed: &DROPPED,
+            })
+        }
+        let pool = Box::leak(Box::new(StatefulPool::new(
+            BlockingPool::with_max_threads(2),
+            open_here,
+        )));
+        let gate = Arc::new(std::sync::Barrier::new(2));
+        let calls = (0..2).map(|_| {
+            let gate = gate.clone();
+            pool.call(move |conn: &mut Conn| {
+                gate.wait();
+                conn.queries
+            })
+        });
+        futures::executor::block_on(futures::future::join_all(calls));
+        pool.pool().shutdown();
+        let dropped = DROPPED.lock().unwrap().clone();
+        assert_eq!(dropped.len(), 2, "{dropped:?}");
+        assert!(dropped.iter().all(|(a, b)| a == b));
+    });
+}
