@@ -31,16 +31,16 @@ impl Drop for Conn {
 static OPENED: AtomicUsize = AtomicUsize::new(0);
 static CLOSED: Mutex<Vec<(ThreadId, ThreadId)>> = Mutex::new(Vec::new());
 
-fn open() -> Result<Conn, std::io::Error> {
+fn open() -> Conn {
     OPENED.fetch_add(1, Ordering::SeqCst);
-    Ok(Conn {
+    Conn {
         opened_on: thread::current().id(),
         queries: 0,
         closed: &CLOSED,
-    })
+    }
 }
 
-static DB: StatefulPool<Conn, std::io::Error> = StatefulPool::new(
+static DB: StatefulPool<Conn> = StatefulPool::new(
     BlockingPool::with_max_threads(2)
         .thread_name("db")
         .keep_alive(Duration::from_millis(50)),
@@ -92,7 +92,7 @@ fn flaky() -> Result<u32, String> {
     }
 }
 
-static FLAKY: StatefulPool<u32, String> = StatefulPool::new(
+static FLAKY: StatefulPool<u32, String> = StatefulPool::fallible(
     BlockingPool::with_max_threads(1).thread_name("flaky"),
     flaky,
 );
@@ -126,9 +126,9 @@ fn a_failing_initializer_is_a_typed_error_naming_the_pool_and_is_tried_again() {
 
 static BUILT: AtomicUsize = AtomicUsize::new(0);
 
-fn counter() -> Result<Vec<u8>, std::convert::Infallible> {
+fn counter() -> Vec<u8> {
     BUILT.fetch_add(1, Ordering::SeqCst);
-    Ok(Vec::new())
+    Vec::new()
 }
 
 static SCRATCH: StatefulPool<Vec<u8>> =
@@ -166,12 +166,12 @@ fn a_body_that_panics_resumes_in_the_caller_and_its_value_is_built_anew() {
 fn shutdown_drops_every_value_on_its_thread_before_it_returns() {
     within(Duration::from_secs(30), || {
         static DROPPED: Mutex<Vec<(ThreadId, ThreadId)>> = Mutex::new(Vec::new());
-        fn open_here() -> Result<Conn, std::io::Error> {
-            Ok(Conn {
+        fn open_here() -> Conn {
+            Conn {
                 opened_on: thread::current().id(),
                 queries: 0,
                 closed: &DROPPED,
-            })
+            }
         }
         let pool = Box::leak(Box::new(StatefulPool::new(
             BlockingPool::with_max_threads(2),

@@ -49,7 +49,7 @@ use crate::task::drop_guarded;
 /// }
 ///
 /// static DB: StatefulPool<Vec<String>, std::io::Error> =
-///     StatefulPool::new(BlockingPool::with_max_threads(1).thread_name("db"), open);
+///     StatefulPool::fallible(BlockingPool::with_max_threads(1).thread_name("db"), open);
 ///
 /// futures::executor::block_on(async {
 ///     for n in 0..3 {
@@ -64,23 +64,74 @@ use crate::task::drop_guarded;
 /// ```
 pub struct StatefulPool<S: 'static, E: 'static = std::convert::Infallible> {
     pool: BlockingPool,
-    init: fn() -> Result<S, E>,
+    init: Init<S, E>,
 }
 
-impl<S: 'static, E: fmt::Display + 'static> StatefulPool<S, E> {
-    /// A pool running on `pool`'s threads, each of which builds its value with `init`.
+/// How a thread builds its value.
+enum Init<S, E> {
+    Infallible(fn() -> S),
+    Fallible(fn() -> Result<S, E>),
+}
+
+impl<S, E> Clone for Init<S, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S, E> Copy for Init<S, E> {}
+
+impl<S, E> Init<S, E> {
+    fn build(self) -> Result<S, E> {
+        match self {
+            Init::Infallible(init) => Ok(init()),
+            Init::Fallible(init) => init(),
+        }
+    }
+}
+
+impl<S: 'static> StatefulPool<S> {
+    /// A pool running on `pool`'s threads, each of which builds its value with `init`, which
+    /// cannot fail (it may still panic: see "When `init` fails"). For an initializer that
+    /// returns a `Result`, use [`fallible`](StatefulPool::fallible).
     ///
     /// ```
     /// use async_wrap_runtime::{BlockingPool, StatefulPool};
     ///
-    /// fn scratch() -> Result<Vec<u8>, std::convert::Infallible> {
-    ///     Ok(Vec::with_capacity(1 << 20))
+    /// fn scratch() -> Vec<u8> {
+    ///     Vec::with_capacity(1 << 20)
     /// }
     /// static HASHERS: StatefulPool<Vec<u8>> = StatefulPool::new(BlockingPool::with_max_threads(4), scratch);
     /// assert_eq!(HASHERS.pool().max_threads(), 4);
     /// ```
-    pub const fn new(pool: BlockingPool, init: fn() -> Result<S, E>) -> Self {
-        StatefulPool { pool, init }
+    pub const fn new(pool: BlockingPool, init: fn() -> S) -> Self {
+        StatefulPool {
+            pool,
+            init: Init::Infallible(init),
+        }
+    }
+}
+
+impl<S: 'static, E: fmt::Display + 'static> StatefulPool<S, E> {
+    /// A pool running on `pool`'s threads, each of which builds its value with `init`, which
+    /// may fail: a call on a thread whose `init` failed resolves to a [`StateError`].
+    ///
+    /// ```
+    /// use async_wrap_runtime::{BlockingPool, StatefulPool};
+    ///
+    /// fn connect() -> Result<std::net::TcpStream, std::io::Error> {
+    ///     std::net::TcpStream::connect("127.0.0.1:1") // refused: nothing listens there
+    /// }
+    /// static LINKS: StatefulPool<std::net::TcpStream, std::io::Error> =
+    ///     StatefulPool::fallible(BlockingPool::with_max_threads(1).thread_name("links"), connect);
+    /// let err = futures::executor::block_on(LINKS.call(|link| link.peer_addr().is_ok())).unwrap_err();
+    /// assert_eq!(err.pool(), "links");
+    /// ```
+    pub const fn fallible(pool: BlockingPool, init: fn() -> Result<S, E>) -> Self {
+        StatefulPool {
+            pool,
+            init: Init::Fallible(init),
+        }
     }
 
     /// The pool underneath: its metrics, its shutdown.
@@ -88,9 +139,7 @@ impl<S: 'static, E: fmt::Display + 'static> StatefulPool<S, E> {
     /// ```
     /// use async_wrap_runtime::{BlockingPool, StatefulPool};
     ///
-    /// fn unit() -> Result<(), std::convert::Infallible> {
-    ///     Ok(())
-    /// }
+    /// fn unit() {}
     /// let pool = StatefulPool::new(BlockingPool::with_max_threads(1), unit);
     /// pool.pool().shutdown();
     /// assert!(pool.pool().is_shut_down());
@@ -111,7 +160,7 @@ impl<S: 'static, E: fmt::Display + 'static> StatefulPool<S, E> {
     ///     Err("the database is down".to_owned())
     /// }
     /// static DB: StatefulPool<String, String> =
-    ///     StatefulPool::new(BlockingPool::with_max_threads(1).thread_name("db"), failing);
+    ///     StatefulPool::fallible(BlockingPool::with_max_threads(1).thread_name("db"), failing);
     ///
     /// let err = futures::executor::block_on(DB.call(|conn: &mut String| conn.len())).unwrap_err();
     /// assert_eq!(
@@ -153,7 +202,7 @@ thread_local! {
 /// the same pool cannot alias it) and put back after, panic or not.
 fn with_state<S: 'static, E: fmt::Display, T>(
     key: usize,
-    init: fn() -> Result<S, E>,
+    init: Init<S, E>,
     body: impl FnOnce(&mut S) -> T,
 ) -> Result<T, String> {
     let held = STATES.with(|states| {
@@ -165,7 +214,7 @@ fn with_state<S: 'static, E: fmt::Display, T>(
         Some(Ok(state)) => state,
         // A value of another type under this key cannot be: the key is the pool, whose `S`
         // is fixed. Built anew if it ever were.
-        Some(Err(_)) | None => match panic::catch_unwind(init) {
+        Some(Err(_)) | None => match panic::catch_unwind(move || init.build()) {
             Ok(Ok(state)) => Box::new(state),
             Ok(Err(err)) => return Err(err.to_string()),
             Err(payload) => return Err(panic_message(payload.as_ref())),
@@ -255,7 +304,7 @@ impl<S: 'static, E: 'static> fmt::Debug for StatefulPool<S, E> {
 /// ```
 /// use async_wrap_runtime::{BlockingPool, StatefulPool, StateError};
 ///
-/// fn panics() -> Result<u8, std::convert::Infallible> {
+/// fn panics() -> u8 {
 ///     panic!("no config file")
 /// }
 /// static P: StatefulPool<u8> = StatefulPool::new(BlockingPool::with_max_threads(1).thread_name("p"), panics);

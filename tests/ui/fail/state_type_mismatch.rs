@@ -1,8 +1,8 @@
 // A body must take the pool's state type: the type checker says so at the body's parameter.
 use async_wrap::{BlockingPool, StatefulPool};
 
-fn open() -> Result<String, std::convert::Infallible> {
-    Ok(String::new())
+fn open() -> String {
+    String::new()
 }
 
 static DB: StatefulPool<String> = StatefulPool::new(BlockingPool::with_max_threads(2), open);
