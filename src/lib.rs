@@ -401,6 +401,40 @@
 /// Without `stream`, a function returning `impl Iterator` is refused: the pool would hand back
 /// the iterator, and its work (reading the file) would run on the caller's async thread.
 ///
+/// ## `state`
+///
+/// With `executor = POOL` naming a [`StatefulPool<S>`](StatefulPool), the function's first
+/// argument, `&mut S`, is the value of the thread that runs the call (built there by the pool's
+/// initializer, kept for the thread's life): Python's `ThreadPoolExecutor(initializer=...)`
+/// without a `thread_local!`. The caller passes the other arguments, and the function returns a
+/// future of `Result<T, StateError>`: the error when the thread could not build its value (the
+/// body then did not run). A pool of another state type is a compile error at `POOL`.
+///
+/// ```
+/// use async_wrap::{async_wrap, BlockingPool, StatefulPool};
+///
+/// /// A stand-in for a database connection.
+/// struct Conn {
+///     queries: u32,
+/// }
+/// fn connect() -> Conn {
+///     Conn { queries: 0 }
+/// }
+/// static DB: StatefulPool<Conn> =
+///     StatefulPool::new(BlockingPool::with_max_threads(1).thread_name("db"), connect);
+///
+/// #[async_wrap(executor = DB, state)]
+/// fn query(conn: &mut Conn, sql: String) -> (u32, usize) {
+///     conn.queries += 1;
+///     (conn.queries, sql.len())
+/// }
+///
+/// # futures::executor::block_on(async {
+/// assert_eq!(query("SELECT 1".into()).await.unwrap(), (1, 8));
+/// assert_eq!(query("SELECT 22".into()).await.unwrap(), (2, 9)); // the same connection
+/// # });
+/// ```
+///
 /// ## `crate = PATH`
 ///
 /// The path of this crate when it is renamed or re-exported (the expansion otherwise names

@@ -192,3 +192,42 @@ fn shutdown_drops_every_value_on_its_thread_before_it_returns() {
         assert!(dropped.iter().all(|(a, b)| a == b));
     });
 }
+
+/// A connection of the attribute form's pool: its thread, and its queries so far.
+struct Session {
+    thread: ThreadId,
+    queries: u32,
+}
+
+fn session() -> Session {
+    Session {
+        thread: thread::current().id(),
+        queries: 0,
+    }
+}
+
+static SESSIONS: StatefulPool<Session> = StatefulPool::new(
+    BlockingPool::with_max_threads(1).thread_name("sessions"),
+    session,
+);
+
+/// Counts this thread's queries: the caller passes `step` only, the pool gives `session`.
+#[async_wrap::async_wrap(executor = SESSIONS, state)]
+fn count(session: &mut Session, step: u32) -> (ThreadId, u32) {
+    session.queries += step;
+    (session.thread, session.queries)
+}
+
+#[test]
+fn the_attribute_form_gives_the_body_its_threads_value() {
+    within(Duration::from_secs(30), || {
+        futures::executor::block_on(async {
+            let (thread, first) = count(1).await.unwrap();
+            let (same, second) = count(10).await.unwrap();
+            assert_eq!((first, second), (1, 11), "one value, kept between calls");
+            assert_eq!(thread, same);
+            assert_ne!(thread, thread::current().id(), "it ran on the pool");
+        });
+        assert_eq!(SESSIONS.pool().metrics().threads_started, 1);
+    });
+}

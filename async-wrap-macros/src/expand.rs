@@ -42,11 +42,22 @@ struct Arg<'a> {
     attrs: &'a [Attribute],
     /// Under `to_owned`, for a `&T` argument: the hidden binding of its owned copy, and `T`.
     copy: Option<(Ident, &'a Type)>,
+    /// Under `state`, the first argument: the pool's, given to the job, not the caller's.
+    state: bool,
+}
+
+/// The job's parameter under `state`: the thread's value.
+fn state_ident() -> Ident {
+    Ident::new("__async_wrap_state", Span::mixed_site())
 }
 
 impl Arg<'_> {
     /// The argument as the synchronous body takes it: the value, or a borrow of its copy.
     fn value(&self, private: &TokenStream) -> TokenStream {
+        if self.state {
+            let state = state_ident();
+            return quote!(#state);
+        }
         if let Some((owned, _)) = &self.copy {
             quote!(#private::Borrow::borrow(&#owned))
         } else {
@@ -105,10 +116,15 @@ enum Shape<'a> {
     /// `stream` over `Result<impl Iterator, E>`: a future of `Result<BlockingStream, E>`, the
     /// path of the user's `Result` type and the iterator's type.
     TryStream(&'a syn::TypePath, &'a Type),
+    /// `state`: a future of `Result<T, StateError>`, the body given its thread's value.
+    State,
 }
 
 impl<'a> Shape<'a> {
     fn of(options: &Options, sig: &'a Signature) -> Self {
+        if options.state.is_some() {
+            return Shape::State;
+        }
         if options.stream.is_none() {
             return Shape::Call;
         }
@@ -164,7 +180,7 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
         func,
         krate,
         private: krate.private(),
-        args: shim_args(sig, options.to_owned.is_some()),
+        args: shim_args(sig, options.to_owned.is_some(), options.state.is_some()),
         method: sig.receiver().is_some()
             || mentions_self(quote!(#sig))
             || mentions_self(quote!(#block)),
@@ -179,7 +195,9 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     let ident = &sig.ident;
 
     let executor = Ident::new("__async_wrap_executor", Span::mixed_site());
-    let ExecutorInit { init, label } = executor_init(&shim, options.executor());
+    let ExecutorInit { init, label } =
+        executor_init(&shim, options.executor(), options.state.is_some());
+    let executor_ty = state_pool_type(&shim);
     // The function's static record: its path, and the executor expression as written.
     let site = Ident::new("__ASYNC_WRAP_SITE", Span::mixed_site());
     let site_item = quote! {
@@ -215,7 +233,7 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     // about what it captures points there.
     let inputs_span = sig.paren_token.span.join();
     let job_body = respan_block(job_body, inputs_span);
-    let job_closure = quote_spanned!(inputs_span=> move || #closure_output #job_body);
+    let job_closure = job_closure(&shim, &closure_output, &job_body, inputs_span);
     let job = Ident::new("__async_wrap_job", inputs_span);
     // `Send` is checked here, by unsizing coercions at the user's tokens, before the dispatch
     // requires it again: rustc reports the failure once, at the parameter list (for the job's
@@ -228,7 +246,7 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     let track_caller = track_caller(attrs);
 
     let receiver = sig.receiver().map(|receiver| quote!(#receiver,));
-    let inputs = shim.args.iter().map(
+    let inputs = shim.args.iter().filter(|arg| !arg.state).map(
         |Arg {
              name, ty, attrs, ..
          }| quote!(#(#attrs)* #name: #ty),
@@ -244,7 +262,7 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
             -> #future_ty #where_clause
         {
             #site_item
-            let #executor = #init;
+            let #executor #executor_ty = #init;
             #self_copy
             #(#copies)*
             let #job = #job_closure;
@@ -253,6 +271,35 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
             #dispatch
         }
     }
+}
+
+/// The job: a closure of no argument, or, under `state`, of the thread's value, typed as the
+/// user wrote it.
+fn job_closure(
+    shim: &Shim<'_>,
+    closure_output: &TokenStream,
+    job_body: &TokenStream,
+    inputs_span: Span,
+) -> TokenStream {
+    if let Some(arg) = shim.args.iter().find(|arg| arg.state) {
+        let (state, ty) = (state_ident(), arg.ty);
+        quote_spanned!(inputs_span=> move |#state: #ty| #closure_output #job_body)
+    } else {
+        quote_spanned!(inputs_span=> move || #closure_output #job_body)
+    }
+}
+
+/// Under `state`, the type of the executor's binding, `&'static StatefulPool<S, _>` with the
+/// body's first argument's `S`: a pool of another state type is then one error, there.
+fn state_pool_type(shim: &Shim<'_>) -> Option<TokenStream> {
+    let arg = shim.args.iter().find(|arg| arg.state)?;
+    let Type::Reference(reference) = arg.ty else {
+        return None;
+    };
+    let (private, elem) = (&shim.private, &reference.elem);
+    Some(quote_spanned! {arg.ty.span()=>
+        : &'static #private::StatefulPool<#elem, _>
+    })
 }
 
 /// The copy of a borrowed receiver, taken at the call: under `clone_self`, spanned on the
@@ -277,7 +324,9 @@ fn self_copy(form: &Form<'_>, clone_self: bool, options: &Options) -> Option<Tok
 fn output_send_check(shape: &Shape<'_>, output: &ReturnType) -> Option<TokenStream> {
     match (shape, output) {
         // An `impl Trait` cannot be named in a `fn` pointer; the dispatch checks that output.
-        (Shape::Call, ReturnType::Type(_, ty)) if !mentions_ident(quote!(#ty), &impl_token()) => {
+        (Shape::Call | Shape::State, ReturnType::Type(_, ty))
+            if !mentions_ident(quote!(#ty), &impl_token()) =>
+        {
             let output = Ident::new("__async_wrap_output", ty.span());
             Some(quote_spanned! {ty.span()=>
                 let _: fn(&#ty) -> &dyn ::core::marker::Send = |#output| #output;
@@ -303,12 +352,15 @@ pub(crate) fn fallback(options: &Options, func: &ItemFn) -> TokenStream {
         box_impl_trait(ty);
     }
     let future_ty = future_type(&Shape::of(options, &boxed), &boxed, &private);
-    // Parameters are not bound, so that none of them is reported unused.
-    let inputs = sig.inputs.iter().map(|input| match input {
-        FnArg::Receiver(receiver) => quote!(#receiver),
+    // Parameters are not bound, so that none of them is reported unused. Under `state`, the
+    // first typed one is the pool's, not the caller's.
+    let mut state_param = options.state.is_some();
+    let inputs = sig.inputs.iter().filter_map(|input| match input {
+        FnArg::Receiver(receiver) => Some(quote!(#receiver)),
+        FnArg::Typed(_) if std::mem::take(&mut state_param) => None,
         FnArg::Typed(arg) => {
             let (attrs, ty) = (&arg.attrs, &arg.ty);
-            quote!(#(#attrs)* _: #ty)
+            Some(quote!(#(#attrs)* _: #ty))
         }
     });
     let unsafety = match &sig.safety {
@@ -437,14 +489,15 @@ fn box_impl_trait(ty: &mut Type) {
 /// The type the shim returns: `BlockingFuture<T>`, `BlockingStream<Item>`, or
 /// `BlockingFuture<Result<BlockingStream<Item>, E>>` (through the user's own `Result` path).
 fn future_type(shape: &Shape<'_>, sig: &Signature, private: &TokenStream) -> TokenStream {
+    let output_ty = match &sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => quote!(#ty),
+    };
     match shape {
-        Shape::Call => {
-            let output_ty = match &sig.output {
-                ReturnType::Default => quote!(()),
-                ReturnType::Type(_, ty) => quote!(#ty),
-            };
-            quote!(#private::BlockingFuture<#output_ty>)
-        }
+        Shape::Call => quote!(#private::BlockingFuture<#output_ty>),
+        Shape::State => quote! {
+            #private::BlockingFuture<::core::result::Result<#output_ty, #private::StateError>>
+        },
         Shape::Stream => {
             let item = match &sig.output {
                 ReturnType::Type(_, ty) => stream_item(ty),
@@ -495,6 +548,9 @@ fn dispatch(
     match shape {
         Shape::Call => quote_spanned! {output_span=>
             #private::call(#executor, &#site, #job)
+        },
+        Shape::State => quote_spanned! {output_span=>
+            #private::call_with_state(#executor, &#site, #job)
         },
         Shape::Stream => {
             let batch = batch();
@@ -554,7 +610,11 @@ struct ExecutorInit {
 ///
 /// The executor is evaluated, and converted to an owned handle, before the job takes its
 /// arguments: `executor = self.pool` borrows `self` only for that statement.
-fn executor_init(shim: &Shim<'_>, executor: Option<ExecutorOption<'_>>) -> ExecutorInit {
+fn executor_init(
+    shim: &Shim<'_>,
+    executor: Option<ExecutorOption<'_>>,
+    state: bool,
+) -> ExecutorInit {
     let private = &shim.private;
     match executor {
         None => ExecutorInit {
@@ -579,8 +639,15 @@ fn executor_init(shim: &Shim<'_>, executor: Option<ExecutorOption<'_>>) -> Execu
             } else {
                 quote!(#expr)
             };
+            // Under `state`, the pool itself: a `&'static StatefulPool` (its state type is
+            // checked against the body's first argument at the dispatch).
+            let init = if state {
+                quote_spanned!(expr.span()=> #private::stateful_pool(#value))
+            } else {
+                quote_spanned!(expr.span()=> #private::Denotes::denote(#value))
+            };
             ExecutorInit {
-                init: quote_spanned!(expr.span()=> #private::Denotes::denote(#value)),
+                init,
                 label: quote!(::core::stringify!(#expr)),
             }
         }
@@ -708,7 +775,7 @@ fn generated_braces(tokens: TokenStream, span: Span) -> TokenStream {
 }
 
 /// The shim's parameters.
-fn shim_args(sig: &Signature, to_owned: bool) -> Vec<Arg<'_>> {
+fn shim_args(sig: &Signature, to_owned: bool, state: bool) -> Vec<Arg<'_>> {
     sig.inputs
         .iter()
         .filter_map(|input| match input {
@@ -738,6 +805,7 @@ fn shim_args(sig: &Signature, to_owned: bool) -> Vec<Arg<'_>> {
                 ty: &arg.ty,
                 attrs: &arg.attrs,
                 copy,
+                state: state && index == 0,
             }
         })
         .collect()

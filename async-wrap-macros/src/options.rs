@@ -1,5 +1,5 @@
 //! The attribute's options: `#[async_wrap(executor = EXPR, sync = NAME, crate = PATH,
-//! clone_self, to_owned)]`.
+//! clone_self, to_owned, stream, batch = N, state)]`.
 
 use proc_macro2::TokenStream;
 use syn::ext::IdentExt;
@@ -19,6 +19,7 @@ const OPTIONS: &[&str] = &[
     "to_owned",
     "stream",
     "batch",
+    "state",
 ];
 
 /// The parsed options. Each is `None` when not given.
@@ -38,6 +39,9 @@ pub(crate) struct Options {
     pub(crate) stream: Option<Path>,
     /// `batch = N`: items per refill of a `stream`.
     pub(crate) batch: Option<Expr>,
+    /// `state`: the first argument, `&mut S`, is the thread's value of the `StatefulPool` that
+    /// `executor` names; the caller does not pass it.
+    pub(crate) state: Option<Path>,
 }
 
 /// What `executor = EXPR` names.
@@ -114,6 +118,7 @@ impl Options {
             "clone_self" => flag(&mut self.clone_self, meta),
             "to_owned" => flag(&mut self.to_owned, meta),
             "stream" => flag(&mut self.stream, meta),
+            "state" => flag(&mut self.state, meta),
             "batch" => {
                 let batch: Expr = value(meta, "batch = 256")?.parse()?;
                 set_once(&mut self.batch, batch, meta)
@@ -268,12 +273,12 @@ mod tests {
         assert_eq!(
             message(quote!(exector = IO)),
             "unknown option `exector`: did you mean `executor`? The options are `executor`, \
-             `sync`, `crate`, `clone_self`, `to_owned`, `stream`, `batch`"
+             `sync`, `crate`, `clone_self`, `to_owned`, `stream`, `batch`, `state`"
         );
         assert_eq!(
             message(quote!(threads = 2)),
             "unknown option `threads`: the options are `executor`, `sync`, `crate`, \
-             `clone_self`, `to_owned`, `stream`, `batch`"
+             `clone_self`, `to_owned`, `stream`, `batch`, `state`"
         );
     }
 
@@ -298,7 +303,7 @@ mod tests {
         assert_eq!(
             message(quote!(cloneself)),
             "unknown option `cloneself`: did you mean `clone_self`? The options are `executor`, \
-             `sync`, `crate`, `clone_self`, `to_owned`, `stream`, `batch`"
+             `sync`, `crate`, `clone_self`, `to_owned`, `stream`, `batch`, `state`"
         );
     }
 
@@ -327,7 +332,7 @@ mod tests {
         assert_eq!(
             message(quote!(clone - self)),
             "unknown option `clone-self`: did you mean `clone_self`? The options are `executor`, \
-             `sync`, `crate`, `clone_self`, `to_owned`, `stream`, `batch`"
+             `sync`, `crate`, `clone_self`, `to_owned`, `stream`, `batch`, `state`"
         );
         // The options after it are still read.
         let mut errors = Errors::default();

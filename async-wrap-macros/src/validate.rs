@@ -147,9 +147,17 @@ fn check_receiver(sig: &Signature, options: &Options, errors: &mut Errors) -> bo
 /// and no opt-in without something to apply to.
 fn check_inputs(sig: &Signature, options: &Options, errors: &mut Errors) {
     let has_ref_self = check_receiver(sig, options, errors);
+    check_state(sig, options, errors);
     let mut fail = |tokens: &dyn ToTokens, message: String| errors.fail(tokens, message);
     let mut has_copied_arg = false;
-    for input in &sig.inputs {
+    // Under `state`, the first argument is the pool's, not the caller's: it may borrow.
+    let skip = usize::from(options.state.is_some());
+    for input in sig
+        .inputs
+        .iter()
+        .filter(|input| matches!(input, FnArg::Typed(_)))
+        .skip(skip)
+    {
         let FnArg::Typed(arg) = input else {
             continue;
         };
@@ -194,6 +202,40 @@ fn check_inputs(sig: &Signature, options: &Options, errors: &mut Errors) {
                     .into(),
             );
         }
+    }
+}
+
+/// Under `state`: the first argument must be `&mut S`, and `executor` must name the pool.
+fn check_state(sig: &Signature, options: &Options, errors: &mut Errors) {
+    let Some(flag) = &options.state else {
+        return;
+    };
+    let first = sig.inputs.iter().find_map(|input| match input {
+        FnArg::Typed(arg) => Some(arg),
+        FnArg::Receiver(_) => None,
+    });
+    match first {
+        Some(arg) if matches!(&*arg.ty, Type::Reference(r) if r.mutability.is_some()) => {}
+        Some(arg) => errors.fail(
+            &arg.ty,
+            "with `state`, the first argument is the thread's value of the pool: write its type \
+             as `&mut S`, `S` being the `StatefulPool`'s state type",
+        ),
+        None => errors.fail(
+            flag,
+            "`state` gives the body its thread's value of a `StatefulPool` as its first argument, \
+             and this function has none: add one (`conn: &mut Connection`), or remove `state`",
+        ),
+    }
+    if options.executor.is_none() {
+        errors.fail(
+            flag,
+            "`state` needs the `StatefulPool` whose threads hold the values: add \
+             `executor = POOL`",
+        );
+    }
+    if let Some(stream) = &options.stream {
+        errors.fail(stream, "`stream` and `state` do not go together; keep one");
     }
 }
 

@@ -7,6 +7,7 @@ pub use crate::call_site::CallSite;
 pub use crate::executor::IntoExecutor;
 pub use crate::future::BlockingFuture;
 pub use crate::stream::BlockingStream;
+pub use crate::thread_state::{StateError, StatefulPool};
 
 pub use self::executor_forms::{Denotes, executor};
 
@@ -69,6 +70,30 @@ where
     I::Item: Send + 'static,
 {
     BlockingStream::new(executor, site, batch, iter_fn)
+}
+
+/// The pool of a `state` shim: `executor = POOL` must name a `&'static StatefulPool`.
+#[inline]
+pub fn stateful_pool<S, E>(pool: &'static StatefulPool<S, E>) -> &'static StatefulPool<S, E> {
+    pool
+}
+
+/// The dispatch of a `state` shim: the body gets its thread's value of `pool`.
+#[inline]
+#[track_caller]
+pub fn call_with_state<S, E, F, T>(
+    pool: &'static StatefulPool<S, E>,
+    site: &'static CallSite,
+    body: F,
+) -> BlockingFuture<Result<T, StateError>>
+where
+    S: 'static,
+    E: std::fmt::Display + 'static,
+    F: FnOnce(&mut S) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    pool.call_at(site, body)
+        .called_at(std::panic::Location::caller())
 }
 
 /// The batch size of a `stream` shim without `batch = ...`.

@@ -175,9 +175,22 @@ impl<S: 'static, E: fmt::Display + 'static> StatefulPool<S, E> {
         T: Send + 'static,
     {
         static SITE: CallSite = CallSite::new("closure", "StatefulPool::call");
+        self.call_at(&SITE, body)
+    }
+
+    /// `call`, for the call site `site` (a `#[async_wrap(state)]` function's).
+    pub(crate) fn call_at<F, T>(
+        &'static self,
+        site: &'static CallSite,
+        body: F,
+    ) -> BlockingFuture<Result<T, StateError>>
+    where
+        F: FnOnce(&mut S) -> T + Send + 'static,
+        T: Send + 'static,
+    {
         let (key, init) = (self.key(), self.init);
         let pool_name = self.pool.name().map(str::to_owned);
-        BlockingFuture::new(ExecutorRef::Static(&self.pool), &SITE, move || {
+        BlockingFuture::new(ExecutorRef::Static(&self.pool), site, move || {
             with_state(key, init, body).map_err(|message| StateError {
                 pool: pool_name.unwrap_or_else(|| "StatefulPool".to_owned()),
                 message,

@@ -261,6 +261,39 @@ mod forms {
     }
 }
 
+/// `state`: the body gets its thread's value of a `StatefulPool`; the caller passes the rest.
+mod stateful {
+    use async_wrap::{BlockingPool, StatefulPool, async_wrap};
+
+    fn open() -> Vec<u64> {
+        Vec::new()
+    }
+
+    static LOG: StatefulPool<Vec<u64>> =
+        StatefulPool::new(BlockingPool::with_max_threads(1).thread_name("log"), open);
+
+    #[async_wrap(executor = LOG, state)]
+    fn append(log: &mut Vec<u64>, n: u64) -> usize {
+        log.push(n);
+        log.len()
+    }
+
+    #[async_wrap(executor = LOG, state, sync = append_twice_blocking)]
+    pub(crate) fn append_twice(log: &mut Vec<u64>, n: u64) -> usize {
+        log.extend([n, n]);
+        log.len()
+    }
+
+    pub(crate) fn run() {
+        futures::executor::block_on(async {
+            assert_eq!(append(1).await.ok(), Some(1));
+            assert_eq!(append_twice(2).await.ok(), Some(3));
+        });
+        assert_eq!(append_twice_blocking(&mut Vec::new(), 1), 2);
+    }
+}
+
 fn main() {
     forms::run();
+    stateful::run();
 }
