@@ -285,3 +285,17 @@ fn tokio_io_traits_work_too() {
     });
     assert_eq!(out, "read by tokio");
 }
+
+#[test]
+fn closing_a_writer_whose_pool_was_shut_down_still_writes_and_returns() {
+    let pool = std::sync::Arc::new(BlockingPool::with_max_threads(1));
+    let recorder = Recorder::default();
+    futures::executor::block_on(async {
+        let mut writer = Unblock::with_executor(pool.clone(), recorder.clone());
+        writer.write_all(b"hello world").await.unwrap();
+        pool.shutdown();
+        // The pool refuses the write: it runs on this thread instead, and nothing is lost.
+        writer.close().await.unwrap();
+    });
+    assert_eq!(recorder.seen(), (b"hello world".to_vec(), 1));
+}

@@ -158,3 +158,75 @@ fn the_default_pool_refuses_every_form_of_shutdown_and_keeps_working() {
     assert!(!pool.is_shut_down());
     assert_eq!(futures::executor::block_on(async_wrap::spawn(|| 3)), 3);
 }
+
+#[test]
+fn a_timeout_too_long_to_add_means_no_deadline() {
+    within(Duration::from_secs(30), || {
+        let pool = Arc::new(BlockingPool::with_max_threads(1));
+        assert_eq!(futures::executor::block_on(spawn_on(pool.clone(), || 1)), 1);
+        assert!(pool.shutdown_timeout(Duration::MAX).is_complete());
+        let pool = Arc::new(BlockingPool::with_max_threads(1));
+        assert_eq!(futures::executor::block_on(spawn_on(pool.clone(), || 1)), 1);
+        let report = futures::executor::block_on(pool.shutdown_timeout_async(Duration::MAX));
+        assert!(report.is_complete(), "{report:?}");
+    });
+}
+
+/// A thread-local whose destructor, user code run as a pool thread exits, takes 300 ms.
+struct SlowToDrop;
+
+impl Drop for SlowToDrop {
+    fn drop(&mut self) {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+thread_local! {
+    static SLOW: std::cell::RefCell<Option<SlowToDrop>> = const { std::cell::RefCell::new(None) };
+}
+
+#[test]
+fn the_async_shutdown_does_not_wait_for_thread_local_destructors() {
+    within(Duration::from_secs(30), || {
+        let pool = Arc::new(BlockingPool::with_max_threads(1));
+        futures::executor::block_on(spawn_on(pool.clone(), || {
+            SLOW.with(|slow| *slow.borrow_mut() = Some(SlowToDrop));
+        }));
+        let gap = longest_tick_gap(&pool, async |pool| {
+            assert!(pool.shutdown_async().await.is_complete());
+        });
+        // The job runs 200 ms (in `longest_tick_gap`); the destructor's 300 ms must not stall.
+        assert!(
+            gap < Duration::from_millis(100),
+            "the runtime stalled for {gap:?}"
+        );
+    });
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_deadline_alarm_ends_with_its_future() {
+    within(Duration::from_secs(30), || {
+        let alarms = || {
+            std::fs::read_dir("/proc/self/task").map_or(0, |tasks| {
+                tasks
+                    .filter_map(Result::ok)
+                    .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+                    .filter(|name| name.starts_with("async-wrap-shut"))
+                    .count()
+            })
+        };
+        let pool = Arc::new(BlockingPool::with_max_threads(1));
+        futures::executor::block_on(async {
+            let mut job = spawn_on(pool.clone(), || {
+                std::thread::sleep(Duration::from_millis(50));
+            });
+            assert!(futures::poll!(&mut job).is_pending());
+            let report = pool.shutdown_timeout_async(Duration::from_secs(3600)).await;
+            assert!(report.is_complete(), "{report:?}");
+            job.await;
+        });
+        // Other tests' alarms have deadlines under a second: only this one's could stay.
+        eventually("every alarm thread to end", || alarms() == 0);
+    });
+}

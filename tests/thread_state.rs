@@ -231,3 +231,110 @@ fn the_attribute_form_gives_the_body_its_threads_value() {
         assert_eq!(SESSIONS.pool().metrics().threads_started, 1);
     });
 }
+
+/// A value that records which build it is, and what was done with it.
+struct Numbered {
+    number: usize,
+    log: Vec<&'static str>,
+}
+
+static NUMBERED: AtomicUsize = AtomicUsize::new(0);
+
+fn numbered() -> Numbered {
+    Numbered {
+        number: NUMBERED.fetch_add(1, Ordering::SeqCst),
+        log: Vec::new(),
+    }
+}
+
+static NESTING: StatefulPool<Numbered> = StatefulPool::new(
+    BlockingPool::with_max_threads(1).thread_name("nesting"),
+    numbered,
+);
+
+// A call nested in another call of the same pool, on the same thread, gets a value of its own;
+// the outer call's value stays the thread's (it was replaced by the nested one's before).
+#[test]
+fn a_nested_call_of_the_same_pool_does_not_replace_the_outer_value() {
+    within(Duration::from_secs(30), || {
+        let call = |f: fn(&mut Numbered) -> usize| futures::executor::block_on(NESTING.call(f));
+        assert_eq!(
+            call(|v| {
+                v.log.push("warm");
+                v.number
+            })
+            .unwrap(),
+            0
+        );
+        let inner = call(|v| {
+            v.log.push("outer-before");
+            let inner = async_wrap::block_on(NESTING.call(|v| {
+                v.log.push("inner");
+                v.number
+            }));
+            v.log.push("outer-after");
+            inner.unwrap()
+        });
+        assert_eq!(
+            inner.unwrap(),
+            1,
+            "the nested call built a value of its own"
+        );
+        let (number, log) =
+            futures::executor::block_on(NESTING.call(|v| (v.number, v.log.clone()))).unwrap();
+        assert_eq!(
+            (number, log),
+            (0, vec!["warm", "outer-before", "outer-after"])
+        );
+    });
+}
+
+/// A value whose `Drop` panics.
+struct Explodes;
+
+impl Drop for Explodes {
+    fn drop(&mut self) {
+        panic!("a user's Drop panics");
+    }
+}
+
+fn explodes() -> Explodes {
+    Explodes
+}
+
+static EXPLODING: StatefulPool<Explodes> = StatefulPool::new(
+    BlockingPool::with_max_threads(1)
+        .thread_name("exploding")
+        .queue_capacity(0, async_wrap::QueueFull::RunOnCaller),
+    explodes,
+);
+
+// A value built on a thread that is not the pool's (a call run on the caller) is dropped by that
+// thread's thread-local destructors when it exits, where a panic would abort the process.
+#[test]
+fn a_panicking_drop_of_a_value_on_another_thread_does_not_abort() {
+    within(Duration::from_secs(30), || {
+        let gate = Arc::new(std::sync::Barrier::new(2));
+        let busy = EXPLODING.call({
+            let gate = gate.clone();
+            move |_: &mut Explodes| {
+                gate.wait();
+                gate.wait();
+            }
+        });
+        let busy = thread::spawn(move || futures::executor::block_on(busy));
+        gate.wait();
+        // The only thread is busy and the queue holds nothing: this call runs on `caller`.
+        let caller = thread::spawn(|| {
+            let here = thread::current().id();
+            futures::executor::block_on(
+                EXPLODING.call(move |_: &mut Explodes| thread::current().id() == here),
+            )
+        });
+        assert_eq!(caller.join().unwrap().ok(), Some(true), "ran on the caller");
+        gate.wait();
+        assert!(busy.join().unwrap().is_ok());
+        // Reaching here means `caller`'s exit, which dropped its value, did not abort.
+        EXPLODING.pool().shutdown();
+    });
+}

@@ -58,6 +58,9 @@ pub struct BlockingFuture<T> {
     output: Option<Arc<dyn Output<T>>>,
     /// Where the call was made, when known: named in the panic of a refused call.
     caller: Option<&'static panic::Location<'static>>,
+    /// A refused job runs on the polling thread instead of failing the call: for jobs that own
+    /// what must not be lost (an `Unblock`'s accepted bytes).
+    run_if_refused: bool,
 }
 
 impl<T: Send + 'static> BlockingFuture<T> {
@@ -81,11 +84,19 @@ impl<T: Send + 'static> BlockingFuture<T> {
             site,
             output: Some(task),
             caller: None,
+            run_if_refused: false,
         }
     }
 }
 
 impl<T> BlockingFuture<T> {
+    /// This future, running its job on the polling thread if the executor refuses it (shut
+    /// down, or a full queue under `Reject`), rather than failing the call.
+    pub(crate) fn run_if_refused(mut self) -> Self {
+        self.run_if_refused = true;
+        self
+    }
+
     /// This future, remembering that it was made by the call at `caller`.
     pub(crate) fn called_at(mut self, caller: &'static panic::Location<'static>) -> Self {
         self.caller = Some(caller);
@@ -139,6 +150,11 @@ impl<T> BlockingFuture<T> {
                 Ok(Submit::Full(job)) => {
                     self.job = Some(job);
                     return Poll::Pending;
+                }
+                Err(rejected) if self.run_if_refused => {
+                    self.waiter = None;
+                    // Blocks this thread for the job: better than losing what it owns.
+                    rejected.into_job().run();
                 }
                 Err(rejected) => {
                     self.waiter = None;

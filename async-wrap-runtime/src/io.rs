@@ -208,11 +208,12 @@ impl<T: Send + 'static> Unblock<T> {
             }
         };
         self.running = Some(kind);
-        self.state = State::Busy(BlockingFuture::new(
-            self.executor.clone(),
-            &crate::call_site::UNBLOCK,
-            job,
-        ));
+        // Refused (the pool shut down, or its queue full under `Reject`), the call runs on the
+        // polling thread: the buffer it holds is never lost, and its error is reported.
+        self.state = State::Busy(
+            BlockingFuture::new(self.executor.clone(), &crate::call_site::UNBLOCK, job)
+                .run_if_refused(),
+        );
     }
 
     fn poll_read_bytes(&mut self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>>

@@ -204,63 +204,119 @@ impl<S: 'static, E: fmt::Display + 'static> StatefulPool<S, E> {
     }
 }
 
+/// A thread's value for one pool, dropped with its `Drop`'s panic caught: values left when a
+/// thread that is not a pool's worker exits are dropped by its thread-local destructors, where
+/// a panic would abort the process.
+struct Held(Option<Box<dyn Any>>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        drop_guarded(self.0.take());
+    }
+}
+
 thread_local! {
     /// The values this thread holds, by pool. A pool's worker holds at most one; a thread that
-    /// runs calls of several pools inline may hold one for each.
-    static STATES: RefCell<Vec<(usize, Box<dyn Any>)>> = const { RefCell::new(Vec::new()) };
+    /// runs calls of several pools inline may hold one for each. While a call uses the value,
+    /// its entry stays, empty: a call of the same pool nested in it gets a value of its own.
+    static STATES: RefCell<Vec<(usize, Held)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Where a call's value came from, and so where it goes back.
+enum Taken {
+    /// The thread's value (its entry now empty), or a new one for the thread (its entry made):
+    /// it goes back into the entry.
+    Owned,
+    /// An outer call of the same pool on this thread has the thread's value: this call's value
+    /// is its own, and is dropped when it returns.
+    Nested,
 }
 
 /// Runs `body` with this thread's value for the pool `key`, built with `init` if there is none.
-/// The value is taken out of the thread's list while the body runs (so that a nested call of
-/// the same pool cannot alias it) and put back after, panic or not.
 fn with_state<S: 'static, E: fmt::Display, T>(
     key: usize,
     init: Init<S, E>,
     body: impl FnOnce(&mut S) -> T,
 ) -> Result<T, String> {
-    let held = STATES.with(|states| {
+    let (held, taken) = STATES.with(|states| {
         let mut states = states.borrow_mut();
-        let at = states.iter().position(|(owner, _)| *owner == key)?;
-        Some(states.swap_remove(at).1)
+        match states.iter_mut().find(|(owner, _)| *owner == key) {
+            Some((_, Held(Some(_)))) | None => {
+                let held = states
+                    .iter_mut()
+                    .find(|(owner, _)| *owner == key)
+                    .and_then(|(_, held)| held.0.take());
+                if held.is_none() {
+                    states.push((key, Held(None)));
+                }
+                (held, Taken::Owned)
+            }
+            Some((_, Held(None))) => (None, Taken::Nested),
+        }
     });
-    let mut state: Box<S> = match held.map(Box::<dyn Any>::downcast::<S>) {
-        Some(Ok(state)) => state,
+    let built = match held.map(Box::<dyn Any>::downcast::<S>) {
+        Some(Ok(state)) => Ok(state),
         // A value of another type under this key cannot be: the key is the pool, whose `S`
         // is fixed. Built anew if it ever were.
         Some(Err(_)) | None => match panic::catch_unwind(move || init.build()) {
-            Ok(Ok(state)) => Box::new(state),
-            Ok(Err(err)) => return Err(err.to_string()),
-            Err(payload) => return Err(panic_message(payload.as_ref())),
+            Ok(Ok(state)) => Ok(Box::new(state)),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(payload) => Err(panic_message(payload.as_ref())),
         },
+    };
+    let mut state = match built {
+        Ok(state) => state,
+        Err(message) => {
+            if let Taken::Owned = taken {
+                put_back::<S>(key, None);
+            }
+            return Err(message);
+        }
     };
     // A body that panics may have left the value half-changed: it is dropped (here, its own
     // panic caught), and the thread's next call builds a new one.
-    match panic::catch_unwind(AssertUnwindSafe(|| body(&mut state))) {
-        Ok(result) => {
-            // A nested call of the same pool may have put a value back meanwhile: keep one.
-            let _ = STATES.try_with(|states| {
-                let mut states = states.borrow_mut();
-                if !states.iter().any(|(owner, _)| *owner == key) {
-                    states.push((key, state as Box<dyn Any>));
-                }
-            });
+    let result = panic::catch_unwind(AssertUnwindSafe(|| body(&mut state)));
+    match (result, taken) {
+        (Ok(result), Taken::Owned) => {
+            put_back(key, Some(state));
             Ok(result)
         }
-        Err(payload) => {
+        (Ok(result), Taken::Nested) => {
+            drop_guarded(state);
+            Ok(result)
+        }
+        (Err(payload), taken) => {
+            if let Taken::Owned = taken {
+                put_back::<S>(key, None);
+            }
             drop_guarded(state);
             panic::resume_unwind(payload)
         }
     }
 }
 
+/// Gives the entry of `key` its value back, or removes the entry if there is none to give.
+fn put_back<S: 'static>(key: usize, state: Option<Box<S>>) {
+    let _ = STATES.try_with(|states| {
+        let mut states = states.borrow_mut();
+        let Some(at) = states.iter().position(|(owner, _)| *owner == key) else {
+            return;
+        };
+        match state {
+            Some(state) => states[at].1 = Held(Some(state as Box<dyn Any>)),
+            None => {
+                states.swap_remove(at);
+            }
+        }
+    });
+}
+
 /// Drops every value this thread holds, each `Drop`'s panic caught: a pool's worker calls it
-/// as it exits, so that the values are dropped on their thread, and before the thread-local
-/// destructors (where a panic would abort the process).
+/// as it exits, so that the values are dropped on their thread, before its thread-local
+/// destructors.
 pub(crate) fn drop_thread_states() {
     let states = STATES.try_with(|states| std::mem::take(&mut *states.borrow_mut()));
-    for (_, state) in states.unwrap_or_default() {
-        drop_guarded(state);
-    }
+    drop(states);
 }
 
 /// The text of a panic payload.

@@ -120,7 +120,8 @@ impl Shared {
     /// Closes the pool, then waits (up to `timeout`) for its threads to finish the queued and
     /// running jobs and exit, and joins them. Blocks the calling thread.
     pub(super) fn shutdown(self: &Arc<Self>, timeout: Option<Duration>) -> ShutdownReport {
-        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        // A timeout too long to add (`Duration::MAX`) is no deadline.
+        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
         let started = ShutdownStart::new(self);
         let mut state = self.lock();
         while !started.drained(self, &state) {
@@ -141,7 +142,7 @@ impl Shared {
                 }
             };
         }
-        started.report(self, state)
+        started.report(self, state, true)
     }
 }
 
@@ -180,7 +181,14 @@ impl ShutdownStart {
     }
 
     /// Joins the threads that have exited, and says what is left.
-    fn report(&self, shared: &Shared, mut state: MutexGuard<'_, State>) -> ShutdownReport {
+    /// `join`: the blocking forms join the exited threads (waiting for their thread-local
+    /// destructors, which are user code); the async form must not wait, and leaves them.
+    fn report(
+        &self,
+        shared: &Shared,
+        mut state: MutexGuard<'_, State>,
+        join: bool,
+    ) -> ShutdownReport {
         let exited = std::mem::take(&mut state.exited);
         let handles: Vec<JoinHandle<()>> = exited
             .iter()
@@ -206,6 +214,10 @@ impl ShutdownStart {
             still_queued: shared.queue.len(),
             threads_left,
         };
+        if !join {
+            // Detached: each finishes on its own.
+            return report;
+        }
         for handle in handles {
             // The thread has left its loop and the lock: joining waits for its last
             // instructions only, never for a job.
@@ -220,7 +232,10 @@ impl ShutdownStart {
 /// pool's threads to drain the queue and exit without blocking the thread that polls it.
 ///
 /// The pool stops taking jobs when the future is made, not when it is first polled: dropping
-/// the future stops only the waiting, never the shutdown.
+/// the future stops only the waiting, never the shutdown. It resolves when every thread has
+/// left the pool; unlike the blocking forms it does not join them, since a thread's
+/// thread-local destructors (user code) may still run after that, and waiting for them could
+/// block the polling thread.
 ///
 /// ```
 /// use async_wrap_runtime::{spawn_on, BlockingPool};
@@ -241,8 +256,16 @@ pub struct ShutdownFuture {
     start: ShutdownStart,
     deadline: Option<Instant>,
     /// Wakes the task at the deadline: a thread that sleeps until then, started at the first
-    /// poll that has to wait (the crate has no timer of any runtime).
-    alarm: Option<Arc<Mutex<Option<Waker>>>>,
+    /// poll that has to wait (the crate has no timer of any runtime), and told to stop when
+    /// the future completes or is dropped.
+    alarm: Option<(Arc<Alarm>, std::thread::Thread)>,
+}
+
+/// What the alarm thread shares with its future.
+struct Alarm {
+    waker: Mutex<Option<Waker>>,
+    /// The future completed or was dropped: the thread exits.
+    done: std::sync::atomic::AtomicBool,
 }
 
 impl ShutdownFuture {
@@ -250,29 +273,44 @@ impl ShutdownFuture {
         ShutdownFuture {
             start: ShutdownStart::new(shared),
             shared: Some(Arc::clone(shared)),
-            deadline: timeout.map(|timeout| Instant::now() + timeout),
+            // A timeout too long to add (`Duration::MAX`) is no deadline.
+            deadline: timeout.and_then(|timeout| Instant::now().checked_add(timeout)),
             alarm: None,
         }
     }
 
     /// Arms (or re-arms with the current waker) the deadline's alarm.
     fn arm(&mut self, deadline: Instant, waker: &Waker) {
-        if let Some(alarm) = &self.alarm {
-            let waker = waker.clone();
+        let waker = waker.clone();
+        if let Some((alarm, _)) = &self.alarm {
             let old = alarm
+                .waker
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .replace(waker);
             drop(old);
             return;
         }
-        let alarm = Arc::new(Mutex::new(Some(waker.clone())));
+        let alarm = Arc::new(Alarm {
+            waker: Mutex::new(Some(waker)),
+            done: std::sync::atomic::AtomicBool::new(false),
+        });
         let ringing = Arc::clone(&alarm);
         let spawned = std::thread::Builder::new()
             .name("async-wrap-shutdown-alarm".into())
             .spawn(move || {
-                std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                loop {
+                    if ringing.done.load(std::sync::atomic::Ordering::Acquire) {
+                        return;
+                    }
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    std::thread::park_timeout(left);
+                }
                 let waker = ringing
+                    .waker
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .take();
@@ -280,12 +318,37 @@ impl ShutdownFuture {
                     wake_guarded(waker);
                 }
             });
-        if spawned.is_ok() {
-            self.alarm = Some(alarm);
-        } else {
+        match spawned {
+            Ok(handle) => self.alarm = Some((alarm, handle.thread().clone())),
             // No alarm: be polled again at once, until the deadline.
-            waker.wake_by_ref();
+            Err(_) => cx_wake_later(&alarm),
         }
+    }
+
+    /// Tells the alarm thread, if any, to stop.
+    fn disarm(&mut self) {
+        if let Some((alarm, thread)) = self.alarm.take() {
+            alarm.done.store(true, std::sync::atomic::Ordering::Release);
+            thread.unpark();
+        }
+    }
+}
+
+/// Without an alarm thread, the task is woken at once, to poll again until the deadline.
+fn cx_wake_later(alarm: &Alarm) {
+    let waker = alarm
+        .waker
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
+impl Drop for ShutdownFuture {
+    fn drop(&mut self) {
+        self.disarm();
     }
 }
 
@@ -308,7 +371,8 @@ impl Future for ShutdownFuture {
             .is_some_and(|deadline| Instant::now() >= deadline);
         if this.start.drained(&shared, &state) || past_deadline {
             this.shared = None;
-            let report = this.start.report(&shared, state);
+            let report = this.start.report(&shared, state, false);
+            this.disarm();
             drop(waker);
             return Poll::Ready(report);
         }
