@@ -309,19 +309,12 @@ impl ShutdownFuture {
                     }
                     std::thread::park_timeout(left);
                 }
-                let waker = ringing
-                    .waker
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .take();
-                if let Some(waker) = waker {
-                    wake_guarded(waker);
-                }
+                ringing.ring();
             });
         match spawned {
             Ok(handle) => self.alarm = Some((alarm, handle.thread().clone())),
             // No alarm: be polled again at once, until the deadline.
-            Err(_) => cx_wake_later(&alarm),
+            Err(_) => alarm.ring(),
         }
     }
 
@@ -334,15 +327,18 @@ impl ShutdownFuture {
     }
 }
 
-/// Without an alarm thread, the task is woken at once, to poll again until the deadline.
-fn cx_wake_later(alarm: &Alarm) {
-    let waker = alarm
-        .waker
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take();
-    if let Some(waker) = waker {
-        waker.wake();
+impl Alarm {
+    /// Wakes the task: at the deadline, or at once when no alarm thread could be started (it
+    /// then polls again until the deadline). The waker is user code: its panic is caught.
+    fn ring(&self) {
+        let waker = self
+            .waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(waker) = waker {
+            wake_guarded(waker);
+        }
     }
 }
 
