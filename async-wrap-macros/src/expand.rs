@@ -198,13 +198,16 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     let ExecutorInit { init, label } =
         executor_init(&shim, options.executor(), options.state.is_some());
     let executor_ty = state_pool_type(&shim);
-    // The function's static record: its path, and the executor expression as written.
+    // The function's static record: its path, the executor expression as written, and where
+    // the function is (`line!()` spanned on its name gives the name's line).
     let site = Ident::new("__ASYNC_WRAP_SITE", Span::mixed_site());
+    let line = quote_spanned!(ident.span()=> ::core::line!());
     let site_item = quote! {
         static #site: #private::CallSite = #private::CallSite::new(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
             #label,
-        );
+        )
+        .defined_at(::core::file!(), #line);
     };
     let self_copy = self_copy(&form, clone_self, options);
     let copies = shim.args.iter().filter_map(|arg| {

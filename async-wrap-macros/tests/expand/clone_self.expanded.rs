@@ -13,7 +13,8 @@ pub fn lookup(&self, key: String) -> ::async_wrap::__private::BlockingFuture<Opt
         ::async_wrap::__private::CallSite::new(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(lookup)),
             ::core::stringify!(self.pool),
-        );
+        )
+        .defined_at(::core::file!(), ::core::line!());
     let __async_wrap_executor = ::async_wrap::__private::Denotes::denote(&self.pool);
     let __async_wrap_self = <Self as ::core::clone::Clone>::clone(self);
     let __async_wrap_job = move || -> Option<u32> {

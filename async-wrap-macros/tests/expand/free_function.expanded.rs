@@ -21,7 +21,8 @@ pub fn slow_double(n: u64) -> ::async_wrap::__private::BlockingFuture<u64> {
                 ::core::stringify!(slow_double)
             ),
             ::core::stringify!(IO),
-        );
+        )
+        .defined_at(::core::file!(), ::core::line!());
     let __async_wrap_executor = ::async_wrap::__private::Denotes::denote(&IO);
     let __async_wrap_job = move || -> u64 {
         let n = n;

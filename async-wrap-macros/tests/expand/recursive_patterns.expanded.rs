@@ -22,7 +22,8 @@ fn walk(
         ::async_wrap::__private::CallSite::new(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(walk)),
             "the default pool",
-        );
+        )
+        .defined_at(::core::file!(), ::core::line!());
     let __async_wrap_executor = ::async_wrap::__private::default_executor();
     let __async_wrap_job = move || -> Vec<u32> {
         fn walk((depth, width): (u32, u32), mut acc: Vec<u32>, _: String) -> Vec<u32> {

@@ -18,7 +18,8 @@ pub fn checksum<T: AsRef<[u8]> + Send + 'static>(
         ::async_wrap::__private::CallSite::new(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(checksum)),
             "the default pool",
-        );
+        )
+        .defined_at(::core::file!(), ::core::line!());
     let __async_wrap_executor = ::async_wrap::__private::default_executor();
     let __async_wrap_job = move || -> u32 { checksum_blocking::<T>(data) };
     let _: &dyn ::core::marker::Send = &__async_wrap_job;

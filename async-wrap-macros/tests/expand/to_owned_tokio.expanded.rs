@@ -17,7 +17,8 @@ pub unsafe fn parse(
         ::async_wrap::__private::CallSite::new(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(parse)),
             ::core::stringify!(tokio),
-        );
+        )
+        .defined_at(::core::file!(), ::core::line!());
     let __async_wrap_executor =
         ::async_wrap::__private::adapters::tokio::<::async_wrap::__private::adapters::Enabled>();
     let __async_wrap_owned0 = ::async_wrap::__private::ToOwned::to_owned(text);
