@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use super::metrics::Started;
 use super::shared::Shared;
 use crate::call_site::CallSite;
+use crate::call_stats::Short;
 
 /// What the pool calls with each slow call: [`Builder::on_slow_call`](super::Builder::on_slow_call).
 pub(crate) type SlowHook = Arc<dyn Fn(&SlowCall) + Send + Sync>;
@@ -112,14 +113,16 @@ impl fmt::Display for SlowCall {
         match self.kind {
             Slowness::Running => write!(
                 f,
-                " has run for {:?}, past the pool's slow_call threshold of {:?}",
-                self.elapsed, self.threshold
+                " has run for {}, past the pool's slow_call threshold of {}",
+                Short(self.elapsed),
+                Short(self.threshold)
             ),
             Slowness::Queued => write!(
                 f,
-                " waited {:?} for a thread before it started, past the pool's slow_queue_wait \
-                 threshold of {:?}",
-                self.elapsed, self.threshold
+                " waited {} for a thread before it started, past the pool's slow_queue_wait \
+                 threshold of {}",
+                Short(self.elapsed),
+                Short(self.threshold)
             ),
         }
     }
