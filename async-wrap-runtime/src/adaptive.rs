@@ -67,6 +67,12 @@ pub(crate) fn budget(
     waker: &Waker,
     executor: &dyn Executor,
 ) -> Option<Duration> {
+    // Under loom, never: the decision reads state that outlives a model's iterations (this
+    // thread-local, the site's statistics), which would make the explored runs differ. The
+    // protocol of a wait is modelled on the task cell (`task::loom_models`).
+    if cfg!(async_wrap_loom) {
+        return None;
+    }
     let task: Identity = (waker.data(), std::ptr::from_ref(waker.vtable()));
     let previous = LAST_TASK.with(|last| last.replace(task));
     if previous != task {

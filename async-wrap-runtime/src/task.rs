@@ -517,6 +517,47 @@ mod loom_models {
         });
     }
 
+    /// The adaptive wait: the future submits without a waker, looks at the task (one look
+    /// stands for the spin), then polls, which registers its waker if the result is not
+    /// there. Whatever the order against the worker, the wake-up is not lost.
+    #[test]
+    fn a_future_that_waits_without_a_waker_never_loses_the_wake_up() {
+        loom::model(|| {
+            let task = Task::new(&MODEL, || 5_u16);
+            task.submit(None, std::time::Instant::now(), true);
+            let worker = {
+                let task: Arc<dyn Run> = task.clone();
+                loom::thread::spawn(move || task.run(std::time::Instant::now()).wake())
+            };
+            let _ = task.is_done();
+            assert!(matches!(poll_against(&task, worker), Ended::Returned(5)));
+        });
+    }
+
+    /// What the waiting future sees as done is there to take: the result is stored before it
+    /// is published (a look that says done and a poll that finds nothing would make the wait
+    /// pay nothing).
+    #[test]
+    fn a_published_result_is_there_to_take() {
+        loom::model(|| {
+            let task = Task::new(&MODEL, || 9_u8);
+            task.submit(None, std::time::Instant::now(), false);
+            let worker = {
+                let task: Arc<dyn Run> = task.clone();
+                loom::thread::spawn(move || task.run(std::time::Instant::now()).wake())
+            };
+            if task.is_done() {
+                let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
+                let polled = task.poll_output(&mut Context::from_waker(&waker));
+                assert!(
+                    matches!(polled, Poll::Ready(Ended::Returned(9))),
+                    "published, but the result is not there"
+                );
+            }
+            worker.join().unwrap();
+        });
+    }
+
     #[test]
     fn a_job_lost_by_its_executor_wakes_the_future() {
         loom::model(|| {

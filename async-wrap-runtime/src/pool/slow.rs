@@ -11,7 +11,9 @@
 
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
+#[cfg(not(async_wrap_loom))]
+use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use super::metrics::Started;
