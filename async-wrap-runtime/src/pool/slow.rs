@@ -218,6 +218,7 @@ impl Shared {
     }
 
     /// Tells the watcher to look at the pool now (it leaves once the pool is shut down).
+    #[cfg_attr(async_wrap_loom, allow(clippy::unused_self))]
     pub(super) fn nudge_watcher(&self) {
         #[cfg(not(async_wrap_loom))]
         if let Some(watcher) = &*self
