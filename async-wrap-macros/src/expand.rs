@@ -331,8 +331,12 @@ fn output_send_check(shape: &Shape<'_>, output: &ReturnType) -> Option<TokenStre
             if !mentions_ident(quote!(#ty), &impl_token()) =>
         {
             let output = Ident::new("__async_wrap_output", ty.span());
+            // The lifetime is named: with an elided one, an output with a lifetime of its own
+            // (`&'static str`) would leave the pointer's result lifetime ambiguous (E0106).
+            let lifetime = syn::Lifetime::new("'__async_wrap_output", Span::mixed_site());
             Some(quote_spanned! {ty.span()=>
-                let _: fn(&#ty) -> &dyn ::core::marker::Send = |#output| #output;
+                let _: for<#lifetime> fn(&#lifetime #ty) -> &#lifetime dyn ::core::marker::Send =
+                    |#output| #output;
             })
         }
         _ => None,

@@ -23,7 +23,8 @@ pub fn lookup(&self, key: String) -> ::async_wrap::__private::BlockingFuture<Opt
         { (&__async_wrap_self).map.get(&key).copied() }
     };
     let _: &dyn ::core::marker::Send = &__async_wrap_job;
-    let _: fn(&Option<u32>) -> &dyn ::core::marker::Send =
-        |__async_wrap_output| __async_wrap_output;
+    let _: for<'__async_wrap_output> fn(
+        &'__async_wrap_output Option<u32>,
+    ) -> &'__async_wrap_output dyn ::core::marker::Send = |__async_wrap_output| __async_wrap_output;
     ::async_wrap::__private::call(__async_wrap_executor, &__ASYNC_WRAP_SITE, __async_wrap_job)
 }

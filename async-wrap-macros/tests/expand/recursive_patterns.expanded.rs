@@ -37,6 +37,8 @@ fn walk(
         walk(__async_wrap_arg0, acc, __async_wrap_arg2)
     };
     let _: &dyn ::core::marker::Send = &__async_wrap_job;
-    let _: fn(&Vec<u32>) -> &dyn ::core::marker::Send = |__async_wrap_output| __async_wrap_output;
+    let _: for<'__async_wrap_output> fn(
+        &'__async_wrap_output Vec<u32>,
+    ) -> &'__async_wrap_output dyn ::core::marker::Send = |__async_wrap_output| __async_wrap_output;
     ::async_wrap::__private::call(__async_wrap_executor, &__ASYNC_WRAP_SITE, __async_wrap_job)
 }
