@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_wrap::{BlockingPool, SlowCall, async_wrap, call_sites};
 
-/// Two threads for the "database"; a query queued more than 5 ms, or running more than
+/// Two threads for the "database"; a query queued more than 25 ms, or running more than
 /// 50 ms, is reported (here to the list printed at the end; by default to `tracing` or
 /// standard error).
 static DB: std::sync::LazyLock<BlockingPool> = std::sync::LazyLock::new(|| {
@@ -20,7 +20,7 @@ static DB: std::sync::LazyLock<BlockingPool> = std::sync::LazyLock::new(|| {
         .max_threads(2)
         .thread_name("db")
         .slow_call(Duration::from_millis(50))
-        .slow_queue_wait(Duration::from_millis(5))
+        .slow_queue_wait(Duration::from_millis(25))
         .on_slow_call(|slow: &SlowCall| SLOW.lock().unwrap().push(slow.to_string()))
         .build()
         .expect("valid settings")
@@ -121,9 +121,18 @@ async fn main() {
     println!("default pool: {:?}", async_wrap::default_pool().metrics());
     println!("db pool:      {:?}", DB.metrics());
     println!("\n## Slow calls reported by the db pool\n");
-    for slow in SLOW.lock().unwrap().iter() {
-        println!("- {slow}");
+    let slow = SLOW.lock().unwrap();
+    let (queued, ran): (Vec<&String>, Vec<&String>) =
+        slow.iter().partition(|line| line.contains("waited"));
+    for line in &ran {
+        println!("- {line}");
     }
+    if let (Some(first), Some(last)) = (queued.first(), queued.last()) {
+        println!("- {first}");
+        println!("- ... {} queue waits in all, the last:", queued.len());
+        println!("- {last}");
+    }
+    drop(slow);
 
     // What the table says, checked: the example fails if the statistics are wrong.
     let sites = call_sites();
