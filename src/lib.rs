@@ -122,13 +122,16 @@
 //! **Short calls.** Offloading a call costs its caller a trip through the runtime: the task
 //! parks, the runtime's thread may sleep, and waking it takes 20–65 µs on a VM. For a function
 //! whose recent calls were all short (20 µs or less), awaited by a task that awaits its calls
-//! one after another, on a [`BlockingPool`] with an idle thread, the polling thread instead
+//! one after another (its third call in a row on the thread, and on), on a [`BlockingPool`]
+//! with an idle thread, the polling thread instead
 //! waits for the result for twice the recent run time plus 4 µs (plus 50 µs if the pool's
 //! thread sleeps and must be woken first), then falls back to the waker. It never runs the body
 //! itself; a function with one long call is not waited for until its calls are short again; a
 //! wait that did not pay makes that function skip the next 2, 4, ... 1,024 calls' waits; and a
-//! thread with many calls in flight (`join_all`, many tasks) never waits, since each of its
-//! calls has its own waker. The table's last column counts these waits and those that paid.
+//! thread with many calls in flight (`join_all`, many tasks) does not wait, since each of its
+//! calls has its own waker (wakers are told apart by address, so at a batch's boundary one
+//! call may, rarely, be waited for). The table's last column counts these waits and those
+//! that paid.
 //!
 //! # Coming from Python
 //!
