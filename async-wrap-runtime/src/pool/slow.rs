@@ -237,6 +237,7 @@ impl Shared {
 
     /// A thread has just recorded its job in its slot: wakes the watcher if it sleeps idle.
     /// One load per job, and only for a pool with a `slow_call` threshold.
+    #[cfg_attr(async_wrap_loom, allow(clippy::unused_self))]
     pub(super) fn job_started(&self) {
         #[cfg(not(async_wrap_loom))]
         {
