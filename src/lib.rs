@@ -435,6 +435,35 @@
 /// # });
 /// ```
 ///
+/// ## `process` (feature `process`, Linux)
+///
+/// With `executor = POOL` naming a `static POOL: ProcessPool`, the body runs in a worker
+/// process: the program run again, in which `async_wrap::process::init()`, the first line of
+/// `main`, serves calls. A crash there (a segfault, an abort, an `exit`) fails only that call,
+/// and a call past its deadline, or whose future is dropped, has its worker killed. The function
+/// returns a `ProcessFuture<T>`, resolving to `Result<T, ProcessError>`. Its arguments and
+/// result cross serialized: each must implement `serde::Serialize` and `serde::Deserialize`,
+/// which the compiler checks at the type. The function must be free (no `self`), non-generic
+/// and safe. See the `process` module.
+///
+/// ```ignore
+/// // Needs the `process` feature, and spawns worker processes (a doctest cannot).
+/// use async_wrap::{async_wrap, process::ProcessPool};
+///
+/// static SANDBOX: ProcessPool = ProcessPool::with_max_workers(2)
+///     .deadline(std::time::Duration::from_secs(5));
+///
+/// #[async_wrap(executor = SANDBOX, process)]
+/// fn render(svg: String) -> Vec<u8> {
+///     unsafe_native_renderer(&svg) // may segfault on hostile input
+/// }
+///
+/// fn main() {
+///     async_wrap::process::init();
+///     // ... render(svg).await: Ok(png), or Err(ProcessError) naming the signal
+/// }
+/// ```
+///
 /// ## `crate = PATH`
 ///
 /// The path of this crate when it is renamed or re-exported (the expansion otherwise names
@@ -464,6 +493,8 @@ pub use async_wrap_runtime::{
     BlockingStream, DEFAULT_BATCH, DEFAULT_BUFFER, Unblock, stream, stream_on,
 };
 
+#[cfg(feature = "process")]
+pub use async_wrap_runtime::{ProcessPool, process};
 #[cfg(feature = "rayon")]
 pub use async_wrap_runtime::RayonPool;
 #[cfg(feature = "tokio")]
