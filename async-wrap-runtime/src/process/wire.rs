@@ -127,7 +127,7 @@ pub(crate) fn request(key: &str, arguments: &impl serde::Serialize) -> Result<Fr
     let mut frame = Frame::with_capacity(2 + key.len() + 16);
     frame.0.extend_from_slice(&key_len.to_le_bytes());
     frame.0.extend_from_slice(key.as_bytes());
-    postcard::to_io(arguments, &mut frame.0).map_err(|err| err.to_string())?;
+    frame.0 = postcard::to_extend(arguments, frame.0).map_err(|err| err.to_string())?;
     Ok(frame)
 }
 

@@ -258,10 +258,13 @@ where
     match panic::catch_unwind(AssertUnwindSafe(|| body(arguments))) {
         Ok(result) => {
             reply.0.push(Tag::Returned as u8);
-            if let Err(err) = postcard::to_io(&result, &mut reply.0) {
-                reply.0.truncate(4);
-                reply.0.push(Tag::BadResult as u8);
-                wire::put_text(&mut reply.0, &err.to_string());
+            match postcard::to_extend(&result, std::mem::take(&mut reply.0)) {
+                Ok(bytes) => reply.0 = bytes,
+                Err(err) => {
+                    reply = Frame::with_capacity(64);
+                    reply.0.push(Tag::BadResult as u8);
+                    wire::put_text(&mut reply.0, &err.to_string());
+                }
             }
         }
         Err(payload) => {
