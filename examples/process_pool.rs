@@ -52,6 +52,14 @@ fn weigh(data: Vec<u8>) -> usize {
     data.len()
 }
 
+/// A pool recycling its worker after every call: each call starts a worker.
+static FRESH: ProcessPool = ProcessPool::with_max_workers(1).max_tasks_per_child(1);
+
+#[async_wrap(executor = FRESH, process)]
+fn fresh() -> u32 {
+    std::process::id()
+}
+
 #[async_wrap(executor = THREADS)]
 fn trivial_on_threads(n: u64) -> u64 {
     n + 1
@@ -69,7 +77,8 @@ fn summary(samples: &mut [Duration]) -> String {
     let micros = |d: Duration| d.as_secs_f64() * 1e6;
     let median = micros(samples[samples.len() / 2]);
     let fast = micros(samples[samples.len() / 4]);
-    let mean = micros(samples.iter().sum::<Duration>()) / samples.len() as f64;
+    let count = u32::try_from(samples.len()).unwrap_or(u32::MAX);
+    let mean = micros(samples.iter().sum::<Duration>() / count);
     format!("median {median:8.1} µs   fast-cluster median {fast:8.1} µs   mean {mean:8.1} µs")
 }
 
@@ -104,7 +113,7 @@ fn main() {
     println!("== a service calling untrusted native code on a process pool");
     let started = Instant::now();
     let outcomes = futures::executor::block_on(async {
-        let (a, b, c, d, e, f) = futures::join!(
+        let (doc, poisoned, db, looping, other, cache) = futures::join!(
             parse("a normal document".into()),
             parse("a POISON document".into()),
             resolve("db.example".into()),
@@ -113,19 +122,38 @@ fn main() {
             resolve("cache.example".into()),
         );
         [
-            ("parse(\"a normal document\")", describe(&a), a.is_ok()),
-            ("parse(\"a POISON document\")", describe(&b), b.is_ok()),
-            ("resolve(\"db.example\")", describe(&c), c.is_ok()),
-            ("resolve(\"loop.example\")", describe(&d), d.is_ok()),
-            ("parse(\"another normal one\")", describe(&e), e.is_ok()),
-            ("resolve(\"cache.example\")", describe(&f), f.is_ok()),
+            ("parse(\"a normal document\")", describe(&doc), doc.is_ok()),
+            (
+                "parse(\"a POISON document\")",
+                describe(&poisoned),
+                poisoned.is_ok(),
+            ),
+            ("resolve(\"db.example\")", describe(&db), db.is_ok()),
+            (
+                "resolve(\"loop.example\")",
+                describe(&looping),
+                looping.is_ok(),
+            ),
+            (
+                "parse(\"another normal one\")",
+                describe(&other),
+                other.is_ok(),
+            ),
+            (
+                "resolve(\"cache.example\")",
+                describe(&cache),
+                cache.is_ok(),
+            ),
         ]
     });
     for (call, outcome, _) in &outcomes {
         println!("  {call:<30} {outcome}");
     }
     let failed = outcomes.iter().filter(|(_, _, ok)| !ok).count();
-    assert_eq!(failed, 2, "the poisoned and the hung call fail, and only they");
+    assert_eq!(
+        failed, 2,
+        "the poisoned and the hung call fail, and only they"
+    );
     // Still serving: the crashed and the killed workers were replaced.
     let after = futures::executor::block_on(parse("still up".into())).expect("the service is up");
     assert_eq!(after, 2);
@@ -133,11 +161,17 @@ fn main() {
     println!(
         "  the service stayed up: {} calls ok, {} crashed, {} killed at the deadline, in {:?}; \
          {} workers started",
-        metrics.completed, metrics.crashed, metrics.killed, started.elapsed(), metrics.workers_started
+        metrics.completed,
+        metrics.crashed,
+        metrics.killed,
+        started.elapsed(),
+        metrics.workers_started
     );
 
     let (trivial_calls, mib_calls) = if bench { (20_000, 300) } else { (2_000, 40) };
-    println!("\n== costs (warm workers; {trivial_calls} trivial calls, {mib_calls} calls with 1 MiB)");
+    println!(
+        "\n== costs (warm workers; {trivial_calls} trivial calls, {mib_calls} calls with 1 MiB)"
+    );
     // Warm both pools up.
     let _ = time(200, || trivial(1));
     let _ = time(200, || trivial_on_threads(1));
@@ -152,11 +186,6 @@ fn main() {
     println!("  1 MiB argument, threads:    {}", summary(&mut samples));
 
     // Worker start: a pool recycling its worker after every call starts one per call.
-    static FRESH: ProcessPool = ProcessPool::with_max_workers(1).max_tasks_per_child(1);
-    #[async_wrap(executor = FRESH, process)]
-    fn fresh() -> u32 {
-        std::process::id()
-    }
     let starts = if bench { 100 } else { 20 };
     let mut samples = time(starts, fresh);
     println!("  call on a new worker:       {}", summary(&mut samples));

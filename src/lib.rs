@@ -493,12 +493,12 @@ pub use async_wrap_runtime::{
     BlockingStream, DEFAULT_BATCH, DEFAULT_BUFFER, Unblock, stream, stream_on,
 };
 
-#[cfg(feature = "process")]
-pub use async_wrap_runtime::{ProcessPool, process};
 #[cfg(feature = "rayon")]
 pub use async_wrap_runtime::RayonPool;
 #[cfg(feature = "tokio")]
 pub use async_wrap_runtime::TokioBlocking;
+#[cfg(feature = "process")]
+pub use async_wrap_runtime::{ProcessPool, process};
 
 /// What the `#[async_wrap]` expansion refers to. Not public API.
 #[doc(hidden)]

@@ -98,7 +98,9 @@ fn temp_path(name: &str) -> PathBuf {
 fn pid_in(path: &PathBuf) -> u32 {
     let mut pid = None;
     eventually("the hanging body writes its pid", || {
-        pid = std::fs::read_to_string(path).ok().and_then(|s| s.parse().ok());
+        pid = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.parse().ok());
         pid.is_some()
     });
     pid.unwrap()
@@ -112,8 +114,8 @@ fn gone(pid: u32) -> bool {
             let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
             let mut fields = after.split_whitespace();
             let state = fields.next().unwrap_or("");
-            let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-            state == "Z" && ppid != std::process::id()
+            let parent: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            state == "Z" && parent != std::process::id()
         }
     }
 }
@@ -172,7 +174,10 @@ fn panics_resume_with_message_and_location() {
     let payload = panic::catch_unwind(AssertUnwindSafe(|| block_on(boom("bad input".into()))))
         .expect_err("the body's panic is resumed in the caller");
     let message = payload.downcast_ref::<String>().expect("a String payload");
-    assert!(message.starts_with("boom: bad input (at tests/process.rs:"), "{message}");
+    assert!(
+        message.starts_with("boom: bad input (at tests/process.rs:"),
+        "{message}"
+    );
     assert!(message.contains("of pool `procs`"), "{message}");
     // The worker lives on.
     assert_eq!(block_on(die("no".into())).unwrap(), 7);
@@ -180,7 +185,11 @@ fn panics_resume_with_message_and_location() {
 }
 
 fn a_crash_fails_only_its_call() {
-    for (how, signal, code) in [("abort", Some(6), None), ("segv", Some(11), None), ("exit", None, Some(3))] {
+    for (how, signal, code) in [
+        ("abort", Some(6), None),
+        ("segv", Some(11), None),
+        ("exit", None, Some(3)),
+    ] {
         let crashed_before = PROCS.metrics().crashed;
         let err = block_on(die(how.into())).expect_err("the worker died");
         assert_eq!(err.function(), "process::die");
@@ -194,7 +203,10 @@ fn a_crash_fails_only_its_call() {
             other => panic!("{how}: {other:?}"),
         }
         let text = err.to_string();
-        assert!(text.starts_with("async_wrap: `process::die` failed on process pool `procs`"), "{text}");
+        assert!(
+            text.starts_with("async_wrap: `process::die` failed on process pool `procs`"),
+            "{text}"
+        );
         if let Some(signal) = signal {
             assert!(text.contains(&format!("signal {signal}")), "{text}");
         }
@@ -237,7 +249,10 @@ fn dropping_a_running_call_kills_its_worker() {
     let worker = pid_in(&path);
     let killed_before = PROCS.metrics().killed;
     drop(call);
-    eventually("the worker of the dropped call is killed and reaped", || gone(worker));
+    eventually(
+        "the worker of the dropped call is killed and reaped",
+        || gone(worker),
+    );
     eventually("the call is counted as killed", || {
         PROCS.metrics().killed > killed_before && PROCS.metrics().running == 0
     });
@@ -273,7 +288,8 @@ fn workers_are_recycled_after_n_calls() {
     RECYCLED.shutdown();
 }
 
-static IDLE: ProcessPool = ProcessPool::with_max_workers(1).idle_timeout(Duration::from_millis(100));
+static IDLE: ProcessPool =
+    ProcessPool::with_max_workers(1).idle_timeout(Duration::from_millis(100));
 
 #[async_wrap(executor = IDLE, process)]
 fn idle_pid() -> u32 {
@@ -329,7 +345,10 @@ fn an_unknown_function_is_an_error() {
         async_wrap::__private::CallSite::new("process::nothing", "PROCS");
     let call = async_wrap::__private::process::call::<u32, _>(&PROCS, &SITE, "nothing#0", &());
     let err = block_on(call).expect_err("no such function in the worker");
-    assert_eq!(err.kind(), &ProcessErrorKind::UnknownFunction("nothing#0".into()));
+    assert_eq!(
+        err.kind(),
+        &ProcessErrorKind::UnknownFunction("nothing#0".into())
+    );
 }
 
 static ECHO: ProcessPool = ProcessPool::with_max_workers(1).program("/bin/echo");
@@ -349,7 +368,10 @@ fn on_cat() -> u32 {
 
 fn a_program_that_is_not_a_worker_fails_the_call() {
     let err = block_on(on_echo()).expect_err("echo is not a worker");
-    assert!(matches!(err.kind(), ProcessErrorKind::NotAWorker(_)), "{err}");
+    assert!(
+        matches!(err.kind(), ProcessErrorKind::NotAWorker(_)),
+        "{err}"
+    );
     assert!(err.to_string().contains("init()"), "{err}");
     let err = block_on(on_cat()).expect_err("cat never greets");
     assert!(
@@ -369,7 +391,10 @@ fn pool_process(role: &str) -> (std::process::Child, u32) {
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let worker = line.trim().parse().expect("the pool's process prints its worker's pid");
+    let worker = line
+        .trim()
+        .parse()
+        .expect("the pool's process prints its worker's pid");
     (child, worker)
 }
 
@@ -419,36 +444,60 @@ fn main() {
     let tests: &[(&str, fn())] = &[
         ("results_come_back", results_come_back),
         ("any_runtime", any_runtime),
-        ("panics_resume_with_message_and_location", panics_resume_with_message_and_location),
+        (
+            "panics_resume_with_message_and_location",
+            panics_resume_with_message_and_location,
+        ),
         ("a_crash_fails_only_its_call", a_crash_fails_only_its_call),
         ("a_deadline_kills_the_worker", a_deadline_kills_the_worker),
-        ("dropping_a_running_call_kills_its_worker", dropping_a_running_call_kills_its_worker),
-        ("a_future_dropped_before_its_first_poll_runs_nothing", a_future_dropped_before_its_first_poll_runs_nothing),
-        ("workers_are_recycled_after_n_calls", workers_are_recycled_after_n_calls),
+        (
+            "dropping_a_running_call_kills_its_worker",
+            dropping_a_running_call_kills_its_worker,
+        ),
+        (
+            "a_future_dropped_before_its_first_poll_runs_nothing",
+            a_future_dropped_before_its_first_poll_runs_nothing,
+        ),
+        (
+            "workers_are_recycled_after_n_calls",
+            workers_are_recycled_after_n_calls,
+        ),
         ("idle_workers_exit", idle_workers_exit),
-        ("shutdown_ends_every_worker_and_names_running_calls", shutdown_ends_every_worker_and_names_running_calls),
-        ("an_unknown_function_is_an_error", an_unknown_function_is_an_error),
-        ("a_program_that_is_not_a_worker_fails_the_call", a_program_that_is_not_a_worker_fails_the_call),
-        ("no_orphan_when_the_pool_process_is_killed_or_panics", no_orphan_when_the_pool_process_is_killed_or_panics),
+        (
+            "shutdown_ends_every_worker_and_names_running_calls",
+            shutdown_ends_every_worker_and_names_running_calls,
+        ),
+        (
+            "an_unknown_function_is_an_error",
+            an_unknown_function_is_an_error,
+        ),
+        (
+            "a_program_that_is_not_a_worker_fails_the_call",
+            a_program_that_is_not_a_worker_fails_the_call,
+        ),
+        (
+            "no_orphan_when_the_pool_process_is_killed_or_panics",
+            no_orphan_when_the_pool_process_is_killed_or_panics,
+        ),
         ("no_child_is_left", no_child_is_left),
     ];
     let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
     let (mut passed, mut failed) = (0, 0);
     for (name, test) in tests {
-        if filter.as_deref().is_some_and(|filter| !name.contains(filter)) {
+        if filter
+            .as_deref()
+            .is_some_and(|filter| !name.contains(filter))
+        {
             continue;
         }
         let test = *test;
         let outcome = panic::catch_unwind(|| within(Duration::from_secs(60), test));
-        match outcome {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok");
-            }
-            Err(_) => {
-                failed += 1;
-                println!("test {name} ... FAILED");
-            }
+        if outcome.is_ok() {
+            passed += 1;
+            println!("test {name} ... ok");
+        } else {
+            failed += 1;
+            println!("test {name} ... FAILED");
         }
     }
     println!("\n{passed} passed, {failed} failed");

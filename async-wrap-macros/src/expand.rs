@@ -378,6 +378,8 @@ fn expand_process(
         #(#attrs)*
         #track_caller
         #vis #fn_token #ident (#(#inputs),*) -> #private::process::ProcessFuture<#output_ty> {
+            // The worker owns the arguments it decoded: taking them by value is the point.
+            #[allow(clippy::needless_pass_by_value)]
             #sig #block
             fn #entry(#input: &[::core::primitive::u8]) -> #private::process::Frame {
                 #private::process::serve(#input, |(#(#bound,)*): (#(#types,)*)| #ident(#(#bound),*))

@@ -47,7 +47,9 @@ fn check_process(sig: &Signature, options: &Options, errors: &mut Errors) {
             "`process` runs the body in a worker process of a `ProcessPool`: add \
              `executor = POOL`, naming a `static POOL: ProcessPool`",
         ),
-        Some(syn::Expr::Path(path)) if path.path.is_ident("tokio") || path.path.is_ident("rayon") => {
+        Some(syn::Expr::Path(path))
+            if path.path.is_ident("tokio") || path.path.is_ident("rayon") =>
+        {
             errors.fail(
                 path,
                 "`process` runs the body in a worker process: `executor` must name a \

@@ -248,7 +248,11 @@ impl<T: serde::de::DeserializeOwned> ProcessFuture<T> {
             Some((tag, rest)) => (Tag::of(*tag), rest),
             None => (None, &[][..]),
         };
-        let text = || wire::take_text(rest).map(|(text, _)| text).unwrap_or_default();
+        let text = || {
+            wire::take_text(rest)
+                .map(|(text, _)| text)
+                .unwrap_or_default()
+        };
         match tag {
             Some(Tag::Returned) => postcard::from_bytes(rest)
                 .map_err(|err| self.error(ProcessErrorKind::Serialization(err.to_string()))),

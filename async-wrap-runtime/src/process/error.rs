@@ -200,6 +200,11 @@ mod tests {
             })
             .contains("signal 11 (SIGSEGV)")
         );
-        assert!(err(ProcessErrorKind::DeadlineExceeded(Duration::from_millis(50))).contains("50ms"));
+        assert!(
+            err(ProcessErrorKind::DeadlineExceeded(Duration::from_millis(
+                50
+            )))
+            .contains("50ms")
+        );
     }
 }

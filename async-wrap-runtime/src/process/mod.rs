@@ -180,7 +180,9 @@ pub struct ProcessMetrics {
 impl ProcessMetrics {
     /// How long a worker took to start, on average.
     pub fn mean_worker_start(&self) -> Option<Duration> {
-        let started = u32::try_from(self.workers_started).ok().filter(|n| *n > 0)?;
+        let started = u32::try_from(self.workers_started)
+            .ok()
+            .filter(|n| *n > 0)?;
         Some(self.worker_start_total / started)
     }
 
@@ -261,7 +263,10 @@ impl ProcessPool {
     /// ```
     #[must_use = "the builder methods return the configured pool"]
     pub const fn max_tasks_per_child(mut self, calls: u64) -> Self {
-        assert!(calls > 0, "ProcessPool::max_tasks_per_child(0): a worker runs at least one call");
+        assert!(
+            calls > 0,
+            "ProcessPool::max_tasks_per_child(0): a worker runs at least one call"
+        );
         self.config.max_tasks_per_child = Some(calls);
         self
     }

@@ -84,7 +84,11 @@ impl Shared {
         metrics.workers = state.drivers;
         metrics.idle = state.idle;
         metrics.queued = state.queue.len();
-        metrics.running = state.slots.iter().filter(|slot| slot.running.is_some()).count();
+        metrics.running = state
+            .slots
+            .iter()
+            .filter(|slot| slot.running.is_some())
+            .count();
         metrics
     }
 
@@ -113,18 +117,20 @@ impl Shared {
             return;
         }
         state.drivers += 1;
-        let slot = match state.slots.iter().position(|slot| !slot.taken) {
-            Some(free) => free,
-            None => {
-                state.slots.push(Slot::default());
-                state.slots.len() - 1
-            }
+        let slot = if let Some(free) = state.slots.iter().position(|slot| !slot.taken) {
+            free
+        } else {
+            state.slots.push(Slot::default());
+            state.slots.len() - 1
         };
         state.slots[slot].taken = true;
         drop(state);
         let shared = Arc::clone(self);
         let spawned = std::thread::Builder::new()
-            .name(format!("{}-driver", self.config.name.unwrap_or("async-wrap-process")))
+            .name(format!(
+                "{}-driver",
+                self.config.name.unwrap_or("async-wrap-process")
+            ))
             .stack_size(256 << 10)
             .spawn(move || shared.drive(slot));
         if let Err(err) = spawned {
@@ -149,13 +155,11 @@ impl Shared {
 
     /// The driver thread of slot `slot`.
     fn drive(self: Arc<Self>, slot: usize) {
-        let Ok((wake_rx, wake_tx)) = UnixStream::pair()
-            .and_then(|(rx, tx)| {
-                rx.set_nonblocking(true)?;
-                tx.set_nonblocking(true)?;
-                Ok((rx, tx))
-            })
-        else {
+        let Ok((wake_rx, wake_tx)) = UnixStream::pair().and_then(|(rx, tx)| {
+            rx.set_nonblocking(true)?;
+            tx.set_nonblocking(true)?;
+            Ok((rx, tx))
+        }) else {
             self.leave(slot);
             return;
         };
@@ -268,17 +272,16 @@ impl Shared {
                 dead.died();
             }
         }
-        let current = match worker {
-            Some(current) => current,
-            None => {
-                let started = Instant::now();
-                let new = Worker::start(&self.config)?;
-                let mut state = self.lock();
-                state.metrics.workers_started += 1;
-                state.metrics.worker_start_total += started.elapsed();
-                drop(state);
-                worker.insert(new)
-            }
+        let current = if let Some(current) = worker {
+            current
+        } else {
+            let started = Instant::now();
+            let new = Worker::start(&self.config)?;
+            let mut state = self.lock();
+            state.metrics.workers_started += 1;
+            state.metrics.worker_start_total += started.elapsed();
+            drop(state);
+            worker.insert(new)
         };
         let pid = current.pid();
         current.calls += 1;
@@ -356,7 +359,10 @@ impl Shared {
         while state.drivers > 0 {
             match deadline {
                 None => {
-                    state = self.drained.wait(state).unwrap_or_else(PoisonError::into_inner);
+                    state = self
+                        .drained
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
                 }
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -396,7 +402,10 @@ impl Shared {
         // Each worker left is killed within the grace period: this wait is bounded.
         let mut state = self.lock();
         while state.drivers > 0 {
-            state = self.drained.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state = self
+                .drained
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
         }
         drop(state);
         ShutdownReport {

@@ -73,9 +73,13 @@ pub(crate) fn fingerprint() -> u64 {
 /// starts threads or parses arguments:
 ///
 /// ```no_run
+/// use async_wrap_runtime::process::ProcessPool;
+///
+/// static SANDBOX: ProcessPool = ProcessPool::with_max_workers(2);
+///
 /// fn main() {
 ///     async_wrap_runtime::process::init(); // in a worker, never returns
-///     // ... the program ...
+///     // ... the program, which calls functions on SANDBOX ...
 /// }
 /// ```
 ///
@@ -129,22 +133,20 @@ fn serve_forever() -> ! {
             // The pool closed the pipe (it retires this worker, or it exited): done.
             Ok(false) | Err(_) => std::process::exit(0),
         }
-        let mut reply = match wire::split_request(&request) {
-            Some((key, arguments)) => match table.get(key) {
-                Some(run) => run(arguments),
-                None => {
-                    let mut reply = Frame::with_capacity(key.len() + 5);
-                    reply.0.push(Tag::UnknownKey as u8);
-                    wire::put_text(&mut reply.0, key);
-                    reply
-                }
-            },
-            None => {
-                let mut reply = Frame::with_capacity(32);
+        let run =
+            wire::split_request(&request).map(|(key, arguments)| (key, table.get(key), arguments));
+        let mut reply = if let Some((_, Some(run), arguments)) = run {
+            run(arguments)
+        } else {
+            let mut reply = Frame::with_capacity(64);
+            if let Some((key, None, _)) = run {
+                reply.0.push(Tag::UnknownKey as u8);
+                wire::put_text(&mut reply.0, key);
+            } else {
                 reply.0.push(Tag::BadArguments as u8);
                 wire::put_text(&mut reply.0, "malformed request");
-                reply
             }
+            reply
         };
         if reply.send(&mut output).is_err() {
             std::process::exit(0);
@@ -200,7 +202,9 @@ fn watch_for_hangup(input: &File) {
                 // SAFETY: `fds` is a valid array of one `pollfd` for the whole call; `fd` stays
                 // open for the life of the process (the main thread never closes it).
                 let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, -1) };
-                if ready > 0 && fds[0].revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+                if ready > 0
+                    && fds[0].revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+                {
                     std::process::exit(0);
                 }
             }

@@ -8,10 +8,10 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use super::Config;
 use super::error::ProcessErrorKind;
 use super::wire::{self, Frame};
 use super::worker::{WORKER_ENV, fingerprint, init_called};
-use super::Config;
 
 /// The program a pool runs when none is configured: the file this process runs, even if it was
 /// replaced on disk since it started.
@@ -182,7 +182,10 @@ impl Worker {
                 }
                 None => None,
             };
-            let mut fds = [pollfd(out, libc::POLLIN), pollfd(wake.as_raw_fd(), libc::POLLIN)];
+            let mut fds = [
+                pollfd(out, libc::POLLIN),
+                pollfd(wake.as_raw_fd(), libc::POLLIN),
+            ];
             if self.stdout.buffer().is_empty() {
                 poll(&mut fds, timeout).map_err(NoReply::Io)?;
             } else {
