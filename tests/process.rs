@@ -343,7 +343,8 @@ fn shutdown_ends_every_worker_and_names_running_calls() {
 fn an_unknown_function_is_an_error() {
     static SITE: async_wrap::__private::CallSite =
         async_wrap::__private::CallSite::new("process::nothing", "PROCS");
-    let call = async_wrap::__private::process::call::<u32, _>(&PROCS, &SITE, "nothing#0", &());
+    use async_wrap::__private::process::{Request, call, portable};
+    let call = call(&PROCS, &SITE, Request::new("nothing#0"), portable::<u32>());
     let err = block_on(call).expect_err("no such function in the worker");
     assert_eq!(
         err.kind(),

@@ -344,28 +344,38 @@ fn expand_process(
         let krate = krate.at(flag.span());
         quote_spanned!(flag.span()=> #krate::__private::adapters::process::<#krate::__private::adapters::Enabled>();)
     };
-    // Each type that crosses is checked where the user wrote it.
-    let portable = |ty: &Type| {
-        let krate = krate.at(ty.span());
-        quote_spanned!(ty.span()=> #krate::__private::process::portable::<#ty>();)
+    // Each type that crosses is checked, once, where the user wrote it; the codecs it gives
+    // carry the check to the other steps, which add no bound of their own.
+    let portable = |ty: &TokenStream, span: Span| {
+        let krate = krate.at(span);
+        quote_spanned!(span=> #krate::__private::process::portable::<#ty>())
     };
-    let checks = args
+    let output_span = match &sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => Span::call_site(),
+    };
+    let types: Vec<&Type> = args.iter().map(|arg| arg.ty).collect();
+    let checks = types
         .iter()
-        .map(|arg| portable(arg.ty))
-        .chain(match &sig.output {
-            ReturnType::Type(_, ty) => Some(portable(ty)),
-            ReturnType::Default => None,
-        });
+        .map(|ty| portable(&quote!(#ty), ty.span()))
+        .chain(std::iter::once(portable(&output_ty, output_span)));
     let inputs = args.iter().map(
         |Arg {
              name, ty, attrs, ..
          }| quote!(#(#attrs)* #name: #ty),
     );
     let names = args.iter().map(|arg| &arg.name);
-    let types = args.iter().map(|arg| arg.ty);
     let bound: Vec<Ident> = (0..args.len())
         .map(|index| format_ident!("__async_wrap_arg{}", index, span = Span::mixed_site()))
         .collect();
+    let codec_of: Vec<Ident> = (0..args.len())
+        .map(|index| format_ident!("__async_wrap_codec{}", index, span = Span::mixed_site()))
+        .collect();
+    let output_codec = Ident::new("__async_wrap_output_codec", Span::mixed_site());
+    let codecs = Ident::new("__async_wrap_codecs", Span::mixed_site());
+    let arguments = Ident::new("__async_wrap_arguments", Span::mixed_site());
+    let request = Ident::new("__async_wrap_request", Span::mixed_site());
+    let request_mut = (!args.is_empty()).then(|| quote!(mut));
     let track_caller = track_caller(attrs);
     let sync_item = options.sync.as_ref().map(|sync| {
         let mut twin = func.clone();
@@ -381,8 +391,18 @@ fn expand_process(
             // The worker owns the arguments it decoded: taking them by value is the point.
             #[allow(clippy::needless_pass_by_value)]
             #sig #block
+            fn #codecs() -> (
+                #(#private::process::Codec<#types>,)*
+                #private::process::Codec<#output_ty>,
+            ) {
+                (#(#checks,)*)
+            }
             fn #entry(#input: &[::core::primitive::u8]) -> #private::process::Frame {
-                #private::process::serve(#input, |(#(#bound,)*): (#(#types,)*)| #ident(#(#bound),*))
+                let (#(#codec_of,)* #output_codec,) = #codecs();
+                #private::process::serve(#input, #output_codec, |#arguments| {
+                    #(let #bound = #arguments.take(#codec_of)?;)*
+                    ::core::result::Result::Ok(#ident(#(#bound),*))
+                })
             }
             const #key: &::core::primitive::str = ::core::concat!(
                 ::core::module_path!(), "::", ::core::stringify!(#ident), "#", #hash
@@ -393,9 +413,11 @@ fn expand_process(
                 #label,
             );
             #feature
-            #(#checks)*
+            let (#(#codec_of,)* #output_codec,) = #codecs();
+            let #request_mut #request = #private::process::Request::new(#key);
+            #(#request.push(#codec_of, &#names);)*
             let #executor = #pool;
-            #private::process::call::<#output_ty, _>(#executor, &#site, #key, &(#(&#names,)*))
+            #private::process::call(#executor, &#site, #request, #output_codec)
         }
     }
 }

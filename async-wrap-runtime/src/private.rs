@@ -226,14 +226,44 @@ pub mod process {
     pub fn pool<P: ?Sized>(_: &P) -> Unavailable {
         Unavailable
     }
+    /// Stands for a codec.
+    pub struct Codec<T>(PhantomData<fn() -> T>);
     /// Accepts any type.
-    pub fn portable<T: ?Sized>() {}
+    pub fn portable<T>() -> Codec<T> {
+        Codec(PhantomData)
+    }
+    /// Stands for a request.
+    pub struct Request;
+    impl Request {
+        /// Never called.
+        pub fn new(_: &str) -> Self {
+            unreachable!("`process` shims do not compile without the feature")
+        }
+        /// Never called.
+        pub fn push<T>(&mut self, _: Codec<T>, _: &T) {}
+    }
+    /// Stands for the arguments.
+    pub struct Arguments<'a>(PhantomData<&'a ()>);
+    impl Arguments<'_> {
+        /// Never called.
+        ///
+        /// # Errors
+        ///
+        /// Never.
+        pub fn take<T>(&mut self, _: Codec<T>) -> Result<T, String> {
+            unreachable!("`process` shims do not compile without the feature")
+        }
+    }
     /// Never called: the feature's error stops the build.
-    pub fn call<T, A: ?Sized>(_: Unavailable, _: &CallSite, _: &str, _: &A) -> ProcessFuture<T> {
+    pub fn call<T>(_: Unavailable, _: &CallSite, _: Request, _: Codec<T>) -> ProcessFuture<T> {
         unreachable!("`process` shims do not compile without the feature")
     }
     /// Never called.
-    pub fn serve<A, T>(_: &[u8], _: impl FnOnce(A) -> T) -> Frame {
+    pub fn serve<T>(
+        _: &[u8],
+        _: Codec<T>,
+        _: impl FnOnce(&mut Arguments<'_>) -> Result<T, String>,
+    ) -> Frame {
         unreachable!("`process` shims do not compile without the feature")
     }
 

@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::io::Write;
-use std::marker::PhantomData;
 use std::os::unix::net::UnixStream;
 use std::panic;
 use std::pin::Pin;
@@ -12,6 +11,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use super::ProcessPool;
+use super::codec::{Codec, Request};
 use super::error::{ProcessError, ProcessErrorKind};
 use super::wire::{self, Frame, Tag};
 use crate::call_site::CallSite;
@@ -157,8 +157,9 @@ pub struct ProcessFuture<T> {
     pending: Option<(Result<Frame, ProcessErrorKind>, Option<Duration>)>,
     /// After it: the call.
     call: Option<Arc<Call>>,
+    /// Decodes the result.
+    output: Codec<T>,
     done: bool,
-    output: PhantomData<fn() -> T>,
 }
 
 impl<T> ProcessFuture<T> {
@@ -166,14 +167,15 @@ impl<T> ProcessFuture<T> {
         pool: &'static ProcessPool,
         site: &'static CallSite,
         request: Result<Frame, ProcessErrorKind>,
+        output: Codec<T>,
     ) -> Self {
         ProcessFuture {
             pool,
             site,
             pending: Some((request, pool.config.deadline)),
             call: None,
+            output,
             done: false,
-            output: PhantomData,
         }
     }
 
@@ -209,7 +211,7 @@ impl<T> ProcessFuture<T> {
     }
 }
 
-impl<T: serde::de::DeserializeOwned> Future for ProcessFuture<T> {
+impl<T> Future for ProcessFuture<T> {
     type Output = Result<T, ProcessError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -241,7 +243,7 @@ impl<T: serde::de::DeserializeOwned> Future for ProcessFuture<T> {
     }
 }
 
-impl<T: serde::de::DeserializeOwned> ProcessFuture<T> {
+impl<T> ProcessFuture<T> {
     /// The result in a reply, or the body's panic resumed here.
     fn decode(&self, reply: &Reply) -> Result<T, ProcessError> {
         let (tag, rest) = match reply.body.split_first() {
@@ -254,8 +256,11 @@ impl<T: serde::de::DeserializeOwned> ProcessFuture<T> {
                 .unwrap_or_default()
         };
         match tag {
-            Some(Tag::Returned) => postcard::from_bytes(rest)
-                .map_err(|err| self.error(ProcessErrorKind::Serialization(err.to_string()))),
+            Some(Tag::Returned) => self
+                .output
+                .decode(rest)
+                .map(|(value, _)| value)
+                .map_err(|err| self.error(ProcessErrorKind::Serialization(err))),
             Some(Tag::Panicked) => {
                 let (message, location) = wire::text_pair(rest).unwrap_or_default();
                 panic::resume_unwind(Box::new(format!(
@@ -291,18 +296,17 @@ impl<T> std::fmt::Debug for ProcessFuture<T> {
     }
 }
 
-/// The call a `process` shim makes: `arguments` (a tuple of references to the arguments) are
-/// serialized now, and sent to a worker of `pool` as a call of `key` at the first poll.
+/// The call a `process` shim makes: `request` (the key and the arguments, encoded at the call)
+/// goes to a worker of `pool` at the first poll; `output` decodes the result.
 #[doc(hidden)]
-pub fn call<T, A>(
+pub fn call<T>(
     pool: &'static ProcessPool,
     site: &'static CallSite,
-    key: &'static str,
-    arguments: &A,
-) -> ProcessFuture<T>
-where
-    A: serde::Serialize,
-{
-    let request = wire::request(key, arguments).map_err(ProcessErrorKind::Serialization);
-    ProcessFuture::new(pool, site, request)
+    request: Request,
+    output: Codec<T>,
+) -> ProcessFuture<T> {
+    let request = request
+        .into_frame()
+        .map_err(ProcessErrorKind::Serialization);
+    ProcessFuture::new(pool, site, request, output)
 }

@@ -70,6 +70,7 @@ compile_error!(
 );
 
 mod call;
+mod codec;
 mod error;
 mod shared;
 mod wire;
@@ -424,6 +425,7 @@ impl fmt::Debug for ProcessPool {
 #[doc(hidden)]
 pub mod __shim {
     pub use super::call::call;
+    pub use super::codec::{Arguments, Codec, Portable, Request, portable};
     pub use super::wire::Frame;
     pub use super::worker::{Entry, serve};
     pub use super::{ProcessFuture, ProcessPool};
@@ -433,23 +435,6 @@ pub mod __shim {
     pub fn pool(pool: &'static ProcessPool) -> &'static ProcessPool {
         pool
     }
-
-    /// What crosses to a worker process: arguments and results of `process` functions.
-    #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot cross to a worker process: the arguments and the result of a \
-                   `process` function must implement `serde::Serialize` and `serde::Deserialize`",
-        label = "not `Serialize + DeserializeOwned`",
-        note = "derive both: `#[derive(serde::Serialize, serde::Deserialize)]`, or pass a type \
-                that has them (`String`, `Vec<u8>`, numbers, tuples, ...)"
-    )]
-    pub trait Portable: serde::Serialize + serde::de::DeserializeOwned {}
-
-    #[diagnostic::do_not_recommend]
-    impl<T: serde::Serialize + serde::de::DeserializeOwned> Portable for T {}
-
-    /// Checks, at the type the user wrote, that it can cross.
-    #[inline]
-    pub fn portable<T: Portable>() {}
 
     /// Registers a `process` function's entry, run in workers.
     #[macro_export]

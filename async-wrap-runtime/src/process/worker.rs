@@ -9,6 +9,7 @@ use std::os::fd::{FromRawFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::codec::{Arguments, Codec};
 use super::wire::{self, Frame, Tag};
 
 /// The environment variable that makes a process a worker: the pool sets it (to its own pid)
@@ -242,34 +243,34 @@ fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "Box<dyn Any>".to_owned())
 }
 
-/// Runs one call in the worker: decodes the arguments, runs `body` with its panic caught, and
-/// encodes the reply. The shim of each `process` function calls it.
+/// Runs one call in the worker: `body` decodes the arguments and runs the function, its panic
+/// caught, and the result is encoded with `result`. The shim of each `process` function calls
+/// it.
 #[doc(hidden)]
-pub fn serve<A, T>(arguments: &[u8], body: impl FnOnce(A) -> T) -> Frame
-where
-    A: serde::de::DeserializeOwned,
-    T: serde::Serialize,
-{
+pub fn serve<T>(
+    arguments: &[u8],
+    result: Codec<T>,
+    body: impl FnOnce(&mut Arguments<'_>) -> Result<T, String>,
+) -> Frame {
     let mut reply = Frame::with_capacity(64);
-    let arguments = match postcard::from_bytes::<A>(arguments) {
-        Ok(arguments) => arguments,
-        Err(err) => {
-            reply.0.push(Tag::BadArguments as u8);
-            wire::put_text(&mut reply.0, &err.to_string());
-            return reply;
-        }
-    };
-    match panic::catch_unwind(AssertUnwindSafe(|| body(arguments))) {
-        Ok(result) => {
+    let mut arguments = Arguments::new(arguments);
+    match panic::catch_unwind(AssertUnwindSafe(|| body(&mut arguments))) {
+        Ok(Ok(value)) => {
             reply.0.push(Tag::Returned as u8);
-            match postcard::to_extend(&result, std::mem::take(&mut reply.0)) {
+            match result.encode(&value, std::mem::take(&mut reply.0)) {
                 Ok(bytes) => reply.0 = bytes,
                 Err(err) => {
                     reply = Frame::with_capacity(64);
                     reply.0.push(Tag::BadResult as u8);
-                    wire::put_text(&mut reply.0, &err.to_string());
+                    wire::put_text(&mut reply.0, &err);
                 }
             }
+            // The result's `Drop` is user code.
+            crate::task::drop_guarded(value);
+        }
+        Ok(Err(err)) => {
+            reply.0.push(Tag::BadArguments as u8);
+            wire::put_text(&mut reply.0, &err);
         }
         Err(payload) => {
             let (message, location) = LAST_PANIC
