@@ -324,21 +324,7 @@ fn expand_process(
     let input = Ident::new("__async_wrap_input", Span::mixed_site());
     let site = Ident::new("__ASYNC_WRAP_SITE", Span::mixed_site());
     let executor = Ident::new("__async_wrap_executor", Span::mixed_site());
-    let (label, pool) = match &options.executor {
-        Some(expr) => {
-            let value = if is_place(expr) {
-                quote_spanned!(expr.span()=> &#expr)
-            } else {
-                quote!(#expr)
-            };
-            (
-                quote!(::core::stringify!(#expr)),
-                quote_spanned!(expr.span()=> #private::process::pool(#value)),
-            )
-        }
-        // Refused by validation; the fallback is emitted instead.
-        None => (quote!(""), quote!(::core::unreachable!())),
-    };
+    let (label, pool) = process_pool(options, &private);
     // Spanned on the flag, path included: a missing feature is reported there.
     let feature = {
         let krate = krate.at(flag.span());
@@ -419,6 +405,26 @@ fn expand_process(
             let #executor = #pool;
             #private::process::call(#executor, &#site, #request, #output_codec)
         }
+    }
+}
+
+/// The label and the pool of a `process` shim: `executor = POOL` as written, and the call that
+/// checks it is a `&'static ProcessPool` (spanned on `POOL`, where a wrong type is reported).
+fn process_pool(options: &Options, private: &TokenStream) -> (TokenStream, TokenStream) {
+    match &options.executor {
+        Some(expr) => {
+            let value = if is_place(expr) {
+                quote_spanned!(expr.span()=> &#expr)
+            } else {
+                quote!(#expr)
+            };
+            (
+                quote!(::core::stringify!(#expr)),
+                quote_spanned!(expr.span()=> #private::process::pool(#value)),
+            )
+        }
+        // Refused by validation; the fallback is emitted instead.
+        None => (quote!(""), quote!(::core::unreachable!())),
     }
 }
 

@@ -18,10 +18,15 @@ pub trait Portable: serde::Serialize + serde::de::DeserializeOwned {}
 #[diagnostic::do_not_recommend]
 impl<T: serde::Serialize + serde::de::DeserializeOwned> Portable for T {}
 
+/// Appends a value to a buffer.
+type Encode<T> = fn(&T, Vec<u8>) -> Result<Vec<u8>, String>;
+/// Reads a value from the front of a buffer, returning it and the rest.
+type Decode<T> = for<'a> fn(&'a [u8]) -> Result<(T, &'a [u8]), String>;
+
 /// Encodes and decodes values of `T` (postcard).
 pub struct Codec<T> {
-    encode: fn(&T, Vec<u8>) -> Result<Vec<u8>, String>,
-    decode: for<'a> fn(&'a [u8]) -> Result<(T, &'a [u8]), String>,
+    encode: Encode<T>,
+    decode: Decode<T>,
 }
 
 impl<T> Clone for Codec<T> {
