@@ -60,6 +60,13 @@ fn fresh() -> u32 {
     std::process::id()
 }
 
+/// The same with the bytes as a `serde_bytes::ByteBuf`: encoded as one byte string, not as a
+/// sequence of a million `u8`s.
+#[async_wrap(executor = SANDBOX, process)]
+fn weigh_bytes(data: serde_bytes::ByteBuf) -> usize {
+    data.len()
+}
+
 #[async_wrap(executor = THREADS)]
 fn trivial_on_threads(n: u64) -> u64 {
     n + 1
@@ -182,6 +189,10 @@ fn main() {
     let data = vec![7u8; 1 << 20];
     let mut samples = time(mib_calls, || weigh(data.clone()));
     println!("  1 MiB argument, process:    {}", summary(&mut samples));
+    let mut samples = time(mib_calls, || {
+        weigh_bytes(serde_bytes::ByteBuf::from(data.clone()))
+    });
+    println!("  1 MiB as ByteBuf, process:  {}", summary(&mut samples));
     let mut samples = time(mib_calls, || weigh_on_threads(data.clone()));
     println!("  1 MiB argument, threads:    {}", summary(&mut samples));
 
