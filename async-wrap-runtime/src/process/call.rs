@@ -183,8 +183,9 @@ impl<T> ProcessFuture<T> {
     /// moment a worker starts the call, the worker is killed and the call fails with
     /// [`ProcessErrorKind::DeadlineExceeded`]. No effect once the future has been polled.
     ///
-    /// ```no_run
-    /// # // Spawns worker processes: see `async_wrap_runtime::process::init`.
+    /// ```ignore
+    /// // Not run as a doctest: it needs the `async-wrap` facade (for the attribute), and it
+    /// // spawns worker processes, which a doctest's `main` (without `init()`) cannot serve.
     /// use std::time::Duration;
     /// use async_wrap::{async_wrap, process::ProcessPool};
     ///

@@ -3,8 +3,9 @@
 //! killed. Threads can give neither: a crash takes the whole program down, and a thread cannot
 //! be stopped.
 //!
-//! ```no_run
-//! # // Spawns worker processes, which a doctest cannot: see `init`.
+//! ```ignore
+//! // Not run as a doctest: it needs the `async-wrap` facade (for the attribute), and it spawns
+//! // worker processes, which a doctest's `main` (without `init()`) cannot serve.
 //! use std::time::Duration;
 //! use async_wrap::async_wrap;
 //! use async_wrap::process::ProcessPool;
