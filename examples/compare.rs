@@ -35,6 +35,16 @@ trait System: Clone + Send + Sync + 'static {
     const NAME: &'static str;
     type Fut<R: Send + 'static>: Future<Output = R> + Send + 'static;
     fn call<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> Self::Fut<R>;
+    /// Whether async-wrap counts calls (and so waits adaptively for short ones) while this
+    /// system runs.
+    fn statistics(&self) -> bool {
+        true
+    }
+}
+
+/// Sets async-wrap's statistics switch for `system`'s run.
+fn prepare<S: System>(system: &S) {
+    async_wrap::set_call_statistics(system.statistics());
 }
 
 #[derive(Clone)]
@@ -44,6 +54,21 @@ impl System for AwDefault {
     type Fut<R: Send + 'static> = BlockingFuture<R>;
     fn call<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> Self::Fut<R> {
         async_wrap::spawn(f)
+    }
+}
+
+/// The default pool with the per-call-site statistics off: the pool as it was before them, so
+/// without the adaptive wait either.
+#[derive(Clone)]
+struct AwNoStats;
+impl System for AwNoStats {
+    const NAME: &'static str = "async-wrap, statistics off";
+    type Fut<R: Send + 'static> = BlockingFuture<R>;
+    fn call<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> Self::Fut<R> {
+        async_wrap::spawn(f)
+    }
+    fn statistics(&self) -> bool {
+        false
     }
 }
 
@@ -111,8 +136,9 @@ impl System for Direct {
 }
 
 /// The column order of every table.
-const NAMES: [&str; 7] = [
+const NAMES: [&str; 8] = [
     AwDefault::NAME,
+    AwNoStats::NAME,
     AwTwo::NAME,
     "tokio",
     "tokio max 2",
@@ -163,27 +189,31 @@ macro_rules! for_each_system {
             out.push($body);
         }
         {
-            let ($index, $system) = (1, &AwTwo);
+            let ($index, $system) = (1, &AwNoStats);
             out.push($body);
         }
         {
-            let ($index, $system) = (2, &rig.tokio);
+            let ($index, $system) = (2, &AwTwo);
             out.push($body);
         }
         {
-            let ($index, $system) = (3, &rig.tokio_two);
+            let ($index, $system) = (3, &rig.tokio);
             out.push($body);
         }
         {
-            let ($index, $system) = (4, &Unblock);
+            let ($index, $system) = (4, &rig.tokio_two);
             out.push($body);
         }
         {
-            let ($index, $system) = (5, &RayonOneshot);
+            let ($index, $system) = (5, &Unblock);
             out.push($body);
         }
         {
-            let ($index, $system) = (6, &Direct);
+            let ($index, $system) = (6, &RayonOneshot);
+            out.push($body);
+        }
+        {
+            let ($index, $system) = (7, &Direct);
             out.push($body);
         }
         out
@@ -231,6 +261,7 @@ fn sequential_in_tokio<S: System>(
     calls: usize,
 ) -> Vec<Duration> {
     let system = system.clone();
+    prepare(&system);
     let task = rig.harness.spawn(async move {
         let mut samples = Vec::with_capacity(calls);
         for _ in 0..calls {
@@ -245,6 +276,7 @@ fn sequential_in_tokio<S: System>(
 
 /// The same, under `futures::executor::block_on` on this thread.
 fn sequential_block_on<S: System>(system: &S, slot: usize, calls: usize) -> Vec<Duration> {
+    prepare(system);
     let mut samples = Vec::with_capacity(calls);
     for _ in 0..calls {
         let start = Instant::now();
@@ -256,6 +288,7 @@ fn sequential_block_on<S: System>(system: &S, slot: usize, calls: usize) -> Vec<
 
 /// `batches` batches of `batch` trivial calls in flight at once; returns the elapsed time.
 fn batched<S: System>(system: &S, slot: usize, batch: usize, batches: usize) -> Duration {
+    prepare(system);
     let start = Instant::now();
     futures::executor::block_on(async {
         for _ in 0..batches {
@@ -332,6 +365,14 @@ fn main() {
     );
 
     latency_rows(&rig, scale);
+    if args.iter().any(|a| a == "--latency") {
+        println!("\n```text\n{}```", async_wrap::call_sites());
+        return;
+    }
+    println!(
+        "\nasync-wrap's call sites after the latency rows:\n\n```text\n{}```",
+        async_wrap::call_sites()
+    );
     throughput_rows(&rig, scale);
     fresh_process_rows();
     seed_rows(&rig);
@@ -529,6 +570,7 @@ fn child(what: &str, name: &str) {
 }
 
 fn child_run<S: System>(what: &str, system: &S) -> String {
+    prepare(system);
     if what == "first" {
         let start = Instant::now();
         futures::executor::block_on(system.call(|| black_box(1)));
@@ -559,6 +601,7 @@ fn seed_rows(rig: &Rig) {
         if NAMES[index] == Direct::NAME {
             ("—".to_owned(), "—".to_owned())
         } else {
+            prepare(system);
             let ids = Arc::new(Mutex::new(HashSet::<ThreadId>::new()));
             let start = Instant::now();
             futures::executor::block_on(join_all((0..17).map(|_| {

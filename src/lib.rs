@@ -486,11 +486,15 @@ pub use async_wrap_macros::async_wrap;
 pub use async_wrap_runtime::{
     BlockingFuture, BlockingPool, BuildError, Builder, CallError, Checked, Executor, ExecutorRef,
     InstallError, IntoExecutor, Job, MAX_THREADS_ENV, Metrics, QueueFull, RejectReason, Rejected,
-    RunningJob, ShutdownFuture, ShutdownReport, StateError, StatefulPool, Submit, Waiter, block_on,
-    default_pool, install_default, is_cancelled, spawn, spawn_on,
+    RunningJob, ShutdownFuture, ShutdownReport, SlowCall, Slowness, StateError, StatefulPool,
+    Submit, Waiter, block_on, default_pool, install_default, is_cancelled, spawn, spawn_on,
 };
 pub use async_wrap_runtime::{
     BlockingStream, DEFAULT_BATCH, DEFAULT_BUFFER, Unblock, stream, stream_on,
+};
+pub use async_wrap_runtime::{
+    CallSite, CallSites, CallStats, Timings, call_sites, call_statistics_enabled, reset_call_sites,
+    set_call_statistics,
 };
 
 #[cfg(feature = "rayon")]

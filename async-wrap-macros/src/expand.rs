@@ -206,13 +206,16 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     let ExecutorInit { init, label } =
         executor_init(&shim, options.executor(), options.state.is_some());
     let executor_ty = state_pool_type(&shim);
-    // The function's static record: its path, and the executor expression as written.
+    // The function's static record: its path, the executor expression as written, and where
+    // the function is (`line!()` spanned on its name gives the name's line).
     let site = Ident::new("__ASYNC_WRAP_SITE", Span::mixed_site());
+    let line = quote_spanned!(ident.span()=> ::core::line!());
     let site_item = quote! {
         static #site: #private::CallSite = #private::CallSite::new(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
             #label,
-        );
+        )
+        .defined_at(::core::file!(), #line);
     };
     let self_copy = self_copy(&form, clone_self, options);
     let copies = shim.args.iter().filter_map(|arg| {
@@ -490,8 +493,12 @@ fn output_send_check(shape: &Shape<'_>, output: &ReturnType) -> Option<TokenStre
             if !mentions_ident(quote!(#ty), &impl_token()) =>
         {
             let output = Ident::new("__async_wrap_output", ty.span());
+            // The lifetime is named: with an elided one, an output with a lifetime of its own
+            // (`&'static str`) would leave the pointer's result lifetime ambiguous (E0106).
+            let lifetime = syn::Lifetime::new("'__async_wrap_output", Span::mixed_site());
             Some(quote_spanned! {ty.span()=>
-                let _: fn(&#ty) -> &dyn ::core::marker::Send = |#output| #output;
+                let _: for<#lifetime> fn(&#lifetime #ty) -> &#lifetime dyn ::core::marker::Send =
+                    |#output| #output;
             })
         }
         _ => None,

@@ -1,27 +1,59 @@
-//! [`CallSite`]: who a call is, as one value: the wrapped function and the executor expression
-//! it names. `#[async_wrap]` emits one `static` per function; the closures of
-//! [`spawn_on`](crate::spawn_on), [`spawn`](crate::spawn), the streams and `Unblock` have one
-//! each. Futures, jobs, errors and the pool's running-job records carry a `&'static CallSite`.
+//! [`CallSite`]: who a call is, as one value: the wrapped function, where it is defined, the
+//! executor expression it names, and its statistics. `#[async_wrap]` emits one `static` per
+//! function; the closures of [`spawn_on`](crate::spawn_on), [`spawn`](crate::spawn), the
+//! streams and `Unblock` have one each. Futures, jobs, errors and the pool's running-job records
+//! carry a `&'static CallSite`; [`call_sites`] lists the ones that have been called.
 
-/// The identity of a wrapped function's calls: its path and the executor expression it names.
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use crate::call_stats::{CallStats, End, Short, SiteStats};
+
+/// The identity of a wrapped function's calls, and their statistics: one `static` per
+/// `#[async_wrap]` function.
+///
+/// Its statistics are read with [`stats`](CallSite::stats), or for every site with
+/// [`call_sites`].
 ///
 /// ```
-/// use async_wrap_runtime::__private::CallSite;
+/// use async_wrap_runtime::CallSite;
 ///
-/// static SITE: CallSite = CallSite::new("app::db::query", "DB");
+/// static SITE: CallSite = CallSite::new("app::db::query", "DB").defined_at("src/db.rs", 12);
 /// assert_eq!((SITE.function(), SITE.executor()), ("app::db::query", "DB"));
+/// assert_eq!((SITE.file(), SITE.line()), ("src/db.rs", 12));
+/// assert_eq!(SITE.stats().calls, 0);
 /// ```
-#[derive(Debug)]
 pub struct CallSite {
     function: &'static str,
     executor: &'static str,
+    file: &'static str,
+    line: u32,
+    /// Whether the site is in the registry: set once, by its first counted call.
+    registered: AtomicBool,
+    stats: SiteStats,
 }
 
 impl CallSite {
     /// The call site of `function` (its path, `module::name`) on the executor written as
     /// `executor` (the expression's text, or "the default pool").
     pub const fn new(function: &'static str, executor: &'static str) -> Self {
-        CallSite { function, executor }
+        CallSite {
+            function,
+            executor,
+            file: "",
+            line: 0,
+            registered: AtomicBool::new(false),
+            stats: SiteStats::new(),
+        }
+    }
+
+    /// This call site, defined at `file:line` (where `#[async_wrap]` found the function).
+    #[must_use]
+    pub const fn defined_at(mut self, file: &'static str, line: u32) -> Self {
+        self.file = file;
+        self.line = line;
+        self
     }
 
     /// The wrapped function's path, or `closure` for a closure passed to `spawn_on`.
@@ -33,6 +65,253 @@ impl CallSite {
     /// own.
     pub const fn executor(&self) -> &'static str {
         self.executor
+    }
+
+    /// The file the function is defined in, or `""` for the closures of `spawn_on` and the
+    /// like.
+    pub const fn file(&self) -> &'static str {
+        self.file
+    }
+
+    /// The line of the function's name in [`file`](CallSite::file), or 0 if not known.
+    pub const fn line(&self) -> u32 {
+        self.line
+    }
+
+    /// A snapshot of this site's statistics.
+    pub fn stats(&'static self) -> CallStats {
+        self.stats.snapshot(self)
+    }
+
+    /// Counts a call handed to its executor, registering the site on its first one.
+    pub(crate) fn submitted(&'static self) {
+        if !self.registered.load(Ordering::Relaxed) {
+            self.register();
+        }
+        self.stats.submitted();
+    }
+
+    #[cold]
+    fn register(&'static self) {
+        if !self.registered.swap(true, Ordering::AcqRel) {
+            REGISTRY
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(self);
+        }
+    }
+
+    /// Counts the end of a call whose body did not run.
+    pub(crate) fn ended(&self, end: End) {
+        self.stats.ended(end);
+    }
+
+    /// Counts a call whose body ran.
+    pub(crate) fn ran(&self, panicked: bool, wait_ns: u64, run_ns: u64) {
+        self.stats.ran(panicked, wait_ns, run_ns);
+    }
+
+    /// The statistics, for the adaptive wait.
+    pub(crate) fn site_stats(&self) -> &SiteStats {
+        &self.stats
+    }
+}
+
+impl fmt::Debug for CallSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallSite")
+            .field("function", &self.function)
+            .field("executor", &self.executor)
+            .field("file", &self.file)
+            .field("line", &self.line)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for CallSite {
+    /// `function (file:line)`, or the function alone when its place is not known.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.file.is_empty() {
+            f.write_str(self.function)
+        } else {
+            write!(f, "{} ({}:{})", self.function, self.file, self.line)
+        }
+    }
+}
+
+/// Every call site with a counted call, in the order of their first calls. Taken only by a
+/// site's first call and by [`call_sites`].
+static REGISTRY: Mutex<Vec<&'static CallSite>> = Mutex::new(Vec::new());
+
+/// A snapshot of the statistics of every call site that has been called: one row per
+/// `#[async_wrap]` function (and one for all the closures of `spawn_on`, one for those of
+/// `spawn`, and so on), sorted by function name. Its `Display` is a table.
+///
+/// ```
+/// use async_wrap_runtime::{call_sites, spawn_on, BlockingPool};
+///
+/// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
+/// futures::executor::block_on(spawn_on(&POOL, || ()));
+///
+/// let table = call_sites();
+/// assert!(table.iter().any(|row| row.site.function() == "closure" && row.completed >= 1));
+/// println!("{table}");
+/// ```
+pub fn call_sites() -> CallSites {
+    let sites = REGISTRY
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let mut rows: Vec<CallStats> = sites.into_iter().map(CallSite::stats).collect();
+    rows.sort_by_key(|row| (row.site.function(), row.site.file(), row.site.line()));
+    CallSites { rows }
+}
+
+/// Zeroes the statistics of every call site. Calls in flight stay counted in `calls` and
+/// `in_flight`, so that the counts still balance when they end.
+///
+/// ```
+/// use async_wrap_runtime::{call_sites, reset_call_sites, spawn_on, BlockingPool};
+///
+/// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
+/// futures::executor::block_on(spawn_on(&POOL, || ()));
+/// reset_call_sites();
+/// // (Other calls in this process may run meanwhile: a doctest cannot assert zero.)
+/// let _ = call_sites();
+/// ```
+pub fn reset_call_sites() {
+    let sites = REGISTRY
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    for site in sites {
+        site.stats.reset();
+    }
+}
+
+/// The statistics of every call site that has been called: from [`call_sites`].
+#[derive(Clone, Debug)]
+pub struct CallSites {
+    rows: Vec<CallStats>,
+}
+
+impl CallSites {
+    /// The rows, one per call site, sorted by function name.
+    pub fn iter(&self) -> std::slice::Iter<'_, CallStats> {
+        self.rows.iter()
+    }
+
+    /// The row of the function with this path (`module::name`, as [`CallSite::function`]
+    /// gives it). A function wrapped twice (in two modules of the same path) has two rows:
+    /// this returns the first.
+    pub fn get(&self, function: &str) -> Option<&CallStats> {
+        self.rows.iter().find(|row| row.site.function() == function)
+    }
+
+    /// How many call sites have been called.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether no call site has been called.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+impl<'a> IntoIterator for &'a CallSites {
+    type Item = &'a CallStats;
+    type IntoIter = std::slice::Iter<'a, CallStats>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.rows.iter()
+    }
+}
+
+impl IntoIterator for CallSites {
+    type Item = CallStats;
+    type IntoIter = std::vec::IntoIter<CallStats>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.rows.into_iter()
+    }
+}
+
+impl fmt::Display for CallSites {
+    /// A table, one line per call site: counts, then the queue wait and the run time (median,
+    /// 99th percentile, maximum), then how many calls the adaptive wait waited for (and how
+    /// many of those waits paid).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const HEADER: [&str; 15] = [
+            "function",
+            "defined at",
+            "executor",
+            "calls",
+            "in flight",
+            "ok",
+            "panicked",
+            "cancelled",
+            "refused",
+            "wait p50",
+            "wait p99",
+            "run p50",
+            "run p99",
+            "run max",
+            "waited (paid)",
+        ];
+        let rows: Vec<[String; 15]> = self
+            .rows
+            .iter()
+            .map(|row| {
+                let site = row.site;
+                let place = if site.file().is_empty() {
+                    "-".to_owned()
+                } else {
+                    format!("{}:{}", site.file(), site.line())
+                };
+                [
+                    site.function().to_owned(),
+                    place,
+                    site.executor().to_owned(),
+                    row.calls.to_string(),
+                    row.in_flight.to_string(),
+                    row.completed.to_string(),
+                    row.panicked.to_string(),
+                    row.cancelled.to_string(),
+                    row.refused.to_string(),
+                    Short(row.queue_wait.percentile(0.5)).to_string(),
+                    Short(row.queue_wait.percentile(0.99)).to_string(),
+                    Short(row.run_time.percentile(0.5)).to_string(),
+                    Short(row.run_time.percentile(0.99)).to_string(),
+                    Short(row.run_time.max()).to_string(),
+                    format!("{} ({})", row.waits, row.waits_paid),
+                ]
+            })
+            .collect();
+        let mut widths = HEADER.map(|h| h.chars().count());
+        for row in &rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let line = |f: &mut fmt::Formatter<'_>, cells: &[&str]| -> fmt::Result {
+            for (column, (cell, width)) in cells.iter().zip(widths).enumerate() {
+                let gap = if column == 0 { "" } else { "  " };
+                // Names to the left, numbers to the right.
+                if column < 3 {
+                    write!(f, "{gap}{cell:<width$}")?;
+                } else {
+                    write!(f, "{gap}{cell:>width$}")?;
+                }
+            }
+            writeln!(f)
+        };
+        line(f, &HEADER)?;
+        for row in &rows {
+            let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+            line(f, &cells)?;
+        }
+        Ok(())
     }
 }
 

@@ -67,7 +67,9 @@ pub fn install_default(mut pool: BlockingPool) -> Result<(), InstallError> {
     DEFAULT.set(pool).map_err(|mut pool| {
         // Given back as it came: a pool of the caller's own, which may be shut down.
         pool.set_default(false);
-        InstallError { pool }
+        InstallError {
+            pool: Box::new(pool),
+        }
     })
 }
 
@@ -81,7 +83,8 @@ pub fn install_default(mut pool: BlockingPool) -> Result<(), InstallError> {
 /// assert!(err.to_string().starts_with("the default pool is already set"));
 /// ```
 pub struct InstallError {
-    pool: BlockingPool,
+    /// Boxed: an error is passed around, and a pool's settings are large.
+    pool: Box<BlockingPool>,
 }
 
 impl InstallError {
@@ -95,7 +98,7 @@ impl InstallError {
     /// assert_eq!(pool.max_threads(), 4); // not lost: use it as a pool of its own
     /// ```
     pub fn into_pool(self) -> BlockingPool {
-        self.pool
+        *self.pool
     }
 }
 

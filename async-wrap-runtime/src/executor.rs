@@ -235,14 +235,21 @@ impl Job {
     /// ```
     pub fn run(mut self) {
         if let Some(task) = self.task.take() {
-            task.run().wake();
+            task.run(std::time::Instant::now()).wake();
         }
     }
 
     /// Runs the body, leaving the waking of the future to the caller (the pool marks its
-    /// thread idle first).
-    pub(crate) fn run_unwoken(mut self) -> Finished {
-        self.task.take().map_or(Finished::NOTHING, Run::run)
+    /// thread idle first). `start` is now.
+    pub(crate) fn run_unwoken(mut self, start: std::time::Instant) -> Finished {
+        self.task
+            .take()
+            .map_or(Finished::NOTHING, |task| task.run(start))
+    }
+
+    /// When the call was handed to its executor, if it is known.
+    pub(crate) fn submitted_at(&self) -> Option<std::time::Instant> {
+        self.task.as_ref().and_then(|task| task.submitted_at())
     }
 
     /// The name of the wrapped function (`module::path::name`), or `"closure"` for

@@ -7,8 +7,11 @@ use std::panic;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
+use crate::adaptive;
 use crate::call_site::{self, CallSite};
+use crate::call_stats::{self, End};
 use crate::executor::{ExecutorRef, IntoExecutor, Job, RejectReason, Submit, Waiter};
 use crate::task::{Ended, Output, Task};
 
@@ -61,6 +64,9 @@ pub struct BlockingFuture<T> {
     /// A refused job runs on the polling thread instead of failing the call: for jobs that own
     /// what must not be lost (an `Unblock`'s accepted bytes).
     run_if_refused: bool,
+    /// `None` until the job is first handed to the executor; then whether the call is counted
+    /// in its site's statistics.
+    counted: Option<bool>,
 }
 
 impl<T: Send + 'static> BlockingFuture<T> {
@@ -85,6 +91,7 @@ impl<T: Send + 'static> BlockingFuture<T> {
             output: Some(task),
             caller: None,
             run_if_refused: false,
+            counted: None,
         }
     }
 }
@@ -137,18 +144,48 @@ impl<T> BlockingFuture<T> {
 
     pub(crate) fn poll_checked(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, CallError>> {
         if let Some(job) = self.job.take() {
+            let mut wait_for = None;
+            let counted = if let Some(counted) = self.counted {
+                counted
+            } else {
+                // The first submission: the call counts from here (or not at all).
+                let counted = call_stats::call_statistics_enabled();
+                self.counted = Some(counted);
+                if counted {
+                    self.site.submitted();
+                    wait_for = adaptive::budget(self.site, cx.waker(), self.executor.get());
+                }
+                counted
+            };
             if let Some(output) = &self.output {
                 // Before the job can finish: the future looks at the task again only when woken.
-                output.register(cx.waker());
+                // A call whose result this thread waits for registers its waker only if the
+                // wait does not pay (by `poll_output` below, which sees a result that came).
+                let waker = if wait_for.is_none() {
+                    Some(cx.waker())
+                } else {
+                    None
+                };
+                output.submit(waker, Instant::now(), counted);
             }
             let waiter = *self.waiter.get_or_insert_with(Waiter::new);
             match self.executor.get().poll_execute(job, cx, &waiter) {
                 Ok(Submit::Accepted) => {
                     self.waiter = None;
-                    return Poll::Pending;
+                    let (Some(budget), Some(output)) = (wait_for, &self.output) else {
+                        return Poll::Pending;
+                    };
+                    let paid = adaptive::wait(budget, || output.is_done());
+                    self.site.site_stats().waited(paid);
                 }
                 Ok(Submit::Full(job)) => {
                     self.job = Some(job);
+                    if wait_for.is_some() {
+                        // Not submitted: register the waker now, as a retry does.
+                        if let Some(output) = &self.output {
+                            output.submit(Some(cx.waker()), Instant::now(), counted);
+                        }
+                    }
                     return Poll::Pending;
                 }
                 Err(rejected) if self.run_if_refused => {
@@ -255,7 +292,10 @@ impl<T> Future for BlockingFuture<T> {
 impl<T> Drop for BlockingFuture<T> {
     fn drop(&mut self) {
         if let Some(output) = self.output.take() {
-            output.abandon();
+            // A counted call whose body will never run ends here.
+            if output.abandon() && self.counted == Some(true) {
+                self.site.ended(End::Cancelled);
+            }
         }
         if let (Some(_), Some(waiter)) = (&self.job, &self.waiter) {
             // Waiting for room: give the place up, so that a wake-up meant for it is not lost.

@@ -29,8 +29,10 @@
 //! assert!(len.unwrap() > 0);
 //! ```
 
+mod adaptive;
 mod block_on;
 mod call_site;
+mod call_stats;
 mod default_pool;
 mod executor;
 mod future;
@@ -48,6 +50,8 @@ mod thread_state;
 mod tokio_adapter;
 
 pub use block_on::block_on;
+pub use call_site::{CallSite, CallSites, call_sites, reset_call_sites};
+pub use call_stats::{CallStats, Timings, call_statistics_enabled, set_call_statistics};
 pub use default_pool::{InstallError, MAX_THREADS_ENV, default_pool, install_default};
 pub use executor::{
     Executor, ExecutorRef, IntoExecutor, Job, RejectReason, Rejected, Submit, Waiter,
@@ -56,7 +60,7 @@ pub use future::{BlockingFuture, CallError, Checked, spawn, spawn_on};
 pub use io::{DEFAULT_BUFFER, Unblock};
 pub use pool::{
     BlockingPool, BuildError, Builder, Metrics, QueueFull, RunningJob, ShutdownFuture,
-    ShutdownReport,
+    ShutdownReport, SlowCall, Slowness,
 };
 #[cfg(feature = "process")]
 pub use process::ProcessPool;

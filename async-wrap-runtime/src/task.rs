@@ -11,8 +11,10 @@ use std::mem;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use crate::call_site::CallSite;
+use crate::call_stats::{End, nanos};
 use crate::sync::{AtomicBool, Mutex, MutexGuard, Ordering};
 
 /// A panic payload, as `std::panic::catch_unwind` returns it.
@@ -36,9 +38,14 @@ pub(crate) enum Outcome {
 ///
 /// The pool marks its thread idle *before* waking the future, so that the caller's next call
 /// finds that thread idle instead of starting a new one.
+///
+/// The same goes for a future that waits for the result without a waker (the adaptive wait):
+/// it sees the result only when `wake` publishes it.
 pub(crate) struct Finished {
     pub(crate) outcome: Outcome,
     pub(crate) waker: Option<Waker>,
+    /// The task whose result `wake` publishes to a waiting future.
+    task: Option<Arc<dyn Run>>,
 }
 
 impl Finished {
@@ -46,10 +53,15 @@ impl Finished {
     pub(crate) const NOTHING: Finished = Finished {
         outcome: Outcome::Cancelled,
         waker: None,
+        task: None,
     };
 
-    /// Wakes the future. A waker that panics cannot take the runner's thread down with it.
+    /// Publishes the result to a future waiting for it, and wakes the future. A waker that
+    /// panics cannot take the runner's thread down with it.
     pub(crate) fn wake(self) {
+        if let Some(task) = self.task {
+            task.publish();
+        }
         if let Some(waker) = self.waker {
             wake_guarded(waker);
         }
@@ -70,8 +82,14 @@ pub(crate) fn drop_guarded<T>(value: T) {
 /// The executor's side of a task.
 pub(crate) trait Run: Send + Sync {
     /// Runs the body once, catching a panic, and stores the result; the caller must then call
-    /// [`Finished::wake`]. A second call, or a call after cancellation, does nothing.
-    fn run(self: Arc<Self>) -> Finished;
+    /// [`Finished::wake`]. A second call, or a call after cancellation, does nothing. `start`
+    /// is now: the runner has it already (the pool records it for the running job).
+    fn run(self: Arc<Self>, start: Instant) -> Finished;
+    /// When the call was handed to its executor (its future's first poll), if it was.
+    fn submitted_at(&self) -> Option<Instant>;
+    /// Tells a future waiting without a waker that the result is there: called by
+    /// [`Finished::wake`], once the runner is ready for more work.
+    fn publish(&self);
     /// Who the call is: the wrapped function, and how its executor was named.
     fn site(&self) -> &'static CallSite;
     /// Whether the awaiting future has been dropped.
@@ -94,11 +112,17 @@ pub(crate) enum Ended<T> {
 pub(crate) trait Output<T>: Send + Sync {
     /// Takes the outcome if it is there, else remembers `cx`'s waker.
     fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Ended<T>>;
-    /// Remembers `waker`, to be woken when the outcome is there. Called before the job is
-    /// submitted, so that the future need not look at the task again until it is woken.
-    fn register(&self, waker: &Waker);
+    /// The job is being handed to its executor: remembers `waker` (if given), to be woken when
+    /// the outcome is there, so that the future need not look at the task again until it is
+    /// woken; and, the first time, when (`now`) and whether the call is counted in its site's
+    /// statistics.
+    fn submit(&self, waker: Option<&Waker>, now: Instant, counted: bool);
+    /// Whether the outcome is there: a hint for a future that waits for it without a waker
+    /// (the adaptive wait), to be confirmed by `poll_output`.
+    fn is_done(&self) -> bool;
     /// The future is gone: the job must not start, and a result already there is dropped.
-    fn abandon(&self);
+    /// True if the body had not started (and now never will).
+    fn abandon(&self) -> bool;
     /// Runs the body on this thread if it has not started (its job waits in a queue), for a
     /// future that must not wait for it there. The job left in the queue then does nothing.
     /// `None` if the body had started or been cancelled.
@@ -125,11 +149,17 @@ enum Stage<F, T> {
 struct State<F, T> {
     stage: Stage<F, T>,
     waker: Option<Waker>,
+    /// When the job was first handed to its executor, and whether the call is counted in its
+    /// site's statistics.
+    submitted: Option<(Instant, bool)>,
 }
 
 pub(crate) struct Task<F, T> {
     site: &'static CallSite,
     cancelled: AtomicBool,
+    /// Set (after the stage) when the job was lost, or when the runner publishes the result
+    /// (`Finished::wake`): a hint for a future waiting without a waker.
+    done: AtomicBool,
     state: Mutex<State<F, T>>,
 }
 
@@ -142,9 +172,11 @@ where
         Arc::new(Task {
             site,
             cancelled: AtomicBool::new(false),
+            done: AtomicBool::new(false),
             state: Mutex::new(State {
                 stage: Stage::Pending(body),
                 waker: None,
+                submitted: None,
             }),
         })
     }
@@ -162,11 +194,11 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    fn run(self: Arc<Self>) -> Finished {
-        let body = {
+    fn run(self: Arc<Self>, start: Instant) -> Finished {
+        let (body, submitted) = {
             let mut state = self.lock();
             match mem::replace(&mut state.stage, Stage::Running) {
-                Stage::Pending(body) => body,
+                Stage::Pending(body) => (body, state.submitted),
                 other => {
                     state.stage = other;
                     let outcome = if self.cancelled.load(Ordering::Relaxed) {
@@ -177,6 +209,7 @@ where
                     return Finished {
                         outcome,
                         waker: None,
+                        task: None,
                     };
                 }
             }
@@ -192,6 +225,12 @@ where
         } else {
             Outcome::Panicked
         };
+        if let Some((at, true)) = submitted {
+            // Before the result is published: a caller that has it finds the call counted.
+            let wait = start.saturating_duration_since(at);
+            self.site
+                .ran(result.is_err(), nanos(wait), nanos(start.elapsed()));
+        }
         let mut state = self.lock();
         if self.cancelled.load(Ordering::Relaxed) {
             state.stage = Stage::Gone;
@@ -202,12 +241,26 @@ where
             Finished {
                 outcome,
                 waker: None,
+                task: None,
             }
         } else {
             state.stage = Stage::Finished(result);
             let waker = state.waker.take();
-            Finished { outcome, waker }
+            drop(state);
+            Finished {
+                outcome,
+                waker,
+                task: Some(self),
+            }
         }
+    }
+
+    fn publish(&self) {
+        self.done.store(true, Ordering::Release);
+    }
+
+    fn submitted_at(&self) -> Option<Instant> {
+        self.lock().submitted.map(|(at, _)| at)
     }
 
     fn site(&self) -> &'static CallSite {
@@ -224,10 +277,12 @@ where
             if !matches!(state.stage, Stage::Pending(_)) {
                 return;
             }
-            (
-                mem::replace(&mut state.stage, Stage::Lost),
-                state.waker.take(),
-            )
+            if let Some((_, true)) = state.submitted {
+                self.site.ended(End::Refused);
+            }
+            let body = mem::replace(&mut state.stage, Stage::Lost);
+            self.done.store(true, Ordering::Release);
+            (body, state.waker.take())
         };
         // Whoever drops a job may be a pool's thread: the body's `Drop` and the waker are
         // user code, and neither may take that thread down.
@@ -261,16 +316,23 @@ where
         Poll::Pending
     }
 
-    fn register(&self, waker: &Waker) {
+    fn submit(&self, waker: Option<&Waker>, now: Instant, counted: bool) {
         let mut state = self.lock();
-        match &mut state.waker {
-            Some(old) => old.clone_from(waker),
-            slot @ None => *slot = Some(waker.clone()),
+        state.submitted.get_or_insert((now, counted));
+        if let Some(waker) = waker {
+            match &mut state.waker {
+                Some(old) => old.clone_from(waker),
+                slot @ None => *slot = Some(waker.clone()),
+            }
         }
     }
 
+    fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
     fn run_here(self: Arc<Self>) -> Option<Finished> {
-        let finished = Run::run(self);
+        let finished = Run::run(self, Instant::now());
         matches!(finished.outcome, Outcome::Completed | Outcome::Panicked).then_some(finished)
     }
 
@@ -288,7 +350,7 @@ where
         drop(waker);
     }
 
-    fn abandon(&self) {
+    fn abandon(&self) -> bool {
         self.cancelled.store(true, Ordering::Relaxed);
         let (left_over, waker) = {
             let mut state = self.lock();
@@ -298,10 +360,12 @@ where
             };
             (left_over, state.waker.take())
         };
+        let unstarted = matches!(left_over, Stage::Pending(_));
         // The body (with the arguments it owns) or the unread result is dropped here, on the
         // thread that dropped the future, and outside the lock.
         drop(left_over);
         drop(waker);
+        unstarted
     }
 }
 
@@ -424,9 +488,9 @@ mod loom_models {
             let task = Task::new(&MODEL, body);
             let worker = {
                 let task: Arc<dyn Run> = task.clone();
-                loom::thread::spawn(move || task.run().outcome)
+                loom::thread::spawn(move || task.run(std::time::Instant::now()).outcome)
             };
-            Output::abandon(&*task);
+            let _ = Output::abandon(&*task);
             let outcome = worker.join().unwrap();
             drop(task);
             let ran = ran.load(Ordering::SeqCst);
@@ -447,9 +511,50 @@ mod loom_models {
             let task = Task::new(&MODEL, || 7_u32);
             let worker = {
                 let task: Arc<dyn Run> = task.clone();
-                loom::thread::spawn(move || task.run().wake())
+                loom::thread::spawn(move || task.run(std::time::Instant::now()).wake())
             };
             assert!(matches!(poll_against(&task, worker), Ended::Returned(7)));
+        });
+    }
+
+    /// The adaptive wait: the future submits without a waker, looks at the task (one look
+    /// stands for the spin), then polls, which registers its waker if the result is not
+    /// there. Whatever the order against the worker, the wake-up is not lost.
+    #[test]
+    fn a_future_that_waits_without_a_waker_never_loses_the_wake_up() {
+        loom::model(|| {
+            let task = Task::new(&MODEL, || 5_u16);
+            task.submit(None, std::time::Instant::now(), true);
+            let worker = {
+                let task: Arc<dyn Run> = task.clone();
+                loom::thread::spawn(move || task.run(std::time::Instant::now()).wake())
+            };
+            let _ = task.is_done();
+            assert!(matches!(poll_against(&task, worker), Ended::Returned(5)));
+        });
+    }
+
+    /// What the waiting future sees as done is there to take: the result is stored before it
+    /// is published (a look that says done and a poll that finds nothing would make the wait
+    /// pay nothing).
+    #[test]
+    fn a_published_result_is_there_to_take() {
+        loom::model(|| {
+            let task = Task::new(&MODEL, || 9_u8);
+            task.submit(None, std::time::Instant::now(), false);
+            let worker = {
+                let task: Arc<dyn Run> = task.clone();
+                loom::thread::spawn(move || task.run(std::time::Instant::now()).wake())
+            };
+            if task.is_done() {
+                let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
+                let polled = task.poll_output(&mut Context::from_waker(&waker));
+                assert!(
+                    matches!(polled, Poll::Ready(Ended::Returned(9))),
+                    "published, but the result is not there"
+                );
+            }
+            worker.join().unwrap();
         });
     }
 

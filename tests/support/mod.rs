@@ -18,9 +18,15 @@ pub(crate) fn within<T: Send + 'static>(
     thread::spawn(move || {
         let _ = tx.send(scenario());
     });
-    rx.recv_timeout(limit).unwrap_or_else(|_| {
-        panic!("the scenario did not finish within {limit:?}: a deadlock, a lost wake-up or a hang")
-    })
+    match rx.recv_timeout(limit) {
+        Ok(output) => output,
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            panic!("the scenario panicked (its message is above)")
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+            "the scenario did not finish within {limit:?}: a deadlock, a lost wake-up or a hang"
+        ),
+    }
 }
 
 /// Waits until `condition` holds, failing after 10 s.

@@ -13,7 +13,8 @@ pub fn lookup(&self, key: String) -> ::async_wrap::__private::BlockingFuture<Opt
         ::async_wrap::__private::CallSite::new(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(lookup)),
             ::core::stringify!(self.pool),
-        );
+        )
+        .defined_at(::core::file!(), ::core::line!());
     let __async_wrap_executor = ::async_wrap::__private::Denotes::denote(&self.pool);
     let __async_wrap_self = <Self as ::core::clone::Clone>::clone(self);
     let __async_wrap_job = move || -> Option<u32> {
@@ -22,7 +23,8 @@ pub fn lookup(&self, key: String) -> ::async_wrap::__private::BlockingFuture<Opt
         { (&__async_wrap_self).map.get(&key).copied() }
     };
     let _: &dyn ::core::marker::Send = &__async_wrap_job;
-    let _: fn(&Option<u32>) -> &dyn ::core::marker::Send =
-        |__async_wrap_output| __async_wrap_output;
+    let _: for<'__async_wrap_output> fn(
+        &'__async_wrap_output Option<u32>,
+    ) -> &'__async_wrap_output dyn ::core::marker::Send = |__async_wrap_output| __async_wrap_output;
     ::async_wrap::__private::call(__async_wrap_executor, &__ASYNC_WRAP_SITE, __async_wrap_job)
 }

@@ -21,13 +21,16 @@ pub fn slow_double(n: u64) -> ::async_wrap::__private::BlockingFuture<u64> {
                 ::core::stringify!(slow_double)
             ),
             ::core::stringify!(IO),
-        );
+        )
+        .defined_at(::core::file!(), ::core::line!());
     let __async_wrap_executor = ::async_wrap::__private::Denotes::denote(&IO);
     let __async_wrap_job = move || -> u64 {
         let n = n;
         { n * 2 }
     };
     let _: &dyn ::core::marker::Send = &__async_wrap_job;
-    let _: fn(&u64) -> &dyn ::core::marker::Send = |__async_wrap_output| __async_wrap_output;
+    let _: for<'__async_wrap_output> fn(
+        &'__async_wrap_output u64,
+    ) -> &'__async_wrap_output dyn ::core::marker::Send = |__async_wrap_output| __async_wrap_output;
     ::async_wrap::__private::call(__async_wrap_executor, &__ASYNC_WRAP_SITE, __async_wrap_job)
 }

@@ -22,7 +22,8 @@ fn walk(
         ::async_wrap::__private::CallSite::new(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(walk)),
             "the default pool",
-        );
+        )
+        .defined_at(::core::file!(), ::core::line!());
     let __async_wrap_executor = ::async_wrap::__private::default_executor();
     let __async_wrap_job = move || -> Vec<u32> {
         fn walk((depth, width): (u32, u32), mut acc: Vec<u32>, _: String) -> Vec<u32> {
@@ -36,6 +37,8 @@ fn walk(
         walk(__async_wrap_arg0, acc, __async_wrap_arg2)
     };
     let _: &dyn ::core::marker::Send = &__async_wrap_job;
-    let _: fn(&Vec<u32>) -> &dyn ::core::marker::Send = |__async_wrap_output| __async_wrap_output;
+    let _: for<'__async_wrap_output> fn(
+        &'__async_wrap_output Vec<u32>,
+    ) -> &'__async_wrap_output dyn ::core::marker::Send = |__async_wrap_output| __async_wrap_output;
     ::async_wrap::__private::call(__async_wrap_executor, &__ASYNC_WRAP_SITE, __async_wrap_job)
 }

@@ -18,7 +18,8 @@ pub fn lines(path: std::path::PathBuf) -> ::async_wrap::__private::BlockingStrea
         ::async_wrap::__private::CallSite::new(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(lines)),
             ::core::stringify!(DISK),
-        );
+        )
+        .defined_at(::core::file!(), ::core::line!());
     let __async_wrap_executor = ::async_wrap::__private::Denotes::denote(&DISK);
     let __async_wrap_job = move || -> _ {
         let path = path;

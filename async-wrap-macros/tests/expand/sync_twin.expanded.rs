@@ -18,10 +18,13 @@ pub fn checksum<T: AsRef<[u8]> + Send + 'static>(
         ::async_wrap::__private::CallSite::new(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(checksum)),
             "the default pool",
-        );
+        )
+        .defined_at(::core::file!(), ::core::line!());
     let __async_wrap_executor = ::async_wrap::__private::default_executor();
     let __async_wrap_job = move || -> u32 { checksum_blocking::<T>(data) };
     let _: &dyn ::core::marker::Send = &__async_wrap_job;
-    let _: fn(&u32) -> &dyn ::core::marker::Send = |__async_wrap_output| __async_wrap_output;
+    let _: for<'__async_wrap_output> fn(
+        &'__async_wrap_output u32,
+    ) -> &'__async_wrap_output dyn ::core::marker::Send = |__async_wrap_output| __async_wrap_output;
     ::async_wrap::__private::call(__async_wrap_executor, &__ASYNC_WRAP_SITE, __async_wrap_job)
 }

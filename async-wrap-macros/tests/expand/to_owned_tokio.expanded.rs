@@ -17,7 +17,8 @@ pub unsafe fn parse(
         ::async_wrap::__private::CallSite::new(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(parse)),
             ::core::stringify!(tokio),
-        );
+        )
+        .defined_at(::core::file!(), ::core::line!());
     let __async_wrap_executor =
         ::async_wrap::__private::adapters::tokio::<::async_wrap::__private::adapters::Enabled>();
     let __async_wrap_owned0 = ::async_wrap::__private::ToOwned::to_owned(text);
@@ -31,6 +32,8 @@ pub unsafe fn parse(
         }
     };
     let _: &dyn ::core::marker::Send = &__async_wrap_job;
-    let _: fn(&usize) -> &dyn ::core::marker::Send = |__async_wrap_output| __async_wrap_output;
+    let _: for<'__async_wrap_output> fn(
+        &'__async_wrap_output usize,
+    ) -> &'__async_wrap_output dyn ::core::marker::Send = |__async_wrap_output| __async_wrap_output;
     ::async_wrap::__private::call(__async_wrap_executor, &__ASYNC_WRAP_SITE, __async_wrap_job)
 }

@@ -23,7 +23,8 @@ pub fn lines(
         ::async_wrap::__private::CallSite::new(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(lines)),
             ::core::stringify!(self.shards[(key % 4) as usize]),
-        );
+        )
+        .defined_at(::core::file!(), ::core::line!());
     let __async_wrap_executor =
         ::async_wrap::__private::Denotes::denote(&self.shards[(key % 4) as usize]);
     let __async_wrap_self = ::core::clone::Clone::clone(self);

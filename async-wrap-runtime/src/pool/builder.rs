@@ -161,6 +161,49 @@ impl Builder {
         self
     }
 
+    /// Reports jobs that run longer than `threshold`: see
+    /// [`BlockingPool::slow_call`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = async_wrap_runtime::BlockingPool::builder().slow_call(Duration::from_secs(1)).build().unwrap();
+    /// assert_eq!(pool.slow_call_threshold(), Some(Duration::from_secs(1)));
+    /// ```
+    pub fn slow_call(mut self, threshold: Duration) -> Self {
+        self.config.slow_call = Some(threshold);
+        self
+    }
+
+    /// Reports jobs that wait longer than `threshold` for a thread: see
+    /// [`BlockingPool::slow_queue_wait`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = async_wrap_runtime::BlockingPool::builder().slow_queue_wait(Duration::from_millis(50)).build().unwrap();
+    /// assert_eq!(pool.slow_queue_wait_threshold(), Some(Duration::from_millis(50)));
+    /// ```
+    pub fn slow_queue_wait(mut self, threshold: Duration) -> Self {
+        self.config.slow_queue_wait = Some(threshold);
+        self
+    }
+
+    /// Where slow calls are reported (instead of `tracing` or standard error): `hook` is called
+    /// once per slow call and threshold, from the pool's watcher thread or from the thread that
+    /// ran or took the job. A panic in it is caught. See [`SlowCall`](crate::SlowCall).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = async_wrap_runtime::BlockingPool::builder()
+    ///     .slow_call(Duration::from_millis(500))
+    ///     .on_slow_call(|slow| eprintln!("{slow}"))
+    ///     .build();
+    /// assert!(pool.is_ok());
+    /// ```
+    pub fn on_slow_call(mut self, hook: impl Fn(&crate::SlowCall) + Send + Sync + 'static) -> Self {
+        self.extras.on_slow_call = Some(Arc::new(hook));
+        self
+    }
+
     /// The pool, or what is wrong with the settings.
     ///
     /// # Errors

@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::BlockingPool;
+use super::slow::SlowHook;
 
 /// The thread-name prefix when none is configured.
 pub(crate) const DEFAULT_NAME: &str = "async-wrap";
@@ -21,6 +22,10 @@ pub(crate) struct Config {
     pub(crate) when_full: QueueFull,
     /// This pool is the process's default pool, which refuses to be shut down.
     pub(crate) is_default: bool,
+    /// Report jobs that run longer than this.
+    pub(crate) slow_call: Option<Duration>,
+    /// Report jobs that wait longer than this for a thread.
+    pub(crate) slow_queue_wait: Option<Duration>,
 }
 
 /// A hook a thread runs when it starts or stops.
@@ -32,6 +37,7 @@ pub(crate) struct Extras {
     pub(crate) name: Option<String>,
     pub(crate) on_thread_start: Option<Hook>,
     pub(crate) on_thread_stop: Option<Hook>,
+    pub(crate) on_slow_call: Option<SlowHook>,
 }
 
 /// What a [`BlockingPool`] with a bounded queue does with a job when the queue is full (every
@@ -116,6 +122,8 @@ impl BlockingPool {
                 queue_capacity: None,
                 when_full: QueueFull::Wait,
                 is_default: false,
+                slow_call: None,
+                slow_queue_wait: None,
             },
             extras: None,
             shared: OnceLock::new(),
@@ -228,6 +236,59 @@ impl BlockingPool {
         self.config.queue_capacity = Some(capacity);
         self.config.when_full = when_full;
         self
+    }
+
+    /// Reports each job that runs longer than `threshold`, once, while it runs: naming the
+    /// function, where it is defined, the pool and how long it has run (see [`SlowCall`]). Off
+    /// by default. The report goes to the hook set with
+    /// [`Builder::on_slow_call`](super::Builder::on_slow_call), else (with the `tracing`
+    /// feature) to a `tracing` warning with target `async_wrap`, else to standard error.
+    ///
+    /// The pool starts one watcher thread for it, which looks every quarter of the threshold
+    /// (at least every millisecond, at most every second); a job that ends past the threshold
+    /// before the watcher saw it is reported as it ends.
+    ///
+    /// [`SlowCall`]: super::SlowCall
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use async_wrap_runtime::BlockingPool;
+    ///
+    /// // Warn (on standard error, or through `tracing`) about any query past 2 seconds.
+    /// static DB: BlockingPool = BlockingPool::with_max_threads(4).slow_call(Duration::from_secs(2));
+    /// assert_eq!(DB.slow_call_threshold(), Some(Duration::from_secs(2)));
+    /// ```
+    #[must_use = "the builder methods return the configured pool"]
+    pub const fn slow_call(mut self, threshold: Duration) -> Self {
+        self.config.slow_call = Some(threshold);
+        self
+    }
+
+    /// Reports each job that waits longer than `threshold` between its submission and the
+    /// start of its body (queued behind busy threads, or waiting for room), once, as it starts;
+    /// reported as [`slow_call`](BlockingPool::slow_call) reports. Off by default.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use async_wrap_runtime::BlockingPool;
+    ///
+    /// static DB: BlockingPool = BlockingPool::with_max_threads(4).slow_queue_wait(Duration::from_millis(100));
+    /// assert_eq!(DB.slow_queue_wait_threshold(), Some(Duration::from_millis(100)));
+    /// ```
+    #[must_use = "the builder methods return the configured pool"]
+    pub const fn slow_queue_wait(mut self, threshold: Duration) -> Self {
+        self.config.slow_queue_wait = Some(threshold);
+        self
+    }
+
+    /// The [`slow_call`](BlockingPool::slow_call) threshold, if set.
+    pub const fn slow_call_threshold(&self) -> Option<Duration> {
+        self.config.slow_call
+    }
+
+    /// The [`slow_queue_wait`](BlockingPool::slow_queue_wait) threshold, if set.
+    pub const fn slow_queue_wait_threshold(&self) -> Option<Duration> {
+        self.config.slow_queue_wait
     }
 
     /// The most threads this pool runs at once.

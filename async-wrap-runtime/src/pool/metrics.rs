@@ -10,8 +10,13 @@ use crate::call_site::CallSite;
 use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
 use crate::task::Outcome;
 
-/// A job a thread runs: who it is and when it started.
-pub(super) type Started = (&'static CallSite, Instant);
+/// A job a thread runs: who it is, when it started, and whether it has been reported as slow.
+#[derive(Clone, Copy)]
+pub(super) struct Started {
+    pub(super) site: &'static CallSite,
+    pub(super) since: Instant,
+    pub(super) reported: bool,
+}
 
 /// Counters of a [`BlockingPool`](super::BlockingPool), from
 /// [`BlockingPool::metrics`](super::BlockingPool::metrics).

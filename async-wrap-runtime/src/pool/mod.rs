@@ -24,6 +24,7 @@ mod queue;
 mod ready;
 mod shared;
 mod shutdown;
+mod slow;
 mod submit;
 mod supervisor;
 mod waiters;
@@ -38,6 +39,7 @@ pub use builder::{BuildError, Builder};
 pub use config::QueueFull;
 pub use metrics::Metrics;
 pub use shutdown::{RunningJob, ShutdownFuture, ShutdownReport};
+pub use slow::{SlowCall, Slowness};
 
 use crate::executor::{Executor, Job, Rejected, Submit, Waiter};
 use crate::task::Finished;
@@ -305,6 +307,17 @@ impl BlockingPool {
         // The future that ran it is the one to be woken, and it polls the result next.
         drop(finished);
         true
+    }
+
+    /// Whether a job submitted now would be taken by an idle thread, with nothing queued ahead
+    /// of it, from a caller that is not one of this pool's threads: `Some(true)` if a thread
+    /// spins for work (it takes the job at once), `Some(false)` if it must be woken. The
+    /// adaptive wait (see `adaptive`) waits only then.
+    pub(crate) fn idle_thread(&self) -> Option<bool> {
+        let shared = self.shared.get()?;
+        let ready = shared.flags.ready.load();
+        (ready.idle() > 0 && shared.queue.is_empty() && Shared::own_worker(shared).is_none())
+            .then_some(ready.spinning())
     }
 
     /// Marks (or unmarks) this pool as the process's default pool, which refuses shutdown.

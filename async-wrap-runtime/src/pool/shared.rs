@@ -26,6 +26,7 @@ use super::gate::Gate;
 use super::metrics::{Metrics, Slot};
 use super::queue::Queue;
 use super::ready::{Ready, ReadySet};
+use super::slow::SlowHook;
 use super::supervisor::Supervisor;
 use crate::executor::Waiter;
 use crate::sync::thread::{self, JoinHandle};
@@ -37,6 +38,12 @@ pub(super) struct Shared {
     pub(super) name: String,
     pub(super) on_thread_start: Option<Hook>,
     pub(super) on_thread_stop: Option<Hook>,
+    pub(super) on_slow_call: Option<SlowHook>,
+    /// The pool's name, as slow-call reports give it.
+    pub(super) pool_name: Arc<str>,
+    /// The slow-call watcher thread, if the pool has one: unparked at shutdown.
+    #[cfg(not(async_wrap_loom))]
+    pub(super) watcher: std::sync::Mutex<Option<std::thread::Thread>>,
     /// Threads started at once, without the supervisor's evidence: one per core.
     pub(super) eager_threads: usize,
     pub(super) queue: Queue,
@@ -107,16 +114,22 @@ impl Shared {
             name: None,
             on_thread_start: None,
             on_thread_stop: None,
+            on_slow_call: None,
         });
+        let name = extras
+            .name
+            .clone()
+            .or_else(|| config.name.map(str::to_owned))
+            .unwrap_or_else(|| DEFAULT_NAME.to_owned());
         let shared = Arc::new(Shared {
             config,
-            name: extras
-                .name
-                .clone()
-                .or_else(|| config.name.map(str::to_owned))
-                .unwrap_or_else(|| DEFAULT_NAME.to_owned()),
+            pool_name: Arc::from(name.as_str()),
+            name,
             on_thread_start: extras.on_thread_start.clone(),
             on_thread_stop: extras.on_thread_stop.clone(),
+            on_slow_call: extras.on_slow_call.clone(),
+            #[cfg(not(async_wrap_loom))]
+            watcher: std::sync::Mutex::new(None),
             eager_threads: std::thread::available_parallelism()
                 .map_or(1, usize::from)
                 .min(config.max_threads)
@@ -151,6 +164,8 @@ impl Shared {
             // A failure here leaves the pool to start threads on demand instead.
             let _ = Shared::start_thread(&shared, &mut state, false);
         }
+        #[cfg(not(async_wrap_loom))]
+        Shared::start_watcher(&shared);
         shared
     }
 

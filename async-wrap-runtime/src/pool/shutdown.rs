@@ -98,6 +98,7 @@ impl Shared {
         drop(state);
         self.work.notify_all();
         self.supervise.notify_all();
+        self.nudge_watcher();
         // Each waiter retries and is refused. Their wakers are user code: one that panics
         // must not keep the others from being woken, nor `shutdown` from returning.
         for waker in waiters {
@@ -112,6 +113,9 @@ impl Shared {
         let wakers = std::mem::take(&mut state.drain_wakers);
         drop(state);
         self.drained.notify_all();
+        if self.is_shut_down() {
+            self.nudge_watcher();
+        }
         for waker in wakers {
             wake_guarded(waker);
         }
@@ -200,9 +204,9 @@ impl ShutdownStart {
             .enumerate()
             .filter(|(index, _)| Some(*index) != self.me)
             .filter_map(|(_, slot)| *slot.running())
-            .map(|(site, since)| RunningJob {
-                name: site.function(),
-                running_for: since.elapsed(),
+            .map(|started| RunningJob {
+                name: started.site.function(),
+                running_for: started.since.elapsed(),
             })
             .collect();
         let threads_left = (state.metrics.threads + state.exiting)

@@ -281,7 +281,7 @@ impl Shared {
 
     /// Runs a job on the calling thread, counting it as the workers' jobs are counted.
     fn run_inline(&self, job: Job) {
-        let finished = job.run_unwoken();
+        let finished = job.run_unwoken(std::time::Instant::now());
         self.count_inline(finished.outcome);
         finished.wake();
     }

@@ -106,7 +106,7 @@ impl Shared {
                 .iter()
                 .filter(|slot| {
                     slot.running()
-                        .is_some_and(|(_, since)| now.duration_since(since) >= GROW_AFTER)
+                        .is_some_and(|started| now.duration_since(started.since) >= GROW_AFTER)
                 })
                 .count();
             let room = state.room(self.config.max_threads);

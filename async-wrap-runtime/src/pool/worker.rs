@@ -13,7 +13,7 @@ use std::time::Duration;
 use std::time::Instant;
 
 use super::config::Hook;
-use super::metrics::Slot;
+use super::metrics::{Slot, Started};
 use super::shared::{Shared, State};
 #[cfg(not(async_wrap_loom))]
 use crate::sync::thread;
@@ -96,7 +96,6 @@ impl Shared {
                     self.flags.ready.release_claim();
                 }
                 Slot::bump(&slot.started);
-                *slot.running() = Some((job.site(), Instant::now()));
                 // The queue has room for one more.
                 self.wake_waiter();
                 // The previous job's caller hears of it only now, with this thread busy again:
@@ -104,8 +103,22 @@ impl Shared {
                 if let Some(finished) = previous.take() {
                     finished.wake();
                 }
-                let finished = job.run_unwoken();
-                *slot.running() = None;
+                // After the wakes: a job's run time is its body's alone.
+                let start = Instant::now();
+                let site = job.site();
+                if self.config.slow_queue_wait.is_some() {
+                    self.check_queue_wait(site, job.submitted_at(), start);
+                }
+                *slot.running() = Some(Started {
+                    site,
+                    since: start,
+                    reported: false,
+                });
+                let finished = job.run_unwoken(start);
+                let ended = slot.running().take();
+                if let Some(started) = ended {
+                    self.check_ended(started);
+                }
                 slot.count(finished.outcome);
                 previous = Some(finished);
                 continue;

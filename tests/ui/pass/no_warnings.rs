@@ -148,6 +148,13 @@ mod forms {
     #[async_wrap]
     pub(crate) fn adder(n: u64) -> Option<impl Fn(u64) -> u64 + Send + 'static> { Some(move |m| n + m) }
 
+    // Outputs with lifetimes of their own.
+    #[async_wrap]
+    pub(crate) fn label(n: u64) -> &'static str { if n == 0 { "zero" } else { "many" } }
+
+    #[async_wrap(executor = IO)]
+    pub(crate) fn labels() -> Vec<&'static str> { vec!["a", "b"] }
+
     #[async_wrap]
     pub(crate) unsafe fn unchecked(n: u64) -> u64 { n }
 
@@ -240,6 +247,8 @@ mod forms {
             assert_eq!(unsafe { unchecked(1) }.await, 1);
             assert_eq!(through_reexport(1).await, 2);
             assert_eq!(adder(1).await.map(|add| add(2)), Some(3));
+            assert_eq!(label(0).await, "zero");
+            assert_eq!(labels().await, ["a", "b"]);
 
             assert_eq!(numbers(5).count().await, 5);
             let expected = std::fs::read_to_string("Cargo.toml").map_or(0, |text| text.lines().count());

@@ -1,0 +1,510 @@
+//! Per-call-site statistics: the counters and log-scale histograms each [`CallSite`] keeps,
+//! written with relaxed atomics and no lock, and their snapshots ([`CallStats`], [`Timings`]).
+//!
+//! A call is counted once it is handed to its executor (its future's first poll), and ends in
+//! exactly one of `completed`, `panicked`, `cancelled` (the future was dropped before the body
+//! started) or `refused` (the executor refused the job, or dropped it unrun). Every count is
+//! written before the future can see the call's result, so a caller that has awaited a call
+//! finds it counted.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+
+use crate::call_site::CallSite;
+
+/// Buckets per histogram: four per power of two, from 4 ns to about half an hour (the last one
+/// takes everything longer). Bucket bounds are within 25 % of each other.
+const BUCKETS: usize = 160;
+
+/// Whether calls are counted, for every call site (on by default).
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns the per-call-site statistics on or off for the whole process (they are on by
+/// default). A call counts, or not, as the switch was when it was submitted: turning it off
+/// loses no call half-counted. With statistics off the adaptive wait for short calls (see the
+/// crate docs) is off too: it decides from the run times counted here.
+///
+/// ```
+/// use async_wrap_runtime::{call_statistics_enabled, set_call_statistics};
+///
+/// set_call_statistics(false);
+/// assert!(!call_statistics_enabled());
+/// set_call_statistics(true);
+/// ```
+pub fn set_call_statistics(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether calls are being counted: see [`set_call_statistics`].
+pub fn call_statistics_enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// The bucket of a duration of `ns` nanoseconds.
+fn bucket(ns: u64) -> usize {
+    if ns < 4 {
+        // Lossless: below 4.
+        #[allow(clippy::cast_possible_truncation)]
+        return ns as usize;
+    }
+    let octave = 63 - ns.leading_zeros() as usize;
+    // The two bits below the leading one: which quarter of the octave.
+    let quarter = ((ns >> (octave - 2)) & 3) as usize;
+    (4 + (octave - 2) * 4 + quarter).min(BUCKETS - 1)
+}
+
+/// The smallest duration, in nanoseconds, that falls in bucket `index`.
+fn lower_bound(index: usize) -> u64 {
+    if index < 4 {
+        return index as u64;
+    }
+    let (octave, quarter) = ((index - 4) / 4 + 2, (index - 4) % 4);
+    (4 + quarter as u64) << (octave - 2)
+}
+
+/// A duration in nanoseconds, saturating.
+pub(crate) fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A histogram of durations: counts in log-scale buckets, their sum and their maximum.
+pub(crate) struct Histogram {
+    buckets: [AtomicU64; BUCKETS],
+    sum_ns: AtomicU64,
+    max_ns: AtomicU64,
+}
+
+impl Histogram {
+    const fn new() -> Self {
+        Histogram {
+            buckets: [const { AtomicU64::new(0) }; BUCKETS],
+            sum_ns: AtomicU64::new(0),
+            max_ns: AtomicU64::new(0),
+        }
+    }
+
+    fn record(&self, ns: u64) {
+        self.buckets[bucket(ns)].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+        if ns > self.max_ns.load(Ordering::Relaxed) {
+            self.max_ns.fetch_max(ns, Ordering::Relaxed);
+        }
+    }
+
+    fn snapshot(&self) -> Timings {
+        Timings {
+            buckets: self
+                .buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
+            sum_ns: self.sum_ns.load(Ordering::Relaxed),
+            max_ns: self.max_ns.load(Ordering::Relaxed),
+        }
+    }
+
+    fn reset(&self) {
+        for bucket in &self.buckets {
+            bucket.store(0, Ordering::Relaxed);
+        }
+        self.sum_ns.store(0, Ordering::Relaxed);
+        self.max_ns.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The counts the submitting side writes.
+struct Submitted {
+    calls: AtomicU64,
+    cancelled: AtomicU64,
+    refused: AtomicU64,
+    /// Calls whose result the polling thread waited for (the adaptive wait), and those of them
+    /// that it got in time.
+    waits: AtomicU64,
+    waits_paid: AtomicU64,
+    /// The adaptive wait's back-off: calls still to skip, and waits in a row that did not pay.
+    skip: AtomicU32,
+    misses: AtomicU32,
+}
+
+/// The counts and timings the running side writes.
+struct Ran {
+    completed: AtomicU64,
+    panicked: AtomicU64,
+    queue_wait: Histogram,
+    run_time: Histogram,
+    /// A decaying maximum of recent run times, in nanoseconds (0: none yet), for the adaptive
+    /// wait: it jumps up to a long run at once and comes down by a quarter of the way per call.
+    recent_run_ns: AtomicU64,
+}
+
+/// What a call site counts. Lives in the `CallSite` static: const-constructible, no allocation.
+pub(crate) struct SiteStats {
+    submitted: CachePadded<Submitted>,
+    ran: CachePadded<Ran>,
+}
+
+/// How a counted call ended, for [`SiteStats::ended`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The future was dropped before the body started.
+    Cancelled,
+    /// The executor refused the job, or dropped it unrun.
+    Refused,
+}
+
+impl SiteStats {
+    pub(crate) const fn new() -> Self {
+        SiteStats {
+            submitted: CachePadded::new(Submitted {
+                calls: AtomicU64::new(0),
+                cancelled: AtomicU64::new(0),
+                refused: AtomicU64::new(0),
+                waits: AtomicU64::new(0),
+                waits_paid: AtomicU64::new(0),
+                skip: AtomicU32::new(0),
+                misses: AtomicU32::new(0),
+            }),
+            ran: CachePadded::new(Ran {
+                completed: AtomicU64::new(0),
+                panicked: AtomicU64::new(0),
+                queue_wait: Histogram::new(),
+                run_time: Histogram::new(),
+                recent_run_ns: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// A call was handed to its executor.
+    pub(crate) fn submitted(&self) {
+        self.submitted.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A counted call ended without its body running.
+    pub(crate) fn ended(&self, end: End) {
+        let count = match end {
+            End::Cancelled => &self.submitted.cancelled,
+            End::Refused => &self.submitted.refused,
+        };
+        count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A counted call's body ran: it waited `wait_ns` for a thread and ran for `run_ns`.
+    pub(crate) fn ran(&self, panicked: bool, wait_ns: u64, run_ns: u64) {
+        let ran = &self.ran;
+        ran.queue_wait.record(wait_ns);
+        ran.run_time.record(run_ns);
+        let recent = ran.recent_run_ns.load(Ordering::Relaxed);
+        let decayed = if run_ns >= recent {
+            run_ns
+        } else {
+            recent - (recent - run_ns) / 4
+        };
+        // A lost update between two threads only makes the estimate one call older.
+        ran.recent_run_ns.store(decayed.max(1), Ordering::Relaxed);
+        let count = if panicked {
+            &ran.panicked
+        } else {
+            &ran.completed
+        };
+        count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether the adaptive wait may wait for this call: not while backing off.
+    pub(crate) fn may_wait(&self) -> bool {
+        let skip = self.submitted.skip.load(Ordering::Relaxed);
+        if skip == 0 {
+            return true;
+        }
+        // Racing callers may skip one call fewer or more: the back-off is a rate, not a count.
+        self.submitted.skip.store(skip - 1, Ordering::Relaxed);
+        false
+    }
+
+    /// The polling thread waited for a call's result: `paid` if it came in time. A wait that
+    /// did not pay makes the site skip the next 2, 4, 8 ... 1,024 calls' waits.
+    pub(crate) fn waited(&self, paid: bool) {
+        let submitted = &self.submitted;
+        submitted.waits.fetch_add(1, Ordering::Relaxed);
+        if paid {
+            submitted.waits_paid.fetch_add(1, Ordering::Relaxed);
+            if submitted.misses.load(Ordering::Relaxed) != 0 {
+                submitted.misses.store(0, Ordering::Relaxed);
+            }
+        } else {
+            let misses = (submitted.misses.load(Ordering::Relaxed) + 1).min(10);
+            submitted.misses.store(misses, Ordering::Relaxed);
+            submitted.skip.store(1 << misses, Ordering::Relaxed);
+        }
+    }
+
+    /// The decaying maximum of recent run times; `None` before any call ran.
+    pub(crate) fn recent_run(&self) -> Option<u64> {
+        match self.ran.recent_run_ns.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(ns),
+        }
+    }
+
+    pub(crate) fn snapshot(&self, site: &'static CallSite) -> CallStats {
+        // The ends first, then the calls: a call is counted before it can end, so `calls` read
+        // last is never below the ends read first.
+        let ran = &self.ran;
+        let completed = ran.completed.load(Ordering::Acquire);
+        let panicked = ran.panicked.load(Ordering::Acquire);
+        let cancelled = self.submitted.cancelled.load(Ordering::Acquire);
+        let refused = self.submitted.refused.load(Ordering::Acquire);
+        let queue_wait = ran.queue_wait.snapshot();
+        let run_time = ran.run_time.snapshot();
+        let waits = self.submitted.waits.load(Ordering::Relaxed);
+        let waits_paid = self.submitted.waits_paid.load(Ordering::Relaxed);
+        let calls = self.submitted.calls.load(Ordering::Acquire);
+        CallStats {
+            site,
+            calls,
+            in_flight: calls.saturating_sub(completed + panicked + cancelled + refused),
+            completed,
+            panicked,
+            cancelled,
+            refused,
+            queue_wait,
+            run_time,
+            waits,
+            waits_paid,
+        }
+    }
+
+    /// Zeroes the counts and timings. Calls in flight stay counted as calls, so that they
+    /// still balance when they end.
+    pub(crate) fn reset(&self) {
+        let ran = &self.ran;
+        let ended = ran.completed.swap(0, Ordering::AcqRel)
+            + ran.panicked.swap(0, Ordering::AcqRel)
+            + self.submitted.cancelled.swap(0, Ordering::AcqRel)
+            + self.submitted.refused.swap(0, Ordering::AcqRel);
+        self.submitted.calls.fetch_sub(ended, Ordering::AcqRel);
+        self.submitted.waits.store(0, Ordering::Relaxed);
+        self.submitted.waits_paid.store(0, Ordering::Relaxed);
+        ran.queue_wait.reset();
+        ran.run_time.reset();
+    }
+}
+
+/// A snapshot of one call site's statistics: from [`call_sites`](crate::call_sites).
+///
+/// ```
+/// use async_wrap_runtime::{call_sites, spawn_on, BlockingPool};
+///
+/// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
+/// futures::executor::block_on(spawn_on(&POOL, || ()));
+///
+/// let sites = call_sites();
+/// let closures = sites.get("closure").expect("spawn_on's closures have a call site");
+/// assert!(closures.calls >= 1);
+/// assert!(closures.run_time.count() >= 1);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct CallStats {
+    /// The call site: the function, where it is defined, and its executor.
+    pub site: &'static CallSite,
+    /// Calls handed to the executor (first polls of their futures).
+    pub calls: u64,
+    /// Calls not ended yet: queued, running, or done but not yet counted as ended.
+    pub in_flight: u64,
+    /// Calls whose body returned.
+    pub completed: u64,
+    /// Calls whose body panicked.
+    pub panicked: u64,
+    /// Calls whose future was dropped before the body started (the body never ran).
+    pub cancelled: u64,
+    /// Calls the executor refused (shut down, full queue under `Reject`) or dropped unrun.
+    pub refused: u64,
+    /// How long calls waited between their submission and the start of their body.
+    pub queue_wait: Timings,
+    /// How long the bodies ran.
+    pub run_time: Timings,
+    /// Calls whose result the polling thread waited for rather than parking (the adaptive wait
+    /// for short functions; see the crate docs).
+    pub waits: u64,
+    /// Those of `waits` whose result came within the wait.
+    pub waits_paid: u64,
+}
+
+/// A histogram of durations, in log-scale buckets (four per power of two): from
+/// [`CallStats`]. Percentiles are exact to within the bucket, about 12 %.
+///
+/// ```
+/// use std::time::Duration;
+/// use async_wrap_runtime::{call_sites, spawn_on, BlockingPool};
+///
+/// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
+/// futures::executor::block_on(spawn_on(&POOL, || std::thread::sleep(Duration::from_millis(2))));
+///
+/// let sites = call_sites();
+/// let run = &sites.get("closure").unwrap().run_time;
+/// assert!(run.max() >= Duration::from_millis(2));
+/// assert!(run.percentile(1.0) <= run.max());
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Timings {
+    buckets: Box<[u64]>,
+    sum_ns: u64,
+    max_ns: u64,
+}
+
+impl Timings {
+    /// How many durations were recorded.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+
+    /// The mean, or zero if none was recorded.
+    pub fn mean(&self) -> Duration {
+        match self.count() {
+            0 => Duration::ZERO,
+            n => Duration::from_nanos(self.sum_ns / n),
+        }
+    }
+
+    /// The longest recorded.
+    pub fn max(&self) -> Duration {
+        Duration::from_nanos(self.max_ns)
+    }
+
+    /// The duration below which a share `q` (0.0 to 1.0) of the recorded ones fall: the middle
+    /// of the bucket that holds it, capped at the maximum. Zero if none was recorded.
+    ///
+    /// # Panics
+    ///
+    /// If `q` is not within `0.0..=1.0`.
+    pub fn percentile(&self, q: f64) -> Duration {
+        assert!(
+            (0.0..=1.0).contains(&q),
+            "Timings::percentile: q must be within 0.0..=1.0, got {q}"
+        );
+        let count = self.count();
+        if count == 0 {
+            return Duration::ZERO;
+        }
+        // The rank of the wanted duration, 1-based: ceil(q * count), at least 1.
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
+        let rank = ((q * count as f64).ceil() as u64).clamp(1, count);
+        let mut seen = 0;
+        for (index, &n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                let (low, high) = (lower_bound(index), lower_bound(index + 1));
+                let middle = low + (high - low) / 2;
+                return Duration::from_nanos(middle.min(self.max_ns));
+            }
+        }
+        self.max()
+    }
+}
+
+impl fmt::Debug for Timings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timings")
+            .field("count", &self.count())
+            .field("mean", &self.mean())
+            .field("p50", &self.percentile(0.5))
+            .field("p99", &self.percentile(0.99))
+            .field("max", &self.max())
+            .finish()
+    }
+}
+
+/// A duration the way the tables print it: three significant digits, in ns, µs, ms or s.
+pub(crate) struct Short(pub(crate) Duration);
+
+impl fmt::Display for Short {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ns = self.0.as_nanos();
+        #[allow(clippy::cast_precision_loss)]
+        let value = ns as f64;
+        let text = match ns {
+            0..1_000 => format!("{ns} ns"),
+            1_000..1_000_000 => format!("{:.3} µs", value / 1e3),
+            1_000_000..1_000_000_000 => format!("{:.3} ms", value / 1e6),
+            _ => format!("{:.3} s", value / 1e9),
+        };
+        // Three significant digits: "12.3 µs", "1.23 ms".
+        let (number, unit) = text.split_once(' ').unwrap_or((&text, ""));
+        let digits = number.chars().filter(char::is_ascii_digit).count();
+        let number = match number.split_once('.') {
+            Some((whole, fraction)) if digits > 3 => {
+                let keep = 3usize.saturating_sub(whole.len());
+                if keep == 0 {
+                    whole.to_owned()
+                } else {
+                    format!("{whole}.{}", &fraction[..keep])
+                }
+            }
+            _ => number.to_owned(),
+        };
+        f.pad(&format!("{number} {unit}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_duration_falls_in_the_bucket_whose_bounds_hold_it() {
+        for ns in (0..5_000).chain([1 << 20, (1 << 20) + 1, 123_456_789, u64::MAX / 2, u64::MAX]) {
+            let index = bucket(ns);
+            assert!(lower_bound(index) <= ns, "{ns} in bucket {index}");
+            if index < BUCKETS - 1 {
+                assert!(ns < lower_bound(index + 1), "{ns} in bucket {index}");
+            }
+        }
+        // Buckets grow by at most a quarter of their lower bound.
+        for index in 4..BUCKETS - 1 {
+            let (low, high) = (lower_bound(index), lower_bound(index + 1));
+            assert!(high > low && (high - low) * 4 <= low, "bucket {index}");
+        }
+    }
+
+    #[test]
+    fn percentiles_come_from_the_bucket_holding_the_rank() {
+        let histogram = Histogram::new();
+        for ns in [1_000, 1_000, 1_000, 100_000] {
+            histogram.record(ns);
+        }
+        let timings = histogram.snapshot();
+        assert_eq!(timings.count(), 4);
+        assert_eq!(timings.mean(), Duration::from_nanos(25_750));
+        assert_eq!(timings.max(), Duration::from_micros(100));
+        let p50 = timings.percentile(0.5);
+        assert!(
+            p50 >= Duration::from_nanos(896) && p50 <= Duration::from_nanos(1_152),
+            "{p50:?}"
+        );
+        assert_eq!(timings.percentile(1.0), Duration::from_micros(100));
+        assert_eq!(Histogram::new().snapshot().percentile(0.5), Duration::ZERO);
+    }
+
+    #[test]
+    fn short_durations_print_with_three_significant_digits() {
+        let cases = [
+            (Duration::from_nanos(7), "7 ns"),
+            (Duration::from_nanos(999), "999 ns"),
+            (Duration::from_nanos(1_234), "1.23 µs"),
+            (Duration::from_nanos(12_345), "12.3 µs"),
+            (Duration::from_nanos(123_456), "123 µs"),
+            (Duration::from_micros(1_500), "1.50 ms"),
+            (Duration::from_millis(2_500), "2.50 s"),
+        ];
+        for (duration, text) in cases {
+            assert_eq!(Short(duration).to_string(), text);
+        }
+    }
+}
