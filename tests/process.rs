@@ -138,6 +138,7 @@ fn children() -> Vec<(u32, String)> {
 }
 
 fn results_come_back() {
+    async_wrap::set_call_statistics(true);
     block_on(async {
         assert_eq!(add(2, 3).await.unwrap(), 5);
         let point = Point {
@@ -158,6 +159,13 @@ fn results_come_back() {
         // Recursion inside the body stays a plain call, in the worker.
         assert_eq!(factorial(10).await.unwrap(), 3_628_800);
     });
+    // The call-site statistics count process calls like any other.
+    let stats = async_wrap::call_sites()
+        .get("process::add")
+        .cloned()
+        .expect("add's call site is registered");
+    assert_eq!((stats.calls, stats.completed), (1, 1));
+    assert_eq!(stats.site.line(), 34);
 }
 
 fn any_runtime() {

@@ -328,6 +328,7 @@ fn expand_process(
     let site = Ident::new("__ASYNC_WRAP_SITE", Span::mixed_site());
     let executor = Ident::new("__async_wrap_executor", Span::mixed_site());
     let (label, pool) = process_pool(options, &private);
+    let line = quote_spanned!(ident.span()=> ::core::line!());
     // Spanned on the flag, path included: a missing feature is reported there.
     let feature = {
         let krate = krate.at(flag.span());
@@ -400,7 +401,8 @@ fn expand_process(
             static #site: #private::CallSite = #private::CallSite::new(
                 ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
                 #label,
-            );
+            )
+            .defined_at(::core::file!(), #line);
             #feature
             let (#(#codec_of,)* #output_codec,) = #codecs();
             let #request_mut #request = #private::process::Request::new(#key);

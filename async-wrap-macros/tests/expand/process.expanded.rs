@@ -56,7 +56,8 @@ pub fn parse(
         ::async_wrap::__private::CallSite::new(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(parse)),
             ::core::stringify!(SANDBOX),
-        );
+        )
+        .defined_at(::core::file!(), ::core::line!());
     ::async_wrap::__private::adapters::process::<::async_wrap::__private::adapters::Enabled>();
     let (__async_wrap_codec0, __async_wrap_codec1, __async_wrap_output_codec) =
         __async_wrap_codecs();

@@ -8,7 +8,7 @@ use std::panic;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::ProcessPool;
 use super::codec::{Codec, Request};
@@ -46,6 +46,8 @@ struct Inner {
 /// One call, shared by its future and the driver that runs it.
 pub(super) struct Call {
     pub(super) site: &'static CallSite,
+    /// When it was handed to the pool, if the call-site statistics count it.
+    pub(super) counted: Option<Instant>,
     /// The request frame, taken by the driver that sends it.
     pub(super) request: Mutex<Option<Frame>>,
     pub(super) deadline: Option<Duration>,
@@ -54,8 +56,13 @@ pub(super) struct Call {
 
 impl Call {
     fn new(site: &'static CallSite, request: Frame, deadline: Option<Duration>) -> Self {
+        let counted = crate::call_statistics_enabled().then(|| {
+            site.submitted();
+            Instant::now()
+        });
         Call {
             site,
+            counted,
             request: Mutex::new(Some(request)),
             deadline,
             inner: Mutex::new(Inner {
@@ -186,7 +193,7 @@ impl<T> ProcessFuture<T> {
     /// ```ignore
     /// // Not run as a doctest: it needs the `async-wrap` facade (for the attribute), and it
     /// // spawns worker processes, which a doctest's `main` (without `init()`) cannot serve.
-    /// use std::time::Duration;
+    /// use std::time::{Duration, Instant};
     /// use async_wrap::{async_wrap, process::ProcessPool};
     ///
     /// static PROCS: ProcessPool = ProcessPool::with_max_workers(2);

@@ -15,6 +15,7 @@ use super::wire::Tag;
 use super::worker_process::{self, NoReply, Worker};
 use super::{Config, ProcessMetrics};
 use crate::call_site::CallSite;
+use crate::call_stats::{End, nanos};
 use crate::pool::{RunningJob, ShutdownReport};
 
 pub(super) struct Shared {
@@ -101,6 +102,9 @@ impl Shared {
         let mut state = self.lock();
         if state.closed {
             drop(state);
+            if call.counted.is_some() {
+                call.site.ended(End::Refused);
+            }
             call.finish(Err(ProcessErrorKind::ShutDown));
             return;
         }
@@ -228,6 +232,9 @@ impl Shared {
                     return Next::Run(call);
                 }
                 state.metrics.cancelled += 1;
+                if call.counted.is_some() {
+                    call.site.ended(End::Cancelled);
+                }
             }
             if state.closed {
                 return Next::Exit;
@@ -328,7 +335,20 @@ impl Shared {
     /// Counts a call's outcome, frees the slot, and completes the future.
     fn finished(&self, slot: usize, call: &Call, outcome: Result<Reply, ProcessErrorKind>) {
         let mut state = self.lock();
-        state.slots[slot].running = None;
+        let started = state.slots[slot]
+            .running
+            .take()
+            .map(|running| running.since);
+        if let (Some(submitted), Some(started)) = (call.counted, started) {
+            // A call that did not return (a panic, a crash, a kill) counts as panicked.
+            let returned =
+                matches!(&outcome, Ok(reply) if reply.body.first() == Some(&(Tag::Returned as u8)));
+            call.site.ran(
+                !returned,
+                nanos(started.saturating_duration_since(submitted)),
+                nanos(started.elapsed()),
+            );
+        }
         let metrics = &mut state.metrics;
         match &outcome {
             Ok(reply) if reply.body.first() == Some(&(Tag::Panicked as u8)) => {
@@ -397,6 +417,9 @@ impl Shared {
         }
         drop(state);
         for call in queued {
+            if call.counted.is_some() {
+                call.site.ended(End::Refused);
+            }
             call.finish(Err(ProcessErrorKind::ShutDown));
         }
         // Each worker left is killed within the grace period: this wait is bounded.
