@@ -348,6 +348,42 @@ fn shutdown_ends_every_worker_and_names_running_calls() {
     let _ = std::fs::remove_file(&path);
 }
 
+static ASYNC_DOOMED: ProcessPool = ProcessPool::with_max_workers(1).kill_grace(Duration::ZERO);
+
+#[async_wrap(executor = ASYNC_DOOMED, process)]
+fn async_doomed_hang(path: PathBuf) -> u32 {
+    std::fs::write(&path, std::process::id().to_string()).unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+    1
+}
+
+fn async_shutdown_never_blocks_the_polling_thread() {
+    let path = temp_path("async-shutdown");
+    let hung = std::thread::spawn({
+        let path = path.clone();
+        move || block_on(async_doomed_hang(path))
+    });
+    let worker = pid_in(&path);
+    let mut shutdown = ASYNC_DOOMED.shutdown_timeout_async(Duration::from_millis(100));
+    let waker = futures::task::noop_waker();
+    // The first poll returns at once: a helper thread waits for the workers.
+    assert!(
+        std::future::Future::poll(
+            std::pin::Pin::new(&mut shutdown),
+            &mut std::task::Context::from_waker(&waker)
+        )
+        .is_pending()
+    );
+    assert!(ASYNC_DOOMED.is_shut_down());
+    let report = block_on(shutdown);
+    assert_eq!(report.still_running.len(), 1, "{report:?}");
+    assert_eq!(report.still_running[0].name, "process::async_doomed_hang");
+    assert!(gone(worker));
+    let err = hung.join().unwrap().expect_err("killed by the shutdown");
+    assert_eq!(err.kind(), &ProcessErrorKind::ShutDown);
+    let _ = std::fs::remove_file(&path);
+}
+
 fn an_unknown_function_is_an_error() {
     static SITE: async_wrap::__private::CallSite =
         async_wrap::__private::CallSite::new("process::nothing", "PROCS");

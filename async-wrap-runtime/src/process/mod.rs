@@ -79,7 +79,10 @@ mod worker;
 mod worker_process;
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 pub use call::ProcessFuture;
@@ -381,6 +384,35 @@ impl ProcessPool {
         self.shared().shutdown(Some(timeout))
     }
 
+    /// [`shutdown`](Self::shutdown) for async code: the pool stops taking calls at once, and
+    /// the future resolves when every worker has ended, without blocking the thread that polls
+    /// it (a helper thread waits). Works on any runtime.
+    ///
+    /// ```
+    /// # use async_wrap_runtime::process::ProcessPool;
+    /// static P: ProcessPool = ProcessPool::new();
+    /// let report = futures::executor::block_on(P.shutdown_async());
+    /// assert!(report.is_complete() && P.is_shut_down());
+    /// ```
+    pub fn shutdown_async(&self) -> ProcessShutdown {
+        ProcessShutdown::start(self.shared(), None)
+    }
+
+    /// [`shutdown_timeout`](Self::shutdown_timeout) for async code, as
+    /// [`shutdown_async`](Self::shutdown_async): at `timeout`, the workers still running calls
+    /// are killed, and the report names those calls.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use async_wrap_runtime::process::ProcessPool;
+    /// static P: ProcessPool = ProcessPool::new();
+    /// let report = futures::executor::block_on(P.shutdown_timeout_async(Duration::from_secs(1)));
+    /// assert!(report.still_running.is_empty());
+    /// ```
+    pub fn shutdown_timeout_async(&self, timeout: Duration) -> ProcessShutdown {
+        ProcessShutdown::start(self.shared(), Some(timeout))
+    }
+
     /// Whether the pool has been shut down.
     pub fn is_shut_down(&self) -> bool {
         self.shared.get().is_some_and(|shared| shared.is_closed())
@@ -419,6 +451,69 @@ impl fmt::Debug for ProcessPool {
             .field("config", &self.config)
             .field("metrics", &self.metrics())
             .finish_non_exhaustive()
+    }
+}
+
+/// The future of [`ProcessPool::shutdown_async`] and
+/// [`shutdown_timeout_async`](ProcessPool::shutdown_timeout_async): resolves to the report once
+/// every worker has ended. The pool stopped taking calls when the future was made; dropping it
+/// stops only the waiting, never the shutdown.
+#[must_use = "the pool is shut down already; the future only waits for its workers"]
+pub struct ProcessShutdown {
+    done: Arc<Mutex<(Option<ShutdownReport>, Option<Waker>)>>,
+}
+
+impl ProcessShutdown {
+    fn start(shared: &Arc<Shared>, timeout: Option<Duration>) -> Self {
+        shared.close();
+        let done = Arc::new(Mutex::new((None, None)));
+        let (shared, report_to) = (Arc::clone(shared), Arc::clone(&done));
+        let deliver = move || {
+            let report = shared.shutdown(timeout);
+            let mut done = report_to.lock().unwrap_or_else(PoisonError::into_inner);
+            done.0 = Some(report);
+            let waker: Option<Waker> = done.1.take();
+            drop(done);
+            if let Some(waker) = waker {
+                crate::task::wake_guarded(waker);
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name("async-wrap-process-shutdown".into())
+            .spawn(deliver);
+        if let Err(err) = spawned {
+            // No thread to wait on: the report says so, and the pool is closed regardless.
+            let report = ShutdownReport {
+                finished: 0,
+                still_running: Vec::new(),
+                still_queued: 0,
+                threads_left: usize::MAX,
+            };
+            drop(err);
+            done.lock().unwrap_or_else(PoisonError::into_inner).0 = Some(report);
+        }
+        ProcessShutdown { done }
+    }
+}
+
+impl Future for ProcessShutdown {
+    type Output = ShutdownReport;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ShutdownReport> {
+        let mut done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(report) = done.0.take() {
+            return Poll::Ready(report);
+        }
+        let old = done.1.replace(cx.waker().clone());
+        drop(done);
+        crate::task::drop_guarded(old);
+        Poll::Pending
+    }
+}
+
+impl fmt::Debug for ProcessShutdown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessShutdown").finish_non_exhaustive()
     }
 }
 

@@ -93,6 +93,12 @@ impl Shared {
         metrics
     }
 
+    /// Stops taking calls, without waiting.
+    pub(super) fn close(&self) {
+        self.lock().closed = true;
+        self.work.notify_all();
+    }
+
     pub(super) fn is_closed(&self) -> bool {
         self.lock().closed
     }
