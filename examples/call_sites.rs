@@ -101,9 +101,9 @@ async fn main() {
             let result = tokio::time::timeout(limit, lookup(n)).await;
             let mut lookups = lookups.lock().unwrap();
             if result.is_ok() {
-                lookups.0 += 1
+                lookups.0 += 1;
             } else {
-                lookups.1 += 1
+                lookups.1 += 1;
             }
         }
     });

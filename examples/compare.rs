@@ -4,6 +4,8 @@
 //! ```text
 //! cargo run --release --example compare            # the full table (about a minute)
 //! cargo run --release --example compare -- --quick # a tenth of the calls
+//! cargo run --release --example compare -- --only throughput # one table: latency,
+//!                                                    # throughput, sleepers, fresh or seed
 //! ```
 //!
 //! Latencies on a VM have two clusters (a wake of an awake thread costs ~2 µs, of a halted vCPU
@@ -289,6 +291,10 @@ fn sequential_block_on<S: System>(system: &S, slot: usize, calls: usize) -> Vec<
 /// `batches` batches of `batch` trivial calls in flight at once; returns the elapsed time.
 fn batched<S: System>(system: &S, slot: usize, batch: usize, batches: usize) -> Duration {
     prepare(system);
+    // One batch untimed: the system's threads awake, whichever system ran before.
+    futures::executor::block_on(join_all(
+        (0..batch).map(|_| system.call(move || note_thread(slot))),
+    ));
     let start = Instant::now();
     futures::executor::block_on(async {
         for _ in 0..batches {
@@ -364,18 +370,31 @@ fn main() {
         }
     );
 
-    latency_rows(&rig, scale);
-    if args.iter().any(|a| a == "--latency") {
-        println!("\n```text\n{}```", async_wrap::call_sites());
-        return;
+    // `--only latency|throughput|sleepers|fresh|seed`: one table, for a quicker comparison.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|at| args.get(at + 1));
+    let wanted = |table: &str| only.is_none_or(|only| only == table);
+    if wanted("latency") {
+        latency_rows(&rig, scale);
+        println!(
+            "\nasync-wrap's call sites after the latency rows:\n\n```text\n{}```",
+            async_wrap::call_sites()
+        );
     }
-    println!(
-        "\nasync-wrap's call sites after the latency rows:\n\n```text\n{}```",
-        async_wrap::call_sites()
-    );
-    throughput_rows(&rig, scale);
-    fresh_process_rows();
-    seed_rows(&rig);
+    if wanted("throughput") {
+        throughput_rows(&rig, scale);
+    }
+    if wanted("sleepers") {
+        sleeper_rows(&rig, scale);
+    }
+    if wanted("fresh") {
+        fresh_process_rows();
+    }
+    if wanted("seed") {
+        seed_rows(&rig);
+    }
 }
 
 /// Sequential round trips, inside a tokio task and under `block_on`, interleaved by round.
@@ -500,6 +519,63 @@ fn throughput_rows(rig: &Rig, scale: usize) {
     println!(
         "\nOS threads in this process after the runs: {}",
         os_threads()
+    );
+}
+
+/// Sequential calls of a function that sleeps 1 ms, awaited in a tokio task: what the adaptive
+/// wait must not make dearer (it never waits for a function that long).
+fn sleeper_rows(rig: &Rig, scale: usize) {
+    const ROUNDS: usize = 5;
+    let calls = 200 / scale.min(10);
+    let mut results: Vec<Latency> = (0..NAMES.len())
+        .map(|_| Latency {
+            samples: Vec::new(),
+            cpu: Duration::ZERO,
+        })
+        .collect();
+    for _round in 0..ROUNDS {
+        for_each_system!(rig, index, system => {
+            if NAMES[index] != Direct::NAME {
+                prepare(system);
+                let system = system.clone();
+                let cpu = process_cpu();
+                let task = rig.harness.spawn(async move {
+                    let mut samples = Vec::with_capacity(calls);
+                    for _ in 0..calls {
+                        let start = Instant::now();
+                        system.call(|| thread::sleep(Duration::from_millis(1))).await;
+                        samples.push(start.elapsed());
+                    }
+                    samples
+                });
+                let samples = rig.harness.block_on(task).expect("the harness task ran");
+                results[index].cpu += process_cpu().saturating_sub(cpu);
+                results[index].samples.extend(samples);
+            }
+        });
+    }
+    let summaries: Vec<[String; 5]> = results
+        .iter_mut()
+        .zip(NAMES)
+        .map(|(latency, name)| {
+            if name == Direct::NAME {
+                std::array::from_fn(|_| "—".to_owned())
+            } else {
+                latency.summary()
+            }
+        })
+        .collect();
+    let column = |i: usize| summaries.iter().map(|s| s[i].clone()).collect::<Vec<_>>();
+    print_table(
+        &format!(
+            "Sequential calls of a function that sleeps 1 ms, awaited in a tokio task, {} calls each",
+            ROUNDS * calls
+        ),
+        &[
+            ("median", column(0)),
+            ("mean", column(3)),
+            ("CPU per call (whole process)", column(4)),
+        ],
     );
 }
 

@@ -5,8 +5,9 @@
 //! cargo run --release --example placement
 //! ```
 //!
-//! Each trial builds fresh pools and a fresh tokio runtime, so their threads land wherever Linux
-//! starts them, then makes sequential round trips of a trivial closure, under
+//! Each trial builds fresh pools (async-wrap's with the statistics on, so with the adaptive wait,
+//! and off; a 2-thread rayon pool with a oneshot channel) and a fresh tokio runtime, so their
+//! threads land wherever Linux starts them, then makes sequential round trips of a trivial closure, under
 //! `futures::executor::block_on` and awaited in a task of a multi-thread tokio runtime. The table
 //! gives, per system and placement, the share of calls, the median and the share under 10 µs.
 //! On the 2-vCPU VM of the README, a round trip that stays on one vCPU takes about 2 µs; one that
@@ -91,7 +92,9 @@ mod linux {
 
     pub(super) fn main() {
         let mut pool = Samples::default();
+        let mut pool_off = Samples::default();
         let mut tokio = Samples::default();
+        let mut rayon = Samples::default();
         for _ in 0..TRIALS {
             let harness = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -109,6 +112,29 @@ mod linux {
                     .expect("a pool"),
             ));
             measure(&harness, move || async_wrap::spawn_on(two, job), &mut pool);
+            // The same pool as it was before the adaptive wait (which needs the statistics).
+            async_wrap::set_call_statistics(false);
+            measure(
+                &harness,
+                move || async_wrap::spawn_on(two, job),
+                &mut pool_off,
+            );
+            async_wrap::set_call_statistics(true);
+            let threads = std::sync::Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(2)
+                    .build()
+                    .expect("a rayon pool"),
+            );
+            let on_rayon = move || {
+                let (tx, rx) = futures::channel::oneshot::channel();
+                threads.spawn(move || {
+                    job();
+                    let _ = tx.send(());
+                });
+                async move { rx.await.expect("the job ran") }
+            };
+            measure(&harness, on_rayon, &mut rayon);
             let handle = blocking.handle().clone();
             let on_tokio = move || {
                 let call = handle.spawn_blocking(job);
@@ -125,7 +151,12 @@ mod linux {
             "| system | awaited | same vCPU: share of calls | same vCPU: median, under 10 µs | other vCPU: median, under 10 µs | all: median |"
         );
         println!("|---|---|---|---|---|---|");
-        for (name, samples) in [("async-wrap max 2", &pool), ("tokio", &tokio)] {
+        for (name, samples) in [
+            ("async-wrap max 2", &pool),
+            ("async-wrap max 2, statistics off", &pool_off),
+            ("tokio", &tokio),
+            ("rayon + oneshot, 2 threads", &rayon),
+        ] {
             for (mode, samples) in [
                 ("block_on", &samples.block_on),
                 ("in a tokio task", &samples.in_task),

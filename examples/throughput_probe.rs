@@ -1,7 +1,8 @@
 //! A fixed throughput workload for profilers: trivial calls, 1,000 at a time, on a two-thread
 //! pool, then (interleaved, for a ratio from one run) on tokio's blocking pool capped at two
 //! threads. `perf record ./target/release/examples/throughput_probe --only-pool` profiles the
-//! pool alone.
+//! pool alone; `--statistics` interleaves the pool with its per-call-site statistics on and off
+//! (20 rounds each) and prints the median ratio: what the statistics cost.
 
 // Counts become `f64` only to print rates.
 #![allow(clippy::cast_precision_loss)]
@@ -20,7 +21,65 @@ fn rate(run: impl FnOnce()) -> f64 {
     CALLS as f64 / start.elapsed().as_secs_f64() / 1e6
 }
 
+/// One round of the workload on the pool.
+fn pool_round() -> f64 {
+    rate(|| {
+        futures::executor::block_on(async {
+            for _ in 0..CALLS / 1_000 {
+                let calls = (0..1_000_u64)
+                    .map(|i| async_wrap::spawn_on(&TWO, move || std::hint::black_box(i)));
+                futures::future::join_all(calls).await;
+            }
+        });
+    })
+}
+
+/// The pool with the statistics on, then off, interleaved: per-round rates and the median
+/// ratio (on / off).
+fn statistics_cost() {
+    let mut ratios = Vec::new();
+    let (mut on_rates, mut off_rates) = (Vec::new(), Vec::new());
+    for round in 0..20 {
+        // Alternate which goes first, so that neither always follows the other.
+        let order = if round % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        let mut on = 0.0;
+        let mut off = 0.0;
+        for statistics in order {
+            async_wrap::set_call_statistics(statistics);
+            let rate = pool_round();
+            if statistics { on = rate } else { off = rate }
+        }
+        println!(
+            "round {round}: statistics on {on:.2} M calls/s, off {off:.2} ({:.3}×)",
+            on / off
+        );
+        ratios.push(on / off);
+        on_rates.push(on);
+        off_rates.push(off);
+    }
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len() as f64;
+    println!(
+        "median ratio on/off {:.3}, mean ratio {:.3}; median rates: on {:.2}, off {:.2} M calls/s",
+        median(&mut ratios.clone()),
+        mean(&ratios),
+        median(&mut on_rates),
+        median(&mut off_rates)
+    );
+}
+
 fn main() {
+    if std::env::args().any(|arg| arg == "--statistics") {
+        statistics_cost();
+        return;
+    }
     let only_pool = std::env::args().any(|arg| arg == "--only-pool");
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .max_blocking_threads(2)
@@ -28,15 +87,7 @@ fn main() {
         .expect("a tokio runtime");
     let handle = tokio.handle().clone();
     for round in 0..5 {
-        let pool = rate(|| {
-            futures::executor::block_on(async {
-                for _ in 0..CALLS / 1_000 {
-                    let calls = (0..1_000_u64)
-                        .map(|i| async_wrap::spawn_on(&TWO, move || std::hint::black_box(i)));
-                    futures::future::join_all(calls).await;
-                }
-            });
-        });
+        let pool = pool_round();
         if only_pool {
             println!("round {round}: async-wrap max 2 {pool:.2} M calls/s");
             continue;

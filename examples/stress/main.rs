@@ -320,6 +320,18 @@ fn settle(pools: &Pools, counts: &Counts, totals: &Counts, resident: &[u64]) {
         returned <= pool_total(|m| m.completed),
         "a result was delivered twice"
     );
+    // The call sites' own counts balance too: every counted call ended exactly once.
+    for site in async_wrap::call_sites() {
+        assert_eq!(
+            (
+                site.calls,
+                site.completed + site.panicked + site.cancelled + site.refused,
+                site.in_flight
+            ),
+            (site.calls, site.calls, 0),
+            "a call site's counts do not balance: {site:?}"
+        );
+    }
     for (field, value) in [
         (&totals.submitted, submitted),
         (&totals.returned, returned),
