@@ -16,7 +16,7 @@ use super::wire::{self, Frame, Tag};
 /// on the processes it starts, and [`init`] looks for it.
 pub const WORKER_ENV: &str = "ASYNC_WRAP_PROCESS_WORKER";
 
-/// Set by [`init`] in the parent: it returned, so this process's `main` does call it.
+/// Set by [`init`]: this process's `main` calls it, so its workers (the program run again) will.
 static INIT_CALLED: AtomicBool = AtomicBool::new(false);
 
 /// Whether `init` has run in this process.
@@ -97,8 +97,10 @@ pub(crate) fn fingerprint() -> u64 {
 /// of their own with `harness = false`, whose `main` calls `init()` and then runs the tests
 /// (this crate's `tests/process.rs` does so).
 pub fn init() {
+    // Set in a worker too: a body may call a process function of its own, whose workers are
+    // this program again, and reach `init` in turn.
+    INIT_CALLED.store(true, Ordering::Relaxed);
     if std::env::var_os(WORKER_ENV).is_none() {
-        INIT_CALLED.store(true, Ordering::Relaxed);
         return;
     }
     serve_forever()
