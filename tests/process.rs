@@ -384,6 +384,31 @@ fn async_shutdown_never_blocks_the_polling_thread() {
     let _ = std::fs::remove_file(&path);
 }
 
+/// Calls `add` from inside a worker: the worker starts workers of its own.
+#[async_wrap(executor = PROCS, process)]
+fn nested(a: u64) -> (u32, u64) {
+    (std::process::id(), block_on(add(a, 1)).unwrap())
+}
+
+fn a_body_may_call_a_process_function() {
+    let (worker, sum) = block_on(nested(41)).unwrap();
+    assert_ne!(worker, std::process::id());
+    assert_eq!(sum, 42);
+}
+
+fn a_program_without_init_starts_no_worker() {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .env("ASYNC_WRAP_TEST_ROLE", "no-init")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("`async_wrap::process::init()` was not called"),
+        "{stdout}"
+    );
+}
+
 fn an_unknown_function_is_an_error() {
     static SITE: async_wrap::__private::CallSite =
         async_wrap::__private::CallSite::new("process::nothing", "PROCS");
@@ -481,6 +506,14 @@ fn no_child_is_left() {
 }
 
 fn main() {
+    if std::env::var("ASYNC_WRAP_TEST_ROLE").as_deref() == Ok("no-init") {
+        // A program that forgot `init()`: the call fails before any worker starts.
+        let err = block_on(add(1, 1)).expect_err("no worker without init()");
+        println!("{err}");
+        assert!(matches!(err.kind(), ProcessErrorKind::Start(_)));
+        assert_eq!(children(), Vec::new());
+        return;
+    }
     async_wrap::process::init();
     if let Ok(role) = std::env::var("ASYNC_WRAP_TEST_ROLE") {
         play(&role);
@@ -515,6 +548,14 @@ fn main() {
         (
             "async_shutdown_never_blocks_the_polling_thread",
             async_shutdown_never_blocks_the_polling_thread,
+        ),
+        (
+            "a_body_may_call_a_process_function",
+            a_body_may_call_a_process_function,
+        ),
+        (
+            "a_program_without_init_starts_no_worker",
+            a_program_without_init_starts_no_worker,
         ),
         (
             "an_unknown_function_is_an_error",
