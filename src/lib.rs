@@ -34,6 +34,9 @@
 //! - [`spawn`] and [`spawn_on`]: the same dispatch for a closure, without the attribute.
 //! - [`block_on`]: waits for a wrapped call from synchronous code, nesting allowed.
 //! - [`is_cancelled`]: lets a long-running body stop once nobody awaits its result.
+//! - `process::ProcessPool` (feature `process`, Linux): runs a function in worker processes,
+//!   where a crash fails only its call and a hung call can be killed; see the `process` option
+//!   of [`macro@async_wrap`].
 //! - [`call_sites`]: what each wrapped function's calls did (counts, queue waits, run times).
 //!
 //! # Which tool for which work
@@ -44,6 +47,7 @@
 //! | the same, at a single call site you do not want to name | [`spawn`] / [`spawn_on`] with a closure |
 //! | CPU-bound computation (hashing, compression, rendering) | `#[async_wrap(executor = rayon)]`: one thread per core, no oversubscription |
 //! | inside a tokio program that already tunes its blocking pool | `#[async_wrap(executor = tokio)]` keeps using it, with this crate's signatures and errors |
+//! | native code that may crash or hang (a C parser fed untrusted input) | `#[async_wrap(executor = PROCS, process)]` on a `ProcessPool` (feature `process`): a crash fails that call alone, a hung call is killed |
 //! | a short, non-blocking computation | none: call it directly; a thread hop costs microseconds |
 //!
 //! Compared with writing `tokio::task::spawn_blocking(move || f(x)).await.unwrap()` at every call
