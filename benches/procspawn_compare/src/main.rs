@@ -72,10 +72,20 @@ fn main() {
                 .unwrap();
         }));
     }
-    println!("| warm round trip (median / fastest half's median / mean) | async-wrap `ProcessPool` | procspawn `Pool` |");
+    println!(
+        "| warm round trip (median / fastest half's median / mean) | async-wrap `ProcessPool` | procspawn `Pool` |"
+    );
     println!("|---|---|---|");
-    println!("| trivial call | {} | {} |", summary(&mut ours_trivial), summary(&mut theirs_trivial));
-    println!("| 1 MiB `ByteBuf` argument | {} | {} |", summary(&mut ours_mib), summary(&mut theirs_mib));
+    println!(
+        "| trivial call | {} | {} |",
+        summary(&mut ours_trivial),
+        summary(&mut theirs_trivial)
+    );
+    println!(
+        "| 1 MiB `ByteBuf` argument | {} | {} |",
+        summary(&mut ours_mib),
+        summary(&mut theirs_mib)
+    );
     pool.shutdown();
     PROCS.shutdown();
 }
