@@ -79,7 +79,9 @@
 //! and line where it is defined, the executor expression, and counts kept as its calls run
 //! (relaxed atomics, no lock): calls, in flight, completed, panicked, cancelled (dropped before
 //! the body started), refused, and log-scale histograms of the queue wait (submission to start)
-//! and the run time. [`call_sites`] lists every function called so far; its `Display` is a table:
+//! and the run time. [`call_sites`] lists every function with a counted call so far (calls made
+//! while [`set_call_statistics(false)`](set_call_statistics) are not counted); its `Display`
+//! is a table:
 //!
 //! ```text
 //! function              defined at        executor          calls  in flight    ok  panicked  cancelled  refused  wait p50  wait p99  run p50  run p99  run max  waited (paid)
@@ -125,17 +127,18 @@
 //!
 //! **Short calls.** Offloading a call costs its caller a trip through the runtime: the task
 //! parks, the runtime's thread may sleep, and waking it takes 20–65 µs on a VM. For a function
-//! whose recent calls were all short (20 µs or less), awaited by a task that awaits its calls
-//! one after another (its third call in a row on the thread, and on), on a [`BlockingPool`]
-//! with an idle thread, the polling thread instead
-//! waits for the result for twice the recent run time plus 4 µs (plus 50 µs if the pool's
-//! thread sleeps and must be woken first), then falls back to the waker. It never runs the body
-//! itself; a function with one long call is not waited for until its calls are short again; a
-//! wait that did not pay makes that function skip the next 2, 4, ... 1,024 calls' waits; and a
-//! thread with many calls in flight (`join_all`, many tasks) does not wait, since each of its
-//! calls has its own waker (wakers are told apart by address, so at a batch's boundary one
-//! call may, rarely, be waited for). The table's last column counts these waits and those
-//! that paid.
+//! whose recent calls were all short (20 µs or less), whose future was made after the previous
+//! call's result was in hand (a task awaiting its calls one after another), on a
+//! [`BlockingPool`] with an idle thread, the polling thread instead waits for the result for
+//! twice the recent run time plus 4 µs (plus 50 µs if the pool's thread sleeps and must be
+//! woken first), then falls back to the waker. It never runs the body itself; a function with
+//! one long call is not waited for until its calls are short again (the estimate comes down
+//! half the way per call); a wait that did not pay makes that function skip the next 2, 4, ...
+//! 1,024 calls' waits; of futures made together (`join!`, `join_all`, `select!`), only the
+//! first may be waited for, and the others are submitted at once; and after 32 waits in a row
+//! that paid, a call yields to the runtime once, so that a task making such calls in a loop
+//! does not keep its runtime thread from other tasks. The table's last column counts these
+//! waits and those that paid.
 //!
 //! # Coming from Python
 //!

@@ -5,15 +5,14 @@
 //! The polling thread waits only when all of these hold, and never runs the body itself:
 //!
 //! - the call is counted in its site's statistics ([`set_call_statistics`]), and the site's
-//!   recent run times (a decaying maximum: one long run counts at once, and is forgotten a
-//!   quarter of the way per call) are at most [`SHORT_RUN`];
-//! - the task awaiting it made the two calls this thread submitted before (the same waker
-//!   three times in a row): a task awaiting calls one after another, where the wait replaces
-//!   the runtime's park and wake. A thread polling many calls at once (`join_all`,
-//!   `FuturesUnordered`, many tasks) polls each with its own waker, and does not wait. (Wakers
-//!   are told apart by address: a waker allocated where an earlier one was freed can pass for
-//!   it, so at the boundary between two batches a call may, rarely, be waited for: one wait of
-//!   a few microseconds.)
+//!   recent run times (a decaying maximum: one long run counts at once, and is forgotten half
+//!   the way per call) are at most [`SHORT_RUN`];
+//! - no call's result was taken on this thread between the making of the call's future and its
+//!   first poll: the future was made by code that had the previous result in hand, a task
+//!   awaiting its calls one after another, where the wait replaces the runtime's park and wake.
+//!   Futures made together and polled together (`join!`, `join_all`, `select!`,
+//!   `buffer_unordered`) are all made before the first of them ends: only the first may be
+//!   waited for, and the others are submitted at once, as without the wait;
 //! - the executor is a [`BlockingPool`] with an idle thread and nothing queued, so the job
 //!   starts at once (or once the thread wakes), and the caller is not one of its threads;
 //! - the site is not backing off: a wait that did not pay (the result did not come in time)
@@ -31,11 +30,15 @@
 //! that thread once puts both threads back in step, the pool's thread spinning when the next
 //! call comes.
 //!
+//! A call whose wait paid is ready at its first poll, so a task making such calls in a loop
+//! would never give its runtime thread back. After [`YIELD_EVERY`] waits in a row that paid
+//! on a thread, the next one returns `Pending` once with its task woken at once (its result
+//! stays in the call): the runtime runs its other tasks, as at any `.await` that yields.
+//!
 //! [`set_call_statistics`]: crate::set_call_statistics
 //! [`BlockingPool`]: crate::BlockingPool
 
 use std::cell::Cell;
-use std::task::{RawWakerVTable, Waker};
 use std::time::{Duration, Instant};
 
 use crate::call_site::CallSite;
@@ -51,49 +54,60 @@ pub(crate) const HAND_OFF: Duration = Duration::from_micros(4);
 /// wake of a halted vCPU takes 20–65 µs on the VMs this was measured on.
 pub(crate) const WAKE: Duration = Duration::from_micros(50);
 
+/// Waits that paid in a row on one thread before a call yields to the runtime once.
+pub(crate) const YIELD_EVERY: u32 = 32;
+
 /// The first part of a wait, spent busy rather than yielding.
 const BUSY_FOR: Duration = Duration::from_micros(2);
 
-/// Who a waker wakes: its data and vtable pointers, compared, never dereferenced.
-type Identity = (*const (), *const RawWakerVTable);
-
-/// How many calls in a row a task must have submitted on this thread, this one included,
-/// for the wait to apply.
-const IN_A_ROW: u32 = 3;
-
 thread_local! {
-    /// The waker of the last call this thread submitted (the task that made it), and how many
-    /// calls in a row it has submitted.
-    static LAST_TASK: Cell<(Identity, u32)> =
-        const { Cell::new(((std::ptr::null(), std::ptr::null()), 0)) };
+    /// Results of calls taken on this thread (futures that returned `Ready` here).
+    static ENDS: Cell<u64> = const { Cell::new(0) };
+    /// Waits that paid on this thread since a call of this thread last returned `Pending`.
+    static PAID_IN_A_ROW: Cell<u32> = const { Cell::new(0) };
+}
+
+/// What a new future remembers: how many results this thread had taken when it was made.
+pub(crate) fn ends() -> u64 {
+    ENDS.with(Cell::get)
+}
+
+/// A future returned `Ready` on this thread.
+pub(crate) fn ended() {
+    ENDS.with(|ends| ends.set(ends.get().wrapping_add(1)));
+}
+
+/// A future of this thread returned `Pending`: its task gave the thread back.
+pub(crate) fn pending() {
+    PAID_IN_A_ROW.with(|paid| paid.set(0));
+}
+
+/// A wait paid: true if the call must now yield once (see the module docs).
+pub(crate) fn paid_must_yield() -> bool {
+    PAID_IN_A_ROW.with(|paid| {
+        let count = paid.get() + 1;
+        if count >= YIELD_EVERY {
+            paid.set(0);
+            true
+        } else {
+            paid.set(count);
+            false
+        }
+    })
 }
 
 /// How long the polling thread should wait for the result of a call to `site` on `executor`,
-/// submitted now by the task `waker` wakes; `None` for not at all. Called once per counted
-/// call, before it is submitted.
+/// whose future was made when this thread had taken `born` results; `None` for not at all.
+/// Called once per counted call, before it is submitted.
 pub(crate) fn budget(
     site: &'static CallSite,
-    waker: &Waker,
+    born: u64,
     executor: &dyn Executor,
 ) -> Option<Duration> {
-    // Under loom, never: the decision reads state that outlives a model's iterations (this
-    // thread-local, the site's statistics), which would make the explored runs differ. The
-    // protocol of a wait is modelled on the task cell (`task::loom_models`).
-    if cfg!(async_wrap_loom) {
-        return None;
-    }
-    let task: Identity = (waker.data(), std::ptr::from_ref(waker.vtable()));
-    let in_a_row = LAST_TASK.with(|last| {
-        let (previous, count) = last.get();
-        let count = if previous == task {
-            count.saturating_add(1)
-        } else {
-            1
-        };
-        last.set((task, count));
-        count
-    });
-    if in_a_row < IN_A_ROW {
+    // Under loom, never: the decision reads state that outlives a model's iterations (the
+    // site's statistics), which would make the explored runs differ. The protocol of a wait
+    // is modelled on the task cell (`task::loom_models`).
+    if cfg!(async_wrap_loom) || ends() != born {
         return None;
     }
     let stats = site.site_stats();

@@ -144,9 +144,14 @@ impl fmt::Display for CallSite {
 /// site's first call and by [`call_sites`].
 static REGISTRY: Mutex<Vec<&'static CallSite>> = Mutex::new(Vec::new());
 
-/// A snapshot of the statistics of every call site that has been called: one row per
-/// `#[async_wrap]` function (and one for all the closures of `spawn_on`, one for those of
-/// `spawn`, and so on), sorted by function name. Its `Display` is a table.
+/// A snapshot of the statistics of every call site with a counted call (see
+/// [`set_call_statistics`](crate::set_call_statistics)): one row per `#[async_wrap]` function
+/// (and one for all the closures of `spawn_on`, one for those of `spawn`, and so on), sorted
+/// by function name. Its `Display` is a table.
+///
+/// A function is named by its module path and name: a method is `module::method`, without its
+/// type, so two methods of the same name in one module have rows of the same name, told apart
+/// by their line (`defined at`).
 ///
 /// ```
 /// use async_wrap_runtime::{call_sites, spawn_on, BlockingPool};
@@ -203,8 +208,8 @@ impl CallSites {
     }
 
     /// The row of the function with this path (`module::name`, as [`CallSite::function`]
-    /// gives it). A function wrapped twice (in two modules of the same path) has two rows:
-    /// this returns the first.
+    /// gives it). Two methods of the same name in one module (of two types) have the same
+    /// path: this returns the first; [`iter`](CallSites::iter) and the line tell them apart.
     pub fn get(&self, function: &str) -> Option<&CallStats> {
         self.rows.iter().find(|row| row.site.function() == function)
     }

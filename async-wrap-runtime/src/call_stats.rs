@@ -101,15 +101,13 @@ impl Histogram {
         timings
     }
 
-    /// Zeroes the histogram; returns how many durations it held.
-    fn reset(&self) -> u64 {
-        let mut count = 0;
+    /// Zeroes the histogram.
+    fn reset(&self) {
         for bucket in &self.buckets {
-            count += bucket.swap(0, Ordering::AcqRel);
+            bucket.store(0, Ordering::Relaxed);
         }
         self.sum_ns.store(0, Ordering::Relaxed);
         self.max_ns.store(0, Ordering::Relaxed);
-        count
     }
 }
 
@@ -125,13 +123,15 @@ thread_local! {
     static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
 }
 
-/// One thread's share of a site's counts (threads may share a shard). `completed` is not
-/// kept: it is the run-time histogram's count less `panicked`.
+/// One thread's share of a site's counts (threads may share a shard). Each call's end is one
+/// add to one of `completed`, `panicked`, `cancelled` or `refused`, so that a snapshot or a
+/// reset sees it whole, on one side or the other.
 struct Shard {
     calls: AtomicU64,
+    completed: AtomicU64,
+    panicked: AtomicU64,
     cancelled: AtomicU64,
     refused: AtomicU64,
-    panicked: AtomicU64,
     queue_wait: Histogram,
     run_time: Histogram,
 }
@@ -140,9 +140,10 @@ impl Shard {
     const fn new() -> Self {
         Shard {
             calls: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            panicked: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
             refused: AtomicU64::new(0),
-            panicked: AtomicU64::new(0),
             queue_wait: Histogram::new(),
             run_time: Histogram::new(),
         }
@@ -158,7 +159,7 @@ struct Adaptive {
     skip: AtomicU32,
     misses: AtomicU32,
     /// A decaying maximum of recent run times, in nanoseconds (0: none yet): it jumps up to a
-    /// long run at once and comes down by a quarter of the way per call.
+    /// long run at once and comes down half the way per call.
     recent_run_ns: AtomicU64,
 }
 
@@ -216,23 +217,25 @@ impl SiteStats {
     pub(crate) fn ran(&self, panicked: bool, wait_ns: u64, run_ns: u64) {
         let shard = self.shard();
         shard.queue_wait.record(wait_ns);
-        // The run first, then the panic: a snapshot reads them the other way round, so its
-        // `completed` (runs less panics) is never negative.
         shard.run_time.record(run_ns);
-        if panicked {
-            shard.panicked.fetch_add(1, Ordering::Relaxed);
-        }
+        let end = if panicked {
+            &shard.panicked
+        } else {
+            &shard.completed
+        };
+        end.fetch_add(1, Ordering::Relaxed);
         let recent = &self.adaptive.recent_run_ns;
         let old = recent.load(Ordering::Relaxed);
         let new = if run_ns >= old {
             run_ns.max(1)
         } else {
-            old - (old - run_ns) / 4
+            old - (old - run_ns) / 2
         };
-        // Written only when it moves by more than an eighth (or up): a steady function's
-        // threads do not all write this line on every call. A lost update between two threads
+        // Written only when it moves up, or down by more than a sixteenth: a steady function's
+        // threads do not all write this line on every call. Halving the distance, a run of
+        // `r` brings the estimate within an eighth above `r`. A lost update between two threads
         // only makes the estimate one call older.
-        if new > old || old - new > old / 8 {
+        if new > old || old - new > old / 16 {
             recent.store(new, Ordering::Relaxed);
         }
     }
@@ -282,6 +285,7 @@ impl SiteStats {
                 total.wrapping_add(count(shard).load(Ordering::Acquire))
             })
         };
+        let completed = sum(|shard| &shard.completed);
         let panicked = sum(|shard| &shard.panicked);
         let cancelled = sum(|shard| &shard.cancelled);
         let refused = sum(|shard| &shard.refused);
@@ -292,7 +296,6 @@ impl SiteStats {
             run_time.add(&shard.run_time);
         }
         let calls = sum(|shard| &shard.calls);
-        let completed = run_time.count().saturating_sub(panicked);
         let adaptive = &self.adaptive;
         CallStats {
             site,
@@ -313,14 +316,21 @@ impl SiteStats {
     /// still balance when they end.
     pub(crate) fn reset(&self) {
         for shard in &self.shards {
-            let runs = shard.run_time.reset();
-            let ended = runs
-                + shard.cancelled.swap(0, Ordering::AcqRel)
-                + shard.refused.swap(0, Ordering::AcqRel);
-            shard.panicked.store(0, Ordering::Release);
+            // Each end is one add to one count: swapped out whole, here or after.
+            let ended = [
+                &shard.completed,
+                &shard.panicked,
+                &shard.cancelled,
+                &shard.refused,
+            ]
+            .iter()
+            .fold(0_u64, |total, count| {
+                total.wrapping_add(count.swap(0, Ordering::AcqRel))
+            });
             // A call may end in another shard than the one it was counted in: a shard's
             // calls may go below its ends, so the subtraction wraps, and the sums stay right.
             shard.calls.fetch_sub(ended, Ordering::AcqRel);
+            shard.run_time.reset();
             shard.queue_wait.reset();
         }
         self.adaptive.waits.store(0, Ordering::Relaxed);

@@ -67,6 +67,9 @@ pub struct BlockingFuture<T> {
     /// `None` until the job is first handed to the executor; then whether the call is counted
     /// in its site's statistics.
     counted: Option<bool>,
+    /// How many call results this thread had taken when the future was made: for the
+    /// adaptive wait, which waits only for a future made after the previous result was in hand.
+    born: u64,
 }
 
 impl<T: Send + 'static> BlockingFuture<T> {
@@ -92,6 +95,7 @@ impl<T: Send + 'static> BlockingFuture<T> {
             caller: None,
             run_if_refused: false,
             counted: None,
+            born: adaptive::ends(),
         }
     }
 }
@@ -143,6 +147,16 @@ impl<T> BlockingFuture<T> {
     }
 
     pub(crate) fn poll_checked(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, CallError>> {
+        // (A body's panic, resumed, counts as an end too: `poll_inner` counts it first.)
+        let polled = self.poll_inner(cx);
+        match polled {
+            Poll::Ready(_) => adaptive::ended(),
+            Poll::Pending => adaptive::pending(),
+        }
+        polled
+    }
+
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, CallError>> {
         if let Some(job) = self.job.take() {
             let mut wait_for = None;
             let counted = if let Some(counted) = self.counted {
@@ -153,7 +167,7 @@ impl<T> BlockingFuture<T> {
                 self.counted = Some(counted);
                 if counted {
                     self.site.submitted();
-                    wait_for = adaptive::budget(self.site, cx.waker(), self.executor.get());
+                    wait_for = adaptive::budget(self.site, self.born, self.executor.get());
                 }
                 counted
             };
@@ -177,6 +191,12 @@ impl<T> BlockingFuture<T> {
                     };
                     let paid = adaptive::wait(budget, || output.is_done());
                     self.site.site_stats().waited(paid);
+                    if paid && adaptive::paid_must_yield() {
+                        // The result is in: the next poll takes it. Until then, the runtime
+                        // runs its other tasks.
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
                 }
                 Ok(Submit::Full(job)) => {
                     self.job = Some(job);
@@ -213,7 +233,7 @@ impl<T> BlockingFuture<T> {
             // it runs here rather than wait for a thread that this one may be keeping busy.
             if let Some(pool) = self.executor.get().as_blocking_pool() {
                 let task = Arc::clone(output);
-                if pool.run_waiting_here(move || task.run_here()) {
+                if pool.run_waiting_here(self.site, move || task.run_here()) {
                     polled = output.poll_output(cx);
                 }
             }
@@ -224,7 +244,10 @@ impl<T> BlockingFuture<T> {
         self.output = None;
         match ended {
             Ended::Returned(value) => Poll::Ready(Ok(value)),
-            Ended::Panicked(payload) => panic::resume_unwind(payload),
+            Ended::Panicked(payload) => {
+                adaptive::ended();
+                panic::resume_unwind(payload)
+            }
             Ended::Lost => Poll::Ready(Err(self.error(CallErrorKind::Lost))),
         }
     }

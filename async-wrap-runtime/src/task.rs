@@ -68,15 +68,37 @@ impl Finished {
     }
 }
 
+/// Runs user code (a waker, a hook, a value's `Drop`) on a thread that must go on (a pool's
+/// worker, the slow-call watcher, one holding a count that others wait for), catching its
+/// panic, and a panic of that panic's payload as it is dropped. True if `f` returned.
+pub(crate) fn guarded(f: impl FnOnce()) -> bool {
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(()) => true,
+        Err(payload) => {
+            drop_payload(payload);
+            false
+        }
+    }
+}
+
+/// Drops a panic payload, catching a panic of its own `Drop`. The payload of that second
+/// panic is leaked, not dropped: its `Drop` could panic in turn, for ever.
+pub(crate) fn drop_payload(payload: Payload) {
+    if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
+}
+
 /// Wakes a user's waker, catching its panic: a waker is user code, and the thread calling it
 /// (a pool's worker, or one holding a count that others wait for) must go on.
 pub(crate) fn wake_guarded(waker: Waker) {
-    let _ = panic::catch_unwind(AssertUnwindSafe(|| waker.wake()));
+    guarded(|| waker.wake());
 }
 
-/// Drops a user's value (a waker, a body never run), catching a panic of its `Drop`.
+/// Drops a user's value (a waker, a body never run, a result), catching a panic of its
+/// `Drop`.
 pub(crate) fn drop_guarded<T>(value: T) {
-    let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(value)));
+    guarded(move || drop(value));
 }
 
 /// The executor's side of a task.
@@ -85,7 +107,8 @@ pub(crate) trait Run: Send + Sync {
     /// [`Finished::wake`]. A second call, or a call after cancellation, does nothing. `start`
     /// is now: the runner has it already (the pool records it for the running job).
     fn run(self: Arc<Self>, start: Instant) -> Finished;
-    /// When the call was handed to its executor (its future's first poll), if it was.
+    /// When the call was handed to its executor (its future's first poll), if it was and its
+    /// body has not started nor been cancelled.
     fn submitted_at(&self) -> Option<Instant>;
     /// Tells a future waiting without a waker that the result is there: called by
     /// [`Finished::wake`], once the runner is ready for more work.
@@ -260,7 +283,12 @@ where
     }
 
     fn submitted_at(&self) -> Option<Instant> {
-        self.lock().submitted.map(|(at, _)| at)
+        let state = self.lock();
+        // A body already run (inline, by its future) or cancelled has no queue wait to report.
+        match state.stage {
+            Stage::Pending(_) => state.submitted.map(|(at, _)| at),
+            _ => None,
+        }
     }
 
     fn site(&self) -> &'static CallSite {

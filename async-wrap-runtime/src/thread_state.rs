@@ -261,7 +261,12 @@ fn with_state<S: 'static, E: fmt::Display, T>(
         Some(Err(_)) | None => match panic::catch_unwind(move || init.build()) {
             Ok(Ok(state)) => Ok(Box::new(state)),
             Ok(Err(err)) => Err(err.to_string()),
-            Err(payload) => Err(panic_message(payload.as_ref())),
+            Err(payload) => {
+                let message = panic_message(payload.as_ref());
+                // The payload is the user's: its `Drop` may panic too.
+                crate::task::drop_payload(payload);
+                Err(message)
+            }
         },
     };
     let mut state = match built {

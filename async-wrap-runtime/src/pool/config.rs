@@ -245,8 +245,9 @@ impl BlockingPool {
     /// feature) to a `tracing` warning with target `async_wrap`, else to standard error.
     ///
     /// The pool starts one watcher thread for it, which looks every quarter of the threshold
-    /// (at least every millisecond, at most every second); a job that ends past the threshold
-    /// before the watcher saw it is reported as it ends.
+    /// (at least every millisecond, at most every second) while jobs run, and sleeps while none
+    /// does; a job that ends past the threshold before the watcher saw it, or that ran inline
+    /// (`QueueFull::RunOnCaller`, a nested call), is reported as it ends.
     ///
     /// [`SlowCall`]: super::SlowCall
     ///

@@ -293,17 +293,23 @@ impl BlockingPool {
     /// A call waiting on this thread for its job, queued on this pool, should run the job here:
     /// this is a worker of the pool and no thread is idle, so waiting could deadlock (the
     /// "Nesting" rule, for a call first polled elsewhere). Counts the job as run inline.
-    pub(crate) fn run_waiting_here(&self, run: impl FnOnce() -> Option<Finished>) -> bool {
+    pub(crate) fn run_waiting_here(
+        &self,
+        site: &'static crate::call_site::CallSite,
+        run: impl FnOnce() -> Option<Finished>,
+    ) -> bool {
         let Some(shared) = self.shared.get() else {
             return false;
         };
         if !shared.saturated_own_worker() {
             return false;
         }
+        let start = std::time::Instant::now();
         let Some(finished) = run() else {
             return false;
         };
         shared.count_inline(finished.outcome);
+        shared.check_inline(site, start.elapsed());
         // The future that ran it is the one to be woken, and it polls the result next.
         drop(finished);
         true

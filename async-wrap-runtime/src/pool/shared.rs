@@ -44,6 +44,9 @@ pub(super) struct Shared {
     /// The slow-call watcher thread, if the pool has one: unparked at shutdown.
     #[cfg(not(async_wrap_loom))]
     pub(super) watcher: std::sync::Mutex<Option<std::thread::Thread>>,
+    /// The watcher sleeps for want of running jobs: the next job to start wakes it.
+    #[cfg(not(async_wrap_loom))]
+    pub(super) watcher_idle: std::sync::atomic::AtomicBool,
     /// Threads started at once, without the supervisor's evidence: one per core.
     pub(super) eager_threads: usize,
     pub(super) queue: Queue,
@@ -130,6 +133,8 @@ impl Shared {
             on_slow_call: extras.on_slow_call.clone(),
             #[cfg(not(async_wrap_loom))]
             watcher: std::sync::Mutex::new(None),
+            #[cfg(not(async_wrap_loom))]
+            watcher_idle: std::sync::atomic::AtomicBool::new(false),
             eager_threads: std::thread::available_parallelism()
                 .map_or(1, usize::from)
                 .min(config.max_threads)

@@ -2,18 +2,22 @@
 //! standard error), and the watcher thread that finds jobs running past the pool's threshold.
 //!
 //! A pool with [`slow_call`](super::BlockingPool::slow_call) set starts one watcher thread with
-//! its first thread. Every quarter of the threshold (at least 1 ms, at most 1 s) it looks at the
-//! job each thread runs, and reports a job that has run past the threshold, once. A job that
-//! ends past the threshold before the watcher saw it is reported by its thread as it ends, so
-//! every job that ran past the threshold is reported exactly once. Queue waits past
-//! [`slow_queue_wait`](super::BlockingPool::slow_queue_wait) are reported by the thread that
-//! takes the job, before the body starts.
+//! its first thread. While jobs run, every quarter of the threshold (at least 1 ms, at most
+//! 1 s) it looks at the job each thread runs, and reports a job that has run past the
+//! threshold, once; with no job running it sleeps until a thread starts one (or a second has
+//! passed). A job that ends past the threshold before the watcher saw it is reported by its
+//! thread as it ends, so every job that ran past the threshold is reported exactly once; so is
+//! a job run inline (`QueueFull::RunOnCaller`, a nested call on a saturated pool), which no
+//! watcher sees. Queue waits past [`slow_queue_wait`](super::BlockingPool::slow_queue_wait) are
+//! reported by the thread that takes the job, before the body starts (the hook's time is not
+//! counted as the body's); a job whose body never starts (its future was dropped) is not.
 
 use std::fmt;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 #[cfg(not(async_wrap_loom))]
 use std::sync::Weak;
+#[cfg(not(async_wrap_loom))]
+use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
 use super::metrics::Started;
@@ -135,7 +139,7 @@ impl Shared {
     /// panic is caught.
     fn report_slow(&self, slow: &SlowCall) {
         if let Some(hook) = &self.on_slow_call {
-            let _ = panic::catch_unwind(AssertUnwindSafe(|| hook(slow)));
+            crate::task::guarded(|| hook(slow));
             return;
         }
         #[cfg(feature = "tracing")]
@@ -168,19 +172,33 @@ impl Shared {
     }
 
     /// On a thread about to run a job that was submitted at `submitted`: reports its queue wait
-    /// if it passed the threshold.
+    /// if it passed the threshold. True if it reported (the hook took time of its own).
     pub(super) fn check_queue_wait(
         &self,
         site: &'static CallSite,
         submitted: Option<Instant>,
         start: Instant,
-    ) {
+    ) -> bool {
         let (Some(threshold), Some(submitted)) = (self.config.slow_queue_wait, submitted) else {
-            return;
+            return false;
         };
         let waited = start.saturating_duration_since(submitted);
-        if waited > threshold {
-            self.report_slow(&self.slow(site, Slowness::Queued, waited));
+        if waited <= threshold {
+            return false;
+        }
+        self.report_slow(&self.slow(site, Slowness::Queued, waited));
+        true
+    }
+
+    /// A job run inline (`QueueFull::RunOnCaller`, a nested call on a saturated pool) took
+    /// `ran`: no watcher saw it, so it is reported now if it passed the threshold.
+    pub(super) fn check_inline(&self, site: &'static CallSite, ran: Duration) {
+        if self
+            .config
+            .slow_call
+            .is_some_and(|threshold| ran > threshold)
+        {
+            self.report_slow(&self.slow(site, Slowness::Running, ran));
         }
     }
 
@@ -217,6 +235,20 @@ impl Shared {
         // Without a watcher, jobs are still reported as they end.
     }
 
+    /// A thread has just recorded its job in its slot: wakes the watcher if it sleeps idle.
+    /// One load per job, and only for a pool with a `slow_call` threshold.
+    pub(super) fn job_started(&self) {
+        #[cfg(not(async_wrap_loom))]
+        {
+            fence(Ordering::SeqCst);
+            if self.watcher_idle.load(Ordering::Relaxed)
+                && self.watcher_idle.swap(false, Ordering::SeqCst)
+            {
+                self.nudge_watcher();
+            }
+        }
+    }
+
     /// Tells the watcher to look at the pool now (it leaves once the pool is shut down).
     #[cfg_attr(async_wrap_loom, allow(clippy::unused_self))]
     pub(super) fn nudge_watcher(&self) {
@@ -235,23 +267,29 @@ impl Shared {
 /// when the pool is shut down and its threads are gone, or dropped.
 #[cfg(not(async_wrap_loom))]
 fn watch(shared: &Weak<Shared>, threshold: Duration, tick: Duration) {
+    let mut idle = false;
     loop {
-        std::thread::park_timeout(tick);
+        // Idle (no job running at the last look), it sleeps up to a second: a thread that
+        // starts a job wakes it (`job_started`); the second bounds how long it takes to see
+        // that its pool is gone.
+        std::thread::park_timeout(if idle { IDLE_LOOK } else { tick });
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let slow: Vec<SlowCall> = {
+        let (slow, running) = {
             let state = shared.lock();
             if shared.is_shut_down() && state.metrics.threads + state.exiting == 0 {
                 return;
             }
+            let mut running = false;
             let now = Instant::now();
-            state
+            let slow: Vec<SlowCall> = state
                 .slots
                 .iter()
                 .filter_map(|slot| {
-                    let mut running = slot.running();
-                    let started = running.as_mut()?;
+                    let mut guard = slot.running();
+                    let started = guard.as_mut()?;
+                    running = true;
                     let ran = now.saturating_duration_since(started.since);
                     if started.reported || ran <= threshold {
                         return None;
@@ -259,7 +297,23 @@ fn watch(shared: &Weak<Shared>, threshold: Duration, tick: Duration) {
                     started.reported = true;
                     Some(shared.slow(started.site, Slowness::Running, ran))
                 })
-                .collect()
+                .collect();
+            (slow, running)
+        };
+        idle = !running && {
+            // Say so, then look again: a thread that set its job before this store sees the
+            // flag after its own fence, or this look sees its job (the two fences pair).
+            shared.watcher_idle.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let started = shared
+                .lock()
+                .slots
+                .iter()
+                .any(|slot| slot.running().is_some());
+            if started {
+                shared.watcher_idle.store(false, Ordering::SeqCst);
+            }
+            !started
         };
         // Outside the pool's lock: the hook is user code.
         for slow in &slow {
@@ -267,3 +321,7 @@ fn watch(shared: &Weak<Shared>, threshold: Duration, tick: Duration) {
         }
     }
 }
+
+/// How long an idle watcher sleeps at most.
+#[cfg(not(async_wrap_loom))]
+const IDLE_LOOK: Duration = Duration::from_secs(1);

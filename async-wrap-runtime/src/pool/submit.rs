@@ -281,8 +281,10 @@ impl Shared {
 
     /// Runs a job on the calling thread, counting it as the workers' jobs are counted.
     fn run_inline(&self, job: Job) {
-        let finished = job.run_unwoken(std::time::Instant::now());
+        let (site, start) = (job.site(), std::time::Instant::now());
+        let finished = job.run_unwoken(start);
         self.count_inline(finished.outcome);
+        self.check_inline(site, start.elapsed());
         finished.wake();
     }
 

@@ -6,7 +6,6 @@
 //! vCPU has halted costs 20–65 µs). At most one thread spins at a time.
 
 use std::cell::Cell;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, PoisonError};
 #[cfg(not(async_wrap_loom))]
 use std::time::Duration;
@@ -56,7 +55,7 @@ pub(super) struct OwnWorker {
 /// Runs a thread hook; its panic is caught so that it cannot take the thread down.
 fn run_hook(hook: Option<&Hook>) {
     if let Some(hook) = hook {
-        let _ = panic::catch_unwind(AssertUnwindSafe(|| hook()));
+        crate::task::guarded(|| hook());
     }
 }
 
@@ -103,17 +102,22 @@ impl Shared {
                 if let Some(finished) = previous.take() {
                     finished.wake();
                 }
-                // After the wakes: a job's run time is its body's alone.
-                let start = Instant::now();
+                // After the wakes (and the slow-queue hook): a job's run time is its body's alone.
+                let mut start = Instant::now();
                 let site = job.site();
-                if self.config.slow_queue_wait.is_some() {
-                    self.check_queue_wait(site, job.submitted_at(), start);
+                if self.config.slow_queue_wait.is_some()
+                    && self.check_queue_wait(site, job.submitted_at(), start)
+                {
+                    start = Instant::now();
                 }
                 *slot.running() = Some(Started {
                     site,
                     since: start,
                     reported: false,
                 });
+                if self.config.slow_call.is_some() {
+                    self.job_started();
+                }
                 let finished = job.run_unwoken(start);
                 let ended = slot.running().take();
                 if let Some(started) = ended {
