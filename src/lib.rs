@@ -34,6 +34,9 @@
 //! - [`spawn`] and [`spawn_on`]: the same dispatch for a closure, without the attribute.
 //! - [`block_on`]: waits for a wrapped call from synchronous code, nesting allowed.
 //! - [`is_cancelled`]: lets a long-running body stop once nobody awaits its result.
+//! - `process::ProcessPool` (feature `process`, Linux): runs a function in worker processes,
+//!   where a crash fails only its call and a hung call can be killed; see the `process` option
+//!   of [`macro@async_wrap`].
 //! - [`call_sites`]: what each wrapped function's calls did (counts, queue waits, run times).
 //!
 //! # Which tool for which work
@@ -44,6 +47,7 @@
 //! | the same, at a single call site you do not want to name | [`spawn`] / [`spawn_on`] with a closure |
 //! | CPU-bound computation (hashing, compression, rendering) | `#[async_wrap(executor = rayon)]`: one thread per core, no oversubscription |
 //! | inside a tokio program that already tunes its blocking pool | `#[async_wrap(executor = tokio)]` keeps using it, with this crate's signatures and errors |
+//! | native code that may crash or hang (a C parser fed untrusted input) | `#[async_wrap(executor = PROCS, process)]` on a `ProcessPool` (feature `process`): a crash fails that call alone, a hung call is killed |
 //! | a short, non-blocking computation | none: call it directly; a thread hop costs microseconds |
 //!
 //! Compared with writing `tokio::task::spawn_blocking(move || f(x)).await.unwrap()` at every call
@@ -503,6 +507,35 @@
 /// # });
 /// ```
 ///
+/// ## `process` (feature `process`, Linux)
+///
+/// With `executor = POOL` naming a `static POOL: ProcessPool`, the body runs in a worker
+/// process: the program run again, in which `async_wrap::process::init()`, the first line of
+/// `main`, serves calls. A crash there (a segfault, an abort, an `exit`) fails only that call,
+/// and a call past its deadline, or whose future is dropped, has its worker killed. The function
+/// returns a `ProcessFuture<T>`, resolving to `Result<T, ProcessError>`. Its arguments and
+/// result cross serialized: each must implement `serde::Serialize` and `serde::Deserialize`,
+/// which the compiler checks at the type. The function must be free (no `self`), non-generic
+/// and safe. See the `process` module.
+///
+/// ```ignore
+/// // Needs the `process` feature, and spawns worker processes (a doctest cannot).
+/// use async_wrap::{async_wrap, process::ProcessPool};
+///
+/// static SANDBOX: ProcessPool = ProcessPool::with_max_workers(2)
+///     .deadline(std::time::Duration::from_secs(5));
+///
+/// #[async_wrap(executor = SANDBOX, process)]
+/// fn render(svg: String) -> Vec<u8> {
+///     unsafe_native_renderer(&svg) // may segfault on hostile input
+/// }
+///
+/// fn main() {
+///     async_wrap::process::init();
+///     // ... render(svg).await: Ok(png), or Err(ProcessError) naming the signal
+/// }
+/// ```
+///
 /// ## `crate = PATH`
 ///
 /// The path of this crate when it is renamed or re-exported (the expansion otherwise names
@@ -540,6 +573,8 @@ pub use async_wrap_runtime::{
 pub use async_wrap_runtime::RayonPool;
 #[cfg(feature = "tokio")]
 pub use async_wrap_runtime::TokioBlocking;
+#[cfg(feature = "process")]
+pub use async_wrap_runtime::{ProcessPool, process};
 
 /// What the `#[async_wrap]` expansion refers to. Not public API.
 #[doc(hidden)]

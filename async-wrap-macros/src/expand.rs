@@ -118,10 +118,15 @@ enum Shape<'a> {
     TryStream(&'a syn::TypePath, &'a Type),
     /// `state`: a future of `Result<T, StateError>`, the body given its thread's value.
     State,
+    /// `process`: a `ProcessFuture<T>`, resolving to `Result<T, ProcessError>`.
+    Process,
 }
 
 impl<'a> Shape<'a> {
     fn of(options: &Options, sig: &'a Signature) -> Self {
+        if options.process.is_some() {
+            return Shape::Process;
+        }
         if options.state.is_some() {
             return Shape::State;
         }
@@ -174,6 +179,9 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
         ..
     } = func;
     let krate = Krate::of(options);
+    if let Some(flag) = &options.process {
+        return expand_process(options, func, flag, krate);
+    }
     let form = receiver::form(sig);
     let clone_self = options.clone_self.is_some() && matches!(form, Form::Shared(_));
     let shim = Shim {
@@ -276,6 +284,162 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     }
 }
 
+/// The shim of a `process` function: it serializes the arguments and returns the future of a
+/// call to a worker of the pool. Inside it, the original function under its own name (so that
+/// recursion stays a plain call, in the worker), the worker's entry (decode, run, encode) and
+/// its registration under a key made of the module path, the name and a hash of the signature.
+///
+/// ```text
+/// #[async_wrap(executor = PROCS, process)]      pub fn parse(doc: Vec<u8>) -> ProcessFuture<Tree> {
+/// pub fn parse(doc: Vec<u8>) -> Tree {    ==>       fn parse(doc: Vec<u8>) -> Tree { body }
+///     body                                          fn entry(input: &[u8]) -> Frame {
+/// }                                                     serve(input, |(a0,): (Vec<u8>,)| parse(a0))
+///                                                   }
+///                                                   const KEY: &str = "app::parse#<hash>";
+///                                                   register! { KEY, entry }
+///                                                   portable::<Vec<u8>>(); portable::<Tree>();
+///                                                   call::<Tree, _>(pool(&PROCS), &SITE, KEY, &(&doc,))
+///                                               }
+/// ```
+fn expand_process(
+    options: &Options,
+    func: &ItemFn,
+    flag: &syn::Path,
+    krate: Krate<'_>,
+) -> TokenStream {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+        ..
+    } = func;
+    let private = krate.private();
+    let ident = &sig.ident;
+    let args = shim_args(sig, false, false);
+    let output_ty = match &sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => quote!(#ty),
+    };
+    let hash = format!("{:016x}", fnv1a(quote!(#sig).to_string().as_bytes()));
+    let key = Ident::new("__ASYNC_WRAP_KEY", Span::mixed_site());
+    let entry = Ident::new("__async_wrap_entry", Span::mixed_site());
+    let input = Ident::new("__async_wrap_input", Span::mixed_site());
+    let site = Ident::new("__ASYNC_WRAP_SITE", Span::mixed_site());
+    let executor = Ident::new("__async_wrap_executor", Span::mixed_site());
+    let (label, pool) = process_pool(options, &private);
+    let line = quote_spanned!(ident.span()=> ::core::line!());
+    // Spanned on the flag, path included: a missing feature is reported there.
+    let feature = {
+        let krate = krate.at(flag.span());
+        quote_spanned!(flag.span()=> #krate::__private::adapters::process::<#krate::__private::adapters::Enabled>();)
+    };
+    // Each type that crosses is checked, once, where the user wrote it; the codecs it gives
+    // carry the check to the other steps, which add no bound of their own.
+    let portable = |ty: &TokenStream, span: Span| {
+        let krate = krate.at(span);
+        quote_spanned!(span=> #krate::__private::process::portable::<#ty>())
+    };
+    let output_span = match &sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => Span::call_site(),
+    };
+    let types: Vec<&Type> = args.iter().map(|arg| arg.ty).collect();
+    let checks = types
+        .iter()
+        .map(|ty| portable(&quote!(#ty), ty.span()))
+        .chain(std::iter::once(portable(&output_ty, output_span)));
+    let inputs = args.iter().map(
+        |Arg {
+             name, ty, attrs, ..
+         }| quote!(#(#attrs)* #name: #ty),
+    );
+    let names = args.iter().map(|arg| &arg.name);
+    let bound: Vec<Ident> = (0..args.len())
+        .map(|index| format_ident!("__async_wrap_arg{}", index, span = Span::mixed_site()))
+        .collect();
+    let codec_of: Vec<Ident> = (0..args.len())
+        .map(|index| format_ident!("__async_wrap_codec{}", index, span = Span::mixed_site()))
+        .collect();
+    let output_codec = Ident::new("__async_wrap_output_codec", Span::mixed_site());
+    let codecs = Ident::new("__async_wrap_codecs", Span::mixed_site());
+    let arguments = Ident::new("__async_wrap_arguments", Span::mixed_site());
+    let request = Ident::new("__async_wrap_request", Span::mixed_site());
+    let request_mut = (!args.is_empty()).then(|| quote!(mut));
+    let track_caller = track_caller(attrs);
+    let sync_item = options.sync.as_ref().map(|sync| {
+        let mut twin = func.clone();
+        twin.sig.ident = sync.clone();
+        quote!(#twin)
+    });
+    let fn_token = &sig.fn_token;
+    quote! {
+        #sync_item
+        #(#attrs)*
+        #track_caller
+        #vis #fn_token #ident (#(#inputs),*) -> #private::process::ProcessFuture<#output_ty> {
+            // The worker owns the arguments it decoded: taking them by value is the point.
+            #[allow(clippy::needless_pass_by_value)]
+            #sig #block
+            fn #codecs() -> (
+                #(#private::process::Codec<#types>,)*
+                #private::process::Codec<#output_ty>,
+            ) {
+                (#(#checks,)*)
+            }
+            fn #entry(#input: &[::core::primitive::u8]) -> #private::process::Frame {
+                let (#(#codec_of,)* #output_codec,) = #codecs();
+                #private::process::serve(#input, #output_codec, |#arguments| {
+                    #(let #bound = #arguments.take(#codec_of)?;)*
+                    ::core::result::Result::Ok(#ident(#(#bound),*))
+                })
+            }
+            const #key: &::core::primitive::str = ::core::concat!(
+                ::core::module_path!(), "::", ::core::stringify!(#ident), "#", #hash
+            );
+            #private::process::register! { #key, #entry }
+            static #site: #private::CallSite = #private::CallSite::new(
+                ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
+                #label,
+            )
+            .defined_at(::core::file!(), #line);
+            #feature
+            let (#(#codec_of,)* #output_codec,) = #codecs();
+            let #request_mut #request = #private::process::Request::new(#key);
+            #(#request.push(#codec_of, &#names);)*
+            let #executor = #pool;
+            #private::process::call(#executor, &#site, #request, #output_codec)
+        }
+    }
+}
+
+/// The label and the pool of a `process` shim: `executor = POOL` as written, and the call that
+/// checks it is a `&'static ProcessPool` (spanned on `POOL`, where a wrong type is reported).
+fn process_pool(options: &Options, private: &TokenStream) -> (TokenStream, TokenStream) {
+    match &options.executor {
+        Some(expr) => {
+            let value = if is_place(expr) {
+                quote_spanned!(expr.span()=> &#expr)
+            } else {
+                quote!(#expr)
+            };
+            (
+                quote!(::core::stringify!(#expr)),
+                quote_spanned!(expr.span()=> #private::process::pool(#value)),
+            )
+        }
+        // Refused by validation; the fallback is emitted instead.
+        None => (quote!(""), quote!(::core::unreachable!())),
+    }
+}
+
+/// FNV-1a, 64 bits: the signature's hash in a `process` function's key.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// The job: a closure of no argument, or, under `state`, of the thread's value, typed as the
 /// user wrote it.
 fn job_closure(
@@ -327,7 +491,7 @@ fn self_copy(form: &Form<'_>, clone_self: bool, options: &Options) -> Option<Tok
 fn output_send_check(shape: &Shape<'_>, output: &ReturnType) -> Option<TokenStream> {
     match (shape, output) {
         // An `impl Trait` cannot be named in a `fn` pointer; the dispatch checks that output.
-        (Shape::Call | Shape::State, ReturnType::Type(_, ty))
+        (Shape::Call | Shape::State | Shape::Process, ReturnType::Type(_, ty))
             if !mentions_ident(quote!(#ty), &impl_token()) =>
         {
             let output = Ident::new("__async_wrap_output", ty.span());
@@ -505,6 +669,7 @@ fn future_type(shape: &Shape<'_>, sig: &Signature, private: &TokenStream) -> Tok
         Shape::State => quote! {
             #private::BlockingFuture<::core::result::Result<#output_ty, #private::StateError>>
         },
+        Shape::Process => quote!(#private::process::ProcessFuture<#output_ty>),
         Shape::Stream => {
             let item = match &sig.output {
                 ReturnType::Type(_, ty) => stream_item(ty),
@@ -559,6 +724,7 @@ fn dispatch(
         Shape::State => quote_spanned! {output_span=>
             #private::call_with_state(#executor, &#site, #job)
         },
+        Shape::Process => unreachable!("`process` shims are written by `expand_process`"),
         Shape::Stream => {
             let batch = batch();
             quote_spanned! {output_span=>

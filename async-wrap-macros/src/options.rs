@@ -1,5 +1,5 @@
 //! The attribute's options: `#[async_wrap(executor = EXPR, sync = NAME, crate = PATH,
-//! clone_self, to_owned, stream, batch = N, state)]`.
+//! clone_self, to_owned, stream, batch = N, state, process)]`.
 
 use proc_macro2::TokenStream;
 use syn::ext::IdentExt;
@@ -20,6 +20,7 @@ const OPTIONS: &[&str] = &[
     "stream",
     "batch",
     "state",
+    "process",
 ];
 
 /// The parsed options. Each is `None` when not given.
@@ -42,6 +43,9 @@ pub(crate) struct Options {
     /// `state`: the first argument, `&mut S`, is the thread's value of the `StatefulPool` that
     /// `executor` names; the caller does not pass it.
     pub(crate) state: Option<Path>,
+    /// `process`: the body runs in a worker process of the `ProcessPool` that `executor`
+    /// names; arguments and result cross serialized.
+    pub(crate) process: Option<Path>,
 }
 
 /// What `executor = EXPR` names.
@@ -119,6 +123,7 @@ impl Options {
             "to_owned" => flag(&mut self.to_owned, meta),
             "stream" => flag(&mut self.stream, meta),
             "state" => flag(&mut self.state, meta),
+            "process" => flag(&mut self.process, meta),
             "batch" => {
                 let batch: Expr = value(meta, "batch = 256")?.parse()?;
                 set_once(&mut self.batch, batch, meta)
@@ -273,12 +278,12 @@ mod tests {
         assert_eq!(
             message(quote!(exector = IO)),
             "unknown option `exector`: did you mean `executor`? The options are `executor`, \
-             `sync`, `crate`, `clone_self`, `to_owned`, `stream`, `batch`, `state`"
+             `sync`, `crate`, `clone_self`, `to_owned`, `stream`, `batch`, `state`, `process`"
         );
         assert_eq!(
             message(quote!(threads = 2)),
             "unknown option `threads`: the options are `executor`, `sync`, `crate`, \
-             `clone_self`, `to_owned`, `stream`, `batch`, `state`"
+             `clone_self`, `to_owned`, `stream`, `batch`, `state`, `process`"
         );
     }
 
@@ -303,7 +308,7 @@ mod tests {
         assert_eq!(
             message(quote!(cloneself)),
             "unknown option `cloneself`: did you mean `clone_self`? The options are `executor`, \
-             `sync`, `crate`, `clone_self`, `to_owned`, `stream`, `batch`, `state`"
+             `sync`, `crate`, `clone_self`, `to_owned`, `stream`, `batch`, `state`, `process`"
         );
     }
 
@@ -332,7 +337,7 @@ mod tests {
         assert_eq!(
             message(quote!(clone - self)),
             "unknown option `clone-self`: did you mean `clone_self`? The options are `executor`, \
-             `sync`, `crate`, `clone_self`, `to_owned`, `stream`, `batch`, `state`"
+             `sync`, `crate`, `clone_self`, `to_owned`, `stream`, `batch`, `state`, `process`"
         );
         // The options after it are still read.
         let mut errors = Errors::default();

@@ -437,3 +437,19 @@ fn expansion_of_a_refused_function() {
         },
     );
 }
+
+#[test]
+fn expansion_of_a_process_function() {
+    // The original function and the worker's entry nested in the shim, the key registered, each
+    // type checked once where it was written, the arguments encoded at the call.
+    snapshot(
+        "process",
+        quote!(executor = SANDBOX, process),
+        quote! {
+            /// Parses a document in a worker process.
+            pub fn parse((x, y): (u32, u32), text: String) -> Vec<u32> {
+                vec![x, y, text.len() as u32]
+            }
+        },
+    );
+}

@@ -32,6 +32,95 @@ pub(crate) fn check_signature(sig: &Signature, options: &Options, errors: &mut E
     check_inputs(sig, options, errors);
     check_output(sig, options, errors);
     check_stream(sig, options, errors);
+    check_process(sig, options, errors);
+}
+
+/// Under `process`: a free, non-generic, safe function of owned arguments, on a named pool, with
+/// no option that needs the caller's process (the other checks refuse borrowed arguments).
+fn check_process(sig: &Signature, options: &Options, errors: &mut Errors) {
+    let Some(flag) = &options.process else {
+        return;
+    };
+    match &options.executor {
+        None => errors.fail(
+            flag,
+            "`process` runs the body in a worker process of a `ProcessPool`: add \
+             `executor = POOL`, naming a `static POOL: ProcessPool`",
+        ),
+        Some(syn::Expr::Path(path))
+            if path.path.is_ident("tokio") || path.path.is_ident("rayon") =>
+        {
+            errors.fail(
+                path,
+                "`process` runs the body in a worker process: `executor` must name a \
+                 `static POOL: ProcessPool`, not a thread pool adapter",
+            );
+        }
+        Some(_) => {}
+    }
+    let others: [(&Option<syn::Path>, &str); 4] = [
+        (&options.stream, "stream"),
+        (&options.state, "state"),
+        (&options.clone_self, "clone_self"),
+        (&options.to_owned, "to_owned"),
+    ];
+    for (other, name) in others {
+        if let Some(other) = other {
+            errors.fail(
+                other,
+                format!("`{name}` and `process` do not go together; keep one"),
+            );
+        }
+    }
+    if let Some(receiver) = sig.receiver() {
+        errors.fail(
+            receiver,
+            "a `process` function runs in a worker process, where there is no `self`: make it a \
+             free function taking what it needs as arguments",
+        );
+    } else if crate::receiver::mentions_self(quote::quote!(#sig)) {
+        errors.fail(
+            &sig.inputs,
+            "a `process` function runs in a worker process, and is found there by its path: \
+             make it a free function, without `Self` in its signature",
+        );
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        errors.fail(
+            &sig.generics,
+            "a `process` function cannot be generic: its worker process finds it by a key \
+             made at compile time, for one set of types; write one function per type",
+        );
+    }
+    if let Safety::Unsafe(token) = &sig.safety {
+        errors.fail(
+            token,
+            "a `process` function cannot be `unsafe`: its caller's promises do not reach the \
+             worker process; keep the `unsafe` block inside a safe function",
+        );
+    }
+    let impl_trait = sig.inputs.iter().find_map(|input| match input {
+        FnArg::Typed(arg) if matches!(&*arg.ty, Type::ImplTrait(_)) => Some(&*arg.ty),
+        _ => None,
+    });
+    let impl_output = match &sig.output {
+        ReturnType::Type(_, ty) if matches!(&**ty, Type::ImplTrait(_)) => Some(&**ty),
+        _ => None,
+    };
+    if let Some(ty) = impl_trait.or(impl_output) {
+        errors.fail(
+            ty,
+            "a `process` function's arguments and result cross to a worker process serialized, \
+             so their types must be named: write the concrete type instead of `impl Trait`",
+        );
+    }
+    if sig.inputs.len() > 16 {
+        errors.fail(
+            &sig.inputs,
+            "a `process` function takes at most 16 arguments; group them in a struct that \
+             derives `Serialize` and `Deserialize`",
+        );
+    }
 }
 
 /// `const`, `async`, `safe`, an ABI, C variadics.

@@ -11,8 +11,9 @@
 //!   [`spawn_on`] make one from a closure.
 //!
 //! Behind cargo features: `tokio` adds `TokioBlocking` (tokio's blocking
-//! pool), `rayon` adds `RayonPool` (CPU-bound work), and `tracing` enters the
-//! caller's current span around each job on the worker.
+//! pool), `rayon` adds `RayonPool` (CPU-bound work), `tracing` enters the
+//! caller's current span around each job on the worker, and `process` (Linux) adds
+//! `process::ProcessPool`, which runs calls in worker processes.
 //!
 //! The futures use nothing but [`std::task::Waker`]: they work under any async runtime (tokio,
 //! async-std, smol) and under `futures::executor::block_on`.
@@ -37,6 +38,8 @@ mod executor;
 mod future;
 mod io;
 mod pool;
+#[cfg(feature = "process")]
+pub mod process;
 #[cfg(feature = "rayon")]
 mod rayon_adapter;
 mod stream;
@@ -59,6 +62,8 @@ pub use pool::{
     BlockingPool, BuildError, Builder, Metrics, QueueFull, RunningJob, ShutdownFuture,
     ShutdownReport, SlowCall, Slowness,
 };
+#[cfg(feature = "process")]
+pub use process::ProcessPool;
 #[cfg(feature = "rayon")]
 pub use rayon_adapter::RayonPool;
 pub use stream::{BlockingStream, DEFAULT_BATCH, stream, stream_on};

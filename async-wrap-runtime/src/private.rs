@@ -11,6 +11,10 @@ pub use crate::thread_state::{StateError, StatefulPool};
 
 pub use self::executor_forms::{Denotes, executor};
 
+/// The registry of `process` functions.
+#[cfg(feature = "process")]
+pub use inventory;
+
 use crate::executor::ExecutorRef;
 
 /// The dispatch every shim makes: `executor` as the attribute evaluated it, `site` the
@@ -130,8 +134,23 @@ pub mod adapters {
     )]
     pub trait RayonFeature {}
 
+    /// Implemented when the `process` feature is on.
+    #[diagnostic::on_unimplemented(
+        message = "`#[async_wrap(process)]` needs the `process` feature of async-wrap",
+        label = "process pools are not compiled in",
+        note = "enable it in Cargo.toml: `async-wrap = {{ version = \"0.1\", features = [\"process\"] }}` (Linux only)"
+    )]
+    pub trait ProcessFeature {}
+
     #[cfg(feature = "tokio")]
     impl TokioFeature for Enabled {}
+
+    #[cfg(feature = "process")]
+    impl ProcessFeature for Enabled {}
+
+    /// `process`: checks that the feature is on.
+    #[inline]
+    pub fn process<F: ProcessFeature>() {}
 
     #[cfg(feature = "rayon")]
     impl RayonFeature for Enabled {}
@@ -159,6 +178,104 @@ pub mod adapters {
         #[cfg(not(feature = "rayon"))]
         unreachable!("`Enabled: RayonFeature` holds only with the `rayon` feature")
     }
+}
+
+/// What a `process` shim calls: the pool, the serializability check, the call, and the
+/// worker's entry. Without the `process` feature, stand-ins with the same shapes, so that the
+/// one error is the missing feature's.
+#[cfg(feature = "process")]
+pub mod process {
+    pub use crate::process::__shim::*;
+}
+
+/// Stand-ins for the `process` shim's items when the feature is off: they type-check the
+/// expansion (and the caller's `.await`), so the one error is the feature's. Never run.
+#[cfg(not(feature = "process"))]
+pub mod process {
+    use std::marker::PhantomData;
+
+    use crate::call_site::CallSite;
+
+    /// Stands for the pool.
+    pub struct Unavailable;
+    /// Stands for a frame.
+    pub struct Frame;
+    /// Stands for the error.
+    #[derive(Debug)]
+    pub struct ProcessError;
+    impl std::fmt::Display for ProcessError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("process pools are not compiled in")
+        }
+    }
+    impl std::error::Error for ProcessError {}
+
+    /// Stands for the future.
+    pub struct ProcessFuture<T>(PhantomData<fn() -> T>);
+    impl<T> std::future::Future for ProcessFuture<T> {
+        type Output = Result<T, ProcessError>;
+        fn poll(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Self::Output> {
+            unreachable!("`process` shims do not compile without the feature")
+        }
+    }
+
+    /// Accepts any pool.
+    pub fn pool<P: ?Sized>(_: &P) -> Unavailable {
+        Unavailable
+    }
+    /// Stands for a codec.
+    pub struct Codec<T>(PhantomData<fn() -> T>);
+    /// Accepts any type.
+    pub fn portable<T>() -> Codec<T> {
+        Codec(PhantomData)
+    }
+    /// Stands for a request.
+    pub struct Request;
+    impl Request {
+        /// Never called.
+        pub fn new(_: &str) -> Self {
+            unreachable!("`process` shims do not compile without the feature")
+        }
+        /// Never called.
+        pub fn push<T>(&mut self, _: Codec<T>, _: &T) {}
+    }
+    /// Stands for the arguments.
+    pub struct Arguments<'a>(PhantomData<&'a ()>);
+    impl Arguments<'_> {
+        /// Never called.
+        ///
+        /// # Errors
+        ///
+        /// Never.
+        pub fn take<T>(&mut self, _: Codec<T>) -> Result<T, String> {
+            unreachable!("`process` shims do not compile without the feature")
+        }
+    }
+    /// Never called: the feature's error stops the build.
+    pub fn call<T>(_: Unavailable, _: &CallSite, _: Request, _: Codec<T>) -> ProcessFuture<T> {
+        unreachable!("`process` shims do not compile without the feature")
+    }
+    /// Never called.
+    pub fn serve<T>(
+        _: &[u8],
+        _: Codec<T>,
+        _: impl FnOnce(&mut Arguments<'_>) -> Result<T, String>,
+    ) -> Frame {
+        unreachable!("`process` shims do not compile without the feature")
+    }
+
+    /// Uses the entry, registering nothing.
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __async_wrap_register_process_entry {
+        ($key:expr, $run:expr) => {
+            const _: fn(&[u8]) -> $crate::__private::process::Frame = $run;
+        };
+    }
+    pub use crate::__async_wrap_register_process_entry as register;
 }
 
 /// `executor = EXPR`: every form of expression that denotes an executor, turned into an

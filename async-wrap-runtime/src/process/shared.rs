@@ -1,0 +1,447 @@
+//! The state a process pool shares with its driver threads, and the driver loop: one thread per
+//! worker process, which takes calls from the queue, sends each to its worker and waits for the
+//! reply (or the worker's death, the call's deadline, its cancellation), then completes the
+//! caller's future.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::call::{Call, Reply};
+use super::error::ProcessErrorKind;
+use super::wire::Tag;
+use super::worker_process::{self, NoReply, Worker};
+use super::{Config, ProcessMetrics};
+use crate::call_site::CallSite;
+use crate::call_stats::{End, nanos};
+use crate::pool::{RunningJob, ShutdownReport};
+
+pub(super) struct Shared {
+    config: Config,
+    state: Mutex<State>,
+    /// Idle drivers wait here for a call.
+    work: Condvar,
+    /// A shutdown waits here for the drivers to exit.
+    drained: Condvar,
+}
+
+/// A driver's place: the call it runs, if any.
+#[derive(Default)]
+struct Slot {
+    taken: bool,
+    running: Option<Running>,
+}
+
+struct Running {
+    site: &'static CallSite,
+    since: Instant,
+    wake: Arc<UnixStream>,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Arc<Call>>,
+    /// Driver threads alive (each with at most one worker process).
+    drivers: usize,
+    /// Drivers waiting for a call, not yet claimed.
+    idle: usize,
+    /// Drivers claimed by a call and notified, not yet awake.
+    wakeups: usize,
+    closed: bool,
+    /// A shutdown's deadline passed: running calls are stopped, their workers killed.
+    killing: bool,
+    slots: Vec<Slot>,
+    metrics: ProcessMetrics,
+}
+
+/// What a driver does next.
+enum Next {
+    Run(Arc<Call>),
+    /// Idle past the timeout: retire the worker, then leave unless work arrived.
+    Retire,
+    /// The pool is closed and the queue empty.
+    Exit,
+}
+
+impl Shared {
+    pub(super) fn new(config: Config) -> Self {
+        Shared {
+            config,
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+            drained: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn metrics(&self) -> ProcessMetrics {
+        let state = self.lock();
+        let mut metrics = state.metrics;
+        metrics.workers = state.drivers;
+        metrics.idle = state.idle;
+        metrics.queued = state.queue.len();
+        metrics.running = state
+            .slots
+            .iter()
+            .filter(|slot| slot.running.is_some())
+            .count();
+        metrics
+    }
+
+    /// Stops taking calls, without waiting.
+    pub(super) fn close(&self) {
+        self.lock().closed = true;
+        self.work.notify_all();
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Queues a call, waking an idle driver or starting one.
+    pub(super) fn submit(self: &Arc<Self>, call: Arc<Call>) {
+        let mut state = self.lock();
+        if state.closed {
+            drop(state);
+            if call.counted.is_some() {
+                call.site.ended(End::Refused);
+            }
+            call.finish(Err(ProcessErrorKind::ShutDown));
+            return;
+        }
+        state.queue.push_back(call);
+        if state.idle > 0 {
+            state.idle -= 1;
+            state.wakeups += 1;
+            drop(state);
+            self.work.notify_one();
+            return;
+        }
+        if state.drivers >= self.config.max_workers {
+            // A busy (or retiring) driver takes it next.
+            return;
+        }
+        state.drivers += 1;
+        let slot = if let Some(free) = state.slots.iter().position(|slot| !slot.taken) {
+            free
+        } else {
+            state.slots.push(Slot::default());
+            state.slots.len() - 1
+        };
+        state.slots[slot].taken = true;
+        drop(state);
+        let shared = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name(format!(
+                "{}-driver",
+                self.config.name.unwrap_or("async-wrap-process")
+            ))
+            .stack_size(256 << 10)
+            .spawn(move || shared.drive(slot));
+        if let Err(err) = spawned {
+            let mut state = self.lock();
+            state.drivers -= 1;
+            state.slots[slot].taken = false;
+            // With no driver left, nobody would take the queue: fail it.
+            let failed: Vec<_> = if state.drivers == 0 {
+                state.queue.drain(..).collect()
+            } else {
+                Vec::new()
+            };
+            drop(state);
+            self.drained.notify_all();
+            for call in failed {
+                call.finish(Err(ProcessErrorKind::Start(format!(
+                    "cannot start a driver thread: {err}"
+                ))));
+            }
+        }
+    }
+
+    /// The driver thread of slot `slot`.
+    fn drive(self: Arc<Self>, slot: usize) {
+        let Ok((wake_rx, wake_tx)) = UnixStream::pair().and_then(|(rx, tx)| {
+            rx.set_nonblocking(true)?;
+            tx.set_nonblocking(true)?;
+            Ok((rx, tx))
+        }) else {
+            self.leave(slot);
+            return;
+        };
+        let wake_tx = Arc::new(wake_tx);
+        let mut worker: Option<Worker> = None;
+        let mut reply = Vec::new();
+        loop {
+            match self.next_call(slot, &wake_tx) {
+                Next::Run(call) => {
+                    worker_process::drain(&wake_rx);
+                    let outcome = self.run(&mut worker, &call, &wake_rx, &mut reply);
+                    self.finished(slot, &call, outcome);
+                    if let (Some(limit), Some(current)) =
+                        (self.config.max_tasks_per_child, worker.as_ref())
+                    {
+                        if current.calls >= limit {
+                            if let Some(old) = worker.take() {
+                                old.retire(self.config.kill_grace);
+                            }
+                        }
+                    }
+                }
+                Next::Retire => {
+                    if let Some(old) = worker.take() {
+                        old.retire(self.config.kill_grace);
+                    }
+                    let state = self.lock();
+                    if state.queue.is_empty() || state.closed {
+                        // Leaves under the same lock that saw no work.
+                        self.leave_locked(slot, state);
+                        return;
+                    }
+                }
+                Next::Exit => break,
+            }
+        }
+        if let Some(old) = worker.take() {
+            old.retire(self.config.kill_grace);
+        }
+        self.leave(slot);
+    }
+
+    fn leave(&self, slot: usize) {
+        let state = self.lock();
+        self.leave_locked(slot, state);
+    }
+
+    fn leave_locked(&self, slot: usize, mut state: MutexGuard<'_, State>) {
+        state.drivers -= 1;
+        state.slots[slot] = Slot::default();
+        drop(state);
+        self.drained.notify_all();
+    }
+
+    /// The next call for the driver of `slot`, marked as running there.
+    fn next_call(&self, slot: usize, wake: &Arc<UnixStream>) -> Next {
+        let mut state = self.lock();
+        loop {
+            while let Some(call) = state.queue.pop_front() {
+                if call.start(wake) {
+                    state.slots[slot].running = Some(Running {
+                        site: call.site,
+                        since: Instant::now(),
+                        wake: Arc::clone(wake),
+                    });
+                    return Next::Run(call);
+                }
+                state.metrics.cancelled += 1;
+                if call.counted.is_some() {
+                    call.site.ended(End::Cancelled);
+                }
+            }
+            if state.closed {
+                return Next::Exit;
+            }
+            state.idle += 1;
+            let (guard, waited) = self
+                .work
+                .wait_timeout(state, self.config.idle_timeout)
+                .unwrap_or_else(PoisonError::into_inner);
+            state = guard;
+            if state.wakeups > 0 {
+                // Claimed by a call (which took this driver out of `idle`).
+                state.wakeups -= 1;
+                continue;
+            }
+            state.idle -= 1;
+            if waited.timed_out() && state.queue.is_empty() {
+                return Next::Retire;
+            }
+        }
+    }
+
+    /// Runs `call` on the driver's worker, starting one if needed.
+    fn run(
+        &self,
+        worker: &mut Option<Worker>,
+        call: &Call,
+        wake: &UnixStream,
+        reply: &mut Vec<u8>,
+    ) -> Result<Reply, ProcessErrorKind> {
+        let Some(mut request) = call
+            .request
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return Err(ProcessErrorKind::Io("the call was sent twice".into()));
+        };
+        // One that died while idle is replaced before the call is sent to it.
+        if worker.as_ref().is_some_and(|current| !current.is_alive()) {
+            if let Some(dead) = worker.take() {
+                dead.died();
+            }
+        }
+        let current = if let Some(current) = worker {
+            current
+        } else {
+            let started = Instant::now();
+            let new = Worker::start(&self.config)?;
+            let mut state = self.lock();
+            state.metrics.workers_started += 1;
+            state.metrics.worker_start_total += started.elapsed();
+            drop(state);
+            worker.insert(new)
+        };
+        let pid = current.pid();
+        current.calls += 1;
+        let deadline = call
+            .deadline
+            .and_then(|deadline| Instant::now().checked_add(deadline));
+        let sent = current.send(&mut request);
+        drop(request);
+        let outcome = match sent {
+            Ok(()) => current.reply(reply, wake, deadline, || {
+                call.is_abandoned() || self.lock().killing
+            }),
+            Err(_) => Err(NoReply::Died),
+        };
+        let Err(no_reply) = outcome else {
+            return Ok(Reply {
+                body: std::mem::take(reply),
+                pid,
+            });
+        };
+        let Some(current) = worker.take() else {
+            unreachable!("the worker ran the call")
+        };
+        let grace = self.config.kill_grace;
+        match no_reply {
+            NoReply::Died => Err(worker_process::crashed(pid, current.died())),
+            NoReply::Deadline => {
+                current.kill(grace);
+                Err(ProcessErrorKind::DeadlineExceeded(
+                    call.deadline.unwrap_or_default(),
+                ))
+            }
+            NoReply::Stopped => {
+                current.kill(grace);
+                Err(ProcessErrorKind::ShutDown)
+            }
+            NoReply::Io(err) => {
+                current.kill(Duration::ZERO);
+                Err(ProcessErrorKind::Io(err.to_string()))
+            }
+        }
+    }
+
+    /// Counts a call's outcome, frees the slot, and completes the future.
+    fn finished(&self, slot: usize, call: &Call, outcome: Result<Reply, ProcessErrorKind>) {
+        let mut state = self.lock();
+        let started = state.slots[slot]
+            .running
+            .take()
+            .map(|running| running.since);
+        if let (Some(submitted), Some(started)) = (call.counted, started) {
+            // A call that did not return (a panic, a crash, a kill) counts as panicked.
+            let returned =
+                matches!(&outcome, Ok(reply) if reply.body.first() == Some(&(Tag::Returned as u8)));
+            call.site.ran(
+                !returned,
+                nanos(started.saturating_duration_since(submitted)),
+                nanos(started.elapsed()),
+            );
+        }
+        let metrics = &mut state.metrics;
+        match &outcome {
+            Ok(reply) if reply.body.first() == Some(&(Tag::Panicked as u8)) => {
+                metrics.panicked += 1;
+            }
+            Ok(_) => metrics.completed += 1,
+            Err(ProcessErrorKind::Crashed { .. }) => metrics.crashed += 1,
+            Err(ProcessErrorKind::DeadlineExceeded(_) | ProcessErrorKind::ShutDown) => {
+                metrics.killed += 1;
+            }
+            Err(_) => metrics.failed += 1,
+        }
+        if call.is_abandoned() {
+            metrics.abandoned += 1;
+        }
+        drop(state);
+        call.finish(outcome);
+    }
+
+    /// Closes the pool, waits for the running and queued calls up to `timeout`, then kills the
+    /// workers still running calls and waits for every driver to reap its worker and exit.
+    pub(super) fn shutdown(&self, timeout: Option<Duration>) -> ShutdownReport {
+        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+        let mut state = self.lock();
+        let finished_before = state.metrics.finished();
+        state.closed = true;
+        self.work.notify_all();
+        while state.drivers > 0 {
+            match deadline {
+                None => {
+                    state = self
+                        .drained
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    state = self
+                        .drained
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+            }
+        }
+        let still_running: Vec<RunningJob> = state
+            .slots
+            .iter()
+            .filter_map(|slot| slot.running.as_ref())
+            .map(|running| RunningJob {
+                name: running.site.function(),
+                running_for: running.since.elapsed(),
+            })
+            .collect();
+        let queued: Vec<Arc<Call>> = state.queue.drain(..).collect();
+        let still_queued = queued.len();
+        let finished = state.metrics.finished() - finished_before;
+        if state.drivers > 0 {
+            state.killing = true;
+            for running in state.slots.iter().filter_map(|slot| slot.running.as_ref()) {
+                let _ = (&*running.wake).write(&[1]);
+            }
+        }
+        drop(state);
+        for call in queued {
+            if call.counted.is_some() {
+                call.site.ended(End::Refused);
+            }
+            call.finish(Err(ProcessErrorKind::ShutDown));
+        }
+        // Each worker left is killed within the grace period: this wait is bounded.
+        let mut state = self.lock();
+        while state.drivers > 0 {
+            state = self
+                .drained
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        drop(state);
+        ShutdownReport {
+            finished,
+            still_running,
+            still_queued,
+            threads_left: 0,
+        }
+    }
+}

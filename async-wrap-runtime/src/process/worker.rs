@@ -1,0 +1,291 @@
+//! The worker's side: [`init`], which turns a re-executed copy of the program into a worker, the
+//! table of functions it can run ([`Entry`]), and [`serve`], which runs one call.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::os::fd::{FromRawFd, RawFd};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::codec::{Arguments, Codec};
+use super::wire::{self, Frame, Tag};
+
+/// The environment variable that makes a process a worker: the pool sets it (to its own pid)
+/// on the processes it starts, and [`init`] looks for it.
+pub const WORKER_ENV: &str = "ASYNC_WRAP_PROCESS_WORKER";
+
+/// Set by [`init`]: this process's `main` calls it, so its workers (the program run again) will.
+static INIT_CALLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether `init` has run in this process.
+pub(crate) fn init_called() -> bool {
+    INIT_CALLED.load(Ordering::Relaxed)
+}
+
+/// One function a worker can run: its key (path, name, hash of the signature) and the shim
+/// that decodes its arguments, runs it and encodes its reply. `#[async_wrap(process)]` submits
+/// one per function to the table, before `main`.
+#[doc(hidden)]
+pub struct Entry {
+    key: &'static str,
+    run: fn(&[u8]) -> Frame,
+}
+
+impl Entry {
+    /// The entry of the function `key`.
+    #[doc(hidden)]
+    pub const fn new(key: &'static str, run: fn(&[u8]) -> Frame) -> Self {
+        Entry { key, run }
+    }
+}
+
+inventory::collect!(Entry);
+
+/// Every registered function, by key.
+fn table() -> HashMap<&'static str, fn(&[u8]) -> Frame> {
+    inventory::iter::<Entry>
+        .into_iter()
+        .map(|entry| (entry.key, entry.run))
+        .collect()
+}
+
+/// What tells two builds apart: a hash of the sorted keys of every registered function (each
+/// key hashes the function's signature). A worker whose fingerprint differs from its pool's is
+/// another program, or another build of it.
+pub(crate) fn fingerprint() -> u64 {
+    let mut keys: Vec<&str> = inventory::iter::<Entry>
+        .into_iter()
+        .map(|entry| entry.key)
+        .collect();
+    keys.sort_unstable();
+    keys.iter().fold(0xcbf2_9ce4_8422_2325, |hash, key| {
+        key.bytes()
+            .chain(std::iter::once(0))
+            .fold(hash, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+            })
+    })
+}
+
+/// Makes this process a worker if a [`ProcessPool`](super::ProcessPool) started it; returns at
+/// once otherwise. Call it first thing in `main`, before anything reads stdin, writes stdout,
+/// starts threads or parses arguments:
+///
+/// ```no_run
+/// use async_wrap_runtime::process::ProcessPool;
+///
+/// static SANDBOX: ProcessPool = ProcessPool::with_max_workers(2);
+///
+/// fn main() {
+///     async_wrap_runtime::process::init(); // in a worker, never returns
+///     // ... the program, which calls functions on SANDBOX ...
+/// }
+/// ```
+///
+/// A process pool starts its workers by running the program again (`/proc/self/exe`, the very
+/// file this process runs, even if it was replaced on disk since) with the environment
+/// variable [`WORKER_ENV`] set. In such a process, `init` serves calls and exits when its pool
+/// closes the pipe or dies: it never returns. A program that does not call `init` cannot be a
+/// worker: its pool fails the call with [`ProcessErrorKind::NotAWorker`](super::ProcessErrorKind::NotAWorker)
+/// (and the copy of the program that started is killed).
+///
+/// # Test binaries
+///
+/// libtest's `main` does not call `init`. Give the tests that use a process pool a test target
+/// of their own with `harness = false`, whose `main` calls `init()` and then runs the tests
+/// (this crate's `tests/process.rs` does so).
+pub fn init() {
+    // Set in a worker too: a body may call a process function of its own, whose workers are
+    // this program again, and reach `init` in turn.
+    INIT_CALLED.store(true, Ordering::Relaxed);
+    if std::env::var_os(WORKER_ENV).is_none() {
+        return;
+    }
+    serve_forever()
+}
+
+/// The worker's loop. Never returns.
+fn serve_forever() -> ! {
+    // The pipes to the pool move to descriptors of their own, and stdin and stdout become
+    // /dev/null and stderr: a body that prints must not corrupt the frames.
+    let (input, output) = match take_pipes() {
+        Ok(pipes) => pipes,
+        Err(err) => {
+            eprintln!("async_wrap worker: cannot set up its pipes: {err}");
+            std::process::exit(101);
+        }
+    };
+    install_panic_hook();
+    watch_for_hangup(&input);
+    let mut input = BufReader::with_capacity(64 << 10, input);
+    let mut output = BufWriter::with_capacity(64 << 10, output);
+    let mut hello = Frame::with_capacity(20);
+    hello.0.extend_from_slice(wire::HELLO);
+    hello.0.extend_from_slice(&fingerprint().to_le_bytes());
+    hello.0.extend_from_slice(&std::process::id().to_le_bytes());
+    if hello.send(&mut output).is_err() {
+        std::process::exit(0);
+    }
+    let table = table();
+    let mut request = Vec::new();
+    loop {
+        match wire::read_frame(&mut input, &mut request) {
+            Ok(true) => {}
+            // The pool closed the pipe (it retires this worker, or it exited): done.
+            Ok(false) | Err(_) => std::process::exit(0),
+        }
+        let run =
+            wire::split_request(&request).map(|(key, arguments)| (key, table.get(key), arguments));
+        let mut reply = if let Some((_, Some(run), arguments)) = run {
+            run(arguments)
+        } else {
+            let mut reply = Frame::with_capacity(64);
+            if let Some((key, None, _)) = run {
+                reply.0.push(Tag::UnknownKey as u8);
+                wire::put_text(&mut reply.0, key);
+            } else {
+                reply.0.push(Tag::BadArguments as u8);
+                wire::put_text(&mut reply.0, "malformed request");
+            }
+            reply
+        };
+        if reply.send(&mut output).is_err() {
+            std::process::exit(0);
+        }
+    }
+}
+
+/// The pool's pipes on new descriptors (close-on-exec), with stdin and stdout pointed
+/// elsewhere.
+fn take_pipes() -> std::io::Result<(File, File)> {
+    let devnull = File::open("/dev/null")?;
+    let moved = |fd: RawFd| -> std::io::Result<File> {
+        // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` reads no memory; it duplicates `fd`, a descriptor
+        // this process was started with, into a new one that nothing else owns.
+        let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if new < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `new` is a fresh descriptor, owned by the returned `File` alone.
+        Ok(unsafe { File::from_raw_fd(new) })
+    };
+    let input = moved(0)?;
+    let output = moved(1)?;
+    let redirect = |from: RawFd, to: RawFd| -> std::io::Result<()> {
+        // SAFETY: `dup2` reads no memory; `from` is open, and `to` (0 or 1) is a standard
+        // descriptor whose pipe was duplicated above, so nothing is lost by replacing it.
+        if unsafe { libc::dup2(from, to) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    redirect(std::os::fd::AsRawFd::as_raw_fd(&devnull), 0)?;
+    redirect(2, 1)?;
+    Ok((input, output))
+}
+
+/// Exits the worker as soon as its pool's end of the request pipe closes, even while a body
+/// runs (a hung body, a pool that was killed): no orphan outlives its pool.
+fn watch_for_hangup(input: &File) {
+    let fd = std::os::fd::AsRawFd::as_raw_fd(input);
+    let spawned = std::thread::Builder::new()
+        .name("async-wrap-hangup".into())
+        .stack_size(64 << 10)
+        .spawn(move || {
+            loop {
+                // No event asked for: poll returns only on POLLHUP or POLLERR, never because a
+                // request is waiting (which the main thread reads).
+                let mut fds = [libc::pollfd {
+                    fd,
+                    events: 0,
+                    revents: 0,
+                }];
+                // SAFETY: `fds` is a valid array of one `pollfd` for the whole call; `fd` stays
+                // open for the life of the process (the main thread never closes it).
+                let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, -1) };
+                if ready > 0
+                    && fds[0].revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+                {
+                    std::process::exit(0);
+                }
+            }
+        });
+    if spawned.is_err() {
+        eprintln!("async_wrap worker: cannot start its hang-up watcher");
+        std::process::exit(101);
+    }
+}
+
+thread_local! {
+    /// The message and location of the last panic on this thread, recorded by the hook.
+    static LAST_PANIC: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
+}
+
+/// Records each panic's message and location (sent back to the pool), then lets the previous
+/// hook print it on the worker's stderr, the pool's.
+fn install_panic_hook() {
+    let previous = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        let message = payload_text(info.payload());
+        let location = info
+            .location()
+            .map_or_else(|| "an unknown location".to_owned(), ToString::to_string);
+        let _ = LAST_PANIC.try_with(|last| *last.borrow_mut() = Some((message, location)));
+        previous(info);
+    }));
+}
+
+fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "Box<dyn Any>".to_owned())
+}
+
+/// Runs one call in the worker: `body` decodes the arguments and runs the function, its panic
+/// caught, and the result is encoded with `result`. The shim of each `process` function calls
+/// it.
+#[doc(hidden)]
+pub fn serve<T>(
+    arguments: &[u8],
+    result: Codec<T>,
+    body: impl FnOnce(&mut Arguments<'_>) -> Result<T, String>,
+) -> Frame {
+    let mut reply = Frame::with_capacity(64);
+    let mut arguments = Arguments::new(arguments);
+    match panic::catch_unwind(AssertUnwindSafe(|| body(&mut arguments))) {
+        Ok(Ok(value)) => {
+            reply.0.push(Tag::Returned as u8);
+            match result.encode(&value, std::mem::take(&mut reply.0)) {
+                Ok(bytes) => reply.0 = bytes,
+                Err(err) => {
+                    reply = Frame::with_capacity(64);
+                    reply.0.push(Tag::BadResult as u8);
+                    wire::put_text(&mut reply.0, &err);
+                }
+            }
+            // The result's `Drop` is user code.
+            crate::task::drop_guarded(value);
+        }
+        Ok(Err(err)) => {
+            reply.0.push(Tag::BadArguments as u8);
+            wire::put_text(&mut reply.0, &err);
+        }
+        Err(payload) => {
+            let (message, location) = LAST_PANIC
+                .try_with(|last| last.borrow_mut().take())
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| (payload_text(payload.as_ref()), "an unknown location".into()));
+            reply.0.push(Tag::Panicked as u8);
+            wire::put_text(&mut reply.0, &message);
+            wire::put_text(&mut reply.0, &location);
+            // The payload's own `Drop` is user code.
+            crate::task::drop_guarded(payload);
+        }
+    }
+    reply
+}
