@@ -127,8 +127,8 @@
 //!
 //! **Short calls.** Offloading a call costs its caller a trip through the runtime: the task
 //! parks, the runtime's thread may sleep, and waking it takes 20–65 µs on a VM. For a function
-//! whose recent calls were all short (20 µs or less), whose future was made after the previous
-//! call's result was in hand (a task awaiting its calls one after another), on a
+//! whose recent calls were all short (20 µs or less), whose future was made after the thread's
+//! previous call was submitted (a task awaiting its calls one after another), on a
 //! [`BlockingPool`] with an idle thread, the polling thread instead waits for the result for
 //! twice the recent run time plus 4 µs (plus 50 µs if the pool's thread sleeps and must be
 //! woken first), then falls back to the waker. It never runs the body itself; a function with

@@ -335,7 +335,7 @@ fn one_of_many(n: u64) -> u64 {
 }
 
 #[test]
-fn calls_polled_together_are_never_waited_for() {
+fn of_calls_made_together_only_the_first_may_be_waited_for() {
     let _beside = beside_others();
     within(LIMIT, || {
         // Short, and known to be: a few sequential calls first.
@@ -343,17 +343,17 @@ fn calls_polled_together_are_never_waited_for() {
             block_on(one_of_many(n));
         }
         let before = stats("one_of_many").waits;
-        // `join_all` of more than 30 futures polls each with a waker of its own: a thread with
-        // many calls in flight does not wait for them.
+        // `join_all` makes its futures before it polls the first: only the first of each batch
+        // may be waited for, the other 99 are submitted at once.
         for _ in 0..10 {
             let results = block_on(futures::future::join_all((0..100).map(one_of_many)));
             assert_eq!(results, (0..100).collect::<Vec<u64>>());
         }
         let after = stats("one_of_many");
-        // Wakers are told apart by address: at a batch's start, a new waker at the address of
-        // the previous batch's last one may pass for it (rarely: twice in a row is needed).
-        // At most once per batch, then.
-        assert!(after.waits - before <= 10, "{after:?}");
+        assert!(
+            after.waits - before <= 10,
+            "at most one per batch: {after:?}"
+        );
         assert_eq!(after.calls, 1_020);
     });
 }

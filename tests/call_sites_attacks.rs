@@ -786,11 +786,11 @@ fn a_call_dropped_while_queued_is_not_reported_as_started() {
         std::thread::sleep(Duration::from_millis(60));
         go.send(()).unwrap();
         blocker.join().unwrap();
-        eventually("the pool is idle", || {
-            let m = pool.metrics();
-            m.queued == 0 && m.running == 0
+        // (The blocker's caller is woken once its thread has taken the next job: wait for that
+        // job's end, not for an idle-looking pool.)
+        eventually("the dropped call is skipped", || {
+            pool.metrics().cancelled == 1
         });
-        assert_eq!(pool.metrics().cancelled, 1);
         let reports = reports_of(&seen, "call_sites_attacks::a17_instant");
         assert!(
             reports.is_empty(),
@@ -1061,11 +1061,15 @@ fn statistics_toggled_and_reset_while_calls_race_still_balance() {
         }
         stop.store(true, Ordering::SeqCst);
         toggler.join().unwrap();
+        // (If every call raced the switch while it was off, none was counted, and the site is
+        // not listed: nothing to balance.)
+        let row = || call_sites().get("call_sites_attacks::a17_mixed").cloned();
         eventually("every call of a17_mixed has ended", || {
-            stats("a17_mixed").in_flight == 0
+            row().is_none_or(|row| row.in_flight == 0)
         });
-        let row = stats("a17_mixed");
-        assert!(balanced(&row), "{row:?}");
+        if let Some(row) = row() {
+            assert!(balanced(&row), "{row:?}");
+        }
     });
 }
 

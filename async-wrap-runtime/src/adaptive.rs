@@ -7,12 +7,13 @@
 //! - the call is counted in its site's statistics ([`set_call_statistics`]), and the site's
 //!   recent run times (a decaying maximum: one long run counts at once, and is forgotten half
 //!   the way per call) are at most [`SHORT_RUN`];
-//! - no call's result was taken on this thread between the making of the call's future and its
-//!   first poll: the future was made by code that had the previous result in hand, a task
-//!   awaiting its calls one after another, where the wait replaces the runtime's park and wake.
-//!   Futures made together and polled together (`join!`, `join_all`, `select!`,
-//!   `buffer_unordered`) are all made before the first of them ends: only the first may be
-//!   waited for, and the others are submitted at once, as without the wait;
+//! - no other call was submitted on this thread between the making of the call's future and
+//!   its first poll: the future was made after the previous call was submitted (and, in the
+//!   pattern this is for, awaited): a task awaiting its calls one after another, where the
+//!   wait replaces the runtime's park and wake. Futures made together and polled together
+//!   (`join!`, `join_all`, `select!`, `buffer_unordered`) are all made before the first of them
+//!   is submitted: only the first may be waited for, and the others are submitted at once, as
+//!   without the wait, whether or not the first one's wait paid;
 //! - the executor is a [`BlockingPool`] with an idle thread and nothing queued, so the job
 //!   starts at once (or once the thread wakes), and the caller is not one of its threads;
 //! - the site is not backing off: a wait that did not pay (the result did not come in time)
@@ -61,20 +62,25 @@ pub(crate) const YIELD_EVERY: u32 = 32;
 const BUSY_FOR: Duration = Duration::from_micros(2);
 
 thread_local! {
-    /// Results of calls taken on this thread (futures that returned `Ready` here).
-    static ENDS: Cell<u64> = const { Cell::new(0) };
+    /// Calls submitted on this thread (first polls of futures).
+    static SUBMITS: Cell<u64> = const { Cell::new(0) };
     /// Waits that paid on this thread since a call of this thread last returned `Pending`.
     static PAID_IN_A_ROW: Cell<u32> = const { Cell::new(0) };
 }
 
-/// What a new future remembers: how many results this thread had taken when it was made.
-pub(crate) fn ends() -> u64 {
-    ENDS.with(Cell::get)
+/// What a new future remembers: how many calls this thread had submitted when it was made.
+pub(crate) fn submits() -> u64 {
+    SUBMITS.with(Cell::get)
 }
 
-/// A future returned `Ready` on this thread.
-pub(crate) fn ended() {
-    ENDS.with(|ends| ends.set(ends.get().wrapping_add(1)));
+/// A future made when this thread had submitted `born` calls is submitted now: true if no
+/// other call was submitted here in between (the wait may apply).
+pub(crate) fn submitting(born: u64) -> bool {
+    SUBMITS.with(|submits| {
+        let now = submits.get();
+        submits.set(now.wrapping_add(1));
+        now == born
+    })
 }
 
 /// A future of this thread returned `Pending`: its task gave the thread back.
@@ -96,18 +102,14 @@ pub(crate) fn paid_must_yield() -> bool {
     })
 }
 
-/// How long the polling thread should wait for the result of a call to `site` on `executor`,
-/// whose future was made when this thread had taken `born` results; `None` for not at all.
-/// Called once per counted call, before it is submitted.
-pub(crate) fn budget(
-    site: &'static CallSite,
-    born: u64,
-    executor: &dyn Executor,
-) -> Option<Duration> {
+/// How long the polling thread should wait for the result of a call to `site` on `executor`
+/// (whose future was made with no other call submitted on this thread since); `None` for not
+/// at all. Called once per counted call, before it is submitted.
+pub(crate) fn budget(site: &'static CallSite, executor: &dyn Executor) -> Option<Duration> {
     // Under loom, never: the decision reads state that outlives a model's iterations (the
     // site's statistics), which would make the explored runs differ. The protocol of a wait
     // is modelled on the task cell (`task::loom_models`).
-    if cfg!(async_wrap_loom) || ends() != born {
+    if cfg!(async_wrap_loom) {
         return None;
     }
     let stats = site.site_stats();

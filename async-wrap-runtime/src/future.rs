@@ -67,8 +67,8 @@ pub struct BlockingFuture<T> {
     /// `None` until the job is first handed to the executor; then whether the call is counted
     /// in its site's statistics.
     counted: Option<bool>,
-    /// How many call results this thread had taken when the future was made: for the
-    /// adaptive wait, which waits only for a future made after the previous result was in hand.
+    /// How many calls this thread had submitted when the future was made: for the adaptive
+    /// wait, which waits only for a future submitted before any other call made after it.
     born: u64,
 }
 
@@ -95,7 +95,7 @@ impl<T: Send + 'static> BlockingFuture<T> {
             caller: None,
             run_if_refused: false,
             counted: None,
-            born: adaptive::ends(),
+            born: adaptive::submits(),
         }
     }
 }
@@ -147,11 +147,9 @@ impl<T> BlockingFuture<T> {
     }
 
     pub(crate) fn poll_checked(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, CallError>> {
-        // (A body's panic, resumed, counts as an end too: `poll_inner` counts it first.)
         let polled = self.poll_inner(cx);
-        match polled {
-            Poll::Ready(_) => adaptive::ended(),
-            Poll::Pending => adaptive::pending(),
+        if polled.is_pending() {
+            adaptive::pending();
         }
         polled
     }
@@ -165,9 +163,12 @@ impl<T> BlockingFuture<T> {
                 // The first submission: the call counts from here (or not at all).
                 let counted = call_stats::call_statistics_enabled();
                 self.counted = Some(counted);
+                let alone = adaptive::submitting(self.born);
                 if counted {
                     self.site.submitted();
-                    wait_for = adaptive::budget(self.site, self.born, self.executor.get());
+                    if alone {
+                        wait_for = adaptive::budget(self.site, self.executor.get());
+                    }
                 }
                 counted
             };
@@ -244,10 +245,7 @@ impl<T> BlockingFuture<T> {
         self.output = None;
         match ended {
             Ended::Returned(value) => Poll::Ready(Ok(value)),
-            Ended::Panicked(payload) => {
-                adaptive::ended();
-                panic::resume_unwind(payload)
-            }
+            Ended::Panicked(payload) => panic::resume_unwind(payload),
             Ended::Lost => Poll::Ready(Err(self.error(CallErrorKind::Lost))),
         }
     }

@@ -10,7 +10,8 @@ use crate::call_site::CallSite;
 use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
 use crate::task::Outcome;
 
-/// A job a thread runs: who it is, when it started, and whether it has been reported as slow.
+/// A job a thread runs: who it is, when it started, and whether the slow-call watcher must
+/// pass it by (reported already, or its body not started yet).
 #[derive(Clone, Copy)]
 pub(super) struct Started {
     pub(super) site: &'static CallSite,

@@ -28,11 +28,12 @@ impl Shared {
     }
 
     /// The queue has room for one more job, or a thread is free: wakes the oldest future that
-    /// waits for room, if any. Called by workers: the waker's panic is caught.
-    pub(super) fn wake_waiter(&self) {
+    /// waits for room, if any; true if it woke one. Called by workers: the waker's panic is
+    /// caught.
+    pub(super) fn wake_waiter(&self) -> bool {
         if self.config.queue_capacity.is_none() {
             // Only a bounded queue has futures waiting for room.
-            return;
+            return false;
         }
         fence(Ordering::SeqCst);
         if self.flags.has_waiters.load(Ordering::SeqCst) {
@@ -42,8 +43,10 @@ impl Shared {
             drop(state);
             if let Some((_, waker)) = waiter {
                 wake_guarded(waker);
+                return true;
             }
         }
+        false
     }
 
     /// Forgets a waiting future; if it had been woken already, wakes the next one instead.

@@ -94,37 +94,7 @@ impl Shared {
                 } else {
                     self.flags.ready.release_claim();
                 }
-                Slot::bump(&slot.started);
-                // The queue has room for one more.
-                self.wake_waiter();
-                // The previous job's caller hears of it only now, with this thread busy again:
-                // no shared write at all between jobs while the queue is not empty.
-                if let Some(finished) = previous.take() {
-                    finished.wake();
-                }
-                // After the wakes (and the slow-queue hook): a job's run time is its body's alone.
-                let mut start = Instant::now();
-                let site = job.site();
-                if self.config.slow_queue_wait.is_some()
-                    && self.check_queue_wait(site, job.submitted_at(), start)
-                {
-                    start = Instant::now();
-                }
-                *slot.running() = Some(Started {
-                    site,
-                    since: start,
-                    reported: false,
-                });
-                if self.config.slow_call.is_some() {
-                    self.job_started();
-                }
-                let finished = job.run_unwoken(start);
-                let ended = slot.running().take();
-                if let Some(started) = ended {
-                    self.check_ended(started);
-                }
-                slot.count(finished.outcome);
-                previous = Some(finished);
+                previous = Some(self.run_job(job, slot, previous.take()));
                 continue;
             }
             if !ready {
@@ -290,6 +260,56 @@ impl Shared {
             .threads
             .store(state.metrics.threads, Ordering::SeqCst);
         self.flags.ready.add_idle();
+    }
+
+    /// Runs a job this thread took from the queue, after waking the previous job's caller:
+    /// records it in the slot (before the wakes, so that `metrics` and `shutdown` see the job
+    /// taken), counts it, and checks it against the slow-call thresholds.
+    fn run_job(&self, job: crate::Job, slot: &Slot, previous: Option<Finished>) -> Finished {
+        Slot::bump(&slot.started);
+        let site = job.site();
+        let mut start = Instant::now();
+        // User code may run before the body (wakers, the slow-queue hook): its time is not the
+        // body's, neither in its run time nor for the slow-call watcher, which the record hides
+        // the job from until the body starts.
+        let user_code_first = previous.is_some()
+            || self.config.queue_capacity.is_some()
+            || self.config.slow_queue_wait.is_some();
+        *slot.running() = Some(Started {
+            site,
+            since: start,
+            reported: user_code_first,
+        });
+        if self.config.slow_call.is_some() {
+            self.job_started();
+        }
+        if user_code_first {
+            // The queue has room for one more.
+            let mut ran_user_code = self.wake_waiter();
+            // The previous job's caller hears of it only now, with this thread busy again: no
+            // shared write at all between jobs while the queue is not empty.
+            if let Some(finished) = previous {
+                finished.wake();
+                ran_user_code = true;
+            }
+            if self.config.slow_queue_wait.is_some() {
+                ran_user_code |= self.check_queue_wait(site, job.submitted_at(), Instant::now());
+            }
+            if ran_user_code {
+                start = Instant::now();
+            }
+            if let Some(started) = slot.running().as_mut() {
+                started.since = start;
+                started.reported = false;
+            }
+        }
+        let finished = job.run_unwoken(start);
+        let ended = slot.running().take();
+        if let Some(started) = ended {
+            self.check_ended(started);
+        }
+        slot.count(finished.outcome);
+        finished
     }
 
     /// Spins for up to `SPIN_FOR`, watching for a job.
