@@ -311,6 +311,13 @@ struct Latency {
 }
 
 impl Latency {
+    fn empty() -> Self {
+        Latency {
+            samples: Vec::new(),
+            cpu: Duration::ZERO,
+        }
+    }
+
     fn summary(&mut self) -> [String; 5] {
         self.samples.sort_unstable();
         let n = self.samples.len().max(1);
@@ -401,18 +408,8 @@ fn main() {
 fn latency_rows(rig: &Rig, scale: usize) {
     const ROUNDS: usize = 10;
     let calls = 4_000 / scale;
-    let mut in_tokio: Vec<Latency> = (0..NAMES.len())
-        .map(|_| Latency {
-            samples: Vec::new(),
-            cpu: Duration::ZERO,
-        })
-        .collect();
-    let mut block_on: Vec<Latency> = (0..NAMES.len())
-        .map(|_| Latency {
-            samples: Vec::new(),
-            cpu: Duration::ZERO,
-        })
-        .collect();
+    let mut in_tokio: Vec<Latency> = (0..NAMES.len()).map(|_| Latency::empty()).collect();
+    let mut block_on: Vec<Latency> = (0..NAMES.len()).map(|_| Latency::empty()).collect();
     for _round in 0..ROUNDS {
         for_each_system!(rig, index, system => {
             let cpu = process_cpu();
@@ -527,12 +524,7 @@ fn throughput_rows(rig: &Rig, scale: usize) {
 fn sleeper_rows(rig: &Rig, scale: usize) {
     const ROUNDS: usize = 5;
     let calls = 200 / scale.min(10);
-    let mut results: Vec<Latency> = (0..NAMES.len())
-        .map(|_| Latency {
-            samples: Vec::new(),
-            cpu: Duration::ZERO,
-        })
-        .collect();
+    let mut results: Vec<Latency> = (0..NAMES.len()).map(|_| Latency::empty()).collect();
     for _round in 0..ROUNDS {
         for_each_system!(rig, index, system => {
             if NAMES[index] != Direct::NAME {

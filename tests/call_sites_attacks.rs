@@ -24,7 +24,7 @@ use async_wrap::{
 };
 use futures::FutureExt;
 use futures::executor::block_on;
-use support::{eventually, within};
+use support::{eventually, gate, pool_reporting, within};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -87,22 +87,21 @@ impl Drop for PayloadPanicsOnDrop {
     }
 }
 
-fn gate() -> (mpsc::Sender<()>, Arc<Mutex<mpsc::Receiver<()>>>) {
-    let (go, gate) = mpsc::channel();
-    (go, Arc::new(Mutex::new(gate)))
-}
-
-/// A pool that logs every slow call it reports.
-fn pool_reporting(
-    name: &str,
-    configure: impl FnOnce(async_wrap::Builder) -> async_wrap::Builder,
-) -> (Arc<BlockingPool>, Arc<Mutex<Vec<SlowCall>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    let builder = BlockingPool::builder()
-        .thread_name(name.to_owned())
-        .on_slow_call(move |slow| log.lock().unwrap().push(slow.clone()));
-    (Arc::new(configure(builder).build().unwrap()), seen)
+/// A call made now on `pool` returns (within 5 s): the pool goes on.
+fn assert_a_later_call_runs(pool: &Arc<BlockingPool>) {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn({
+        let pool = pool.clone();
+        move || {
+            let _ = tx.send(block_on(spawn_on(pool, || 5)));
+        }
+    });
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)).ok(),
+        Some(5),
+        "a later call on the pool hangs: {:?}",
+        pool.metrics()
+    );
 }
 
 fn reports_of(seen: &Mutex<Vec<SlowCall>>, function: &str) -> Vec<SlowCall> {
@@ -524,19 +523,7 @@ fn a_queue_wait_hook_panic_with_a_payload_that_panics_on_drop_kills_no_worker() 
         let queued = queued.join().unwrap();
         assert_eq!(queued, Ok(7), "the queued call");
         // The pool goes on.
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn({
-            let pool = pool.clone();
-            move || {
-                let _ = tx.send(block_on(spawn_on(pool, || 5)));
-            }
-        });
-        assert_eq!(
-            rx.recv_timeout(Duration::from_secs(5)).ok(),
-            Some(5),
-            "a later call on the pool hangs: {:?}",
-            pool.metrics()
-        );
+        assert_a_later_call_runs(&pool);
     });
 }
 
@@ -571,19 +558,7 @@ fn a_waker_panic_with_a_payload_that_panics_on_drop_kills_no_worker() {
         eventually("the job ran", || pool.metrics().completed == 1);
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(poll_once(&mut call, &noop_waker()), Poll::Ready(3));
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn({
-            let pool = pool.clone();
-            move || {
-                let _ = tx.send(block_on(spawn_on(pool, || 5)));
-            }
-        });
-        assert_eq!(
-            rx.recv_timeout(Duration::from_secs(5)).ok(),
-            Some(5),
-            "a later call on the pool hangs: {:?}",
-            pool.metrics()
-        );
+        assert_a_later_call_runs(&pool);
     });
 }
 
@@ -647,19 +622,7 @@ fn a_result_whose_drop_panics_with_such_a_payload_kills_no_worker() {
         eventually("the job runs", || pool.metrics().running == 1);
         drop(call);
         go.send(()).unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn({
-            let pool = pool.clone();
-            move || {
-                let _ = tx.send(block_on(spawn_on(pool, || 5)));
-            }
-        });
-        assert_eq!(
-            rx.recv_timeout(Duration::from_secs(5)).ok(),
-            Some(5),
-            "a later call on the pool hangs: {:?}",
-            pool.metrics()
-        );
+        assert_a_later_call_runs(&pool);
     });
 }
 

@@ -12,27 +12,9 @@ use std::time::Duration;
 
 use async_wrap::{BlockingPool, SlowCall, Slowness, async_wrap, spawn_on};
 use futures::executor::block_on;
-use support::{eventually, within};
+use support::{eventually, gate, pool_reporting, within};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// A pool that reports slow calls into the returned list.
-fn pool_reporting(
-    name: &str,
-    configure: impl FnOnce(async_wrap::Builder) -> async_wrap::Builder,
-) -> (Arc<BlockingPool>, Arc<Mutex<Vec<SlowCall>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    let builder = BlockingPool::builder()
-        .thread_name(name.to_owned())
-        .on_slow_call(move |slow| log.lock().unwrap().push(slow.clone()));
-    (Arc::new(configure(builder).build().unwrap()), seen)
-}
-
-fn gate() -> (mpsc::Sender<()>, Arc<Mutex<mpsc::Receiver<()>>>) {
-    let (go, gate) = mpsc::channel();
-    (go, Arc::new(Mutex::new(gate)))
-}
 
 #[async_wrap(executor = pool)]
 fn wait_for(pool: Arc<BlockingPool>, gate: Arc<Mutex<mpsc::Receiver<()>>>) {

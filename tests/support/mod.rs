@@ -77,3 +77,26 @@ pub(crate) fn with_ticker<F: Future>(future: F) -> (F::Output, usize) {
     });
     (output, ticks.load(Ordering::SeqCst))
 }
+
+/// A gate a job waits on (`gate.lock().unwrap().recv()`) until the test sends `go` (or drops it).
+pub(crate) fn gate() -> (mpsc::Sender<()>, Arc<std::sync::Mutex<mpsc::Receiver<()>>>) {
+    let (go, gate) = mpsc::channel();
+    (go, Arc::new(std::sync::Mutex::new(gate)))
+}
+
+/// A pool named `name`, configured by `configure`, that logs every slow call it reports into
+/// the returned list.
+pub(crate) fn pool_reporting(
+    name: &str,
+    configure: impl FnOnce(async_wrap::Builder) -> async_wrap::Builder,
+) -> (
+    Arc<async_wrap::BlockingPool>,
+    Arc<std::sync::Mutex<Vec<async_wrap::SlowCall>>>,
+) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let builder = async_wrap::BlockingPool::builder()
+        .thread_name(name.to_owned())
+        .on_slow_call(move |slow| log.lock().unwrap().push(slow.clone()));
+    (Arc::new(configure(builder).build().unwrap()), seen)
+}
