@@ -7,6 +7,7 @@
 //! written before the future can see the call's result, so a caller that has awaited a call
 //! finds it counted.
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -119,31 +120,57 @@ const SHARDS: usize = 4;
 static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
-    /// This thread's shard.
-    static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    /// This thread's shard, once chosen (`usize::MAX` before).
+    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// Makes the current thread count in shard `index` (modulo the shards): a pool's thread takes
+/// its slot's number, so that the threads of a small pool never share a shard.
+pub(crate) fn use_shard(index: usize) {
+    SHARD.with(|shard| shard.set(index % SHARDS));
+}
+
+/// The current thread's shard: its own, or the next in turn.
+fn shard_index() -> usize {
+    SHARD.with(|shard| match shard.get() {
+        usize::MAX => {
+            let index = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+            shard.set(index);
+            index
+        }
+        index => index,
+    })
 }
 
 /// One thread's share of a site's counts (threads may share a shard). Each call's end is one
 /// add to one of `completed`, `panicked`, `cancelled` or `refused`, so that a snapshot or a
 /// reset sees it whole, on one side or the other.
 struct Shard {
-    calls: AtomicU64,
+    /// What submitting threads write (dropping ones for `cancelled`), on a line of its own: a
+    /// caller and a pool thread that count in the same shard do not write the same line.
+    submits: CachePadded<Submits>,
     completed: AtomicU64,
     panicked: AtomicU64,
-    cancelled: AtomicU64,
-    refused: AtomicU64,
     queue_wait: Histogram,
     run_time: Histogram,
+}
+
+struct Submits {
+    calls: AtomicU64,
+    cancelled: AtomicU64,
+    refused: AtomicU64,
 }
 
 impl Shard {
     const fn new() -> Self {
         Shard {
-            calls: AtomicU64::new(0),
+            submits: CachePadded::new(Submits {
+                calls: AtomicU64::new(0),
+                cancelled: AtomicU64::new(0),
+                refused: AtomicU64::new(0),
+            }),
             completed: AtomicU64::new(0),
             panicked: AtomicU64::new(0),
-            cancelled: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
             queue_wait: Histogram::new(),
             run_time: Histogram::new(),
         }
@@ -195,20 +222,20 @@ impl SiteStats {
 
     /// The current thread's shard.
     fn shard(&self) -> &Shard {
-        &self.shards[SHARD.with(|shard| *shard)]
+        &self.shards[shard_index()]
     }
 
     /// A call was handed to its executor.
     pub(crate) fn submitted(&self) {
-        self.shard().calls.fetch_add(1, Ordering::Relaxed);
+        self.shard().submits.calls.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A counted call ended without its body running.
     pub(crate) fn ended(&self, end: End) {
         let shard = self.shard();
         let count = match end {
-            End::Cancelled => &shard.cancelled,
-            End::Refused => &shard.refused,
+            End::Cancelled => &shard.submits.cancelled,
+            End::Refused => &shard.submits.refused,
         };
         count.fetch_add(1, Ordering::Relaxed);
     }
@@ -289,15 +316,15 @@ impl SiteStats {
         };
         let completed = sum(|shard| &shard.completed);
         let panicked = sum(|shard| &shard.panicked);
-        let cancelled = sum(|shard| &shard.cancelled);
-        let refused = sum(|shard| &shard.refused);
+        let cancelled = sum(|shard| &shard.submits.cancelled);
+        let refused = sum(|shard| &shard.submits.refused);
         let mut queue_wait = Timings::empty();
         let mut run_time = Timings::empty();
         for shard in &self.shards {
             queue_wait.add(&shard.queue_wait);
             run_time.add(&shard.run_time);
         }
-        let calls = sum(|shard| &shard.calls);
+        let calls = sum(|shard| &shard.submits.calls);
         let adaptive = &self.adaptive;
         CallStats {
             site,
@@ -322,8 +349,8 @@ impl SiteStats {
             let ended = [
                 &shard.completed,
                 &shard.panicked,
-                &shard.cancelled,
-                &shard.refused,
+                &shard.submits.cancelled,
+                &shard.submits.refused,
             ]
             .iter()
             .fold(0_u64, |total, count| {
@@ -331,7 +358,7 @@ impl SiteStats {
             });
             // A call may end in another shard than the one it was counted in: a shard's
             // calls may go below its ends, so the subtraction wraps, and the sums stay right.
-            shard.calls.fetch_sub(ended, Ordering::AcqRel);
+            shard.submits.calls.fetch_sub(ended, Ordering::AcqRel);
             shard.run_time.reset();
             shard.queue_wait.reset();
         }

@@ -81,6 +81,7 @@ impl Shared {
             exiting: false,
         };
         WORKER.with(|worker| worker.set(Some(own)));
+        crate::call_stats::use_shard(index);
         run_hook(self.on_thread_start.as_ref());
         // `start_thread` counted this thread as ready (idle or claimed) already.
         let mut ready = true;
