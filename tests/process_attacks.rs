@@ -1,0 +1,894 @@
+//! Attacks on the process pool (issue 18, DESIGN.md §2b), by an independent attacker.
+//!
+//! Same shape as tests/process.rs: no libtest harness, `main` calls `init()` first, then runs
+//! each case under a watchdog. Cases marked `FAILS:` in their doc comment show a defect (they
+//! are expected to fail until the library is fixed); the others are regression guards that held.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_wrap::async_wrap;
+use async_wrap::process::{ProcessErrorKind, ProcessPool};
+use futures::executor::block_on;
+use serde_bytes::ByteBuf;
+
+mod support;
+use support::{eventually, within};
+
+static PROCS: ProcessPool = ProcessPool::with_max_workers(2).name("procs");
+/// One worker: consecutive calls reach the same worker process.
+static SOLO: ProcessPool = ProcessPool::with_max_workers(1).name("solo");
+
+#[async_wrap(executor = PROCS, process)]
+fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+#[async_wrap(executor = SOLO, process)]
+fn solo_pid() -> u32 {
+    std::process::id()
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("async-wrap-attack-{}-{name}", std::process::id()))
+}
+
+fn pid_in(path: &PathBuf) -> u32 {
+    let mut pid = None;
+    eventually("the body writes a pid", || {
+        pid = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        pid.is_some()
+    });
+    pid.unwrap()
+}
+
+/// (state, parent) of a process, if it exists.
+fn stat(pid: u32) -> Option<(String, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after) = stat.rsplit_once(')')?;
+    let mut fields = after.split_whitespace();
+    let state = fields.next()?.to_owned();
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+fn gone(pid: u32) -> bool {
+    match stat(pid) {
+        None => true,
+        Some((state, parent)) => state == "Z" && parent != std::process::id(),
+    }
+}
+
+/// The children of this process: (pid, state).
+fn children() -> Vec<(u32, String)> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let (state, ppid) = stat(pid)?;
+            (ppid == me).then_some((pid, state))
+        })
+        .collect()
+}
+
+fn kill(pid: u32, signal: i32) {
+    // SAFETY: kill reads no memory.
+    unsafe { libc::kill(pid as libc::pid_t, signal) };
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Two functions of the same name in two scopes of one module.
+
+fn scope_a() -> u32 {
+    #[async_wrap(executor = PROCS, process)]
+    fn twin(x: u32) -> u32 {
+        x + 1
+    }
+    block_on(twin(10)).unwrap()
+}
+
+fn scope_b() -> u32 {
+    #[async_wrap(executor = PROCS, process)]
+    fn twin(x: u32) -> u32 {
+        x + 2
+    }
+    block_on(twin(10)).unwrap()
+}
+
+/// FAILS: two `process` functions with the same name and signature, each inside a different
+/// function of the same module (the attribute accepts both), get the same key (module path,
+/// name, signature hash): the worker runs one of them for both calls. A silently wrong result.
+fn same_name_in_two_scopes_runs_the_right_body() {
+    assert_eq!((scope_a(), scope_b()), (11, 12), "one call ran the other function's body");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. The worker's marker leaks to the programs a body starts.
+
+#[async_wrap(executor = PROCS, process)]
+fn run_a_tool() -> String {
+    // The body runs another program (here this very binary in a tool role; any program that
+    // uses async-wrap's process pools behaves the same).
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env("ASYNC_WRAP_ATTACK_ROLE", "tool")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// FAILS: a body that starts a program which uses async-wrap (`init()` in its `main`) turns that
+/// program into a worker: `ASYNC_WRAP_PROCESS_WORKER` stays in the worker's environment and
+/// is inherited. The tool prints the pool greeting frame instead of running.
+fn a_program_started_by_a_body_is_not_a_worker() {
+    let out = block_on(run_a_tool()).unwrap();
+    assert_eq!(out, "tool ran\n", "the tool did not run: {out:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. The greeting's read has no time limit.
+
+const BANNER_SH: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/attack18-banner.sh");
+const LATE_INIT_SH: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/attack18-late-init.sh");
+
+static BANNER: ProcessPool = ProcessPool::with_max_workers(1)
+    .program(BANNER_SH)
+    .start_timeout(Duration::from_millis(500));
+static LATE_INIT: ProcessPool = ProcessPool::with_max_workers(1)
+    .program(LATE_INIT_SH)
+    .start_timeout(Duration::from_millis(500));
+
+#[async_wrap(executor = BANNER, process)]
+fn on_banner() -> u32 {
+    1
+}
+
+#[async_wrap(executor = LATE_INIT, process)]
+fn on_late_init() -> u32 {
+    1
+}
+
+fn write_script(path: &str, body: &str) {
+    let mut file = std::fs::File::create(path).unwrap();
+    writeln!(file, "#!/bin/sh\n{body}").unwrap();
+    drop(file);
+    std::fs::set_permissions(
+        path,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .unwrap();
+}
+
+/// Runs `call` under a short watchdog; if it hangs, kills the children that appeared since
+/// `before` (so that the call ends) and fails.
+fn no_hang<T: Send + 'static>(
+    what: &str,
+    limit: Duration,
+    call: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let before: HashSet<u32> = children().into_iter().map(|(pid, _)| pid).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(call());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => value,
+        Err(_) => {
+            let new: Vec<u32> = children()
+                .into_iter()
+                .map(|(pid, _)| pid)
+                .filter(|pid| !before.contains(pid))
+                .collect();
+            for pid in &new {
+                kill(*pid, libc::SIGKILL);
+            }
+            let late = rx.recv_timeout(Duration::from_secs(10)).is_ok();
+            panic!(
+                "{what}: still waiting after {limit:?} (killed the new children {new:?} to \
+                 end it; the call then returned: {late})"
+            )
+        }
+    }
+}
+
+/// FAILS: a program that writes a short line before greeting (here a script printing `hi!`,
+/// then sleeping; or a real worker whose `main` prints a line before `init()`) makes the
+/// first call hang, far past `start_timeout` (500 ms): the greeting's first 4 bytes are read as
+/// a frame length (~170 MB) and `read_exact` waits for it with no limit.
+fn start_timeout_bounds_a_garbled_greeting() {
+    write_script(BANNER_SH, "echo 'hi!'\nexec sleep 600");
+    let err = no_hang("a banner, then silence", Duration::from_secs(8), || {
+        block_on(on_banner())
+    })
+    .expect_err("not a worker");
+    assert!(
+        matches!(err.kind(), ProcessErrorKind::NotAWorker(_)),
+        "{err}"
+    );
+}
+
+/// FAILS (same cause): the worker is this very program, which prints one line before `init()`.
+fn a_line_printed_before_init_is_an_error_not_a_hang() {
+    let exe = std::env::current_exe().unwrap();
+    write_script(
+        LATE_INIT_SH,
+        &format!("echo 'hi!'\nexec '{}'", exe.display()),
+    );
+    let err = no_hang("a line before init()", Duration::from_secs(8), || {
+        block_on(on_late_init())
+    })
+    .expect_err("not a clean worker");
+    assert!(
+        matches!(err.kind(), ProcessErrorKind::NotAWorker(_)),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. The panic message comes from a thread-local that a caught panic leaves behind.
+
+#[async_wrap(executor = SOLO, process)]
+fn rethrow(what: String) -> u32 {
+    // A panic caught inside the body (a library that recovers from its own panics) ...
+    let _ = panic::catch_unwind(|| panic!("stale inner panic"));
+    // ... then the body's real panic, re-raised without the hook (as `futures` and `rayon` do
+    // when they propagate a child task's panic).
+    panic::resume_unwind(Box::new(what))
+}
+
+#[async_wrap(executor = SOLO, process)]
+fn recover_quietly() -> u32 {
+    let _ = panic::catch_unwind(|| panic!("an old, recovered panic"));
+    5
+}
+
+#[async_wrap(executor = SOLO, process)]
+fn resume(what: String) -> u32 {
+    panic::resume_unwind(Box::new(what))
+}
+
+fn panic_message(f: impl FnOnce() + panic::UnwindSafe) -> String {
+    let payload = panic::catch_unwind(f).expect_err("the body panicked");
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .expect("a String payload")
+}
+
+/// FAILS: the resumed panic carries the message and location of an earlier panic that the body
+/// caught itself, not the payload it really panicked with (`resume_unwind` skips the hook, and
+/// the hook's thread-local is never cleared). Across calls too: a panic recovered in one call
+/// becomes the message of the next call's `resume_unwind`.
+fn resume_unwind_reports_its_own_payload() {
+    let message = panic_message(|| {
+        block_on(rethrow("the real failure".into())).unwrap();
+    });
+    let same_call_ok = message.starts_with("the real failure");
+    assert_eq!(block_on(recover_quietly()).unwrap(), 5);
+    let message2 = panic_message(|| {
+        block_on(resume("second call's failure".into())).unwrap();
+    });
+    let next_call_ok = message2.starts_with("second call's failure");
+    assert!(
+        same_call_ok && next_call_ok,
+        "same call: {message:?}\nnext call: {message2:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Death is seen only as the pipe's end, which a forked child keeps open.
+
+static FORKS: ProcessPool = ProcessPool::with_max_workers(1).name("forks");
+
+#[async_wrap(executor = FORKS, process)]
+fn fork_then_abort(path: PathBuf) -> u32 {
+    // A native library that forks a helper (no exec) and then crashes.
+    // SAFETY: the child only calls async-signal-safe functions.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        unsafe {
+            libc::sleep(20);
+            libc::_exit(0)
+        }
+    }
+    std::fs::write(&path, child.to_string()).unwrap();
+    std::process::abort()
+}
+
+/// FAILS: a body that forks a helper which lives on, then aborts: the worker is dead at once,
+/// but the call waits until the helper exits (20 s here, for ever for a daemon), since the pool
+/// sees a death only as the end of the worker's stdout pipe, which the helper inherited. The
+/// dead worker is left a zombie meanwhile.
+fn a_crash_is_seen_even_if_a_forked_child_lives_on() {
+    let path = temp_path("fork");
+    let _ = std::fs::remove_file(&path);
+    let started = Instant::now();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn({
+        let path = path.clone();
+        move || {
+            let _ = tx.send(block_on(fork_then_abort(path)));
+        }
+    });
+    let helper = pid_in(&path);
+    let outcome = rx.recv_timeout(Duration::from_secs(5));
+    let zombies: Vec<_> = children().into_iter().filter(|(_, s)| s == "Z").collect();
+    kill(helper, libc::SIGKILL);
+    let _ = std::fs::remove_file(&path);
+    let err = match outcome {
+        Ok(outcome) => outcome.expect_err("the worker aborted"),
+        Err(_) => {
+            let late = rx.recv_timeout(Duration::from_secs(10));
+            panic!(
+                "the call was still waiting {:?} after its worker aborted (zombie children: \
+                 {zombies:?}); once the forked helper was killed it returned {late:?}",
+                started.elapsed()
+            )
+        }
+    };
+    assert!(
+        matches!(err.kind(), ProcessErrorKind::Crashed { signal: Some(6), .. }),
+        "{err}"
+    );
+}
+
+static FORKS_DEADLINE: ProcessPool = ProcessPool::with_max_workers(1)
+    .name("forks-deadline")
+    .deadline(Duration::from_secs(1));
+
+#[async_wrap(executor = FORKS_DEADLINE, process)]
+fn fork_then_abort_with_deadline(path: PathBuf) -> u32 {
+    // SAFETY: the child only calls async-signal-safe functions.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        unsafe {
+            libc::sleep(20);
+            libc::_exit(0)
+        }
+    }
+    std::fs::write(&path, child.to_string()).unwrap();
+    std::process::abort()
+}
+
+/// FAILS (same cause): with a deadline, the same crash is reported as `DeadlineExceeded`, not
+/// as `Crashed` with SIGABRT: the wrong kind, after waiting the whole deadline.
+fn a_crash_under_a_deadline_is_a_crash() {
+    let path = temp_path("fork-deadline");
+    let _ = std::fs::remove_file(&path);
+    let call = std::thread::spawn({
+        let path = path.clone();
+        move || block_on(fork_then_abort_with_deadline(path))
+    });
+    let helper = pid_in(&path);
+    let outcome = call.join().unwrap();
+    kill(helper, libc::SIGKILL);
+    let _ = std::fs::remove_file(&path);
+    let err = outcome.expect_err("the worker aborted");
+    assert!(
+        matches!(err.kind(), ProcessErrorKind::Crashed { signal: Some(6), .. }),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. A worker that dies while idle.
+
+/// FAILS: a worker killed while idle (the OOM killer, an operator) stays a zombie child of the
+/// pool's process until the next call or the idle timeout (10 s by default; for ever in
+/// effect with a long `idle_timeout`). The replacement itself works.
+fn an_idle_worker_that_dies_is_reaped() {
+    let worker = block_on(solo_pid()).unwrap();
+    kill(worker, libc::SIGKILL);
+    std::thread::sleep(Duration::from_millis(500));
+    let state = stat(worker);
+    // The replacement works (checked before failing, as a guard).
+    let next = block_on(solo_pid()).unwrap();
+    assert_ne!(next, worker);
+    assert!(
+        gone(worker),
+        "after the next call the dead worker is reaped"
+    );
+    assert!(
+        state.as_ref().is_none_or(|(s, p)| !(s == "Z" && *p == std::process::id())),
+        "500 ms after it died, idle worker {worker} was still an unreaped zombie: {state:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Dropping a call as its driver takes it.
+
+static RACE: ProcessPool = ProcessPool::with_max_workers(1)
+    .name("race")
+    .kill_grace(Duration::ZERO);
+
+#[async_wrap(executor = RACE, process)]
+fn race_hang() -> u32 {
+    std::thread::sleep(Duration::from_secs(600));
+    1
+}
+
+fn spin(nanos: u64) {
+    let until = Instant::now() + Duration::from_nanos(nanos);
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
+/// Loops: first poll of a hanging call, a short random pause, drop. The call must be killed
+/// (or never run): `running` goes back to 0. The window: between the driver's `Call::start`
+/// and its `drain` of the wake-up socket, which discards the byte `abandon` wrote.
+fn a_call_dropped_as_it_starts_is_killed() {
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let waker = futures::task::noop_waker();
+    for iteration in 0..400 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut call = Box::pin(race_hang());
+        let _ = std::future::Future::poll(
+            call.as_mut(),
+            &mut std::task::Context::from_waker(&waker),
+        );
+        spin(seed % 150_000);
+        drop(call);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while RACE.metrics().running != 0 || RACE.metrics().queued != 0 {
+            if Instant::now() > deadline {
+                let metrics = RACE.metrics();
+                let report = RACE.shutdown_timeout(Duration::ZERO);
+                panic!(
+                    "iteration {iteration}: a dropped call still runs 5 s later: {metrics:?}; \
+                     {report:?}"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let metrics = RACE.metrics();
+    println!("  race: {metrics:?}");
+    RACE.shutdown();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Arguments and results past the frame limit.
+
+static BIG: ProcessPool = ProcessPool::with_max_workers(1).name("big");
+
+#[async_wrap(executor = BIG, process)]
+fn big_len(data: ByteBuf) -> u64 {
+    data.len() as u64
+}
+
+#[async_wrap(executor = BIG, process)]
+fn big_result(n: u64) -> ByteBuf {
+    ByteBuf::from(vec![7u8; n as usize])
+}
+
+const OVER_LIMIT: usize = (1 << 30) + 16;
+
+/// FAILS: an argument over the 1 GiB frame limit is reported as `Crashed` (the worker "exited
+/// with code 0 while running it", which it never ran): the pool's `send` fails with
+/// `InvalidInput` and the driver treats every send error as a death.
+fn an_oversized_argument_is_not_a_crash() {
+    let err = block_on(big_len(ByteBuf::from(vec![1u8; OVER_LIMIT]))).expect_err("too large");
+    assert!(
+        !matches!(err.kind(), ProcessErrorKind::Crashed { .. }),
+        "wrong kind: {err}"
+    );
+}
+
+/// FAILS: a result over the limit: the worker cannot send it, exits with code 0, and the call
+/// fails as `Crashed` (exit code 0) instead of a serialization error naming the size.
+fn an_oversized_result_is_not_a_crash() {
+    let err = block_on(big_result(OVER_LIMIT as u64)).expect_err("too large");
+    assert!(
+        !matches!(err.kind(), ProcessErrorKind::Crashed { .. }),
+        "wrong kind: {err}"
+    );
+}
+
+/// Holds: 200 MiB each way.
+fn large_values_round_trip() {
+    let n = 200 << 20;
+    assert_eq!(block_on(big_len(ByteBuf::from(vec![3u8; n]))).unwrap(), n as u64);
+    let back = block_on(big_result(n as u64)).unwrap();
+    assert!(back.len() == n && back.iter().all(|b| *b == 7));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Held: hostile bodies.
+
+static HOSTILE: ProcessPool = ProcessPool::with_max_workers(1)
+    .name("hostile")
+    .kill_grace(Duration::from_millis(100));
+
+#[async_wrap(executor = HOSTILE, process)]
+fn ignore_sigterm_and_hang(path: PathBuf) -> u32 {
+    // SAFETY: signal reads no memory of ours.
+    unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+    std::fs::write(&path, std::process::id().to_string()).unwrap();
+    loop {
+        std::thread::sleep(Duration::from_secs(600));
+    }
+}
+
+/// Holds: SIGTERM ignored: SIGKILL after the grace, for a deadline and for a drop.
+fn a_body_ignoring_sigterm_is_killed() {
+    let path = temp_path("sigterm");
+    let _ = std::fs::remove_file(&path);
+    let started = Instant::now();
+    let err = block_on(ignore_sigterm_and_hang(path.clone()).deadline(Duration::from_millis(300)))
+        .expect_err("deadline");
+    assert!(matches!(err.kind(), ProcessErrorKind::DeadlineExceeded(_)), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let worker = pid_in(&path);
+    eventually("killed", || gone(worker));
+    let _ = std::fs::remove_file(&path);
+    let mut call = Box::pin(ignore_sigterm_and_hang(path.clone()));
+    let waker = futures::task::noop_waker();
+    let _ = std::future::Future::poll(call.as_mut(), &mut std::task::Context::from_waker(&waker));
+    let worker = pid_in(&path);
+    drop(call);
+    eventually("killed after a drop", || gone(worker));
+    let _ = std::fs::remove_file(&path);
+}
+
+#[async_wrap(executor = HOSTILE, process)]
+fn close_every_fd() -> u32 {
+    for fd in 3..1024 {
+        // SAFETY: closing descriptors reads no memory; this process is about to be useless.
+        unsafe { libc::close(fd) };
+    }
+    5
+}
+
+#[async_wrap(executor = HOSTILE, process)]
+fn hostile_add(a: u32, b: u32) -> u32 {
+    a + b
+}
+
+/// Holds: a body that closes every descriptor (a "daemonize" routine) fails its own call, with
+/// a typed error, and the next call gets a new worker.
+fn a_body_closing_every_fd_fails_only_its_call() {
+    let outcome = no_hang("close every fd", Duration::from_secs(10), || {
+        block_on(close_every_fd())
+    });
+    println!("  closing every fd: {outcome:?}");
+    assert_eq!(block_on(hostile_add(2, 3)).unwrap(), 5);
+}
+
+#[async_wrap(executor = HOSTILE, process)]
+fn noisy(n: usize) -> usize {
+    let line = "x".repeat(n);
+    println!("{line}");
+    // SAFETY: write reads `line` for its length.
+    unsafe { libc::write(1, line.as_ptr().cast(), line.len()) };
+    let mut input = String::new();
+    let read = std::io::stdin().read_line(&mut input).unwrap();
+    n + read
+}
+
+/// Holds: printing past a pipe's buffer, raw writes to fd 1, reading stdin.
+fn a_body_that_prints_and_reads_stdin() {
+    assert_eq!(block_on(noisy(70_000)).unwrap(), 70_000);
+}
+
+#[async_wrap(executor = HOSTILE, process)]
+fn spawn_lingering() -> u32 {
+    Command::new("sleep").arg("600").spawn().unwrap().id()
+}
+
+/// Holds: a body that leaves a child (exec'd) behind: the shutdown does not wait for it.
+fn shutdown_does_not_wait_for_a_bodys_children() {
+    static LINGER: ProcessPool = ProcessPool::with_max_workers(1).name("linger");
+    #[async_wrap(executor = LINGER, process)]
+    fn spawn_it() -> u32 {
+        Command::new("sleep").arg("600").spawn().unwrap().id()
+    }
+    let sleeper = block_on(spawn_it()).unwrap();
+    let started = Instant::now();
+    let report = LINGER.shutdown_timeout(Duration::from_secs(1));
+    assert!(report.is_complete(), "{report:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    kill(sleeper, libc::SIGKILL);
+    let _ = spawn_lingering;
+}
+
+#[derive(Debug)]
+struct BadDrop;
+impl Drop for BadDrop {
+    fn drop(&mut self) {
+        panic!("a payload whose Drop panics");
+    }
+}
+
+#[async_wrap(executor = HOSTILE, process)]
+fn odd_panic(kind: u8) -> u32 {
+    match kind {
+        0 => std::panic::panic_any(42u8),
+        1 => std::panic::panic_any(BadDrop),
+        2 => panic!("{}", "é".repeat(1 << 20)),
+        _ => 0,
+    }
+}
+
+/// Holds: non-string payloads, a payload whose Drop panics, a 2 MiB message.
+fn odd_panic_payloads() {
+    let m = panic_message(|| {
+        block_on(odd_panic(0)).unwrap();
+    });
+    assert!(m.starts_with("Box<dyn Any>"), "{m}");
+    let m = panic_message(|| {
+        block_on(odd_panic(1)).unwrap();
+    });
+    assert!(m.starts_with("Box<dyn Any>"), "{m}");
+    let m = panic_message(|| {
+        block_on(odd_panic(2)).unwrap();
+    });
+    assert!(m.starts_with(&"é".repeat(1 << 20)), "{}", &m[..40]);
+    assert_eq!(block_on(odd_panic(9)).unwrap(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Held: fds, concurrency, shutdown races, other builds, a deleted binary, nested pools.
+
+static FDS: ProcessPool = ProcessPool::with_max_workers(2)
+    .name("fds")
+    .kill_grace(Duration::ZERO)
+    .max_tasks_per_child(3);
+
+#[async_wrap(executor = FDS, process)]
+fn fds_work(how: u8) -> u32 {
+    match how {
+        0 => std::process::abort(),
+        1 => {
+            std::thread::sleep(Duration::from_secs(600));
+            1
+        }
+        _ => 2,
+    }
+}
+
+/// Holds: crashes, deadlines, drops and recycling leave no descriptor behind.
+fn no_fd_leak() {
+    let before = open_fds();
+    let waker = futures::task::noop_waker();
+    for _ in 0..15 {
+        assert!(block_on(fds_work(0)).is_err());
+        assert!(block_on(fds_work(1).deadline(Duration::from_millis(20))).is_err());
+        let mut call = Box::pin(fds_work(1));
+        let _ = std::future::Future::poll(
+            call.as_mut(),
+            &mut std::task::Context::from_waker(&waker),
+        );
+        std::thread::sleep(Duration::from_millis(5));
+        drop(call);
+        assert_eq!(block_on(fds_work(2)).unwrap(), 2);
+    }
+    FDS.shutdown();
+    eventually("fds back", || open_fds() <= before);
+}
+
+/// Holds: many threads and runtimes at once.
+fn many_callers_at_once() {
+    let threads: Vec<_> = (0..6u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .build()
+                    .unwrap();
+                runtime.block_on(async move {
+                    let calls: Vec<_> = (0..50u64)
+                        .map(|i| tokio::spawn(add(t * 1000, i)))
+                        .collect();
+                    for (i, call) in calls.into_iter().enumerate() {
+                        assert_eq!(call.await.unwrap().unwrap(), t * 1000 + i as u64);
+                    }
+                });
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+}
+
+static POOLS: [ProcessPool; 24] =
+    [const { ProcessPool::with_max_workers(2).kill_grace(Duration::ZERO) }; 24];
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+
+#[async_wrap(executor = POOLS[CURRENT.load(Ordering::SeqCst)], process)]
+fn pooled(sleep_ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(sleep_ms));
+    sleep_ms
+}
+
+/// Holds: shutdown racing with calls that start, finish, and are dropped.
+fn shutdown_races() {
+    for i in 0..POOLS.len() {
+        CURRENT.store(i, Ordering::SeqCst);
+        let pool = &POOLS[i];
+        let quick = std::thread::spawn(|| block_on(pooled(0)));
+        let slow = std::thread::spawn(|| block_on(pooled(600_000)));
+        let queued = std::thread::spawn(|| block_on(pooled(1)));
+        let mut dropped = Box::pin(pooled(600_000));
+        let waker = futures::task::noop_waker();
+        let _ = std::future::Future::poll(
+            dropped.as_mut(),
+            &mut std::task::Context::from_waker(&waker),
+        );
+        std::thread::sleep(Duration::from_millis((i as u64 * 7) % 25));
+        let shut = std::thread::spawn(move || {
+            POOLS[i].shutdown_timeout(Duration::from_millis((i as u64 * 3) % 10))
+        });
+        drop(dropped);
+        let report = shut.join().unwrap();
+        let quick = quick.join().unwrap();
+        let slow = slow.join().unwrap();
+        let queued = queued.join().unwrap();
+        assert!(slow.is_err(), "{i}: the 10-minute call finished: {slow:?}");
+        for outcome in [&quick, &queued] {
+            if let Err(err) = outcome {
+                assert_eq!(err.kind(), &ProcessErrorKind::ShutDown, "{i}: {err}");
+            }
+        }
+        assert_eq!(pool.metrics().workers, 0, "{i}: {report:?}");
+        assert!(report.still_running.len() <= 2, "{i}: {report:?}");
+    }
+}
+
+const OTHER_SH: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/attack18-other-build.sh");
+static OTHER: ProcessPool = ProcessPool::with_max_workers(1).program(OTHER_SH);
+
+#[async_wrap(executor = OTHER, process)]
+fn on_other() -> u32 {
+    1
+}
+
+/// Holds: a worker of another build (tests/process.rs's binary) is refused: `OtherBuild`.
+fn another_build_is_refused() {
+    let deps = std::env::current_exe().unwrap().parent().unwrap().to_owned();
+    let other = std::fs::read_dir(&deps)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("process-") && p.extension().is_none()
+        });
+    let Some(other) = other else {
+        println!("  (tests/process.rs not built: skipped)");
+        return;
+    };
+    write_script(OTHER_SH, &format!("exec '{}'", other.display()));
+    let err = no_hang("another build", Duration::from_secs(10), || block_on(on_other()))
+        .expect_err("another build");
+    assert_eq!(err.kind(), &ProcessErrorKind::OtherBuild, "{err}");
+}
+
+/// Holds: the binary deleted from disk after start still starts workers (/proc/self/exe).
+fn a_deleted_binary_still_starts_workers() {
+    let copy = temp_path("copy-of-binary");
+    std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+    let output = Command::new(&copy)
+        .env("ASYNC_WRAP_ATTACK_ROLE", "deleted")
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&copy);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && stdout.contains("sum 3"), "{stdout}");
+}
+
+#[async_wrap(executor = PROCS, process)]
+fn nested_hang(path: PathBuf) -> u32 {
+    block_on(inner_hang(path)).unwrap()
+}
+
+#[async_wrap(executor = PROCS, process)]
+fn inner_hang(path: PathBuf) -> u32 {
+    std::fs::write(&path, std::process::id().to_string()).unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+    1
+}
+
+/// Holds: killing an outer call (its deadline) ends the worker its body started in turn.
+fn a_killed_nested_call_leaves_no_grandchild() {
+    let path = temp_path("nested");
+    let _ = std::fs::remove_file(&path);
+    let call = std::thread::spawn({
+        let path = path.clone();
+        move || block_on(nested_hang(path).deadline(Duration::from_millis(1500)))
+    });
+    let grandchild = pid_in(&path);
+    let err = call.join().unwrap().expect_err("deadline");
+    assert!(matches!(err.kind(), ProcessErrorKind::DeadlineExceeded(_)), "{err}");
+    eventually("the grandchild exits", || gone(grandchild));
+    let _ = std::fs::remove_file(&path);
+}
+
+fn no_child_is_left() {
+    for pool in [&PROCS, &SOLO, &FORKS, &FORKS_DEADLINE, &BIG, &HOSTILE, &OTHER] {
+        pool.shutdown();
+    }
+    for pool in [&BANNER, &LATE_INIT] {
+        let _ = pool.shutdown_timeout(Duration::from_secs(1));
+    }
+    eventually("no child left", || children().is_empty());
+}
+
+fn main() {
+    async_wrap::process::init();
+    match std::env::var("ASYNC_WRAP_ATTACK_ROLE").as_deref() {
+        Ok("tool") => {
+            println!("tool ran");
+            return;
+        }
+        Ok("deleted") => {
+            std::fs::remove_file(std::env::current_exe().unwrap()).unwrap();
+            println!("sum {}", block_on(add(1, 2)).unwrap());
+            PROCS.shutdown();
+            return;
+        }
+        _ => {}
+    }
+    let tests: &[(&str, fn())] = &[
+        ("same_name_in_two_scopes_runs_the_right_body", same_name_in_two_scopes_runs_the_right_body),
+        ("a_program_started_by_a_body_is_not_a_worker", a_program_started_by_a_body_is_not_a_worker),
+        ("start_timeout_bounds_a_garbled_greeting", start_timeout_bounds_a_garbled_greeting),
+        ("a_line_printed_before_init_is_an_error_not_a_hang", a_line_printed_before_init_is_an_error_not_a_hang),
+        ("resume_unwind_reports_its_own_payload", resume_unwind_reports_its_own_payload),
+        ("a_crash_is_seen_even_if_a_forked_child_lives_on", a_crash_is_seen_even_if_a_forked_child_lives_on),
+        ("a_crash_under_a_deadline_is_a_crash", a_crash_under_a_deadline_is_a_crash),
+        ("an_idle_worker_that_dies_is_reaped", an_idle_worker_that_dies_is_reaped),
+        ("a_call_dropped_as_it_starts_is_killed", a_call_dropped_as_it_starts_is_killed),
+        ("an_oversized_argument_is_not_a_crash", an_oversized_argument_is_not_a_crash),
+        ("an_oversized_result_is_not_a_crash", an_oversized_result_is_not_a_crash),
+        ("large_values_round_trip", large_values_round_trip),
+        ("a_body_ignoring_sigterm_is_killed", a_body_ignoring_sigterm_is_killed),
+        ("a_body_closing_every_fd_fails_only_its_call", a_body_closing_every_fd_fails_only_its_call),
+        ("a_body_that_prints_and_reads_stdin", a_body_that_prints_and_reads_stdin),
+        ("shutdown_does_not_wait_for_a_bodys_children", shutdown_does_not_wait_for_a_bodys_children),
+        ("odd_panic_payloads", odd_panic_payloads),
+        ("no_fd_leak", no_fd_leak),
+        ("many_callers_at_once", many_callers_at_once),
+        ("shutdown_races", shutdown_races),
+        ("another_build_is_refused", another_build_is_refused),
+        ("a_deleted_binary_still_starts_workers", a_deleted_binary_still_starts_workers),
+        ("a_killed_nested_call_leaves_no_grandchild", a_killed_nested_call_leaves_no_grandchild),
+        ("no_child_is_left", no_child_is_left),
+    ];
+    let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
+    let (mut passed, mut failed) = (0, 0);
+    for (name, test) in tests {
+        if filter.as_deref().is_some_and(|filter| !name.contains(filter)) {
+            continue;
+        }
+        let test = *test;
+        let started = Instant::now();
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| within(Duration::from_secs(90), test)));
+        if outcome.is_ok() {
+            passed += 1;
+            println!("test {name} ... ok ({:?})", started.elapsed());
+        } else {
+            failed += 1;
+            println!("test {name} ... FAILED ({:?})", started.elapsed());
+        }
+    }
+    println!("\n{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
