@@ -1139,8 +1139,130 @@ fn shutdown_from_a_waker_does_not_deadlock() {
     }
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Held: races between a call's end, its deadline and its drop.
+
+static EDGE: ProcessPool = ProcessPool::with_max_workers(2)
+    .name("edge")
+    .kill_grace(Duration::ZERO);
+
+#[async_wrap(executor = EDGE, process)]
+fn edge_sleep(micros: u64) -> u64 {
+    std::thread::sleep(Duration::from_micros(micros));
+    micros
+}
+
+/// Holds: a reply arriving as the deadline passes: `Ok` or `DeadlineExceeded`, never a hang,
+/// a lost slot or a leaked worker.
+fn a_reply_racing_its_deadline() {
+    let mut seed: u64 = 0xdead_beef_cafe_f00d;
+    let (mut ok, mut late) = (0, 0);
+    for _ in 0..200 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let micros = 1_500 + seed % 1_000;
+        match block_on(edge_sleep(micros).deadline(Duration::from_millis(2))) {
+            Ok(n) => {
+                assert_eq!(n, micros);
+                ok += 1;
+            }
+            Err(err) => {
+                assert!(matches!(err.kind(), ProcessErrorKind::DeadlineExceeded(_)), "{err}");
+                late += 1;
+            }
+        }
+        assert!(children().len() <= 16);
+    }
+    println!("  {ok} in time, {late} late");
+    eventually("slots free", || EDGE.metrics().running == 0 && EDGE.metrics().workers <= 2);
+    assert_eq!(block_on(edge_sleep(1)).unwrap(), 1);
+}
+
+/// Holds: a future dropped as its reply arrives.
+fn a_drop_racing_the_reply() {
+    let mut seed: u64 = 0x0123_4567_89ab_cdef;
+    let waker = futures::task::noop_waker();
+    for _ in 0..400 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut call = Box::pin(edge_sleep(200));
+        let _ = std::future::Future::poll(
+            call.as_mut(),
+            &mut std::task::Context::from_waker(&waker),
+        );
+        spin(seed % 1_500_000);
+        drop(call);
+    }
+    eventually("slots free", || {
+        let m = EDGE.metrics();
+        m.running == 0 && m.queued == 0 && m.workers <= 2
+    });
+    assert_eq!(block_on(edge_sleep(1)).unwrap(), 1);
+    println!("  {:?}", EDGE.metrics());
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// Settings at their extremes.
+
+static EXTREME: ProcessPool = ProcessPool::with_max_workers(1)
+    .name("extreme")
+    .idle_timeout(Duration::MAX)
+    .deadline(Duration::MAX)
+    .start_timeout(Duration::MAX)
+    .kill_grace(Duration::MAX);
+
+#[async_wrap(executor = EXTREME, process)]
+fn extreme(n: u32, path: PathBuf) -> u32 {
+    if n == 0 {
+        std::fs::write(&path, std::process::id().to_string()).unwrap();
+        std::thread::sleep(Duration::from_secs(600));
+    }
+    n
+}
+
+/// Holds: `Duration::MAX` everywhere (no overflow, no panic), and a zero deadline.
+fn extreme_settings() {
+    let path = temp_path("extreme");
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(block_on(extreme(3, path.clone())).unwrap(), 3);
+    let mut call = Box::pin(extreme(0, path.clone()));
+    let waker = futures::task::noop_waker();
+    let _ = std::future::Future::poll(call.as_mut(), &mut std::task::Context::from_waker(&waker));
+    let worker = pid_in(&path);
+    drop(call);
+    eventually("killed by SIGTERM", || gone(worker));
+    let err = block_on(extreme(4, path.clone()).deadline(Duration::ZERO)).expect_err("zero");
+    assert_eq!(err.kind(), &ProcessErrorKind::DeadlineExceeded(Duration::ZERO));
+    assert_eq!(block_on(extreme(5, path.clone())).unwrap(), 5);
+    EXTREME.shutdown();
+    let _ = std::fs::remove_file(&path);
+}
+
+static NUL_NAME: ProcessPool = ProcessPool::with_max_workers(1).name("nul\0name");
+
+#[async_wrap(executor = NUL_NAME, process)]
+fn on_nul_name() -> u32 {
+    1
+}
+
+/// FAILS: a pool name with a NUL byte (accepted by the `const` builder) makes the driver
+/// thread's spawn panic inside `submit`, after the driver was counted: the first call panics
+/// in its poll, and every later call then hangs in the queue (the pool believes a driver runs).
+fn a_bad_pool_name_does_not_wedge_the_pool() {
+    let first = panic::catch_unwind(|| block_on(on_nul_name()));
+    println!("  first call: {:?}", first.as_ref().map_err(|p| p.downcast_ref::<String>().cloned()));
+    let second = no_hang("the second call", Duration::from_secs(5), || {
+        panic::catch_unwind(|| block_on(on_nul_name())).is_ok()
+    });
+    println!("  second call returned (ok: {second})");
+}
+
 fn no_child_is_left() {
-    for pool in [&PROCS, &SOLO, &FORKS, &FORKS_DEADLINE, &BIG, &HOSTILE, &OTHER, &SLOW_START] {
+    for pool in [&PROCS, &SOLO, &FORKS, &FORKS_DEADLINE, &BIG, &HOSTILE, &OTHER, &SLOW_START, &EDGE] {
         pool.shutdown();
     }
     for pool in [&BANNER, &LATE_INIT] {
@@ -1232,6 +1354,10 @@ fn main() {
         ("a_crash_names_its_signal_when_sigchld_is_ignored", a_crash_names_its_signal_when_sigchld_is_ignored),
         ("a_body_that_prints_works_when_stderr_is_broken", a_body_that_prints_works_when_stderr_is_broken),
         ("shutdown_from_a_waker_does_not_deadlock", shutdown_from_a_waker_does_not_deadlock),
+        ("a_reply_racing_its_deadline", a_reply_racing_its_deadline),
+        ("a_drop_racing_the_reply", a_drop_racing_the_reply),
+        ("extreme_settings", extreme_settings),
+        ("a_bad_pool_name_does_not_wedge_the_pool", a_bad_pool_name_does_not_wedge_the_pool),
         ("no_child_is_left", no_child_is_left),
     ];
     let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
