@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -1261,6 +1262,33 @@ fn a_bad_pool_name_does_not_wedge_the_pool() {
     println!("  second call returned (ok: {second})");
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Ctrl-C.
+
+#[async_wrap(executor = PROCS, process)]
+fn half_a_second(n: u32) -> u32 {
+    std::thread::sleep(Duration::from_millis(500));
+    n
+}
+
+extern "C" fn on_sigint(_: libc::c_int) {}
+
+/// FAILS (a hazard the docs do not state): a program that handles Ctrl-C to shut down
+/// gracefully (a SIGINT handler, as `tokio::signal::ctrl_c` installs) still loses every running
+/// process call: the workers are in its process group, so the terminal's SIGINT reaches them
+/// too, and they die with the default action (`Crashed`, signal 2). Simulated by a child in a
+/// process group of its own that sends SIGINT to its group, as a terminal does.
+fn ctrl_c_handled_by_the_program_does_not_kill_its_calls() {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .env("ASYNC_WRAP_ATTACK_ROLE", "ctrl-c")
+        .process_group(0)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(out.contains("call: Ok(7)"), "{out}");
+}
+
 fn no_child_is_left() {
     for pool in [&PROCS, &SOLO, &FORKS, &FORKS_DEADLINE, &BIG, &HOSTILE, &OTHER, &SLOW_START, &EDGE] {
         pool.shutdown();
@@ -1285,6 +1313,16 @@ fn main() {
             std::fs::remove_file(std::env::current_exe().unwrap()).unwrap();
             println!("sum {}", block_on(add(1, 2)).unwrap());
             PROCS.shutdown();
+            return;
+        }
+        Ok("ctrl-c") => {
+            // SAFETY: installs a handler that does nothing; kill reads no memory.
+            unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
+            let call = std::thread::spawn(|| block_on(half_a_second(7)));
+            std::thread::sleep(Duration::from_millis(200));
+            // SAFETY: as above: the whole process group, as a terminal's Ctrl-C.
+            unsafe { libc::kill(0, libc::SIGINT) };
+            println!("call: {:?}", call.join().unwrap());
             return;
         }
         Ok("sigchld-ignored") => {
@@ -1358,6 +1396,7 @@ fn main() {
         ("a_drop_racing_the_reply", a_drop_racing_the_reply),
         ("extreme_settings", extreme_settings),
         ("a_bad_pool_name_does_not_wedge_the_pool", a_bad_pool_name_does_not_wedge_the_pool),
+        ("ctrl_c_handled_by_the_program_does_not_kill_its_calls", ctrl_c_handled_by_the_program_does_not_kill_its_calls),
         ("no_child_is_left", no_child_is_left),
     ];
     let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
