@@ -1289,6 +1289,50 @@ fn ctrl_c_handled_by_the_program_does_not_kill_its_calls() {
     assert!(out.contains("call: Ok(7)"), "{out}");
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// A shutdown while the only worker retires.
+
+static RETIRING: ProcessPool = ProcessPool::with_max_workers(1)
+    .name("retiring")
+    .idle_timeout(Duration::from_millis(100))
+    .kill_grace(Duration::from_secs(3));
+
+extern "C" fn slow_exit() {
+    std::thread::sleep(Duration::from_millis(800));
+}
+
+#[async_wrap(executor = RETIRING, process)]
+fn arm_slow_exit() -> u32 {
+    // SAFETY: registers a handler that only sleeps.
+    unsafe { libc::atexit(slow_exit) };
+    std::process::id()
+}
+
+#[async_wrap(executor = RETIRING, process)]
+fn retiring_add(a: u32, b: u32) -> u32 {
+    a + b
+}
+
+/// FAILS: `shutdown()` "lets the queued and running ones finish", but a call queued while the
+/// only driver retires its idle worker (here a worker slow to exit) is failed with `ShutDown`:
+/// the driver, back from the retirement, sees the pool closed and leaves without taking the
+/// queue, and the shutdown then fails what is left.
+fn shutdown_lets_a_call_queued_during_a_retirement_finish() {
+    let worker = block_on(arm_slow_exit()).unwrap();
+    // The idle timeout passes: the driver retires the worker, which takes 800 ms to exit.
+    eventually("the worker retires", || {
+        stat(worker).is_some() && RETIRING.metrics().idle == 0 && RETIRING.metrics().workers == 1
+    });
+    let call = std::thread::spawn(|| block_on(retiring_add(1, 2)));
+    eventually("queued", || RETIRING.metrics().queued == 1);
+    let retiring = stat(worker).is_some();
+    RETIRING.shutdown();
+    let outcome = call.join().unwrap();
+    assert!(retiring, "the worker had exited already: the scenario missed its window");
+    assert_eq!(outcome, Ok(3), "a call queued before `shutdown()` did not run");
+}
+
 fn no_child_is_left() {
     for pool in [&PROCS, &SOLO, &FORKS, &FORKS_DEADLINE, &BIG, &HOSTILE, &OTHER, &SLOW_START, &EDGE] {
         pool.shutdown();
@@ -1397,6 +1441,7 @@ fn main() {
         ("extreme_settings", extreme_settings),
         ("a_bad_pool_name_does_not_wedge_the_pool", a_bad_pool_name_does_not_wedge_the_pool),
         ("ctrl_c_handled_by_the_program_does_not_kill_its_calls", ctrl_c_handled_by_the_program_does_not_kill_its_calls),
+        ("shutdown_lets_a_call_queued_during_a_retirement_finish", shutdown_lets_a_call_queued_during_a_retirement_finish),
         ("no_child_is_left", no_child_is_left),
     ];
     let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
