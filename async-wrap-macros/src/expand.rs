@@ -287,7 +287,8 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
 /// The shim of a `process` function: it serializes the arguments and returns the future of a
 /// call to a worker of the pool. Inside it, the original function under its own name (so that
 /// recursion stays a plain call, in the worker), the worker's entry (decode, run, encode) and
-/// its registration under a key made of the module path, the name and a hash of the signature.
+/// its registration under a key made of the module path, the name, where the name is written
+/// (file, line, column) and a hash of the signature.
 ///
 /// ```text
 /// #[async_wrap(executor = PROCS, process)]      pub fn parse(doc: Vec<u8>) -> ProcessFuture<Tree> {
@@ -295,7 +296,7 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
 ///     body                                          fn entry(input: &[u8]) -> Frame {
 /// }                                                     serve(input, |(a0,): (Vec<u8>,)| parse(a0))
 ///                                                   }
-///                                                   const KEY: &str = "app::parse#<hash>";
+///                                                   const KEY: &str = "app::parse@src/app.rs:2:8#<hash>";
 ///                                                   register! { KEY, entry }
 ///                                                   portable::<Vec<u8>>(); portable::<Tree>();
 ///                                                   call::<Tree, _>(pool(&PROCS), &SITE, KEY, &(&doc,))
@@ -329,6 +330,9 @@ fn expand_process(
     let executor = Ident::new("__async_wrap_executor", Span::mixed_site());
     let (label, pool) = process_pool(options, &private);
     let line = quote_spanned!(ident.span()=> ::core::line!());
+    // With the file and the line, the column of the name makes the key unique per definition:
+    // two functions of one name in two scopes of a module must not share it.
+    let column = quote_spanned!(ident.span()=> ::core::column!());
     // Spanned on the flag, path included: a missing feature is reported there.
     let feature = {
         let krate = krate.at(flag.span());
@@ -391,11 +395,13 @@ fn expand_process(
                 let (#(#codec_of,)* #output_codec,) = #codecs();
                 #private::process::serve(#input, #output_codec, |#arguments| {
                     #(let #bound = #arguments.take(#codec_of)?;)*
+                    #arguments.finish()?;
                     ::core::result::Result::Ok(#ident(#(#bound),*))
                 })
             }
             const #key: &::core::primitive::str = ::core::concat!(
-                ::core::module_path!(), "::", ::core::stringify!(#ident), "#", #hash
+                ::core::module_path!(), "::", ::core::stringify!(#ident), "@", ::core::file!(),
+                ":", #line, ":", #column, "#", #hash
             );
             #private::process::register! { #key, #entry }
             static #site: #private::CallSite = #private::CallSite::new(

@@ -36,9 +36,9 @@
 //! - **Workers** are this program run again (`/proc/self/exe`, never a `fork` of the running,
 //!   multi-threaded process) with [`WORKER_ENV`] set; [`init`], the first line of `main`,
 //!   makes such a process serve calls instead of running the program.
-//! - **Functions** are found by a key the attribute makes from the module path, the name and a
-//!   hash of the signature, registered before `main` (with the `inventory` crate), never by
-//!   address. A worker of another build, or one without the key, fails the call with a
+//! - **Functions** are found by a key the attribute makes from the module path, the name, where
+//!   the name is written (file, line, column) and a hash of the signature, registered before
+//!   `main` (with the `inventory` crate), never by address. A worker of another build, or one without the key, fails the call with a
 //!   [`ProcessError`], never a hang.
 //! - **Arguments and results** cross as postcard (a compact serde format), in length-prefixed
 //!   frames over the worker's stdin and stdout; the worker's own stdin and stdout become
@@ -54,7 +54,12 @@
 //!   caller with its message and location.
 //! - **A worker that dies** fails only the call it ran, with
 //!   [`ProcessErrorKind::Crashed`] naming the signal or exit code; the next call gets a new
-//!   worker.
+//!   worker. Its death is seen when its process exits (a pidfd, Linux 5.3), even if a process
+//!   it forked keeps its pipes open; one that dies idle is reaped at once. In a program that
+//!   ignores `SIGCHLD`, the kernel reaps the workers itself, and a crash's signal and exit
+//!   code are unknown (`None`).
+//! - **Workers run in a process group of their own**: a terminal's Ctrl-C (`SIGINT` to the
+//!   foreground group) is the program's to handle, and does not kill the running calls.
 //! - **Dropping a running call's future, or passing its deadline, kills its worker**
 //!   (`SIGTERM`, then `SIGKILL` after [`kill_grace`](ProcessPool::kill_grace)) and frees its
 //!   place: true cancellation.
@@ -172,7 +177,8 @@ pub struct ProcessMetrics {
     pub killed: u64,
     /// Calls that failed otherwise (a worker could not start, a serialization error).
     pub failed: u64,
-    /// Calls whose future was dropped while they ran (their workers were killed).
+    /// Calls whose future was dropped while they ran: their workers were killed, unless the
+    /// call ended first (it then counts as what it ended as, too).
     pub abandoned: u64,
     /// Calls whose future was dropped before a worker took them: they never ran.
     pub cancelled: u64,
@@ -325,8 +331,27 @@ impl ProcessPool {
     /// # use async_wrap_runtime::process::ProcessPool;
     /// static P: ProcessPool = ProcessPool::new().name("sandbox");
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `name` contains a NUL byte, which a thread's name cannot (a compile error in a
+    /// `static`):
+    ///
+    /// ```compile_fail
+    /// # use async_wrap_runtime::process::ProcessPool;
+    /// static P: ProcessPool = ProcessPool::new().name("nul\0name");
+    /// ```
     #[must_use = "the builder methods return the configured pool"]
     pub const fn name(mut self, name: &'static str) -> Self {
+        let bytes = name.as_bytes();
+        let mut at = 0;
+        while at < bytes.len() {
+            assert!(
+                bytes[at] != 0,
+                "ProcessPool::name: a pool's name cannot contain a NUL byte"
+            );
+            at += 1;
+        }
         self.config.name = Some(name);
         self
     }
