@@ -322,7 +322,7 @@ fn expand_process(
         ReturnType::Default => quote!(()),
         ReturnType::Type(_, ty) => quote!(#ty),
     };
-    let hash = format!("{:016x}", fnv1a(quote!(#sig).to_string().as_bytes()));
+    let key_value = process_key(sig);
     let key = Ident::new("__ASYNC_WRAP_KEY", Span::mixed_site());
     let entry = Ident::new("__async_wrap_entry", Span::mixed_site());
     let input = Ident::new("__async_wrap_input", Span::mixed_site());
@@ -330,9 +330,6 @@ fn expand_process(
     let executor = Ident::new("__async_wrap_executor", Span::mixed_site());
     let (label, pool) = process_pool(options, &private);
     let line = quote_spanned!(ident.span()=> ::core::line!());
-    // With the file and the line, the column of the name makes the key unique per definition:
-    // two functions of one name in two scopes of a module must not share it.
-    let column = quote_spanned!(ident.span()=> ::core::column!());
     // Spanned on the flag, path included: a missing feature is reported there.
     let feature = {
         let krate = krate.at(flag.span());
@@ -399,10 +396,7 @@ fn expand_process(
                     ::core::result::Result::Ok(#ident(#(#bound),*))
                 })
             }
-            const #key: &::core::primitive::str = ::core::concat!(
-                ::core::module_path!(), "::", ::core::stringify!(#ident), "@", ::core::file!(),
-                ":", #line, ":", #column, "#", #hash
-            );
+            const #key: &::core::primitive::str = #key_value;
             #private::process::register! { #key, #entry }
             static #site: #private::CallSite = #private::CallSite::new(
                 ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
@@ -436,6 +430,22 @@ fn process_pool(options: &Options, private: &TokenStream) -> (TokenStream, Token
         }
         // Refused by validation; the fallback is emitted instead.
         None => (quote!(""), quote!(::core::unreachable!())),
+    }
+}
+
+/// A `process` function's key: its path, where its name is written (the file, line and column
+/// make it unique per definition: two functions of one name in two scopes of a module must not
+/// share it; the worker is the same build, so this is stable) and a hash of its signature.
+fn process_key(sig: &syn::Signature) -> TokenStream {
+    let ident = &sig.ident;
+    let hash = format!("{:016x}", fnv1a(quote!(#sig).to_string().as_bytes()));
+    let line = quote_spanned!(ident.span()=> ::core::line!());
+    let column = quote_spanned!(ident.span()=> ::core::column!());
+    quote! {
+        ::core::concat!(
+            ::core::module_path!(), "::", ::core::stringify!(#ident), "@", ::core::file!(),
+            ":", #line, ":", #column, "#", #hash
+        )
     }
 }
 

@@ -425,9 +425,8 @@ impl Shared {
         let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
         // Called on one of this pool's driver threads (a waker it runs), it does not wait for
         // itself: that driver ends its worker once back in its loop.
-        let me = usize::from(
-            DRIVER_OF.with(std::cell::Cell::get) == std::ptr::from_ref(self) as usize,
-        );
+        let me =
+            usize::from(DRIVER_OF.with(std::cell::Cell::get) == std::ptr::from_ref(self) as usize);
         let mut state = self.lock();
         let finished_before = state.metrics.finished();
         state.closed = true;

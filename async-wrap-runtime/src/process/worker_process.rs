@@ -83,9 +83,11 @@ impl Worker {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let mut child = command
-            .spawn()
-            .map_err(|err| Some(ProcessErrorKind::Start(format!("cannot run `{program}`: {err}"))))?;
+        let mut child = command.spawn().map_err(|err| {
+            Some(ProcessErrorKind::Start(format!(
+                "cannot run `{program}`: {err}"
+            )))
+        })?;
         let pid = child.id();
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             kill_and_reap(&mut child);
@@ -124,11 +126,15 @@ impl Worker {
         let mut got = 0;
         while got < buf.len() {
             if self.stdout.buffer().is_empty() {
-                let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+                let left =
+                    deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
                 if left.is_some_and(|left| left.is_zero()) {
                     return Ok(false);
                 }
-                let mut fds = [pollfd(fd, libc::POLLIN), pollfd(wake.as_raw_fd(), libc::POLLIN)];
+                let mut fds = [
+                    pollfd(fd, libc::POLLIN),
+                    pollfd(wake.as_raw_fd(), libc::POLLIN),
+                ];
                 poll(&mut fds, left).map_err(Some)?;
                 if fds[0].revents == 0 {
                     if fds[1].revents != 0 {
@@ -228,10 +234,9 @@ impl Worker {
     /// hung up. (One that died while idle is reaped, and replaced before a call is sent to it.)
     pub(super) fn is_alive(&self) -> bool {
         let fd = self.stdout.get_ref().as_raw_fd();
-        let mut fds = vec![pollfd(fd, 0)];
-        if let Some(pidfd) = &self.pidfd {
-            fds.push(pollfd(pidfd.as_raw_fd(), libc::POLLIN));
-        }
+        // A negative descriptor (no pidfd) is skipped by `poll`.
+        let pidfd = self.pidfd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+        let mut fds = [pollfd(fd, 0), pollfd(pidfd, libc::POLLIN)];
         matches!(poll(&mut fds, Some(Duration::ZERO)), Ok(0))
     }
 
@@ -268,7 +273,10 @@ impl Worker {
             let mut fds = [
                 pollfd(out, libc::POLLIN),
                 pollfd(wake.as_raw_fd(), libc::POLLIN),
-                pollfd(self.pidfd.as_ref().map_or(-1, AsRawFd::as_raw_fd), libc::POLLIN),
+                pollfd(
+                    self.pidfd.as_ref().map_or(-1, AsRawFd::as_raw_fd),
+                    libc::POLLIN,
+                ),
             ];
             if self.stdout.buffer().is_empty() {
                 poll(&mut fds, timeout).map_err(NoReply::Io)?;
@@ -326,8 +334,14 @@ impl Worker {
         // Its pidfd is readable when it exits; else its stdout hangs up then (unless a process
         // it forked holds it).
         let _ = match &self.pidfd {
-            Some(pidfd) => poll(&mut [pollfd(pidfd.as_raw_fd(), libc::POLLIN)], Some(patience)),
-            None => poll(&mut [pollfd(self.stdout.get_ref().as_raw_fd(), 0)], Some(patience)),
+            Some(pidfd) => poll(
+                &mut [pollfd(pidfd.as_raw_fd(), libc::POLLIN)],
+                Some(patience),
+            ),
+            None => poll(
+                &mut [pollfd(self.stdout.get_ref().as_raw_fd(), 0)],
+                Some(patience),
+            ),
         };
         if let Some(status) = self.exited_within(Duration::from_millis(20)) {
             return Some(status);
