@@ -1,8 +1,8 @@
 //! Attacks on the process pool (issue 18, DESIGN.md §2b), by an independent attacker.
 //!
 //! Same shape as tests/process.rs: no libtest harness, `main` calls `init()` first, then runs
-//! each case under a watchdog. Cases marked `FAILS:` in their doc comment show a defect (they
-//! are expected to fail until the library is fixed); the others are regression guards that held.
+//! each case under a watchdog. Cases marked "Was a defect, fixed" in their doc comment showed a
+//! defect, now fixed; the others ("Holds") are regression guards that held.
 //!
 //! Every defect the attacker found is fixed (each case's doc comment says "Was a defect,
 //! fixed"), except one, now documented and pinned as such
@@ -127,7 +127,8 @@ fn scope_b() -> u32 {
     block_on(twin(10)).unwrap()
 }
 
-/// FAILS: two `process` functions with the same name and signature, each inside a different
+/// Was a defect, fixed (the key now holds the file, line and column of the name): two
+/// `process` functions with the same name and signature, each inside a different
 /// function of the same module (the attribute accepts both), get the same key (module path,
 /// name, signature hash): the worker runs one of them for both calls. A silently wrong result.
 fn same_name_in_two_scopes_runs_the_right_body() {
@@ -153,7 +154,8 @@ fn run_a_tool() -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// FAILS: a body that starts a program which uses async-wrap (`init()` in its `main`) turns that
+/// Was a defect, fixed (`init()` removes the marker from the worker's environment): a body
+/// that starts a program which uses async-wrap (`init()` in its `main`) turns that
 /// program into a worker: `ASYNC_WRAP_PROCESS_WORKER` stays in the worker's environment and
 /// is inherited. The tool prints the pool greeting frame instead of running.
 fn a_program_started_by_a_body_is_not_a_worker() {
@@ -227,10 +229,11 @@ fn no_hang<T: Send + 'static>(
     }
 }
 
-/// FAILS: a program that writes a short line before greeting (here a script printing `hi!`,
-/// then sleeping; or a real worker whose `main` prints a line before `init()`) makes the
-/// first call hang, far past `start_timeout` (500 ms): the greeting's first 4 bytes are read as
-/// a frame length (~170 MB) and `read_exact` waits for it with no limit.
+/// Was a defect, fixed (the greeting's length is checked first, and every read is polled within
+/// `start_timeout`): a program that writes a short line before greeting (here a script printing
+/// `hi!`, then sleeping; or a real worker whose `main` prints a line before `init()`) makes the
+/// first call hang, far past `start_timeout` (500 ms): the greeting's first 4 bytes are read as a
+/// frame length (~170 MB) and `read_exact` waits for it with no limit.
 fn start_timeout_bounds_a_garbled_greeting() {
     write_script(BANNER_SH, "echo 'hi!'\nexec sleep 600");
     let err = no_hang("a banner, then silence", Duration::from_secs(8), || {
@@ -243,7 +246,8 @@ fn start_timeout_bounds_a_garbled_greeting() {
     );
 }
 
-/// FAILS (same cause): the worker is this very program, which prints one line before `init()`.
+/// Was a defect, fixed (same cause): the worker is this very program, which prints one line before
+/// `init()`.
 fn a_line_printed_before_init_is_an_error_not_a_hang() {
     let exe = std::env::current_exe().unwrap();
     write_script(
@@ -291,7 +295,8 @@ fn panic_message(f: impl FnOnce() + panic::UnwindSafe) -> String {
         .expect("a String payload")
 }
 
-/// FAILS: the resumed panic carries the message and location of an earlier panic that the body
+/// Was a defect, fixed (the records are cleared before each call, and the message is the
+/// payload's): the resumed panic carried the message and location of an earlier panic that the body
 /// caught itself, not the payload it really panicked with (`resume_unwind` skips the hook, and
 /// the hook's thread-local is never cleared). Across calls too: a panic recovered in one call
 /// becomes the message of the next call's `resume_unwind`.
@@ -331,7 +336,8 @@ fn fork_then_abort(path: PathBuf) -> u32 {
     std::process::abort()
 }
 
-/// FAILS: a body that forks a helper which lives on, then aborts: the worker is dead at once,
+/// Was a defect, fixed (the worker's death is watched by its pidfd): a body that forks a
+/// helper which lives on, then aborts: the worker is dead at once,
 /// but the call waits until the helper exits (20 s here, for ever for a daemon), since the pool
 /// sees a death only as the end of the worker's stdout pipe, which the helper inherited. The
 /// dead worker is left a zombie meanwhile.
@@ -392,8 +398,9 @@ fn fork_then_abort_with_deadline(path: PathBuf) -> u32 {
     std::process::abort()
 }
 
-/// FAILS (same cause): with a deadline, the same crash is reported as `DeadlineExceeded`, not
-/// as `Crashed` with SIGABRT: the wrong kind, after waiting the whole deadline.
+/// Was a defect, fixed (same cause): with a deadline, the same crash is reported as
+/// `DeadlineExceeded`, not as `Crashed` with SIGABRT: the wrong kind, after waiting the whole
+/// deadline.
 fn a_crash_under_a_deadline_is_a_crash() {
     let path = temp_path("fork-deadline");
     let _ = std::fs::remove_file(&path);
@@ -421,7 +428,8 @@ fn a_crash_under_a_deadline_is_a_crash() {
 // ---------------------------------------------------------------------------------------------
 // 6. A worker that dies while idle.
 
-/// FAILS: a worker killed while idle (the OOM killer, an operator) stays a zombie child of the
+/// Was a defect, fixed (an idle driver checks its worker every 100 ms): a worker killed while
+/// idle (the OOM killer, an operator) stays a zombie child of the
 /// pool's process until the next call or the idle timeout (10 s by default; for ever in
 /// effect with a long `idle_timeout`). The replacement itself works.
 fn an_idle_worker_that_dies_is_reaped() {
@@ -464,10 +472,11 @@ fn spin(nanos: u64) {
     }
 }
 
-/// Holds in its 400 iterations (the window is hit about once in 10,000: `aimed_drop_race`
-/// FAILS). Loops: first poll of a hanging call, a short random pause, drop. The call must be killed
-/// (or never run): `running` goes back to 0. The window: between the driver's `Call::start`
-/// and its `drain` of the wake-up socket, which discards the byte `abandon` wrote.
+/// Holds in its 400 iterations (the window is hit about once in 10,000: `aimed_drop_race` Was a
+/// defect, fixed: see `aimed_drop_race`). Loops: first poll of a hanging call, a short random
+/// pause, drop. The call must be killed (or never run): `running` goes back to 0. The window:
+/// between the driver's `Call::start` and its `drain` of the wake-up socket, which discards the
+/// byte `abandon` wrote.
 fn a_call_dropped_as_it_starts_is_killed() {
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let waker = futures::task::noop_waker();
@@ -515,7 +524,8 @@ fn big_result(n: u64) -> ByteBuf {
 
 const OVER_LIMIT: usize = (1 << 30) + 16;
 
-/// FAILS: an argument over the 1 GiB frame limit is reported as `Crashed` (the worker "exited
+/// Was a defect, fixed (a `Serialization` error, before any worker is asked): an argument
+/// over the 1 GiB frame limit is reported as `Crashed` (the worker "exited
 /// with code 0 while running it", which it never ran): the pool's `send` fails with
 /// `InvalidInput` and the driver treats every send error as a death.
 fn an_oversized_argument_is_not_a_crash() {
@@ -526,7 +536,8 @@ fn an_oversized_argument_is_not_a_crash() {
     );
 }
 
-/// FAILS: a result over the limit: the worker cannot send it, exits with code 0, and the call
+/// Was a defect, fixed (the worker replies with a `Serialization` error naming the size): a
+/// result over the limit: the worker cannot send it, exits with code 0, and the call
 /// fails as `Crashed` (exit code 0) instead of a serialization error naming the size.
 fn an_oversized_result_is_not_a_crash() {
     let err = block_on(big_result(OVER_LIMIT as u64)).expect_err("too large");
@@ -890,7 +901,8 @@ fn on_slow_start() -> u32 {
     1
 }
 
-/// FAILS: `shutdown_timeout(100 ms)` while a worker is starting returns only when the start
+/// Was a defect, fixed (the wait for the greeting is woken by a shutdown): `shutdown_timeout(100
+/// ms)` while a worker is starting returns only when the start
 /// gives up (`start_timeout`, 6 s here; for ever for the garbled greeting above): the driver
 /// waits for the greeting without looking at the shutdown, although the docs bound the wait by
 /// the timeout and the kill grace.
@@ -924,7 +936,8 @@ fn sparse(s: Sparse, tail: Vec<u8>) -> (u8, usize) {
     (s.b, tail.len())
 }
 
-/// FAILS: a serde type that postcard cannot carry (`skip_serializing_if`, accepted by the type
+/// Was a defect, fixed (unread argument or result bytes are a `Serialization` error): a serde
+/// type that postcard cannot carry (`skip_serializing_if`, accepted by the type
 /// check) gives a silently wrong result: the worker decodes the arguments shifted and nothing
 /// checks that it consumed all their bytes. `(0, 3)` expected, `(3, 0)` returned.
 fn arguments_that_do_not_round_trip_are_an_error() {
@@ -943,7 +956,8 @@ fn helper_thread_panics() -> u32 {
     }
 }
 
-/// FAILS: a panic propagated from a helper thread (`join` then `resume_unwind`, what
+/// Was a defect, fixed (the hook's record of the last panic on any thread is used when its
+/// message matches): a panic propagated from a helper thread (`join` then `resume_unwind`, what
 /// `thread::scope`-less code and rayon do) comes back with "an unknown location": the hook
 /// recorded the location on the helper thread.
 fn a_panic_from_a_helper_thread_keeps_its_location() {
@@ -974,7 +988,8 @@ fn result_panics_when_sent() -> PanicsWhenSent {
     PanicsWhenSent
 }
 
-/// FAILS: user code that panics while the worker encodes the result (a `Serialize` impl) is
+/// Was a defect, fixed (the result is encoded inside the `catch_unwind`): user code that
+/// panics while the worker encodes the result (a `Serialize` impl) is
 /// outside the shim's `catch_unwind`: the worker's main thread dies (exit code 101) and the
 /// call fails as `Crashed` instead of resuming the panic (a panicking `Deserialize` of the
 /// arguments is resumed, the same user code one step earlier).
@@ -1044,7 +1059,8 @@ fn the_future_is_send_sync_unpin_static() {
     check::<async_wrap::process::ProcessFuture<*const u8>>();
 }
 
-/// FAILS (about once in 10,000 iterations; it took ~40 s here): the race of
+/// Was a defect, fixed (the wake-up socket is drained before a call is taken, never after;
+/// it failed about once in 10,000 iterations, in ~40 s): the race of
 /// `a_call_dropped_as_it_starts_is_killed`, longer and aimed: the pause before the drop walks
 /// toward the moment the driver takes the call (a call that never ran: longer; one that ran:
 /// shorter). A future dropped just after the driver's `Call::start` (state `Running`) writes its
@@ -1148,8 +1164,9 @@ fn a_crash_names_its_signal_when_sigchld_is_ignored() {
     );
 }
 
-/// FAILS: when the pool's process has a stderr that is a closed pipe (its reader went away),
-/// a body's `println!` panics in the worker ("failed printing to stdout"), because the worker's
+/// Was a defect, fixed (a worker whose stderr is a broken pipe points its stdout and stderr at
+/// /dev/null): when the pool's process has a stderr that is a closed pipe (its reader went away), a
+/// body's `println!` panics in the worker ("failed printing to stdout"), because the worker's
 /// stdout is made its stderr; the same body on a thread prints to the real stdout and returns.
 fn a_body_that_prints_works_when_stderr_is_broken() {
     let out = run_role("broken-stderr", Stdio::piped());
@@ -1175,7 +1192,8 @@ fn wake_pool_add(a: u32) -> u32 {
 /// The worker a deadlocked driver keeps (it can never reap it): `no_child_is_left` ignores it.
 static LEFT_BEHIND: AtomicUsize = AtomicUsize::new(0);
 
-/// FAILS: a waker that shuts the pool down (an executor that polls its task inline in `wake`,
+/// Was a defect, fixed (a shutdown on one of the pool's driver threads does not wait for that
+/// driver): a waker that shuts the pool down (an executor that polls its task inline in `wake`,
 /// whose task then shuts the pool down) runs on the pool's driver thread; `shutdown_timeout`
 /// waits for every driver to exit, itself included: a deadlock, whatever the timeout. The
 /// thread pools' rule ("called from one of the pool's own workers, it does not wait for
@@ -1335,11 +1353,11 @@ fn half_a_second(n: u32) -> u32 {
 
 extern "C" fn on_sigint(_: libc::c_int) {}
 
-/// FAILS (a hazard the docs do not state): a program that handles Ctrl-C to shut down
-/// gracefully (a SIGINT handler, as `tokio::signal::ctrl_c` installs) still loses every running
-/// process call: the workers are in its process group, so the terminal's SIGINT reaches them
-/// too, and they die with the default action (`Crashed`, signal 2). Simulated by a child in a
-/// process group of its own that sends SIGINT to its group, as a terminal does.
+/// Was a defect, fixed (workers run in a process group of their own): a program that handles Ctrl-C
+/// to shut down gracefully (a SIGINT handler, as `tokio::signal::ctrl_c` installs) still loses
+/// every running process call: the workers are in its process group, so the terminal's SIGINT
+/// reaches them too, and they die with the default action (`Crashed`, signal 2). Simulated by a
+/// child in a process group of its own that sends SIGINT to its group, as a terminal does.
 fn ctrl_c_handled_by_the_program_does_not_kill_its_calls() {
     let output = Command::new(std::env::current_exe().unwrap())
         .env("ASYNC_WRAP_ATTACK_ROLE", "ctrl-c")
@@ -1374,7 +1392,8 @@ fn retiring_add(a: u32, b: u32) -> u32 {
     a + b
 }
 
-/// FAILS: `shutdown()` "lets the queued and running ones finish", but a call queued while the
+/// Was a defect, fixed (back from a retirement, a driver takes the queue even once the pool is
+/// closed): `shutdown()` "lets the queued and running ones finish", but a call queued while the
 /// only driver retires its idle worker (here a worker slow to exit) is failed with `ShutDown`:
 /// the driver, back from the retirement, sees the pool closed and leaves without taking the
 /// queue, and the shutdown then fails what is left.

@@ -296,7 +296,7 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
 ///     body                                          fn entry(input: &[u8]) -> Frame {
 /// }                                                     serve(input, |(a0,): (Vec<u8>,)| parse(a0))
 ///                                                   }
-///                                                   const KEY: &str = "app::parse@src/app.rs:2:8#<hash>";
+///                                                   const KEY: &str = "app::parse@app.rs:2:8#<hash>";
 ///                                                   register! { KEY, entry }
 ///                                                   portable::<Vec<u8>>(); portable::<Tree>();
 ///                                                   call::<Tree, _>(pool(&PROCS), &SITE, KEY, &(&doc,))

@@ -38,11 +38,14 @@
 //!   makes such a process serve calls instead of running the program.
 //! - **Functions** are found by a key the attribute makes from the module path, the name, where
 //!   the name is written (file, line, column) and a hash of the signature, registered before
-//!   `main` (with the `inventory` crate), never by address. A worker of another build, or one without the key, fails the call with a
-//!   [`ProcessError`], never a hang.
+//!   `main` (with the `inventory` crate), never by address. A worker of another build, or one
+//!   without the key, fails the call with a [`ProcessError`], never a hang.
 //! - **Arguments and results** cross as postcard (a compact serde format), in length-prefixed
 //!   frames over the worker's stdin and stdout; the worker's own stdin and stdout become
-//!   `/dev/null` and its stderr, so a body that prints cannot corrupt them. They must implement
+//!   `/dev/null` and its stderr (`/dev/null` too if its stderr is a pipe whose reader has gone),
+//!   so a body that prints cannot corrupt them. Bytes left unread after decoding them fail the
+//!   call with [`ProcessErrorKind::Serialization`]: postcard is not self-describing, so
+//!   format-dependent serde attributes (`skip_serializing_if`) cannot be used. They must implement
 //!   `serde::Serialize` and `serde::Deserialize`: the compiler says so at the type, not a
 //!   run-time error.
 //! - **One driver thread per worker**, in the pool's process, sends the call, waits for the

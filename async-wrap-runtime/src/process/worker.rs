@@ -90,7 +90,8 @@ pub(crate) fn fingerprint() -> u64 {
 /// variable [`WORKER_ENV`] set. In such a process, `init` serves calls and exits when its pool
 /// closes the pipe or dies: it never returns. A program that does not call `init` cannot be a
 /// worker: its pool fails the call with [`ProcessErrorKind::NotAWorker`](super::ProcessErrorKind::NotAWorker)
-/// (and the copy of the program that started is killed).
+/// (and the copy of the program that started is killed). A worker's `init` removes
+/// [`WORKER_ENV`] from its environment: a program its bodies start is not a worker.
 ///
 /// # Test binaries
 ///
