@@ -112,48 +112,60 @@ impl Worker {
         }
     }
 
-    /// Reads `buf.len()` bytes of the greeting, polling before every read with the time left
-    /// until `deadline`. `Ok(false)`: the time ran out; an `UnexpectedEof` error: the stdout
-    /// closed first; `Err(None)` from `stopped`: stopped.
-    fn read_until(
+    /// Reads `buf.len()` bytes from the worker's stdout, polling before every read with the
+    /// time left until `deadline`, its pidfd (a process it forked may hold its stdout open
+    /// after it died), and `wake` (then `stop` says whether to give up). Never blocks in a
+    /// read: a worker that dies in the middle of a frame is seen too.
+    fn read_polled(
         &mut self,
         buf: &mut [u8],
         deadline: Option<Instant>,
         wake: &UnixStream,
         stop: &impl Fn() -> bool,
-    ) -> Result<bool, Option<io::Error>> {
-        let fd = self.stdout.get_ref().as_raw_fd();
+    ) -> Result<(), NoReply> {
+        let out = self.stdout.get_ref().as_raw_fd();
+        let pidfd = self.pidfd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
         let mut got = 0;
         while got < buf.len() {
             if self.stdout.buffer().is_empty() {
                 let left =
                     deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
                 if left.is_some_and(|left| left.is_zero()) {
-                    return Ok(false);
+                    return Err(NoReply::Deadline);
                 }
                 let mut fds = [
-                    pollfd(fd, libc::POLLIN),
+                    pollfd(out, libc::POLLIN),
                     pollfd(wake.as_raw_fd(), libc::POLLIN),
+                    pollfd(pidfd, libc::POLLIN),
                 ];
-                poll(&mut fds, left).map_err(Some)?;
+                poll(&mut fds, left).map_err(NoReply::Io)?;
+                if fds[0].revents == 0 && fds[2].revents != 0 {
+                    // It exited: what it wrote just before is read first.
+                    let mut again = [pollfd(out, libc::POLLIN)];
+                    let _ = poll(&mut again, Some(Duration::ZERO));
+                    if again[0].revents & libc::POLLIN == 0 {
+                        return Err(NoReply::Died);
+                    }
+                    fds[0].revents = again[0].revents;
+                }
                 if fds[0].revents == 0 {
                     if fds[1].revents != 0 {
                         drain(wake);
                         if stop() {
-                            return Err(None);
+                            return Err(NoReply::Stopped);
                         }
                     }
                     continue;
                 }
             }
             match self.stdout.read(&mut buf[got..]) {
-                Ok(0) => return Err(Some(io::ErrorKind::UnexpectedEof.into())),
+                Ok(0) => return Err(NoReply::Died),
                 Ok(n) => got += n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(Some(err)),
+                Err(err) => return Err(NoReply::Io(err)),
             }
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Reads and checks the worker's first frame, within `timeout`.
@@ -173,19 +185,19 @@ impl Worker {
         let mut len = [0; 4];
         let mut hello = vec![0; HELLO_LEN];
         // A greeting of another length is something else: never wait for its bytes.
-        let read = match self.read_until(&mut len, deadline, wake, &stop) {
-            Ok(true) if u32::from_le_bytes(len) as usize == HELLO_LEN => {
-                self.read_until(&mut hello, deadline, wake, &stop)
+        let read = match self.read_polled(&mut len, deadline, wake, &stop) {
+            Ok(()) if u32::from_le_bytes(len) as usize == HELLO_LEN => {
+                self.read_polled(&mut hello, deadline, wake, &stop)
             }
-            Ok(true) => Err(Some(io::ErrorKind::InvalidData.into())),
-            other => other,
+            Ok(()) => Err(NoReply::Io(io::ErrorKind::InvalidData.into())),
+            Err(no_reply) => Err(no_reply),
         };
         let read = match read {
-            Ok(true) => Ok(true),
-            Ok(false) => return Err(late()),
-            Err(None) => return Err(None),
-            Err(Some(err)) if err.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
-            Err(Some(err)) => Err(err),
+            Ok(()) => Ok(true),
+            Err(NoReply::Deadline) => return Err(late()),
+            Err(NoReply::Stopped) => return Err(None),
+            Err(NoReply::Died) => Ok(false),
+            Err(NoReply::Io(err)) => Err(err),
         };
         match read {
             Ok(true) if hello.starts_with(wire::HELLO) => {
@@ -257,57 +269,18 @@ impl Worker {
         deadline: Option<Instant>,
         stop: impl Fn() -> bool,
     ) -> Result<(), NoReply> {
-        let out = self.stdout.get_ref().as_raw_fd();
-        loop {
-            let timeout = match deadline {
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(NoReply::Deadline);
-                    }
-                    Some(left)
-                }
-                None => None,
-            };
-            // The process's exit is watched too: a process it forked may keep its stdout open.
-            let mut fds = [
-                pollfd(out, libc::POLLIN),
-                pollfd(wake.as_raw_fd(), libc::POLLIN),
-                pollfd(
-                    self.pidfd.as_ref().map_or(-1, AsRawFd::as_raw_fd),
-                    libc::POLLIN,
-                ),
-            ];
-            if self.stdout.buffer().is_empty() {
-                poll(&mut fds, timeout).map_err(NoReply::Io)?;
-            } else {
-                fds[0].revents = libc::POLLIN;
-            }
-            if fds[0].revents == 0 && fds[2].revents != 0 {
-                // Exited: a reply it wrote just before is read first.
-                let mut again = [pollfd(out, libc::POLLIN)];
-                if !matches!(poll(&mut again, Some(Duration::ZERO)), Ok(1))
-                    || again[0].revents & libc::POLLIN == 0
-                {
-                    return Err(NoReply::Died);
-                }
-                fds[0].revents = libc::POLLIN;
-            }
-            if fds[0].revents != 0 {
-                return match wire::read_frame(&mut self.stdout, reply) {
-                    Ok(true) => Ok(()),
-                    Ok(false) => Err(NoReply::Died),
-                    Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => Err(NoReply::Died),
-                    Err(err) => Err(NoReply::Io(err)),
-                };
-            }
-            if fds[1].revents != 0 {
-                drain(wake);
-                if stop() {
-                    return Err(NoReply::Stopped);
-                }
-            }
+        let mut len = [0; 4];
+        self.read_polled(&mut len, deadline, wake, &stop)?;
+        let len = u32::from_le_bytes(len) as usize;
+        if len > wire::MAX_FRAME {
+            return Err(NoReply::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "frame length out of range",
+            )));
         }
+        reply.clear();
+        reply.resize(len, 0);
+        self.read_polled(reply, deadline, wake, &stop)
     }
 
     /// Retires an idle worker: closes its pipe, which it takes as the end, and reaps it.
