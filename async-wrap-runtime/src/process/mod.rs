@@ -315,7 +315,8 @@ impl ProcessPool {
     }
 
     /// How long a new worker may take to start and greet the pool (default 10 s): past it, the
-    /// call fails with [`ProcessErrorKind::NotAWorker`].
+    /// call fails with [`ProcessErrorKind::NotAWorker`]. A shutdown's deadline, or the call's
+    /// future dropped, stops the wait at once.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -383,7 +384,9 @@ impl ProcessPool {
 
     /// Stops taking calls, lets the queued and running ones finish, and ends every worker
     /// (each exits when its pipe closes, and is reaped). Blocks the calling thread. Later calls
-    /// fail with [`ProcessErrorKind::ShutDown`].
+    /// fail with [`ProcessErrorKind::ShutDown`]. Called on one of the pool's own driver threads
+    /// (a waker that a call's completion runs), it does not wait for that driver, which ends its
+    /// worker once the waker returns; the report's `threads_left` counts it.
     ///
     /// ```
     /// # use async_wrap_runtime::process::ProcessPool;
