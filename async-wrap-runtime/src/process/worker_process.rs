@@ -294,12 +294,33 @@ impl Worker {
     pub(super) fn kill(mut self, grace: Duration) -> Option<ExitStatus> {
         self.stdin = None;
         if !grace.is_zero() {
-            let pid = libc::pid_t::try_from(self.pid).unwrap_or(libc::pid_t::MAX);
-            // SAFETY: `kill` reads no memory. `pid` is this worker's, which nothing but this
-            // value reaps, and it is not reaped yet: the pid cannot belong to another process.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
+            self.signal(libc::SIGTERM);
         }
         self.reap(grace)
+    }
+
+    /// Sends `signal` to the worker: through its pidfd if it has one, which names this process
+    /// for ever (in a program that ignores `SIGCHLD`, the kernel reaps a worker by itself, and
+    /// its pid may then be reused).
+    fn signal(&self, signal: libc::c_int) {
+        if let Some(pidfd) = &self.pidfd {
+            // SAFETY: `pidfd_send_signal` reads no memory (no `siginfo_t` is passed); `pidfd`
+            // is open, owned by this worker.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    pidfd.as_raw_fd(),
+                    signal,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
+            return;
+        }
+        let pid = libc::pid_t::try_from(self.pid).unwrap_or(libc::pid_t::MAX);
+        // SAFETY: `kill` reads no memory. `pid` is this worker's, which nothing but this value
+        // reaps, and it is not reaped yet: the pid cannot belong to another process.
+        unsafe { libc::kill(pid, signal) };
     }
 
     /// Waits up to `patience` for the worker to exit, then kills it (`SIGKILL`), and reaps it.
@@ -319,7 +340,8 @@ impl Worker {
         if let Some(status) = self.exited_within(Duration::from_millis(20)) {
             return Some(status);
         }
-        kill_and_reap(&mut self.child)
+        self.signal(libc::SIGKILL);
+        self.child.wait().ok()
     }
 
     /// The worker died (its stdout hung up): its status, reaped.
