@@ -1399,6 +1399,10 @@ fn retiring_add(a: u32, b: u32) -> u32 {
 /// queue, and the shutdown then fails what is left.
 fn shutdown_lets_a_call_queued_during_a_retirement_finish() {
     let worker = block_on(arm_slow_exit()).unwrap();
+    // The driver goes idle first: just after the call returned, before it waits for the next
+    // one, it looks busy the way a retiring one does (the test once took that for the
+    // retirement, and the call it then queued was taken at once).
+    eventually("the worker is idle", || RETIRING.metrics().idle == 1);
     // The idle timeout passes: the driver retires the worker, which takes 800 ms to exit.
     eventually("the worker retires", || {
         stat(worker).is_some() && RETIRING.metrics().idle == 0 && RETIRING.metrics().workers == 1
