@@ -472,11 +472,11 @@ fn spin(nanos: u64) {
     }
 }
 
-/// Holds in its 400 iterations (the window is hit about once in 10,000: `aimed_drop_race` Was a
-/// defect, fixed: see `aimed_drop_race`). Loops: first poll of a hanging call, a short random
-/// pause, drop. The call must be killed (or never run): `running` goes back to 0. The window:
-/// between the driver's `Call::start` and its `drain` of the wake-up socket, which discards the
-/// byte `abandon` wrote.
+/// Holds in its 400 iterations (the window was hit about once in 10,000: `aimed_drop_race`, a
+/// defect, fixed). Loops: first poll of a hanging call, a short random pause, drop. The call must
+/// be killed (or never run): `running` goes back to 0. The window was: between the driver's
+/// `Call::start` and its `drain` of the wake-up socket, which discarded the byte `abandon` wrote;
+/// the driver now drains before it takes a call.
 fn a_call_dropped_as_it_starts_is_killed() {
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let waker = futures::task::noop_waker();
