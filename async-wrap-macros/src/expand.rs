@@ -287,7 +287,8 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
 /// The shim of a `process` function: it serializes the arguments and returns the future of a
 /// call to a worker of the pool. Inside it, the original function under its own name (so that
 /// recursion stays a plain call, in the worker), the worker's entry (decode, run, encode) and
-/// its registration under a key made of the module path, the name and a hash of the signature.
+/// its registration under a key made of the module path, the name, where the name is written
+/// (file, line, column) and a hash of the signature.
 ///
 /// ```text
 /// #[async_wrap(executor = PROCS, process)]      pub fn parse(doc: Vec<u8>) -> ProcessFuture<Tree> {
@@ -295,7 +296,7 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
 ///     body                                          fn entry(input: &[u8]) -> Frame {
 /// }                                                     serve(input, |(a0,): (Vec<u8>,)| parse(a0))
 ///                                                   }
-///                                                   const KEY: &str = "app::parse#<hash>";
+///                                                   const KEY: &str = "app::parse@app.rs:2:8#<hash>";
 ///                                                   register! { KEY, entry }
 ///                                                   portable::<Vec<u8>>(); portable::<Tree>();
 ///                                                   call::<Tree, _>(pool(&PROCS), &SITE, KEY, &(&doc,))
@@ -321,7 +322,7 @@ fn expand_process(
         ReturnType::Default => quote!(()),
         ReturnType::Type(_, ty) => quote!(#ty),
     };
-    let hash = format!("{:016x}", fnv1a(quote!(#sig).to_string().as_bytes()));
+    let key_value = process_key(sig);
     let key = Ident::new("__ASYNC_WRAP_KEY", Span::mixed_site());
     let entry = Ident::new("__async_wrap_entry", Span::mixed_site());
     let input = Ident::new("__async_wrap_input", Span::mixed_site());
@@ -391,12 +392,11 @@ fn expand_process(
                 let (#(#codec_of,)* #output_codec,) = #codecs();
                 #private::process::serve(#input, #output_codec, |#arguments| {
                     #(let #bound = #arguments.take(#codec_of)?;)*
+                    #arguments.finish()?;
                     ::core::result::Result::Ok(#ident(#(#bound),*))
                 })
             }
-            const #key: &::core::primitive::str = ::core::concat!(
-                ::core::module_path!(), "::", ::core::stringify!(#ident), "#", #hash
-            );
+            const #key: &::core::primitive::str = #key_value;
             #private::process::register! { #key, #entry }
             static #site: #private::CallSite = #private::CallSite::new(
                 ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
@@ -430,6 +430,22 @@ fn process_pool(options: &Options, private: &TokenStream) -> (TokenStream, Token
         }
         // Refused by validation; the fallback is emitted instead.
         None => (quote!(""), quote!(::core::unreachable!())),
+    }
+}
+
+/// A `process` function's key: its path, where its name is written (the file, line and column
+/// make it unique per definition: two functions of one name in two scopes of a module must not
+/// share it; the worker is the same build, so this is stable) and a hash of its signature.
+fn process_key(sig: &syn::Signature) -> TokenStream {
+    let ident = &sig.ident;
+    let hash = format!("{:016x}", fnv1a(quote!(#sig).to_string().as_bytes()));
+    let line = quote_spanned!(ident.span()=> ::core::line!());
+    let column = quote_spanned!(ident.span()=> ::core::column!());
+    quote! {
+        ::core::concat!(
+            ::core::module_path!(), "::", ::core::stringify!(#ident), "@", ::core::file!(),
+            ":", #line, ":", #column, "#", #hash
+        )
     }
 }
 

@@ -253,6 +253,14 @@ pub mod process {
         pub fn take<T>(&mut self, _: Codec<T>) -> Result<T, String> {
             unreachable!("`process` shims do not compile without the feature")
         }
+        /// Never called.
+        ///
+        /// # Errors
+        ///
+        /// Never.
+        pub fn finish(&self) -> Result<(), String> {
+            unreachable!("`process` shims do not compile without the feature")
+        }
     }
     /// Never called: the feature's error stops the build.
     pub fn call<T>(_: Unavailable, _: &CallSite, _: Request, _: Codec<T>) -> ProcessFuture<T> {

@@ -40,6 +40,7 @@ pub fn parse(
             |__async_wrap_arguments| {
                 let __async_wrap_arg0 = __async_wrap_arguments.take(__async_wrap_codec0)?;
                 let __async_wrap_arg1 = __async_wrap_arguments.take(__async_wrap_codec1)?;
+                __async_wrap_arguments.finish()?;
                 ::core::result::Result::Ok(parse(__async_wrap_arg0, __async_wrap_arg1))
             },
         )
@@ -48,6 +49,12 @@ pub fn parse(
         ::core::module_path!(),
         "::",
         ::core::stringify!(parse),
+        "@",
+        ::core::file!(),
+        ":",
+        ::core::line!(),
+        ":",
+        ::core::column!(),
         "#",
         "cf28c2cbf2abe853"
     );

@@ -264,11 +264,18 @@ impl<T> ProcessFuture<T> {
                 .unwrap_or_default()
         };
         match tag {
-            Some(Tag::Returned) => self
-                .output
-                .decode(rest)
-                .map(|(value, _)| value)
-                .map_err(|err| self.error(ProcessErrorKind::Serialization(err))),
+            Some(Tag::Returned) => match self.output.decode(rest) {
+                Ok((value, [])) => Ok(value),
+                Ok((value, left)) => {
+                    let left = left.len();
+                    drop_guarded(value);
+                    Err(self.error(ProcessErrorKind::Serialization(format!(
+                        "{left} bytes of the result were left unread: its type does not read \
+                         back as it was written (postcard is not self-describing)"
+                    ))))
+                }
+                Err(err) => Err(self.error(ProcessErrorKind::Serialization(err))),
+            },
             Some(Tag::Panicked) => {
                 let (message, location) = wire::text_pair(rest).unwrap_or_default();
                 panic::resume_unwind(Box::new(format!(

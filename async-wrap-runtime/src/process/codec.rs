@@ -3,7 +3,7 @@
 //! instead of a serde bound, so a type that cannot cross is one error, at the type the user
 //! wrote, and not one more per place it travels through.
 
-use super::wire::Frame;
+use super::wire::{Frame, MAX_FRAME};
 
 /// What crosses to a worker process: arguments and results of `process` functions.
 #[diagnostic::on_unimplemented(
@@ -87,9 +87,17 @@ impl Request {
         }
     }
 
-    /// The frame, or the encoder's error.
+    /// The frame, or the encoder's error (one is a frame too large to send).
     pub(crate) fn into_frame(self) -> Result<Frame, String> {
-        self.frame
+        let frame = self.frame?;
+        let len = frame.0.len() - 4;
+        if len > MAX_FRAME {
+            return Err(format!(
+                "the arguments take {len} bytes, over the limit of {MAX_FRAME} bytes a call \
+                 can carry"
+            ));
+        }
+        Ok(frame)
     }
 }
 
@@ -112,6 +120,26 @@ impl<'a> Arguments<'a> {
         let (value, rest) = codec.decode(self.rest)?;
         self.rest = rest;
         Ok(value)
+    }
+
+    /// Checks that every byte was read: arguments that do not decode as they were encoded
+    /// (postcard is not self-describing: `#[serde(skip_serializing_if)]`, for one) are an
+    /// error, not a call with shifted values.
+    ///
+    /// # Errors
+    ///
+    /// How many bytes were left.
+    pub fn finish(&self) -> Result<(), String> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} bytes of the arguments were left unread: a type does not read back as it \
+                 was written (postcard is not self-describing: `skip_serializing_if` and \
+                 other attributes that depend on the format cannot be used)",
+                self.rest.len()
+            ))
+        }
     }
 }
 

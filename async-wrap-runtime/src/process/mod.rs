@@ -36,13 +36,16 @@
 //! - **Workers** are this program run again (`/proc/self/exe`, never a `fork` of the running,
 //!   multi-threaded process) with [`WORKER_ENV`] set; [`init`], the first line of `main`,
 //!   makes such a process serve calls instead of running the program.
-//! - **Functions** are found by a key the attribute makes from the module path, the name and a
-//!   hash of the signature, registered before `main` (with the `inventory` crate), never by
-//!   address. A worker of another build, or one without the key, fails the call with a
-//!   [`ProcessError`], never a hang.
+//! - **Functions** are found by a key the attribute makes from the module path, the name, where
+//!   the name is written (file, line, column) and a hash of the signature, registered before
+//!   `main` (with the `inventory` crate), never by address. A worker of another build, or one
+//!   without the key, fails the call with a [`ProcessError`], never a hang.
 //! - **Arguments and results** cross as postcard (a compact serde format), in length-prefixed
 //!   frames over the worker's stdin and stdout; the worker's own stdin and stdout become
-//!   `/dev/null` and its stderr, so a body that prints cannot corrupt them. They must implement
+//!   `/dev/null` and its stderr (`/dev/null` too if its stderr is a pipe whose reader has gone),
+//!   so a body that prints cannot corrupt them. Bytes left unread after decoding them fail the
+//!   call with [`ProcessErrorKind::Serialization`]: postcard is not self-describing, so
+//!   format-dependent serde attributes (`skip_serializing_if`) cannot be used. They must implement
 //!   `serde::Serialize` and `serde::Deserialize`: the compiler says so at the type, not a
 //!   run-time error.
 //! - **One driver thread per worker**, in the pool's process, sends the call, waits for the
@@ -54,7 +57,12 @@
 //!   caller with its message and location.
 //! - **A worker that dies** fails only the call it ran, with
 //!   [`ProcessErrorKind::Crashed`] naming the signal or exit code; the next call gets a new
-//!   worker.
+//!   worker. Its death is seen when its process exits (a pidfd, Linux 5.3), even if a process
+//!   it forked keeps its pipes open; one that dies idle is reaped at once. In a program that
+//!   ignores `SIGCHLD`, the kernel reaps the workers itself, and a crash's signal and exit
+//!   code are unknown (`None`).
+//! - **Workers run in a process group of their own**: a terminal's Ctrl-C (`SIGINT` to the
+//!   foreground group) is the program's to handle, and does not kill the running calls.
 //! - **Dropping a running call's future, or passing its deadline, kills its worker**
 //!   (`SIGTERM`, then `SIGKILL` after [`kill_grace`](ProcessPool::kill_grace)) and frees its
 //!   place: true cancellation.
@@ -172,7 +180,8 @@ pub struct ProcessMetrics {
     pub killed: u64,
     /// Calls that failed otherwise (a worker could not start, a serialization error).
     pub failed: u64,
-    /// Calls whose future was dropped while they ran (their workers were killed).
+    /// Calls whose future was dropped while they ran: their workers were killed, unless the
+    /// call ended first (it then counts as what it ended as, too).
     pub abandoned: u64,
     /// Calls whose future was dropped before a worker took them: they never ran.
     pub cancelled: u64,
@@ -306,7 +315,8 @@ impl ProcessPool {
     }
 
     /// How long a new worker may take to start and greet the pool (default 10 s): past it, the
-    /// call fails with [`ProcessErrorKind::NotAWorker`].
+    /// call fails with [`ProcessErrorKind::NotAWorker`]. A shutdown's deadline, or the call's
+    /// future dropped, stops the wait at once.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -325,8 +335,27 @@ impl ProcessPool {
     /// # use async_wrap_runtime::process::ProcessPool;
     /// static P: ProcessPool = ProcessPool::new().name("sandbox");
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `name` contains a NUL byte, which a thread's name cannot (a compile error in a
+    /// `static`):
+    ///
+    /// ```compile_fail
+    /// # use async_wrap_runtime::process::ProcessPool;
+    /// static P: ProcessPool = ProcessPool::new().name("nul\0name");
+    /// ```
     #[must_use = "the builder methods return the configured pool"]
     pub const fn name(mut self, name: &'static str) -> Self {
+        let bytes = name.as_bytes();
+        let mut at = 0;
+        while at < bytes.len() {
+            assert!(
+                bytes[at] != 0,
+                "ProcessPool::name: a pool's name cannot contain a NUL byte"
+            );
+            at += 1;
+        }
         self.config.name = Some(name);
         self
     }
@@ -355,7 +384,9 @@ impl ProcessPool {
 
     /// Stops taking calls, lets the queued and running ones finish, and ends every worker
     /// (each exits when its pipe closes, and is reaped). Blocks the calling thread. Later calls
-    /// fail with [`ProcessErrorKind::ShutDown`].
+    /// fail with [`ProcessErrorKind::ShutDown`]. Called on one of the pool's own driver threads
+    /// (a waker that a call's completion runs), it does not wait for that driver, which ends its
+    /// worker once the waker returns; the report's `threads_left` counts it.
     ///
     /// ```
     /// # use async_wrap_runtime::process::ProcessPool;

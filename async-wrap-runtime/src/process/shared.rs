@@ -18,6 +18,15 @@ use crate::call_site::CallSite;
 use crate::call_stats::{End, nanos};
 use crate::pool::{RunningJob, ShutdownReport};
 
+/// How often an idle driver checks that its worker is alive, to reap one that died.
+const IDLE_CHECK: Duration = Duration::from_millis(100);
+
+thread_local! {
+    /// On a driver thread, the address of its pool's [`Shared`]: a shutdown called there (from
+    /// a waker the driver runs) does not wait for that driver.
+    static DRIVER_OF: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 pub(super) struct Shared {
     config: Config,
     state: Mutex<State>,
@@ -136,11 +145,16 @@ impl Shared {
         state.slots[slot].taken = true;
         drop(state);
         let shared = Arc::clone(self);
+        // `name` refuses a NUL (which `Builder::spawn` panics on); replaced here all the same,
+        // so that a spawn never panics with the driver counted.
         let spawned = std::thread::Builder::new()
-            .name(format!(
-                "{}-driver",
-                self.config.name.unwrap_or("async-wrap-process")
-            ))
+            .name(
+                format!(
+                    "{}-driver",
+                    self.config.name.unwrap_or("async-wrap-process")
+                )
+                .replace('\0', "?"),
+            )
             .stack_size(256 << 10)
             .spawn(move || shared.drive(slot));
         if let Err(err) = spawned {
@@ -165,6 +179,7 @@ impl Shared {
 
     /// The driver thread of slot `slot`.
     fn drive(self: Arc<Self>, slot: usize) {
+        DRIVER_OF.with(|driver| driver.set(Arc::as_ptr(&self) as usize));
         let Ok((wake_rx, wake_tx)) = UnixStream::pair().and_then(|(rx, tx)| {
             rx.set_nonblocking(true)?;
             tx.set_nonblocking(true)?;
@@ -177,9 +192,13 @@ impl Shared {
         let mut worker: Option<Worker> = None;
         let mut reply = Vec::new();
         loop {
-            match self.next_call(slot, &wake_tx) {
+            // A wake-up byte left from an earlier call is dropped before the next call starts,
+            // never after: one written for the new call (its future dropped as it starts) must
+            // reach the wait for its reply. (A late byte of an earlier call only wakes that
+            // wait once, for nothing.)
+            worker_process::drain(&wake_rx);
+            match self.next_call(slot, &wake_tx, &mut worker) {
                 Next::Run(call) => {
-                    worker_process::drain(&wake_rx);
                     let outcome = self.run(&mut worker, &call, &wake_rx, &mut reply);
                     self.finished(slot, &call, outcome);
                     if let (Some(limit), Some(current)) =
@@ -197,7 +216,9 @@ impl Shared {
                         old.retire(self.config.kill_grace);
                     }
                     let state = self.lock();
-                    if state.queue.is_empty() || state.closed {
+                    // A call queued meanwhile runs, even once the pool is closed: a shutdown
+                    // lets the queued calls finish.
+                    if state.queue.is_empty() {
                         // Leaves under the same lock that saw no work.
                         self.leave_locked(slot, state);
                         return;
@@ -224,8 +245,10 @@ impl Shared {
         self.drained.notify_all();
     }
 
-    /// The next call for the driver of `slot`, marked as running there.
-    fn next_call(&self, slot: usize, wake: &Arc<UnixStream>) -> Next {
+    /// The next call for the driver of `slot`, marked as running there. Meanwhile, a worker
+    /// that dies idle is reaped (it is checked every [`IDLE_CHECK`]).
+    fn next_call(&self, slot: usize, wake: &Arc<UnixStream>, worker: &mut Option<Worker>) -> Next {
+        let idle_until = Instant::now().checked_add(self.config.idle_timeout);
         let mut state = self.lock();
         loop {
             while let Some(call) = state.queue.pop_front() {
@@ -245,10 +268,18 @@ impl Shared {
             if state.closed {
                 return Next::Exit;
             }
+            let left = idle_until.map(|until| until.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|left| left.is_zero()) {
+                return Next::Retire;
+            }
+            let mut wait = left.unwrap_or(Duration::MAX);
+            if worker.is_some() {
+                wait = wait.min(IDLE_CHECK);
+            }
             state.idle += 1;
-            let (guard, waited) = self
+            let (guard, _) = self
                 .work
-                .wait_timeout(state, self.config.idle_timeout)
+                .wait_timeout(state, wait)
                 .unwrap_or_else(PoisonError::into_inner);
             state = guard;
             if state.wakeups > 0 {
@@ -257,8 +288,14 @@ impl Shared {
                 continue;
             }
             state.idle -= 1;
-            if waited.timed_out() && state.queue.is_empty() {
-                return Next::Retire;
+            if worker.as_ref().is_some_and(|current| !current.is_alive()) {
+                // Dead while idle (the OOM killer, an operator): reaped now, not left a zombie
+                // until the next call.
+                drop(state);
+                if let Some(dead) = worker.take() {
+                    dead.died();
+                }
+                state = self.lock();
             }
         }
     }
@@ -289,7 +326,9 @@ impl Shared {
             current
         } else {
             let started = Instant::now();
-            let new = Worker::start(&self.config)?;
+            let stop = || call.is_abandoned() || self.lock().killing;
+            let new = Worker::start(&self.config, wake, stop)
+                .map_err(|kind| kind.unwrap_or(ProcessErrorKind::ShutDown))?;
             let mut state = self.lock();
             state.metrics.workers_started += 1;
             state.metrics.worker_start_total += started.elapsed();
@@ -307,6 +346,12 @@ impl Shared {
             Ok(()) => current.reply(reply, wake, deadline, || {
                 call.is_abandoned() || self.lock().killing
             }),
+            // Nothing was written: the worker is fine, the request was not.
+            Err(err) if err.kind() == std::io::ErrorKind::InvalidInput => {
+                return Err(ProcessErrorKind::Serialization(format!(
+                    "the arguments cannot be sent: {err}"
+                )));
+            }
             Err(_) => Err(NoReply::Died),
         };
         let Err(no_reply) = outcome else {
@@ -378,11 +423,15 @@ impl Shared {
     /// workers still running calls and waits for every driver to reap its worker and exit.
     pub(super) fn shutdown(&self, timeout: Option<Duration>) -> ShutdownReport {
         let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+        // Called on one of this pool's driver threads (a waker it runs), it does not wait for
+        // itself: that driver ends its worker once back in its loop.
+        let me =
+            usize::from(DRIVER_OF.with(std::cell::Cell::get) == std::ptr::from_ref(self) as usize);
         let mut state = self.lock();
         let finished_before = state.metrics.finished();
         state.closed = true;
         self.work.notify_all();
-        while state.drivers > 0 {
+        while state.drivers > me {
             match deadline {
                 None => {
                     state = self
@@ -415,7 +464,7 @@ impl Shared {
         let queued: Vec<Arc<Call>> = state.queue.drain(..).collect();
         let still_queued = queued.len();
         let finished = state.metrics.finished() - finished_before;
-        if state.drivers > 0 {
+        if state.drivers > me {
             state.killing = true;
             for running in state.slots.iter().filter_map(|slot| slot.running.as_ref()) {
                 let _ = (&*running.wake).write(&[1]);
@@ -430,7 +479,7 @@ impl Shared {
         }
         // Each worker left is killed within the grace period: this wait is bounded.
         let mut state = self.lock();
-        while state.drivers > 0 {
+        while state.drivers > me {
             state = self
                 .drained
                 .wait(state)
@@ -441,7 +490,7 @@ impl Shared {
             finished,
             still_running,
             still_queued,
-            threads_left: 0,
+            threads_left: me,
         }
     }
 }

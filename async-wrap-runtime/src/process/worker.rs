@@ -8,6 +8,7 @@ use std::io::{BufReader, BufWriter};
 use std::os::fd::{FromRawFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use super::codec::{Arguments, Codec};
 use super::wire::{self, Frame, Tag};
@@ -89,7 +90,8 @@ pub(crate) fn fingerprint() -> u64 {
 /// variable [`WORKER_ENV`] set. In such a process, `init` serves calls and exits when its pool
 /// closes the pipe or dies: it never returns. A program that does not call `init` cannot be a
 /// worker: its pool fails the call with [`ProcessErrorKind::NotAWorker`](super::ProcessErrorKind::NotAWorker)
-/// (and the copy of the program that started is killed).
+/// (and the copy of the program that started is killed). A worker's `init` removes
+/// [`WORKER_ENV`] from its environment: a program its bodies start is not a worker.
 ///
 /// # Test binaries
 ///
@@ -103,6 +105,11 @@ pub fn init() {
     if std::env::var_os(WORKER_ENV).is_none() {
         return;
     }
+    // The marker is for this process alone: a program a body starts (one that calls `init()`
+    // too) must run as itself, not turn into a worker.
+    // SAFETY: `init` is documented to run first in `main`, before the program starts any
+    // thread, so no other thread reads or writes the environment meanwhile.
+    unsafe { std::env::remove_var(WORKER_ENV) };
     serve_forever()
 }
 
@@ -151,6 +158,18 @@ fn serve_forever() -> ! {
             }
             reply
         };
+        if reply.0.len() - 4 > wire::MAX_FRAME {
+            let len = reply.0.len() - 4;
+            reply = Frame::with_capacity(128);
+            reply.0.push(Tag::BadResult as u8);
+            wire::put_text(
+                &mut reply.0,
+                &format!(
+                    "the result takes {len} bytes, over the limit of {} bytes a call can carry",
+                    wire::MAX_FRAME
+                ),
+            );
+        }
         if reply.send(&mut output).is_err() {
             std::process::exit(0);
         }
@@ -181,9 +200,27 @@ fn take_pipes() -> std::io::Result<(File, File)> {
         }
         Ok(())
     };
-    redirect(std::os::fd::AsRawFd::as_raw_fd(&devnull), 0)?;
+    let devnull = std::os::fd::AsRawFd::as_raw_fd(&devnull);
+    redirect(devnull, 0)?;
+    if stderr_is_broken() {
+        // A pipe whose reader is gone: a body's `println!` would panic. Its output goes
+        // nowhere, as it would have.
+        redirect(devnull, 2)?;
+    }
     redirect(2, 1)?;
     Ok((input, output))
+}
+
+/// Whether the worker's stderr (the pool's) is a pipe whose reader has gone.
+fn stderr_is_broken() -> bool {
+    let mut fds = [libc::pollfd {
+        fd: 2,
+        events: 0,
+        revents: 0,
+    }];
+    // SAFETY: `fds` is a valid array of one `pollfd` for the whole call.
+    let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
+    ready > 0 && fds[0].revents & libc::POLLERR != 0
 }
 
 /// Exits the worker as soon as its pool's end of the request pipe closes, even while a body
@@ -223,6 +260,41 @@ thread_local! {
     static LAST_PANIC: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
 }
 
+/// The message and location of the last panic on any thread of the worker (a body's helper
+/// thread, whose panic the body resumes on its own), recorded by the hook.
+static ANY_PANIC: Mutex<Option<(String, String)>> = Mutex::new(None);
+
+/// Forgets the panics recorded before a call.
+fn forget_panics() {
+    let _ = LAST_PANIC.try_with(|last| last.borrow_mut().take());
+    let old = ANY_PANIC
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    drop(old);
+}
+
+/// The location of the panic whose payload reads `message`: the hook's record of it, on this
+/// thread or another; a payload raised with `resume_unwind` (which skips the hook) has none.
+fn panic_location(message: &str) -> String {
+    let here = LAST_PANIC
+        .try_with(|last| last.borrow_mut().take())
+        .ok()
+        .flatten();
+    let anywhere = ANY_PANIC
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    [here, anywhere]
+        .into_iter()
+        .flatten()
+        .find(|(recorded, _)| recorded == message)
+        .map_or_else(
+            || "an unknown location, as it was resumed without the panic hook".to_owned(),
+            |(_, location)| location,
+        )
+}
+
 /// Records each panic's message and location (sent back to the pool), then lets the previous
 /// hook print it on the worker's stderr, the pool's.
 fn install_panic_hook() {
@@ -232,6 +304,8 @@ fn install_panic_hook() {
         let location = info
             .location()
             .map_or_else(|| "an unknown location".to_owned(), ToString::to_string);
+        *ANY_PANIC.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((message.clone(), location.clone()));
         let _ = LAST_PANIC.try_with(|last| *last.borrow_mut() = Some((message, location)));
         previous(info);
     }));
@@ -254,32 +328,33 @@ pub fn serve<T>(
     result: Codec<T>,
     body: impl FnOnce(&mut Arguments<'_>) -> Result<T, String>,
 ) -> Frame {
-    let mut reply = Frame::with_capacity(64);
     let mut arguments = Arguments::new(arguments);
-    match panic::catch_unwind(AssertUnwindSafe(|| body(&mut arguments))) {
-        Ok(Ok(value)) => {
+    forget_panics();
+    // The result is encoded inside the `catch_unwind` too: its `Serialize` is user code.
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        body(&mut arguments).map(|value| {
+            let mut reply = Frame::with_capacity(64);
             reply.0.push(Tag::Returned as u8);
-            match result.encode(&value, std::mem::take(&mut reply.0)) {
-                Ok(bytes) => reply.0 = bytes,
-                Err(err) => {
-                    reply = Frame::with_capacity(64);
-                    reply.0.push(Tag::BadResult as u8);
-                    wire::put_text(&mut reply.0, &err);
-                }
-            }
+            let encoded = result.encode(&value, std::mem::take(&mut reply.0));
             // The result's `Drop` is user code.
             crate::task::drop_guarded(value);
+            encoded
+        })
+    }));
+    let mut reply = Frame::with_capacity(64);
+    match outcome {
+        Ok(Ok(Ok(bytes))) => reply.0 = bytes,
+        Ok(Ok(Err(err))) => {
+            reply.0.push(Tag::BadResult as u8);
+            wire::put_text(&mut reply.0, &err);
         }
         Ok(Err(err)) => {
             reply.0.push(Tag::BadArguments as u8);
             wire::put_text(&mut reply.0, &err);
         }
         Err(payload) => {
-            let (message, location) = LAST_PANIC
-                .try_with(|last| last.borrow_mut().take())
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| (payload_text(payload.as_ref()), "an unknown location".into()));
+            let message = payload_text(payload.as_ref());
+            let location = panic_location(&message);
             reply.0.push(Tag::Panicked as u8);
             wire::put_text(&mut reply.0, &message);
             wire::put_text(&mut reply.0, &location);

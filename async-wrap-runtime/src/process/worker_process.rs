@@ -1,8 +1,8 @@
 //! [`Worker`]: the pool's handle on one worker process (its pipes, starting it, waiting for a
 //! reply, killing and reaping it), and the `poll(2)` the waits are built on.
 
-use std::io::{self, BufReader};
-use std::os::fd::{AsRawFd, RawFd};
+use std::io::{self, BufReader, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
@@ -23,6 +23,10 @@ pub(super) struct Worker {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
+    /// A descriptor that is readable once the process has exited (`pidfd_open`, Linux 5.3):
+    /// its death is seen even when a process it forked keeps its stdout open. `None` on older
+    /// kernels, where the end of its stdout is the only sign.
+    pidfd: Option<OwnedFd>,
     pid: u32,
     /// Calls it has run.
     pub(super) calls: u64,
@@ -30,7 +34,7 @@ pub(super) struct Worker {
 
 /// Why no reply came.
 pub(super) enum NoReply {
-    /// The worker's stdout closed: it died.
+    /// The worker died (its process exited, or its stdout closed).
     Died,
     /// The call's deadline passed.
     Deadline,
@@ -41,10 +45,15 @@ pub(super) enum NoReply {
 }
 
 impl Worker {
-    /// Starts a worker and waits for its greeting.
-    pub(super) fn start(config: &Config) -> Result<Worker, ProcessErrorKind> {
+    /// Starts a worker and waits for its greeting, or until `wake` is written to and `stop`
+    /// says so (the call was dropped, or the pool shuts down): then `Err(None)`.
+    pub(super) fn start(
+        config: &Config,
+        wake: &UnixStream,
+        stop: impl Fn() -> bool,
+    ) -> Result<Worker, Option<ProcessErrorKind>> {
         if !init_called() {
-            return Err(if std::env::var_os(WORKER_ENV).is_some() {
+            return Err(Some(if std::env::var_os(WORKER_ENV).is_some() {
                 ProcessErrorKind::Start(
                     "this process is itself a worker that never reached `init()`; it starts \
                      no workers of its own"
@@ -56,7 +65,7 @@ impl Worker {
                      program run again, and its `main` must call `init()` first"
                         .into(),
                 )
-            });
+            }));
         }
         let program = config.program.unwrap_or(SELF_EXE);
         let mut command = Command::new(program);
@@ -66,26 +75,35 @@ impl Worker {
             }
         }
         command
+            // A process group of its own: a terminal's Ctrl-C (`SIGINT` to the foreground
+            // group) is the program's to handle, not a death of every running call. A worker
+            // still goes with its pool: it exits when the pipe from the pool closes.
+            .process_group(0)
             .env(WORKER_ENV, std::process::id().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let mut child = command
-            .spawn()
-            .map_err(|err| ProcessErrorKind::Start(format!("cannot run `{program}`: {err}")))?;
+        let mut child = command.spawn().map_err(|err| {
+            Some(ProcessErrorKind::Start(format!(
+                "cannot run `{program}`: {err}"
+            )))
+        })?;
         let pid = child.id();
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             kill_and_reap(&mut child);
-            return Err(ProcessErrorKind::Start("its pipes were not set up".into()));
+            return Err(Some(ProcessErrorKind::Start(
+                "its pipes were not set up".into(),
+            )));
         };
         let mut worker = Worker {
             child,
             stdin: Some(stdin),
             stdout: BufReader::with_capacity(64 << 10, stdout),
+            pidfd: pidfd_open(pid),
             pid,
             calls: 0,
         };
-        match worker.greeting(config.start_timeout) {
+        match worker.greeting(config.start_timeout, wake, stop) {
             Ok(()) => Ok(worker),
             Err(kind) => {
                 worker.kill(Duration::ZERO);
@@ -94,35 +112,113 @@ impl Worker {
         }
     }
 
-    /// Reads and checks the worker's first frame.
-    fn greeting(&mut self, timeout: Duration) -> Result<(), ProcessErrorKind> {
-        let fd = self.stdout.get_ref().as_raw_fd();
-        let ready = poll(&mut [pollfd(fd, libc::POLLIN)], Some(timeout))
-            .map_err(|err| ProcessErrorKind::Io(err.to_string()))?;
-        if ready == 0 {
-            return Err(ProcessErrorKind::NotAWorker(format!(
-                "it did not greet the pool within {timeout:?}"
-            )));
+    /// Reads `buf.len()` bytes from the worker's stdout, polling before every read with the
+    /// time left until `deadline`, its pidfd (a process it forked may hold its stdout open
+    /// after it died), and `wake` (then `stop` says whether to give up). Never blocks in a
+    /// read: a worker that dies in the middle of a frame is seen too.
+    fn read_polled(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+        wake: &UnixStream,
+        stop: &impl Fn() -> bool,
+    ) -> Result<(), NoReply> {
+        let out = self.stdout.get_ref().as_raw_fd();
+        let pidfd = self.pidfd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+        let mut got = 0;
+        while got < buf.len() {
+            if self.stdout.buffer().is_empty() {
+                let left =
+                    deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+                if left.is_some_and(|left| left.is_zero()) {
+                    return Err(NoReply::Deadline);
+                }
+                let mut fds = [
+                    pollfd(out, libc::POLLIN),
+                    pollfd(wake.as_raw_fd(), libc::POLLIN),
+                    pollfd(pidfd, libc::POLLIN),
+                ];
+                poll(&mut fds, left).map_err(NoReply::Io)?;
+                if fds[0].revents == 0 && fds[2].revents != 0 {
+                    // It exited: what it wrote just before is read first.
+                    let mut again = [pollfd(out, libc::POLLIN)];
+                    let _ = poll(&mut again, Some(Duration::ZERO));
+                    if again[0].revents & libc::POLLIN == 0 {
+                        return Err(NoReply::Died);
+                    }
+                    fds[0].revents = again[0].revents;
+                }
+                if fds[0].revents == 0 {
+                    if fds[1].revents != 0 {
+                        drain(wake);
+                        if stop() {
+                            return Err(NoReply::Stopped);
+                        }
+                    }
+                    continue;
+                }
+            }
+            match self.stdout.read(&mut buf[got..]) {
+                Ok(0) => return Err(NoReply::Died),
+                Ok(n) => got += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(NoReply::Io(err)),
+            }
         }
-        let mut hello = Vec::new();
-        match wire::read_frame(&mut self.stdout, &mut hello) {
-            Ok(true) if hello.len() == 20 && hello.starts_with(wire::HELLO) => {
+        Ok(())
+    }
+
+    /// Reads and checks the worker's first frame, within `timeout`.
+    fn greeting(
+        &mut self,
+        timeout: Duration,
+        wake: &UnixStream,
+        stop: impl Fn() -> bool,
+    ) -> Result<(), Option<ProcessErrorKind>> {
+        const HELLO_LEN: usize = 20;
+        let deadline = Instant::now().checked_add(timeout);
+        let late = || {
+            Some(ProcessErrorKind::NotAWorker(format!(
+                "it did not greet the pool within {timeout:?}"
+            )))
+        };
+        let mut len = [0; 4];
+        let mut hello = vec![0; HELLO_LEN];
+        // A greeting of another length is something else: never wait for its bytes.
+        let read = match self.read_polled(&mut len, deadline, wake, &stop) {
+            Ok(()) if u32::from_le_bytes(len) as usize == HELLO_LEN => {
+                self.read_polled(&mut hello, deadline, wake, &stop)
+            }
+            Ok(()) => Err(NoReply::Io(io::ErrorKind::InvalidData.into())),
+            Err(no_reply) => Err(no_reply),
+        };
+        let read = match read {
+            Ok(()) => Ok(true),
+            Err(NoReply::Deadline) => return Err(late()),
+            Err(NoReply::Stopped) => return Err(None),
+            Err(NoReply::Died) => Ok(false),
+            Err(NoReply::Io(err)) => Err(err),
+        };
+        match read {
+            Ok(true) if hello.starts_with(wire::HELLO) => {
                 let theirs = u64::from_le_bytes(hello[8..16].try_into().unwrap_or_default());
                 if theirs == fingerprint() {
                     Ok(())
                 } else {
-                    Err(ProcessErrorKind::OtherBuild)
+                    Err(Some(ProcessErrorKind::OtherBuild))
                 }
             }
-            Ok(true) | Err(_) if self.exited_within(Duration::from_millis(100)).is_none() => Err(
-                ProcessErrorKind::NotAWorker("it wrote something else on its stdout".into()),
-            ),
+            Ok(true) | Err(_) if self.exited_within(Duration::from_millis(100)).is_none() => {
+                Err(Some(ProcessErrorKind::NotAWorker(
+                    "it wrote something else on its stdout".into(),
+                )))
+            }
             _ => {
                 let status = self.exited_within(Duration::from_millis(500));
-                Err(ProcessErrorKind::NotAWorker(match status {
+                Err(Some(ProcessErrorKind::NotAWorker(match status {
                     Some(status) => format!("it exited ({status}) without greeting the pool"),
                     None => "it closed its stdout without greeting the pool".into(),
-                }))
+                })))
             }
         }
     }
@@ -146,11 +242,14 @@ impl Worker {
         self.pid
     }
 
-    /// Whether the worker is still there: its stdout has not hung up. (One that died while idle
-    /// is replaced before a call is sent to it.)
+    /// Whether the worker is still there: its process has not exited, and its stdout has not
+    /// hung up. (One that died while idle is reaped, and replaced before a call is sent to it.)
     pub(super) fn is_alive(&self) -> bool {
         let fd = self.stdout.get_ref().as_raw_fd();
-        matches!(poll(&mut [pollfd(fd, 0)], Some(Duration::ZERO)), Ok(0))
+        // A negative descriptor (no pidfd) is skipped by `poll`.
+        let pidfd = self.pidfd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+        let mut fds = [pollfd(fd, 0), pollfd(pidfd, libc::POLLIN)];
+        matches!(poll(&mut fds, Some(Duration::ZERO)), Ok(0))
     }
 
     /// Sends a request.
@@ -170,42 +269,18 @@ impl Worker {
         deadline: Option<Instant>,
         stop: impl Fn() -> bool,
     ) -> Result<(), NoReply> {
-        let out = self.stdout.get_ref().as_raw_fd();
-        loop {
-            let timeout = match deadline {
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(NoReply::Deadline);
-                    }
-                    Some(left)
-                }
-                None => None,
-            };
-            let mut fds = [
-                pollfd(out, libc::POLLIN),
-                pollfd(wake.as_raw_fd(), libc::POLLIN),
-            ];
-            if self.stdout.buffer().is_empty() {
-                poll(&mut fds, timeout).map_err(NoReply::Io)?;
-            } else {
-                fds[0].revents = libc::POLLIN;
-            }
-            if fds[0].revents != 0 {
-                return match wire::read_frame(&mut self.stdout, reply) {
-                    Ok(true) => Ok(()),
-                    Ok(false) => Err(NoReply::Died),
-                    Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => Err(NoReply::Died),
-                    Err(err) => Err(NoReply::Io(err)),
-                };
-            }
-            if fds[1].revents != 0 {
-                drain(wake);
-                if stop() {
-                    return Err(NoReply::Stopped);
-                }
-            }
+        let mut len = [0; 4];
+        self.read_polled(&mut len, deadline, wake, &stop)?;
+        let len = u32::from_le_bytes(len) as usize;
+        if len > wire::MAX_FRAME {
+            return Err(NoReply::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "frame length out of range",
+            )));
         }
+        reply.clear();
+        reply.resize(len, 0);
+        self.read_polled(reply, deadline, wake, &stop)
     }
 
     /// Retires an idle worker: closes its pipe, which it takes as the end, and reaps it.
@@ -219,23 +294,54 @@ impl Worker {
     pub(super) fn kill(mut self, grace: Duration) -> Option<ExitStatus> {
         self.stdin = None;
         if !grace.is_zero() {
-            let pid = libc::pid_t::try_from(self.pid).unwrap_or(libc::pid_t::MAX);
-            // SAFETY: `kill` reads no memory. `pid` is this worker's, which nothing but this
-            // value reaps, and it is not reaped yet: the pid cannot belong to another process.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
+            self.signal(libc::SIGTERM);
         }
         self.reap(grace)
     }
 
+    /// Sends `signal` to the worker: through its pidfd if it has one, which names this process
+    /// for ever (in a program that ignores `SIGCHLD`, the kernel reaps a worker by itself, and
+    /// its pid may then be reused).
+    fn signal(&self, signal: libc::c_int) {
+        if let Some(pidfd) = &self.pidfd {
+            // SAFETY: `pidfd_send_signal` reads no memory (no `siginfo_t` is passed); `pidfd`
+            // is open, owned by this worker.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    pidfd.as_raw_fd(),
+                    signal,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
+            return;
+        }
+        let pid = libc::pid_t::try_from(self.pid).unwrap_or(libc::pid_t::MAX);
+        // SAFETY: `kill` reads no memory. `pid` is this worker's, which nothing but this value
+        // reaps, and it is not reaped yet: the pid cannot belong to another process.
+        unsafe { libc::kill(pid, signal) };
+    }
+
     /// Waits up to `patience` for the worker to exit, then kills it (`SIGKILL`), and reaps it.
     fn reap(&mut self, patience: Duration) -> Option<ExitStatus> {
-        let fd = self.stdout.get_ref().as_raw_fd();
-        // Its stdout hangs up when it exits.
-        let _ = poll(&mut [pollfd(fd, 0)], Some(patience));
+        // Its pidfd is readable when it exits; else its stdout hangs up then (unless a process
+        // it forked holds it).
+        let _ = match &self.pidfd {
+            Some(pidfd) => poll(
+                &mut [pollfd(pidfd.as_raw_fd(), libc::POLLIN)],
+                Some(patience),
+            ),
+            None => poll(
+                &mut [pollfd(self.stdout.get_ref().as_raw_fd(), 0)],
+                Some(patience),
+            ),
+        };
         if let Some(status) = self.exited_within(Duration::from_millis(20)) {
             return Some(status);
         }
-        kill_and_reap(&mut self.child)
+        self.signal(libc::SIGKILL);
+        self.child.wait().ok()
     }
 
     /// The worker died (its stdout hung up): its status, reaped.
@@ -249,6 +355,17 @@ impl Worker {
 fn kill_and_reap(child: &mut Child) -> Option<ExitStatus> {
     let _ = child.kill();
     child.wait().ok()
+}
+
+/// A descriptor that becomes readable when process `pid` exits, if the kernel has them.
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    // SAFETY: `pidfd_open` reads no memory; `pid` is a child not yet reaped, so it names that
+    // child. The descriptor it returns (close-on-exec) is owned by the `OwnedFd` alone.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = RawFd::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The kind of error of a worker that died with `status`.
