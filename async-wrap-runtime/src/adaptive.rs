@@ -14,6 +14,11 @@
 //!   (`join!`, `join_all`, `select!`, `buffer_unordered`) are all made before the first of them
 //!   is submitted: only the first may be waited for, and the others are submitted at once, as
 //!   without the wait, whether or not the first one's wait paid;
+//! - the task awaiting it (its waker) made the call submitted before it on this thread: a
+//!   batch polled with a waker per future (`join_all` of more than 30, `FuturesUnordered`)
+//!   does not wait even for its first call, which would hold back the submission of the rest.
+//!   (Wakers are compared by address: a new waker at the address of a freed one can pass for
+//!   it, so such a batch's first call may, rarely, be waited for.)
 //! - the executor is a [`BlockingPool`] with an idle thread and nothing queued, so the job
 //!   starts at once (or once the thread wakes), and the caller is not one of its threads;
 //! - the site is not backing off: a wait that did not pay (the result did not come in time)
@@ -40,6 +45,7 @@
 //! [`BlockingPool`]: crate::BlockingPool
 
 use std::cell::Cell;
+use std::task::{RawWakerVTable, Waker};
 use std::time::{Duration, Instant};
 
 use crate::call_site::CallSite;
@@ -61,9 +67,14 @@ pub(crate) const YIELD_EVERY: u32 = 32;
 /// The first part of a wait, spent busy rather than yielding.
 const BUSY_FOR: Duration = Duration::from_micros(2);
 
+/// Who a waker wakes: its data and vtable pointers, compared, never dereferenced.
+type Identity = (*const (), *const RawWakerVTable);
+
 thread_local! {
     /// Calls submitted on this thread (first polls of futures).
     static SUBMITS: Cell<u64> = const { Cell::new(0) };
+    /// The waker of the last call submitted on this thread.
+    static LAST_WAKER: Cell<Identity> = const { Cell::new((std::ptr::null(), std::ptr::null())) };
     /// Waits that paid on this thread since a call of this thread last returned `Pending`.
     static PAID_IN_A_ROW: Cell<u32> = const { Cell::new(0) };
 }
@@ -73,14 +84,18 @@ pub(crate) fn submits() -> u64 {
     SUBMITS.with(Cell::get)
 }
 
-/// A future made when this thread had submitted `born` calls is submitted now: true if no
-/// other call was submitted here in between (the wait may apply).
-pub(crate) fn submitting(born: u64) -> bool {
-    SUBMITS.with(|submits| {
+/// A future made when this thread had submitted `born` calls is submitted now, polled with
+/// `waker`: true if no other call was submitted here in between and the previous call
+/// submitted here had the same waker (the wait may apply).
+pub(crate) fn submitting(born: u64, waker: &Waker) -> bool {
+    let alone = SUBMITS.with(|submits| {
         let now = submits.get();
         submits.set(now.wrapping_add(1));
         now == born
-    })
+    });
+    let task: Identity = (waker.data(), std::ptr::from_ref(waker.vtable()));
+    let same_task = LAST_WAKER.with(|last| last.replace(task)) == task;
+    alone && same_task
 }
 
 /// A future of this thread returned `Pending`: its task gave the thread back.

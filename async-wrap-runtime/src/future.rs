@@ -163,7 +163,7 @@ impl<T> BlockingFuture<T> {
                 // The first submission: the call counts from here (or not at all).
                 let counted = call_stats::call_statistics_enabled();
                 self.counted = Some(counted);
-                let alone = adaptive::submitting(self.born);
+                let alone = adaptive::submitting(self.born, cx.waker());
                 if counted {
                     self.site.submitted();
                     if alone {
