@@ -391,7 +391,15 @@ fn main() {
         );
     }
     if wanted("throughput") {
+        let before = async_wrap::call_sites();
         throughput_rows(&rig, scale);
+        // The throughput rows poll 1,000 and 10,000 calls at a time: the adaptive wait should
+        // (all but) never apply there.
+        let waits = |sites: &async_wrap::CallSites| sites.iter().map(|s| s.waits).sum::<u64>();
+        println!(
+            "\nadaptive waits during the throughput rows: {}",
+            waits(&async_wrap::call_sites()) - waits(&before)
+        );
     }
     if wanted("sleepers") {
         sleeper_rows(&rig, scale);
