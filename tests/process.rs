@@ -20,7 +20,7 @@ use futures::executor::block_on;
 use serde::{Deserialize, Serialize};
 
 mod support;
-use support::{eventually, within};
+use support::eventually;
 
 static PROCS: ProcessPool = ProcessPool::with_max_workers(2).name("procs");
 
@@ -571,27 +571,5 @@ fn main() {
         ),
         ("no_child_is_left", no_child_is_left),
     ];
-    let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
-    let (mut passed, mut failed) = (0, 0);
-    for (name, test) in tests {
-        if filter
-            .as_deref()
-            .is_some_and(|filter| !name.contains(filter))
-        {
-            continue;
-        }
-        let test = *test;
-        let outcome = panic::catch_unwind(|| within(Duration::from_secs(60), test));
-        if outcome.is_ok() {
-            passed += 1;
-            println!("test {name} ... ok");
-        } else {
-            failed += 1;
-            println!("test {name} ... FAILED");
-        }
-    }
-    println!("\n{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    support::run_tests(tests, Duration::from_secs(60));
 }

@@ -38,7 +38,7 @@ use futures::executor::block_on;
 use serde_bytes::ByteBuf;
 
 mod support;
-use support::{eventually, within};
+use support::eventually;
 
 static PROCS: ProcessPool = ProcessPool::with_max_workers(2).name("procs");
 /// One worker: consecutive calls reach the same worker process.
@@ -1637,29 +1637,5 @@ fn main() {
         ),
         ("no_child_is_left", no_child_is_left),
     ];
-    let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
-    let (mut passed, mut failed) = (0, 0);
-    for (name, test) in tests {
-        if filter
-            .as_deref()
-            .is_some_and(|filter| !name.contains(filter))
-        {
-            continue;
-        }
-        let test = *test;
-        let started = Instant::now();
-        let outcome =
-            panic::catch_unwind(AssertUnwindSafe(|| within(Duration::from_secs(120), test)));
-        if outcome.is_ok() {
-            passed += 1;
-            println!("test {name} ... ok ({:?})", started.elapsed());
-        } else {
-            failed += 1;
-            println!("test {name} ... FAILED ({:?})", started.elapsed());
-        }
-    }
-    println!("\n{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    support::run_tests(tests, Duration::from_secs(120));
 }

@@ -100,3 +100,33 @@ pub(crate) fn pool_reporting(
         .on_slow_call(move |slow| log.lock().unwrap().push(slow.clone()));
     (Arc::new(configure(builder).build().unwrap()), seen)
 }
+
+/// The runner of a `harness = false` test binary (the process pool's, whose `main` must call
+/// `init()` first): runs each test whose name contains the first non-flag argument, each under
+/// `within(limit, ..)`, prints its outcome and time, and exits with 1 if any failed.
+pub(crate) fn run_tests(tests: &[(&str, fn())], limit: Duration) {
+    let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
+    let (mut passed, mut failed) = (0, 0);
+    for &(name, test) in tests {
+        if filter
+            .as_deref()
+            .is_some_and(|filter| !name.contains(filter))
+        {
+            continue;
+        }
+        let started = Instant::now();
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| within(limit, test)));
+        if outcome.is_ok() {
+            passed += 1;
+            println!("test {name} ... ok ({:?})", started.elapsed());
+        } else {
+            failed += 1;
+            println!("test {name} ... FAILED ({:?})", started.elapsed());
+        }
+    }
+    println!("\n{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
