@@ -308,8 +308,7 @@ impl BlockingPool {
         let Some(finished) = run() else {
             return false;
         };
-        shared.count_inline(finished.outcome);
-        shared.check_inline(site, start.elapsed());
+        shared.ran_inline(site, finished.outcome, start.elapsed());
         // The future that ran it is the one to be woken, and it polls the result next.
         drop(finished);
         true

@@ -16,9 +16,11 @@
 
 use std::sync::Arc;
 use std::task::{Context, Waker};
+use std::time::Duration;
 
 use super::QueueFull;
 use super::shared::{Shared, State};
+use crate::call_site::CallSite;
 use crate::executor::{Job, RejectReason, Rejected, Submit, Waiter};
 use crate::sync::{Ordering, fence};
 use crate::task::{Outcome, drop_guarded};
@@ -283,16 +285,19 @@ impl Shared {
     fn run_inline(&self, job: Job) {
         let (site, start) = (job.site(), std::time::Instant::now());
         let finished = job.run_unwoken(start);
-        self.count_inline(finished.outcome);
-        self.check_inline(site, start.elapsed());
+        self.ran_inline(site, finished.outcome, start.elapsed());
         finished.wake();
     }
 
-    /// Counts a job run on a thread that is not a worker's own loop.
-    pub(super) fn count_inline(&self, outcome: Outcome) {
-        let mut state = self.lock();
-        state.metrics.inline += 1;
-        state.metrics.count(outcome);
+    /// Counts a job of `site` run on a thread that is not a worker's own loop, for `ran`, and
+    /// reports it if it passed the slow-call threshold (no watcher saw it).
+    pub(super) fn ran_inline(&self, site: &'static CallSite, outcome: Outcome, ran: Duration) {
+        {
+            let mut state = self.lock();
+            state.metrics.inline += 1;
+            state.metrics.count(outcome);
+        }
+        self.check_inline(site, ran);
     }
 
     /// This thread is a worker of this pool, and no thread is idle: a call it waits for must
