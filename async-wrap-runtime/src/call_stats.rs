@@ -9,7 +9,8 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
@@ -195,7 +196,14 @@ struct Adaptive {
 pub(crate) struct SiteStats {
     shards: [CachePadded<Shard>; SHARDS],
     adaptive: CachePadded<Adaptive>,
+    /// Resets begun and ended, twice the resets done (odd while one runs): a snapshot that
+    /// saw it change, or odd, reads again (a sequence lock, for the rare reader and writer
+    /// only: calls never look at it).
+    resets: AtomicU64,
 }
+
+/// Resets run one at a time, so that `resets` is odd exactly while one runs.
+static RESETTING: Mutex<()> = Mutex::new(());
 
 /// How a counted call ended, for [`SiteStats::ended`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,6 +225,7 @@ impl SiteStats {
                 misses: AtomicU32::new(0),
                 recent_run_ns: AtomicU64::new(0),
             }),
+            resets: AtomicU64::new(0),
         }
     }
 
@@ -305,7 +314,27 @@ impl SiteStats {
         }
     }
 
+    /// The counts, read whole: a reset that runs meanwhile (it moves counts out of every
+    /// shard, one after another) makes the snapshot read again.
     pub(crate) fn snapshot(&self, site: &'static CallSite) -> CallStats {
+        loop {
+            let before = self.resets.load(Ordering::Acquire);
+            if before % 2 == 1 {
+                std::thread::yield_now();
+                continue;
+            }
+            let stats = self.read(site);
+            // Pairs with the reset's release fence: a count the reset wrote was read only if
+            // `resets` now reads as changed.
+            fence(Ordering::Acquire);
+            if self.resets.load(Ordering::Relaxed) == before {
+                return stats;
+            }
+        }
+    }
+
+    /// The counts as they are read, one after another.
+    fn read(&self, site: &'static CallSite) -> CallStats {
         // The ends first (panics before runs), then the calls: a call is counted before it can
         // end, so `calls` read last is never below the ends read first.
         // Wrapping: after a reset, a shard's calls may be below its ends (see `reset`).
@@ -344,6 +373,13 @@ impl SiteStats {
     /// Zeroes the counts and timings. Calls in flight stay counted as calls, so that they
     /// still balance when they end.
     pub(crate) fn reset(&self) {
+        let one_at_a_time = RESETTING.lock().unwrap_or_else(PoisonError::into_inner);
+        let begun = self.resets.load(Ordering::Relaxed) + 1;
+        debug_assert!(begun % 2 == 1, "a reset began while another ran");
+        self.resets.store(begun, Ordering::Relaxed);
+        // Pairs with the snapshot's acquire fence: a snapshot that reads a count written
+        // below sees `resets` odd, or changed, after its reads.
+        fence(Ordering::Release);
         for shard in &self.shards {
             // Each end is one add to one count: swapped out whole, here or after.
             let ended = [
@@ -364,6 +400,8 @@ impl SiteStats {
         }
         self.adaptive.waits.store(0, Ordering::Relaxed);
         self.adaptive.waits_paid.store(0, Ordering::Relaxed);
+        self.resets.store(begun + 1, Ordering::Release);
+        drop(one_at_a_time);
     }
 }
 

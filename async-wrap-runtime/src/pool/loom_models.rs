@@ -2,7 +2,8 @@
 //! a call waking a sleeping thread, shutdown against a submission, a call waiting for room
 //! against the slot that frees, a thread started for a queued job that takes it at once, a
 //! waiting call's re-check against a worker between its pop and its return to the ready set,
-//! and a thread retiring (running its stop hook) against the limit. Run with
+//! a thread retiring (running its stop hook) against the limit, and a call queued behind a retiring
+//! thread against shutdown. Run with
 //! `RUSTFLAGS="--cfg async_wrap_loom" cargo test -p async-wrap-runtime --release --lib loom`.
 //!
 //! loom's `Condvar::wait_timeout` never times out, so a pool with the default `keep_alive` has
@@ -194,6 +195,28 @@ fn a_retiring_thread_holds_its_place_until_its_stop_hook_is_done() {
             peak <= 1,
             "{peak} threads of a max_threads(1) pool were alive at once"
         );
+    });
+}
+
+#[test]
+fn shutdown_runs_a_call_queued_behind_a_retiring_thread() {
+    model(|| {
+        // The only thread retires as soon as it is idle; a call made meanwhile may find the
+        // pool at its limit (the thread's place still taken) and queue with no thread started,
+        // and a shutdown races both. The leaving thread must start one for it, shut down or
+        // not: the call runs or is refused, never left queued (a lost job hangs the model).
+        let pool = started(BlockingPool::with_max_threads(1).keep_alive(Duration::ZERO));
+        assert_eq!(block_on(spawn_on(pool.clone(), || 1)), 1);
+        let caller = {
+            let pool = pool.clone();
+            loom::thread::spawn(move || block_on(spawn_on(pool, || 2).checked()))
+        };
+        pool.shutdown();
+        match caller.join().unwrap() {
+            Ok(value) => assert_eq!(value, 2),
+            Err(err) => assert!(err.is_shut_down(), "{err}"),
+        }
+        assert_eq!(pool.metrics().threads, 0, "a thread outlived the shutdown");
     });
 }
 

@@ -97,8 +97,9 @@ pub(super) struct State {
     /// `threads`, `threads_started`, `inline`, `rejected`, and the outcomes of inline jobs; the
     /// workers' outcomes are in their slots.
     pub(super) metrics: Metrics,
-    /// Tasks awaiting a `ShutdownFuture`: woken with `drained`.
-    pub(super) drain_wakers: Vec<Waker>,
+    /// Tasks awaiting a `ShutdownFuture`, by the future's number: woken with `drained`. Each
+    /// future keeps one entry, its latest waker, and takes it out when dropped.
+    pub(super) drain_wakers: Vec<(u64, Waker)>,
 }
 
 impl State {

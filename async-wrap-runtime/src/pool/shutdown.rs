@@ -10,6 +10,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -116,7 +117,7 @@ impl Shared {
         if self.is_shut_down() {
             self.nudge_watcher();
         }
-        for waker in wakers {
+        for (_, waker) in wakers {
             wake_guarded(waker);
         }
     }
@@ -127,8 +128,10 @@ impl Shared {
         // A timeout too long to add (`Duration::MAX`) is no deadline.
         let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
         let started = ShutdownStart::new(self);
+        // The calling thread stays the waiting one: it does not wait for itself.
+        let own = Own::of(self);
         let mut state = self.lock();
-        while !started.drained(self, &state) {
+        while !own.drained(self, &state) {
             state = match deadline {
                 None => self
                     .drained
@@ -146,42 +149,23 @@ impl Shared {
                 }
             };
         }
-        started.report(self, state, true)
+        started.report(self, own, state, true)
     }
 }
 
-/// What a shutdown knows from its start: the calling thread, if it is one of the pool's (it
-/// does not wait for itself), and the jobs finished until then. Closes the pool.
+/// What a shutdown knows from its start: the jobs finished until then. Making it closes the
+/// pool.
 struct ShutdownStart {
-    /// The calling thread's slot, if it is one of the pool's.
-    me: Option<usize>,
-    /// The calling thread counts in `threads` (it runs a job), or in `exiting` (it runs its
-    /// stop hook): it does not wait for itself.
-    own_threads: usize,
-    own_exiting: usize,
     finished_before: u64,
 }
 
 impl ShutdownStart {
     fn new(shared: &Arc<Shared>) -> Self {
-        let own = Shared::own_place(shared);
-        let exiting = own.is_some_and(|own| own.exiting);
         let start = ShutdownStart {
-            me: own.map(|own| own.slot),
-            own_threads: usize::from(own.is_some() && !exiting),
-            own_exiting: usize::from(exiting),
             finished_before: shared.metrics().finished(),
         };
         shared.close();
         start
-    }
-
-    /// Every thread but the caller's has exited, and no call is entering (a call past its
-    /// check may still start a thread).
-    fn drained(&self, shared: &Shared, state: &State) -> bool {
-        state.metrics.threads <= self.own_threads
-            && state.exiting <= self.own_exiting
-            && shared.gate.entering() == 0
     }
 
     /// Joins the threads that have exited, and says what is left.
@@ -190,6 +174,7 @@ impl ShutdownStart {
     fn report(
         &self,
         shared: &Shared,
+        own: Own,
         mut state: MutexGuard<'_, State>,
         join: bool,
     ) -> ShutdownReport {
@@ -202,15 +187,15 @@ impl ShutdownStart {
             .slots
             .iter()
             .enumerate()
-            .filter(|(index, _)| Some(*index) != self.me)
+            .filter(|(index, _)| Some(*index) != own.me)
             .filter_map(|(_, slot)| *slot.running())
             .map(|started| RunningJob {
                 name: started.site.function(),
                 running_for: started.since.elapsed(),
             })
             .collect();
-        let threads_left = (state.metrics.threads + state.exiting)
-            .saturating_sub(self.own_threads + self.own_exiting);
+        let threads_left =
+            (state.metrics.threads + state.exiting).saturating_sub(own.threads + own.exiting);
         drop(state);
         let report = ShutdownReport {
             finished: shared.metrics().finished() - self.finished_before,
@@ -228,6 +213,44 @@ impl ShutdownStart {
             let _ = handle.join();
         }
         report
+    }
+}
+
+/// The thread that waits for a shutdown, if it is one of the pool's: it does not wait for
+/// itself. Known where the waiting happens (the blocking call, or each poll of the future),
+/// never where the shutdown was made: a future made in a job and awaited elsewhere waits for
+/// that job.
+#[derive(Clone, Copy)]
+struct Own {
+    /// The waiting thread's slot, if it is one of the pool's.
+    me: Option<usize>,
+    /// The waiting thread counts in `threads` (it runs a job), or in `exiting` (it runs its
+    /// stop hook).
+    threads: usize,
+    exiting: usize,
+}
+
+impl Own {
+    /// The current thread.
+    fn of(shared: &Arc<Shared>) -> Self {
+        let own = Shared::own_place(shared);
+        let exiting = own.is_some_and(|own| own.exiting);
+        Own {
+            me: own.map(|own| own.slot),
+            threads: usize::from(own.is_some() && !exiting),
+            exiting: usize::from(exiting),
+        }
+    }
+
+    /// Every thread but the waiting one has exited, no call is entering (a call past its check
+    /// may still start a thread), and, unless the waiting thread is the pool's (it comes back
+    /// to the queue when its job returns), nothing is queued: a report that the pool is done
+    /// while a call still waits for a thread would be a call lost.
+    fn drained(self, shared: &Shared, state: &State) -> bool {
+        state.metrics.threads <= self.threads
+            && state.exiting <= self.exiting
+            && shared.gate.entering() == 0
+            && (self.me.is_some() || shared.queue.is_empty())
     }
 }
 
@@ -258,6 +281,8 @@ impl ShutdownStart {
 pub struct ShutdownFuture {
     shared: Option<Arc<Shared>>,
     start: ShutdownStart,
+    /// This future's number, for its one entry in `drain_wakers`.
+    number: u64,
     deadline: Option<Instant>,
     /// Wakes the task at the deadline: a thread that sleeps until then, started at the first
     /// poll that has to wait (the crate has no timer of any runtime), and told to stop when
@@ -274,9 +299,12 @@ struct Alarm {
 
 impl ShutdownFuture {
     pub(super) fn new(shared: &Arc<Shared>, timeout: Option<Duration>) -> Self {
+        /// The next future's number.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
         ShutdownFuture {
             start: ShutdownStart::new(shared),
             shared: Some(Arc::clone(shared)),
+            number: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             // A timeout too long to add (`Duration::MAX`) is no deadline.
             deadline: timeout.and_then(|timeout| Instant::now().checked_add(timeout)),
             alarm: None,
@@ -349,7 +377,23 @@ impl Alarm {
 impl Drop for ShutdownFuture {
     fn drop(&mut self) {
         self.disarm();
+        if let Some(shared) = self.shared.take() {
+            // Taken out under the lock, dropped after it: a waker is user code.
+            let mut state = shared.lock();
+            let entry = take_entry(&mut state, self.number);
+            drop(state);
+            drop(entry);
+        }
     }
+}
+
+/// The entry of the future numbered `number` in `drain_wakers`, taken out.
+fn take_entry(state: &mut State, number: u64) -> Option<(u64, Waker)> {
+    let at = state
+        .drain_wakers
+        .iter()
+        .position(|(entry, _)| *entry == number)?;
+    Some(state.drain_wakers.swap_remove(at))
 }
 
 impl Future for ShutdownFuture {
@@ -365,25 +409,34 @@ impl Future for ShutdownFuture {
         // Cloned before the lock is taken, and dropped after it if unused: a waker is user
         // code, and may call back into the pool.
         let waker = cx.waker().clone();
+        let own = Own::of(&shared);
         let mut state = shared.lock();
         let past_deadline = this
             .deadline
             .is_some_and(|deadline| Instant::now() >= deadline);
-        if this.start.drained(&shared, &state) || past_deadline {
+        if own.drained(&shared, &state) || past_deadline {
+            // Its waker is not needed any more: taken out, dropped after the lock.
+            let unneeded = take_entry(&mut state, this.number);
             this.shared = None;
-            let report = this.start.report(&shared, state, false);
+            let report = this.start.report(&shared, own, state, false);
             this.disarm();
             drop(waker);
+            drop(unneeded);
             return Poll::Ready(report);
         }
-        let unused = if state.drain_wakers.iter().any(|w| w.will_wake(&waker)) {
-            Some(waker)
+        // Only the latest waker is kept: the one before it is dropped after the lock.
+        let replaced = if let Some((_, kept)) = state
+            .drain_wakers
+            .iter_mut()
+            .find(|(number, _)| *number == this.number)
+        {
+            Some(std::mem::replace(kept, waker))
         } else {
-            state.drain_wakers.push(waker);
+            state.drain_wakers.push((this.number, waker));
             None
         };
         drop(state);
-        drop(unused);
+        drop(replaced);
         if let Some(deadline) = this.deadline {
             this.arm(deadline, cx.waker());
         }

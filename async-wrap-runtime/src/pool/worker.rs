@@ -17,7 +17,7 @@ use super::shared::{Shared, State};
 #[cfg(not(async_wrap_loom))]
 use crate::sync::thread;
 use crate::sync::{Ordering, fence};
-use crate::task::Finished;
+use crate::task::{Finished, drop_guarded};
 
 /// How long a thread that has just finished a job spins, looking for the next one, before it
 /// sleeps.
@@ -147,12 +147,14 @@ impl Shared {
                 .collect()
         };
         state.exited.push(number);
-        if !self.is_shut_down() {
-            // A call that found the pool at its limit while this thread ran its stop hook
-            // could not start a thread for its job: start it now, in this thread's place.
-            self.start_thread_for_queued(&mut state);
-        }
+        // A call that found the pool at its limit while this thread ran its stop hook could
+        // not start a thread for its job: start it now, in this thread's place. At shutdown
+        // too: a call that passed the gate has its job run, and the threads still alive drain
+        // the queue before they leave, but a pool whose last thread this was has none.
+        let unrun = self.start_thread_for_queued(&mut state);
         self.notify_drained(state);
+        // Out of the lock: each job's future is woken (user code) to report it lost.
+        drop_guarded(unrun);
         for handle in earlier {
             // Past their loops and the lock: only their last instructions are left.
             let _ = handle.join();
@@ -164,16 +166,27 @@ impl Shared {
     /// ready threads, this applies a call's growth rule in its place: below the cores,
     /// start a thread; beyond, arm the supervisor, which starts threads for jobs waiting behind
     /// blocked ones.
-    fn start_thread_for_queued(self: &Arc<Self>, state: &mut State) {
+    ///
+    /// At shutdown, with no thread left to run them, a thread that cannot be started hands the
+    /// queued jobs back, to be dropped once the lock is released: no later call or thread will
+    /// look, and each future reports its job lost rather than wait for ever.
+    #[must_use = "the jobs handed back must be dropped out of the lock"]
+    pub(super) fn start_thread_for_queued(self: &Arc<Self>, state: &mut State) -> Vec<crate::Job> {
+        let mut unrun = Vec::new();
         if self.waiting(self.flags.ready.load()) == 0 {
-            return;
+            return unrun;
         }
         if state.metrics.threads < self.eager_threads {
-            // A failure leaves the job to the next call or thread that looks.
-            let _ = Shared::start_eager_thread(self, state, false);
+            // Before shutdown, a failure leaves the job to the next call or thread that looks.
+            let started = Shared::start_eager_thread(self, state, false);
+            if self.is_shut_down() && state.metrics.threads + state.exiting == 0 {
+                debug_assert!(started.is_err(), "room for a thread, and none started");
+                unrun.extend(std::iter::from_fn(|| self.queue.pop()));
+            }
         } else {
             Shared::arm_supervisor(self, state);
         }
+        unrun
     }
 
     /// The queue is empty: sleeps until there may be work (false), or leaves the pool's counts
