@@ -192,12 +192,6 @@ impl<T> BlockingFuture<T> {
                     };
                     let paid = adaptive::wait(budget, || output.is_done());
                     self.site.site_stats().waited(paid);
-                    if paid && adaptive::paid_must_yield() {
-                        // The result is in: the next poll takes it. Until then, the runtime
-                        // runs its other tasks.
-                        cx.waker().wake_by_ref();
-                        return Poll::Pending;
-                    }
                 }
                 Ok(Submit::Full(job)) => {
                     self.job = Some(job);

@@ -5,7 +5,7 @@
 //! cargo run --release --example compare            # the full table (about a minute)
 //! cargo run --release --example compare -- --quick # a tenth of the calls
 //! cargo run --release --example compare -- --only throughput # one table: latency,
-//!                                                    # throughput, sleepers, fresh or seed
+//!                                      # throughput, sleepers, neighbours, fresh or seed
 //! ```
 //!
 //! Latencies on a VM have two clusters (a wake of an awake thread costs ~2 µs, of a halted vCPU
@@ -26,6 +26,8 @@ use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use async_wrap::{BlockingFuture, BlockingPool};
+
+mod neighbours;
 use futures::FutureExt;
 use futures::future::{Map, join_all};
 
@@ -377,7 +379,8 @@ fn main() {
         }
     );
 
-    // `--only latency|throughput|sleepers|fresh|seed`: one table, for a quicker comparison.
+    // `--only latency|throughput|sleepers|neighbours|fresh|seed`: one table, for a quicker
+    // comparison.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -403,6 +406,9 @@ fn main() {
     }
     if wanted("sleepers") {
         sleeper_rows(&rig, scale);
+    }
+    if wanted("neighbours") {
+        neighbours::neighbour_rows(scale);
     }
     if wanted("fresh") {
         fresh_process_rows();
