@@ -115,7 +115,7 @@
 //!
 //! [`reset_call_sites`] zeroes the counts (say, once per reporting period), and
 //! [`set_call_statistics(false)`](set_call_statistics) stops counting (it costs a few atomic
-//! adds per call; `cargo run --release --example compare` shows the throughput with and
+//! adds per call; `cargo run --release --example compare` in `comparisons/` shows the throughput with and
 //! without). [`BlockingPool::metrics`] gives the pool's side: threads, idle threads, queued and
 //! running jobs. `cargo run --example call_sites` prints both for a small mixed workload.
 //!

@@ -1,0 +1,1 @@
+//! Nothing here: the comparison programs are the examples and benches of this crate.
