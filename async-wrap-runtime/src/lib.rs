@@ -34,6 +34,7 @@ mod block_on;
 mod call_site;
 mod call_stats;
 mod default_pool;
+mod detached;
 mod executor;
 mod future;
 mod io;

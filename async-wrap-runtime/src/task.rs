@@ -152,8 +152,8 @@ pub(crate) trait Output<T>: Send + Sync {
     fn run_here(self: Arc<Self>) -> Option<Finished>;
     /// The future is gone, but the job still runs (or finishes) with `is_cancelled()` true, so
     /// that what the body owns is dropped on the executor's thread. A result already there is
-    /// dropped.
-    fn abandon_running(&self);
+    /// returned, for the caller to drop where it belongs (on the executor too).
+    fn abandon_running(&self) -> Option<Result<T, Payload>>;
 }
 
 enum Stage<F, T> {
@@ -364,18 +364,21 @@ where
         matches!(finished.outcome, Outcome::Completed | Outcome::Panicked).then_some(finished)
     }
 
-    fn abandon_running(&self) {
+    fn abandon_running(&self) -> Option<Result<T, Payload>> {
         self.cancelled.store(true, Ordering::Relaxed);
         let (result, waker) = {
             let mut state = self.lock();
-            let result = match state.stage {
-                Stage::Finished(_) => mem::replace(&mut state.stage, Stage::Gone),
-                _ => Stage::Gone,
+            let result = match mem::replace(&mut state.stage, Stage::Gone) {
+                Stage::Finished(result) => Some(result),
+                other => {
+                    state.stage = other;
+                    None
+                }
             };
             (result, state.waker.take())
         };
-        drop(result);
         drop(waker);
+        result
     }
 
     fn abandon(&self) -> bool {
