@@ -286,16 +286,133 @@ fn tokio_io_traits_work_too() {
     assert_eq!(out, "read by tokio");
 }
 
+/// A reader that records the thread of each `read`, each taking 200 ms (a read run on the
+/// polling thread would stall it that long).
+#[derive(Clone, Default)]
+struct ReadProbe {
+    threads: Arc<Mutex<Vec<std::thread::ThreadId>>>,
+}
+
+impl Read for ReadProbe {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.threads
+            .lock()
+            .unwrap()
+            .push(std::thread::current().id());
+        std::thread::sleep(Duration::from_millis(200));
+        buf[0] = 5;
+        Ok(1)
+    }
+}
+
+impl ReadProbe {
+    fn reads_on(&self, thread: std::thread::ThreadId) -> usize {
+        self.threads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| **t == thread)
+            .count()
+    }
+}
+
+/// The error a call on a shut-down pool returns: `Other`, naming the pool, with the
+/// `CallError` inside.
+fn assert_refused(err: &io::Error, pool: &str) {
+    assert_eq!(err.kind(), io::ErrorKind::Other, "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("`{pool}`")) && message.contains("shut down"),
+        "{message}"
+    );
+    let inner = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<async_wrap::CallError>())
+        .expect("the CallError inside");
+    assert!(inner.is_shut_down());
+}
+
+// Defect: the refused read ran on the polling thread (201 ms for a 200 ms read), stalling the
+// runtime; now it is an `io::Error`, and the reader is not called.
 #[test]
-fn closing_a_writer_whose_pool_was_shut_down_still_writes_and_returns() {
-    let pool = std::sync::Arc::new(BlockingPool::with_max_threads(1));
-    let recorder = Recorder::default();
-    futures::executor::block_on(async {
-        let mut writer = Unblock::with_executor(pool.clone(), recorder.clone());
-        writer.write_all(b"hello world").await.unwrap();
+fn a_read_on_a_pool_shut_down_before_first_use_is_an_io_error_and_never_runs() {
+    support::within(Duration::from_secs(20), || {
+        let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("closed-reads"));
         pool.shutdown();
-        // The pool refuses the write: it runs on this thread instead, and nothing is lost.
-        writer.close().await.unwrap();
+        let probe = ReadProbe::default();
+        let mut reader = Unblock::with_executor(pool.clone(), probe.clone());
+        let mut out = [0_u8; 8];
+        for _ in 0..2 {
+            let err = futures::executor::block_on(reader.read(&mut out)).unwrap_err();
+            assert_refused(&err, "closed-reads");
+        }
+        assert!(probe.threads.lock().unwrap().is_empty(), "the reader ran");
     });
-    assert_eq!(recorder.seen(), (b"hello world".to_vec(), 1));
+}
+
+#[test]
+fn a_read_on_a_pool_shut_down_after_first_use_is_an_io_error_and_never_runs_here() {
+    support::within(Duration::from_secs(20), || {
+        let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("later-reads"));
+        let probe = ReadProbe::default();
+        let mut reader = Unblock::with_executor(pool.clone(), probe.clone());
+        let mut out = [0_u8; 8];
+        assert_eq!(
+            futures::executor::block_on(reader.read(&mut out)).unwrap(),
+            1
+        );
+        assert_eq!(out[0], 5);
+        pool.shutdown();
+        // No stale byte from the refused read's buffer comes out, however often it is tried.
+        for _ in 0..2 {
+            let err = futures::executor::block_on(reader.read(&mut out)).unwrap_err();
+            assert_refused(&err, "later-reads");
+        }
+        let here = std::thread::current().id();
+        assert_eq!(probe.reads_on(here), 0, "a read ran on the polling thread");
+        assert_eq!(probe.threads.lock().unwrap().len(), 1);
+    });
+}
+
+// Defect: the refused write ran on the polling thread. Now the bytes a write accepted stay in
+// the buffer, and every call that would have sent them says why they were not.
+#[test]
+fn writes_on_a_shut_down_pool_return_the_error_from_write_flush_and_close() {
+    support::within(Duration::from_secs(20), || {
+        let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("closed-writes"));
+        let recorder = Recorder::default();
+        let mut writer = Unblock::with_executor(pool.clone(), recorder.clone()).buffer_size(4);
+        futures::executor::block_on(async {
+            writer.write_all(b"sent").await.unwrap();
+            writer.flush().await.unwrap();
+        });
+        assert_eq!(recorder.seen(), (b"sent".to_vec(), 1));
+        pool.shutdown();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut pinned = std::pin::Pin::new(&mut writer);
+        // Accepted into the buffer, without a job.
+        assert!(matches!(
+            pinned.as_mut().poll_write(&mut cx, b"kept"),
+            Poll::Ready(Ok(4))
+        ));
+        // The buffer is full: sending it is refused.
+        let Poll::Ready(Err(err)) = pinned.as_mut().poll_write(&mut cx, b"more") else {
+            panic!("a refused write must be an error");
+        };
+        assert_refused(&err, "closed-writes");
+        let Poll::Ready(Err(err)) = pinned.as_mut().poll_flush(&mut cx) else {
+            panic!("a refused flush must be an error");
+        };
+        assert_refused(&err, "closed-writes");
+        let Poll::Ready(Err(err)) = pinned.as_mut().poll_close(&mut cx) else {
+            panic!("a refused close must be an error");
+        };
+        assert_refused(&err, "closed-writes");
+        assert_eq!(
+            recorder.seen(),
+            (b"sent".to_vec(), 1),
+            "nothing was written after the shutdown"
+        );
+        drop(writer);
+    });
 }

@@ -62,9 +62,6 @@ pub struct BlockingFuture<T> {
     output: Option<Arc<dyn Output<T>>>,
     /// Where the call was made, when known: named in the panic of a refused call.
     caller: Option<&'static panic::Location<'static>>,
-    /// A refused job runs on the polling thread instead of failing the call: for jobs that own
-    /// what must not be lost (an `Unblock`'s accepted bytes).
-    run_if_refused: bool,
     /// `None` until the job is first handed to the executor; then whether the call is counted
     /// in its site's statistics.
     counted: Option<bool>,
@@ -94,7 +91,6 @@ impl<T: Send + 'static> BlockingFuture<T> {
             site,
             output: Some(task),
             caller: None,
-            run_if_refused: false,
             counted: None,
             born: adaptive::submits(),
         }
@@ -102,13 +98,6 @@ impl<T: Send + 'static> BlockingFuture<T> {
 }
 
 impl<T> BlockingFuture<T> {
-    /// This future, running its job on the polling thread if the executor refuses it (shut
-    /// down, or a full queue under `Reject`), rather than failing the call.
-    pub(crate) fn run_if_refused(mut self) -> Self {
-        self.run_if_refused = true;
-        self
-    }
-
     /// This future, remembering that it was made by the call at `caller`.
     pub(crate) fn called_at(mut self, caller: &'static panic::Location<'static>) -> Self {
         self.caller = Some(caller);
@@ -209,11 +198,6 @@ impl<T> BlockingFuture<T> {
                         }
                     }
                     return Poll::Pending;
-                }
-                Err(rejected) if self.run_if_refused => {
-                    self.waiter = None;
-                    // Blocks this thread for the job: better than losing what it owns.
-                    rejected.into_job().run();
                 }
                 Err(rejected) => {
                     self.waiter = None;

@@ -1,19 +1,32 @@
 //! [`Unblock`]: a blocking `Read` or `Write` as an `AsyncRead` or `AsyncWrite`, on any pool.
 
 use std::fmt;
-use std::future::Future;
 use std::io::{self, Read, Write};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
 use crate::executor::{ExecutorRef, IntoExecutor};
-use crate::future::BlockingFuture;
+use crate::future::{BlockingFuture, CallError};
 
 /// The default buffer size of [`Unblock`]: 64 KiB.
 pub const DEFAULT_BUFFER: usize = 64 * 1024;
 
 /// One blocking call on the inner value, run in a job: reads into the buffer, or writes it.
 type Call<T> = fn(&mut T, &mut Vec<u8>) -> io::Result<()>;
+
+/// Where the inner value and the buffer wait for the job that uses them: the job takes them
+/// when it starts, so that a job the executor refuses (or drops unrun) leaves them here, to be
+/// taken back. The lock is never held while user code runs.
+type Parcel<T> = Arc<Mutex<Option<(Box<T>, Vec<u8>)>>>;
+
+fn unpack<T>(parcel: &Parcel<T>) -> Option<(Box<T>, Vec<u8>)> {
+    parcel.lock().unwrap_or_else(PoisonError::into_inner).take()
+}
+
+fn pack<T>(parcel: &Parcel<T>, inner: Box<T>, buffer: Vec<u8>) {
+    *parcel.lock().unwrap_or_else(PoisonError::into_inner) = Some((inner, buffer));
+}
 
 /// A blocking reader or writer whose calls run on a pool: [`AsyncRead`] for a
 /// `Read`, [`AsyncWrite`] for a `Write` (and tokio's `AsyncRead` / `AsyncWrite` with
@@ -27,6 +40,14 @@ type Call<T> = fn(&mut T, &mut Vec<u8>) -> io::Result<()>;
 ///   flush the inner writer. After `close().await`, everything written is in the writer.
 /// - **Errors** of the inner reader or writer are returned by the call that meets them (a
 ///   write's error by the next `write`, `flush` or `close`): never lost, never a panic.
+/// - **Refused calls**: if the executor refuses a job (it was shut down, or its queue is full
+///   under [`QueueFull::Reject`](crate::QueueFull::Reject)) or drops it unrun, the call is not
+///   run, neither on the polling thread nor anywhere else: `poll_read`, `poll_write`,
+///   `poll_flush` or `poll_close` returns an [`io::Error`] of kind
+///   [`Other`](io::ErrorKind::Other), whose message names the executor and the reason, and
+///   whose inner error ([`io::Error::get_ref`]) is the [`CallError`]. Nothing is lost: the
+///   inner value, and the bytes a write accepted, stay in the `Unblock`, and each later call
+///   tries again (and returns the error again while the executor refuses).
 /// - **No thread is held** between calls: a slow consumer or producer pins nothing.
 /// - **Dropping** a writer that was written to and not flushed since, like dropping a
 ///   `std::io::BufWriter`, writes what it holds and flushes the inner writer **on the dropping
@@ -66,6 +87,8 @@ pub struct Unblock<T: Send + 'static> {
     state: State<T>,
     /// What the running job does, if one runs.
     running: Option<Kind>,
+    /// The inner value and the buffer while a job has them (see [`Parcel`]).
+    parcel: Parcel<T>,
     /// Set by `poll_write`, cleared by a completed flush: data was written and may not have
     /// reached the inner writer, so a drop must write and flush it (see "Dropping").
     write_on_drop: Option<Call<T>>,
@@ -79,8 +102,9 @@ enum State<T: Send + 'static> {
         buffer: Vec<u8>,
         start: usize,
     },
-    /// A job runs a call; it gives the value and the buffer back.
-    Busy(BlockingFuture<Done<T>>),
+    /// A job runs a call; it gives the value and the buffer back (`None` if they were not in
+    /// the parcel, which cannot happen: one job at a time, and a refused one never runs).
+    Busy(BlockingFuture<Option<Done<T>>>),
     /// A job panicked: the value is gone.
     Broken,
 }
@@ -137,6 +161,7 @@ impl<T: Send + 'static> Unblock<T> {
                 start: 0,
             },
             running: None,
+            parcel: Arc::new(Mutex::new(None)),
             write_on_drop: None,
         }
     }
@@ -161,29 +186,49 @@ impl<T: Send + 'static> Unblock<T> {
         self
     }
 
-    /// Collects the running job, if any: back to `Idle`, with the job's result.
+    /// Collects the running job, if any: back to `Idle`, with the job's result. A job the
+    /// executor refused, or dropped unrun, gives the value and the buffer back untouched (a
+    /// read's buffer emptied) and is an error: see "Refused calls".
     fn poll_job(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let State::Busy(future) = &mut self.state else {
             return Poll::Ready(Ok(()));
         };
         let polled =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Pin::new(future).poll(cx)));
-        let done = match polled {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.poll_checked(cx)));
+        let ended = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(done)) => done,
+            Ok(Poll::Ready(ended)) => ended,
             Err(payload) => {
                 self.state = State::Broken;
                 self.running = None;
                 std::panic::resume_unwind(payload);
             }
         };
-        self.running = None;
+        let kind = self.running.take();
+        let (inner, buffer, result) = match ended {
+            Ok(Some(done)) => (done.inner, done.buffer, done.result),
+            Ok(None) => {
+                self.state = State::Broken;
+                return Poll::Ready(Err(broken()));
+            }
+            Err(refused) => {
+                let Some((inner, mut buffer)) = unpack(&self.parcel) else {
+                    self.state = State::Broken;
+                    return Poll::Ready(Err(broken()));
+                };
+                if kind == Some(Kind::Read) {
+                    // Sized for the read, never filled: no data.
+                    buffer.clear();
+                }
+                (inner, buffer, Err(refused_error(refused)))
+            }
+        };
         self.state = State::Idle {
-            inner: done.inner,
-            buffer: done.buffer,
+            inner,
+            buffer,
             start: 0,
         };
-        Poll::Ready(done.result)
+        Poll::Ready(result)
     }
 
     /// Starts a job running `call` on the idle value and its buffer.
@@ -198,22 +243,25 @@ impl<T: Send + 'static> Unblock<T> {
             buffer.clear();
             buffer.resize(self.capacity, 0);
         }
+        pack(&self.parcel, inner, buffer);
+        let parcel = Arc::clone(&self.parcel);
         let job = move || {
-            let (mut inner, mut buffer) = (inner, buffer);
+            let (mut inner, mut buffer) = unpack(&parcel)?;
             let result = call(&mut inner, &mut buffer);
-            Done {
+            Some(Done {
                 inner,
                 buffer,
                 result,
-            }
+            })
         };
         self.running = Some(kind);
-        // Refused (the pool shut down, or its queue full under `Reject`), the call runs on the
-        // polling thread: the buffer it holds is never lost, and its error is reported.
-        self.state = State::Busy(
-            BlockingFuture::new(self.executor.clone(), &crate::call_site::UNBLOCK, job)
-                .run_if_refused(),
-        );
+        // Refused (the pool shut down, or its queue full under `Reject`), the job never runs,
+        // here or anywhere: `poll_job` takes the value and the buffer back and reports it.
+        self.state = State::Busy(BlockingFuture::new(
+            self.executor.clone(),
+            &crate::call_site::UNBLOCK,
+            job,
+        ));
     }
 
     fn poll_read_bytes(&mut self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>>
@@ -318,6 +366,12 @@ fn flush_call<W: Write>(writer: &mut W, buffer: &mut Vec<u8>) -> io::Result<()> 
     writer.flush()
 }
 
+/// A call its executor refused (shut down, or a full queue under `Reject`) or dropped unrun:
+/// an `io::Error` of kind `Other`, whose inner error is the [`CallError`].
+fn refused_error(err: CallError) -> io::Error {
+    io::Error::other(err)
+}
+
 fn broken() -> io::Error {
     io::Error::other("async_wrap::Unblock: an earlier call panicked, and the inner value is gone")
 }
@@ -399,7 +453,7 @@ impl<T: Send + 'static> Drop for Unblock<T> {
         // A writer with data that may not have reached the inner writer: write it out here,
         // as `std::io::BufWriter` does, so that nothing accepted is lost (see "Dropping").
         let (mut inner, mut buffer) = match state {
-            State::Busy(future) => match future.wait_here() {
+            State::Busy(future) => match future.wait_here().flatten() {
                 Some(done) => (done.inner, done.buffer),
                 // The call panicked or was dropped by its executor: the writer is gone.
                 None => return,
