@@ -237,28 +237,6 @@ impl<T> BlockingFuture<T> {
 }
 
 impl<T> BlockingFuture<T> {
-    /// Waits for this call's result on the current thread, blocking it; a job no executor has
-    /// accepted yet (waiting for room, or never polled) runs here instead. For a drop that must
-    /// not lose what the job owns (an `Unblock` writer's bytes). `None` if the body panicked
-    /// (the payload is dropped here) or the executor dropped the job unrun.
-    pub(crate) fn wait_here(mut self) -> Option<T> {
-        let output = self.output.take()?;
-        if let Some(job) = self.job.take() {
-            if let Some(waiter) = self.waiter.take() {
-                self.executor.get().cancel_wait(&waiter);
-            }
-            job.run();
-        }
-        match crate::block_on(std::future::poll_fn(|cx| output.poll_output(cx))) {
-            Ended::Returned(value) => Some(value),
-            Ended::Panicked(payload) => {
-                crate::task::drop_guarded(payload);
-                None
-            }
-            Ended::Lost => None,
-        }
-    }
-
     /// Drops this future, but lets its job run (if it was submitted) with
     /// [`is_cancelled`](crate::is_cancelled) true, so that what the body owns, and what it
     /// returns, are dropped on the executor's thread rather than here.

@@ -36,6 +36,7 @@ mod call_stats;
 mod default_pool;
 mod detached;
 mod executor;
+mod exit_wait;
 mod future;
 mod io;
 mod pool;
