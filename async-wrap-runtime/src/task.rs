@@ -536,6 +536,34 @@ mod loom_models {
         });
     }
 
+    /// A future abandoned while its job may be running (a dropped stream's refill): the result
+    /// is dropped exactly once, by the worker if it sees the cancellation, else handed back to
+    /// the abandoning side (to be dropped on the executor), never both, never neither.
+    #[test]
+    fn abandoning_a_running_job_races_the_worker() {
+        loom::model(|| {
+            let dropped = Arc::new(AtomicUsize::new(0));
+            let result = Tracked(dropped.clone());
+            let task = Task::new(&MODEL, move || result);
+            let worker = {
+                let task: Arc<dyn Run> = task.clone();
+                loom::thread::spawn(move || task.run(std::time::Instant::now()).outcome)
+            };
+            let handed_back = Output::abandon_running(&*task);
+            let outcome = worker.join().unwrap();
+            assert_eq!(outcome, Outcome::Completed);
+            match handed_back {
+                Some(result) => {
+                    assert_eq!(dropped.load(Ordering::SeqCst), 0, "dropped twice");
+                    drop(result);
+                }
+                None => assert_eq!(dropped.load(Ordering::SeqCst), 1, "not dropped"),
+            }
+            drop(task);
+            assert_eq!(dropped.load(Ordering::SeqCst), 1);
+        });
+    }
+
     #[test]
     fn a_poll_racing_the_worker_never_loses_the_wake_up() {
         loom::model(|| {
