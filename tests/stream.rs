@@ -260,3 +260,380 @@ fn a_fallible_stream_opens_on_the_pool_and_returns_the_error_as_a_value() {
     assert_eq!(numbers, [1, 2, 3]);
     assert!(futures::executor::block_on(parsed("1,x".into())).is_err());
 }
+
+/// One drop: what was dropped ("item" or "iterator"), the dropping thread's id, and its name.
+type DropRecord = (&'static str, thread::ThreadId, Option<String>);
+
+/// Where the user values a stream owns were dropped.
+#[derive(Clone, Default)]
+struct DropLog(Arc<Mutex<Vec<DropRecord>>>);
+
+impl DropLog {
+    fn record(&self, what: &'static str) {
+        let current = thread::current();
+        self.0
+            .lock()
+            .unwrap()
+            .push((what, current.id(), current.name().map(str::to_owned)));
+    }
+
+    fn count(&self, what: &str) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.0 == what)
+            .count()
+    }
+
+    /// The records made on the thread `consumer`.
+    fn on(&self, consumer: thread::ThreadId) -> Vec<&'static str> {
+        let log = self.0.lock().unwrap();
+        log.iter()
+            .filter(|r| r.1 == consumer)
+            .map(|r| r.0)
+            .collect()
+    }
+
+    /// The names of the threads that dropped something.
+    fn threads(&self) -> Vec<Option<String>> {
+        self.0.lock().unwrap().iter().map(|r| r.2.clone()).collect()
+    }
+}
+
+/// An item whose `Drop` records its thread, unless the consumer took it (`taken`).
+struct Item {
+    log: DropLog,
+    armed: bool,
+    /// Panics in `Drop` (user code is hostile).
+    panics: bool,
+}
+
+impl Item {
+    /// The consumer has it: its drop is the consumer's business, not the stream's.
+    fn taken(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Item {
+    fn drop(&mut self) {
+        if self.armed {
+            self.log.record("item");
+            assert!(!self.panics, "an item's Drop panics");
+        }
+    }
+}
+
+/// An endless iterator of `Item`s whose `Drop` records its thread; with a gate, each `next()`
+/// waits for it (a closed gate lets every call through).
+struct Source {
+    log: DropLog,
+    gate: Option<Arc<Mutex<std::sync::mpsc::Receiver<()>>>>,
+    panics: bool,
+}
+
+impl Source {
+    fn new(log: &DropLog) -> Self {
+        Source {
+            log: log.clone(),
+            gate: None,
+            panics: false,
+        }
+    }
+
+    fn gated(log: &DropLog, gate: Arc<Mutex<std::sync::mpsc::Receiver<()>>>) -> Self {
+        Source {
+            log: log.clone(),
+            gate: Some(gate),
+            panics: false,
+        }
+    }
+}
+
+impl Iterator for Source {
+    type Item = Item;
+    fn next(&mut self) -> Option<Item> {
+        if let Some(gate) = &self.gate {
+            let _ = gate.lock().unwrap().recv();
+        }
+        Some(Item {
+            log: self.log.clone(),
+            armed: true,
+            panics: self.panics,
+        })
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        self.log.record("iterator");
+        assert!(!self.panics, "an iterator's Drop panics");
+    }
+}
+
+fn noop_cx() -> std::task::Context<'static> {
+    std::task::Context::from_waker(std::task::Waker::noop())
+}
+
+// Defect (streams, 19 of 500 runs before the fix): a refill the pool had finished and the
+// stream had not collected was dropped with the stream, on the consumer's thread: the
+// iterator's `Drop` (a file, a connection) and the batch's items ran on the async runtime.
+#[test]
+fn a_dropped_stream_drops_its_uncollected_batch_on_the_pool() {
+    support::within(Duration::from_secs(30), || {
+        let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("uncollected"));
+        let log = DropLog::default();
+        let (go, gate) = support::gate();
+        let source = Source::gated(&log, gate);
+        let mut stream = stream_on(pool.clone(), 2, move || source);
+        // The first refill starts, and waits in `next()`: the poll cannot see a result.
+        assert!(stream.poll_next_unpin(&mut noop_cx()).is_pending());
+        drop(go);
+        // The refill ends (two items and the iterator, in the task), and nobody collects it.
+        support::eventually("the refill to finish", || {
+            let metrics = pool.metrics();
+            metrics.completed == 1 && metrics.running == 0
+        });
+        let consumer = thread::current().id();
+        drop(stream);
+        support::eventually("the batch and the iterator to be dropped", || {
+            log.count("item") == 2 && log.count("iterator") == 1
+        });
+        assert_eq!(
+            log.on(consumer),
+            Vec::<&str>::new(),
+            "dropped on the consumer"
+        );
+        assert!(
+            log.threads()
+                .iter()
+                .all(|name| name.as_deref() == Some("uncollected-1")),
+            "{:?}",
+            log.threads()
+        );
+    });
+}
+
+/// The race itself, looped: a stream dropped at any point of its refills never drops the
+/// iterator or an item it has not handed out on the consumer's thread.
+#[test]
+fn a_stream_dropped_at_any_moment_never_drops_user_values_on_the_consumer() {
+    const RUNS: usize = 500;
+    support::within(Duration::from_secs(120), || {
+        let pool = Arc::new(BlockingPool::with_max_threads(2).thread_name("racing"));
+        let log = DropLog::default();
+        let consumer = thread::current().id();
+        for run in 0..RUNS {
+            // Made by the first refill (a stream dropped unpolled has no iterator).
+            let made = log.clone();
+            let mut stream = stream_on(pool.clone(), 4, move || {
+                made.record("made");
+                Source::new(&made)
+            });
+            for _ in 0..run % 7 {
+                futures::executor::block_on(stream.next()).unwrap().taken();
+            }
+            // Sometimes a refill is submitted, or its result is in, and not collected.
+            if run % 3 == 0 {
+                if let std::task::Poll::Ready(Some(item)) = stream.poll_next_unpin(&mut noop_cx()) {
+                    item.taken();
+                }
+            }
+            if run % 5 == 0 {
+                thread::yield_now();
+            }
+            drop(stream);
+        }
+        support::eventually("every iterator made to be dropped", || {
+            let metrics = pool.metrics();
+            metrics.running == 0
+                && metrics.queued == 0
+                && log.count("iterator") == log.count("made")
+        });
+        assert!(
+            log.count("made") > RUNS / 2,
+            "{} iterators made",
+            log.count("made")
+        );
+        let on_consumer = log.on(consumer);
+        let count = |what: &str| on_consumer.iter().filter(|w| **w == what).count();
+        assert!(
+            on_consumer.is_empty(),
+            "dropped on the consumer's thread: {} iterators, {} items",
+            count("iterator"),
+            count("item")
+        );
+    });
+}
+
+#[test]
+fn a_stream_dropped_while_its_refill_runs_drops_the_iterator_and_the_items_on_the_pool() {
+    support::within(Duration::from_secs(30), || {
+        let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("running"));
+        let log = DropLog::default();
+        let (go, gate) = support::gate();
+        let source = Source::gated(&log, gate);
+        let mut stream = stream_on(pool.clone(), 4, move || source);
+        assert!(stream.poll_next_unpin(&mut noop_cx()).is_pending());
+        // One item pulled; the refill waits in the second `next()`.
+        go.send(()).unwrap();
+        support::eventually("the refill to run", || pool.metrics().running == 1);
+        let consumer = thread::current().id();
+        drop(stream);
+        drop(go);
+        support::eventually("the iterator to be dropped", || log.count("iterator") == 1);
+        support::eventually("the pool to be idle", || pool.metrics().running == 0);
+        assert_eq!(
+            log.on(consumer),
+            Vec::<&str>::new(),
+            "dropped on the consumer"
+        );
+        assert!(log.count("item") >= 1, "the pulled item was dropped");
+    });
+}
+
+#[test]
+fn a_stream_dropped_while_its_refill_is_queued_drops_the_iterator_on_the_pool() {
+    support::within(Duration::from_secs(30), || {
+        let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("queued"));
+        let (go, gate) = support::gate();
+        let mut busy = spawn_on(pool.clone(), move || {
+            let _ = gate.lock().unwrap().recv();
+        });
+        assert!(busy.poll_unpin(&mut noop_cx()).is_pending());
+        support::eventually("the pool's thread to be busy", || {
+            pool.metrics().running == 1
+        });
+        let log = DropLog::default();
+        let source = Source::new(&log);
+        let mut stream = stream_on(pool.clone(), 4, move || source);
+        assert!(stream.poll_next_unpin(&mut noop_cx()).is_pending());
+        let consumer = thread::current().id();
+        drop(stream);
+        drop(go);
+        futures::executor::block_on(busy);
+        support::eventually("the iterator to be dropped", || log.count("iterator") == 1);
+        assert_eq!(
+            log.on(consumer),
+            Vec::<&str>::new(),
+            "dropped on the consumer"
+        );
+        assert_eq!(log.threads(), [Some("queued-1".to_owned())]);
+    });
+}
+
+// Before the fix, the refill waiting for room was handed to the pool with `execute`, which
+// cannot wait: refused, it ran on the consumer's thread, making the iterator there to drop it.
+#[test]
+fn a_stream_dropped_while_its_refill_waits_for_room_drops_the_iterator_on_the_pool() {
+    support::within(Duration::from_secs(30), || {
+        let pool = Arc::new(
+            BlockingPool::with_max_threads(1)
+                .thread_name("room")
+                .queue_capacity(0, async_wrap::QueueFull::Wait),
+        );
+        let (go, gate) = support::gate();
+        let mut busy = spawn_on(pool.clone(), move || {
+            let _ = gate.lock().unwrap().recv();
+        });
+        assert!(busy.poll_unpin(&mut noop_cx()).is_pending());
+        support::eventually("the pool's thread to be busy", || {
+            pool.metrics().running == 1
+        });
+        let log = DropLog::default();
+        let source = Source::new(&log);
+        let mut stream = stream_on(pool.clone(), 4, move || source);
+        // No room: the refill waits for it.
+        assert!(stream.poll_next_unpin(&mut noop_cx()).is_pending());
+        let consumer = thread::current().id();
+        drop(stream);
+        assert_eq!(
+            log.on(consumer),
+            Vec::<&str>::new(),
+            "dropped on the consumer"
+        );
+        drop(go);
+        futures::executor::block_on(busy);
+        support::eventually("the iterator to be dropped", || log.count("iterator") == 1);
+        assert_eq!(
+            log.on(consumer),
+            Vec::<&str>::new(),
+            "dropped on the consumer"
+        );
+        assert_eq!(log.threads(), [Some("room-1".to_owned())]);
+    });
+}
+
+#[test]
+fn an_idle_stream_drops_its_iterator_and_the_items_not_handed_out_on_the_pool() {
+    support::within(Duration::from_secs(30), || {
+        let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("idle"));
+        let log = DropLog::default();
+        let source = Source::new(&log);
+        let mut stream = stream_on(pool.clone(), 4, move || source);
+        // One item of a batch of four handed out: three wait in the stream, the iterator idle.
+        futures::executor::block_on(stream.next()).unwrap().taken();
+        support::eventually("the pool to be idle", || pool.metrics().running == 0);
+        let consumer = thread::current().id();
+        drop(stream);
+        support::eventually("the iterator and the items to be dropped", || {
+            log.count("iterator") == 1 && log.count("item") == 3
+        });
+        assert_eq!(
+            log.on(consumer),
+            Vec::<&str>::new(),
+            "dropped on the consumer"
+        );
+    });
+}
+
+/// The one state where the pool cannot drop them: it has been shut down (it refuses the job).
+/// Documented: the iterator is then dropped on the thread that drops the stream.
+#[test]
+fn a_stream_whose_pool_is_shut_down_drops_its_iterator_where_it_is_dropped() {
+    support::within(Duration::from_secs(30), || {
+        let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("gone"));
+        let log = DropLog::default();
+        let source = Source::new(&log);
+        let mut stream = stream_on(pool.clone(), 4, move || source);
+        futures::executor::block_on(stream.next()).unwrap().taken();
+        pool.shutdown();
+        let consumer = thread::current().id();
+        drop(stream);
+        assert_eq!(log.on(consumer), ["iterator", "item", "item", "item"]);
+    });
+}
+
+#[test]
+fn a_panicking_drop_of_the_iterator_or_an_item_does_not_kill_the_pool() {
+    support::within(Duration::from_secs(30), || {
+        let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("hostile"));
+        let log = DropLog::default();
+        // Idle, then finished and uncollected: the pool drops both, each `Drop` panicking.
+        for uncollected in [false, true] {
+            let (go, gate) = support::gate();
+            let mut source = Source::gated(&log, gate);
+            source.panics = true;
+            let mut stream = stream_on(pool.clone(), 2, move || source);
+            if uncollected {
+                let done = pool.metrics().completed;
+                assert!(stream.poll_next_unpin(&mut noop_cx()).is_pending());
+                drop(go);
+                support::eventually("the refill to finish", || {
+                    pool.metrics().completed > done && pool.metrics().running == 0
+                });
+            } else {
+                drop(go);
+                futures::executor::block_on(stream.next()).unwrap().taken();
+            }
+            drop(stream);
+        }
+        support::eventually("both iterators to be dropped", || {
+            log.count("iterator") == 2
+        });
+        // The pool's thread lives on, and runs the next call.
+        assert_eq!(futures::executor::block_on(spawn_on(pool.clone(), || 7)), 7);
+        assert_eq!(pool.metrics().threads, 1);
+    });
+}

@@ -95,3 +95,29 @@ fn a_slow_call_without_a_hook_is_a_tracing_warning() {
         "{message}"
     );
 }
+
+/// A dropped `Unblock` writer that cannot hand its bytes to its pool (shut down) says how many
+/// it lost, and why, as a `tracing` warning.
+#[test]
+fn a_writer_dropped_on_a_shut_down_pool_reports_its_lost_bytes_as_a_warning() {
+    use futures::AsyncWriteExt;
+
+    subscribe();
+    let pool = std::sync::Arc::new(BlockingPool::with_max_threads(1).thread_name("lost-writes"));
+    let mut writer = async_wrap::Unblock::with_executor(pool.clone(), Vec::<u8>::new());
+    futures::executor::block_on(writer.write_all(b"nine byte")).unwrap();
+    pool.shutdown();
+    drop(writer);
+    let warnings = WARNINGS.lock().unwrap();
+    let ours: Vec<&(String, String)> = warnings
+        .iter()
+        .filter(|(_, message)| message.contains("`lost-writes`"))
+        .collect();
+    assert_eq!(ours.len(), 1, "{warnings:?}");
+    let (target, message) = ours[0];
+    assert_eq!(target, "async_wrap");
+    assert!(
+        message.contains("9 bytes") && message.contains("shut down"),
+        "{message}"
+    );
+}

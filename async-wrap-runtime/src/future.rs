@@ -12,8 +12,9 @@ use std::time::Instant;
 use crate::adaptive;
 use crate::call_site::{self, CallSite};
 use crate::call_stats::{self, End};
+use crate::detached;
 use crate::executor::{ExecutorRef, IntoExecutor, Job, RejectReason, Submit, Waiter};
-use crate::task::{Ended, Output, Task};
+use crate::task::{Ended, Output, Task, drop_guarded};
 
 /// The future of one blocking call: resolves to the body's return value.
 ///
@@ -61,9 +62,6 @@ pub struct BlockingFuture<T> {
     output: Option<Arc<dyn Output<T>>>,
     /// Where the call was made, when known: named in the panic of a refused call.
     caller: Option<&'static panic::Location<'static>>,
-    /// A refused job runs on the polling thread instead of failing the call: for jobs that own
-    /// what must not be lost (an `Unblock`'s accepted bytes).
-    run_if_refused: bool,
     /// `None` until the job is first handed to the executor; then whether the call is counted
     /// in its site's statistics.
     counted: Option<bool>,
@@ -93,7 +91,6 @@ impl<T: Send + 'static> BlockingFuture<T> {
             site,
             output: Some(task),
             caller: None,
-            run_if_refused: false,
             counted: None,
             born: adaptive::submits(),
         }
@@ -101,13 +98,6 @@ impl<T: Send + 'static> BlockingFuture<T> {
 }
 
 impl<T> BlockingFuture<T> {
-    /// This future, running its job on the polling thread if the executor refuses it (shut
-    /// down, or a full queue under `Reject`), rather than failing the call.
-    pub(crate) fn run_if_refused(mut self) -> Self {
-        self.run_if_refused = true;
-        self
-    }
-
     /// This future, remembering that it was made by the call at `caller`.
     pub(crate) fn called_at(mut self, caller: &'static panic::Location<'static>) -> Self {
         self.caller = Some(caller);
@@ -203,11 +193,6 @@ impl<T> BlockingFuture<T> {
                     }
                     return Poll::Pending;
                 }
-                Err(rejected) if self.run_if_refused => {
-                    self.waiter = None;
-                    // Blocks this thread for the job: better than losing what it owns.
-                    rejected.into_job().run();
-                }
                 Err(rejected) => {
                     self.waiter = None;
                     self.output = None;
@@ -246,44 +231,33 @@ impl<T> BlockingFuture<T> {
 }
 
 impl<T> BlockingFuture<T> {
-    /// Waits for this call's result on the current thread, blocking it; a job no executor has
-    /// accepted yet (waiting for room, or never polled) runs here instead. For a drop that must
-    /// not lose what the job owns (an `Unblock` writer's bytes). `None` if the body panicked
-    /// (the payload is dropped here) or the executor dropped the job unrun.
-    pub(crate) fn wait_here(mut self) -> Option<T> {
-        let output = self.output.take()?;
-        if let Some(job) = self.job.take() {
-            if let Some(waiter) = self.waiter.take() {
-                self.executor.get().cancel_wait(&waiter);
-            }
-            job.run();
-        }
-        match crate::block_on(std::future::poll_fn(|cx| output.poll_output(cx))) {
-            Ended::Returned(value) => Some(value),
-            Ended::Panicked(payload) => {
-                crate::task::drop_guarded(payload);
-                None
-            }
-            Ended::Lost => None,
-        }
-    }
-
     /// Drops this future, but lets its job run (if it was submitted) with
-    /// [`is_cancelled`](crate::is_cancelled) true, so that what the body owns is dropped on the
-    /// executor's thread rather than here.
+    /// [`is_cancelled`](crate::is_cancelled) true, so that what the body owns, and what it
+    /// returns, are dropped on the executor's thread rather than here.
     ///
-    /// A job not yet accepted (waiting for room, or never polled) is handed to the executor
-    /// now, or run on this thread if the executor refuses it: what it owns (an `Unblock`'s
-    /// buffered bytes) must reach its end, not be dropped here.
-    pub(crate) fn abandon_running(mut self) {
+    /// - A job queued or running finishes there, and its result is dropped there.
+    /// - A result already there, not collected, is handed to the executor in a job of its own,
+    ///   to be dropped there.
+    /// - A job not yet accepted (waiting for room, or never polled) is handed to the executor
+    ///   now, and goes on waiting for room, asynchronously, if it must.
+    ///
+    /// Only an executor that refuses those jobs (shut down) has them dropped elsewhere: where
+    /// the refusal is learnt, this thread for a pool that was shut down before the drop.
+    pub(crate) fn abandon_running(mut self)
+    where
+        T: Send + 'static,
+    {
         if let Some(output) = self.output.take() {
-            output.abandon_running();
+            if let Some(result) = output.abandon_running() {
+                detach(&self.executor, self.site, move || drop_guarded(result));
+            }
         }
         if let Some(job) = self.job.take() {
             if let Some(waiter) = self.waiter.take() {
+                // A new registration, with a waker of its own, replaces this one.
                 self.executor.get().cancel_wait(&waiter);
             }
-            run_detached(&self.executor, job);
+            detached::submit(self.executor.clone(), job);
         }
     }
 }
@@ -467,19 +441,13 @@ impl fmt::Display for CallError {
 impl std::error::Error for CallError {}
 
 /// Runs `body` on `executor` with nobody awaiting it (its result is dropped on the executor's
-/// thread); if the executor refuses it, runs it here.
+/// thread), waiting asynchronously for room if the executor asks; if the executor refuses it,
+/// `body` is dropped unrun where the refusal is learnt (here, for a pool already shut down).
 pub(crate) fn detach<F>(executor: &ExecutorRef, site: &'static CallSite, body: F)
 where
     F: FnOnce() + Send + 'static,
 {
-    run_detached(executor, Job::new(Task::new(site, body)));
-}
-
-/// Hands `job` to `executor`, or runs it on this thread if the executor refuses it.
-fn run_detached(executor: &ExecutorRef, job: Job) {
-    if let Err(rejected) = executor.get().execute(job) {
-        rejected.into_job().run();
-    }
+    detached::submit(executor.clone(), Job::new(Task::new(site, body)));
 }
 
 /// Runs `body` on `executor` and returns a future of its result: the function form of

@@ -1,19 +1,34 @@
 //! [`Unblock`]: a blocking `Read` or `Write` as an `AsyncRead` or `AsyncWrite`, on any pool.
 
 use std::fmt;
-use std::future::Future;
 use std::io::{self, Read, Write};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
 use crate::executor::{ExecutorRef, IntoExecutor};
-use crate::future::BlockingFuture;
+use crate::exit_wait::PendingWrite;
+use crate::future::{BlockingFuture, CallError};
+use crate::task::drop_guarded;
 
 /// The default buffer size of [`Unblock`]: 64 KiB.
 pub const DEFAULT_BUFFER: usize = 64 * 1024;
 
 /// One blocking call on the inner value, run in a job: reads into the buffer, or writes it.
 type Call<T> = fn(&mut T, &mut Vec<u8>) -> io::Result<()>;
+
+/// Where the inner value and the buffer wait for the job that uses them: the job takes them
+/// when it starts, so that a job the executor refuses (or drops unrun) leaves them here, to be
+/// taken back. The lock is never held while user code runs.
+type Parcel<T> = Arc<Mutex<Option<(Box<T>, Vec<u8>)>>>;
+
+fn unpack<T>(parcel: &Parcel<T>) -> Option<(Box<T>, Vec<u8>)> {
+    parcel.lock().unwrap_or_else(PoisonError::into_inner).take()
+}
+
+fn pack<T>(parcel: &Parcel<T>, inner: Box<T>, buffer: Vec<u8>) {
+    *parcel.lock().unwrap_or_else(PoisonError::into_inner) = Some((inner, buffer));
+}
 
 /// A blocking reader or writer whose calls run on a pool: [`AsyncRead`] for a
 /// `Read`, [`AsyncWrite`] for a `Write` (and tokio's `AsyncRead` / `AsyncWrite` with
@@ -27,15 +42,32 @@ type Call<T> = fn(&mut T, &mut Vec<u8>) -> io::Result<()>;
 ///   flush the inner writer. After `close().await`, everything written is in the writer.
 /// - **Errors** of the inner reader or writer are returned by the call that meets them (a
 ///   write's error by the next `write`, `flush` or `close`): never lost, never a panic.
+/// - **Refused calls**: if the executor refuses a job (it was shut down, or its queue is full
+///   under [`QueueFull::Reject`](crate::QueueFull::Reject)) or drops it unrun, the call is not
+///   run, neither on the polling thread nor anywhere else: `poll_read`, `poll_write`,
+///   `poll_flush` or `poll_close` returns an [`io::Error`] of kind
+///   [`Other`](io::ErrorKind::Other), whose message names the executor and the reason, and
+///   whose inner error ([`io::Error::get_ref`]) is the [`CallError`]. Nothing is lost: the
+///   inner value, and the bytes a write accepted, stay in the `Unblock`, and each later call
+///   tries again (and returns the error again while the executor refuses).
 /// - **No thread is held** between calls: a slow consumer or producer pins nothing.
-/// - **Dropping** a writer that was written to and not flushed since, like dropping a
-///   `std::io::BufWriter`, writes what it holds and flushes the inner writer **on the dropping
-///   thread**, after waiting there for a write still running on the pool (one waiting for room
-///   runs on the dropping thread instead). So no byte a `write` accepted is ever lost, not even
-///   when the process exits right after the drop; but the drop blocks that thread for that
-///   write, and its errors are lost. In async code, `close().await` (or `flush().await`) before
-///   the drop: it writes on the pool and returns the error. With the `tracing` feature a drop
-///   that had to write logs a warning. A reader's drop never waits.
+/// - **Dropping** a writer that was written to and not flushed since never blocks the dropping
+///   thread, and never loses a byte silently. The drop returns at once and leaves the rest to
+///   the executor: a write still running (or waiting for room) finishes there; then one job
+///   writes what the buffer holds, flushes the inner writer and drops it, on the executor,
+///   after the drop has returned. A byte that cannot be written so is reported, with how many
+///   bytes and why (a `tracing` warning with target `async_wrap` with the `tracing` feature,
+///   else one line on standard error): the executor refused the job (shut down, or a full queue
+///   under `Reject`; the inner writer is then dropped where the refusal is learnt, the dropping
+///   thread for a pool shut down before the drop), or the inner writer failed or panicked. A
+///   process that exits (`std::process::exit`, or `main` returning) while such writes are under
+///   way waits for them, for up to 10 seconds, and says on standard error if it gave up; one
+///   killed by a signal or `abort` does not. (On a pool whose full queue runs jobs on the
+///   caller, [`QueueFull::RunOnCaller`](crate::QueueFull::RunOnCaller), the job may run on the
+///   dropping thread, as any call there may.) In async code, `close().await` (or
+///   `flush().await`) before the drop is still the way to see the inner writer's errors. A
+///   reader, or a writer flushed since its last write, is dropped without any of this: a call
+///   still running finishes on the executor, and its outcome is dropped there.
 ///
 /// ```
 /// use futures::{AsyncReadExt, AsyncWriteExt};
@@ -66,6 +98,10 @@ pub struct Unblock<T: Send + 'static> {
     state: State<T>,
     /// What the running job does, if one runs.
     running: Option<Kind>,
+    /// The inner value and the buffer while a job has them (see [`Parcel`]).
+    parcel: Parcel<T>,
+    /// The bytes the running write or flush sends: named if a dropped writer loses them.
+    job_bytes: usize,
     /// Set by `poll_write`, cleared by a completed flush: data was written and may not have
     /// reached the inner writer, so a drop must write and flush it (see "Dropping").
     write_on_drop: Option<Call<T>>,
@@ -79,8 +115,9 @@ enum State<T: Send + 'static> {
         buffer: Vec<u8>,
         start: usize,
     },
-    /// A job runs a call; it gives the value and the buffer back.
-    Busy(BlockingFuture<Done<T>>),
+    /// A job runs a call; it gives the value and the buffer back (`None` if they were not in
+    /// the parcel, which cannot happen: one job at a time, and a refused one never runs).
+    Busy(BlockingFuture<Option<Done<T>>>),
     /// A job panicked: the value is gone.
     Broken,
 }
@@ -137,6 +174,8 @@ impl<T: Send + 'static> Unblock<T> {
                 start: 0,
             },
             running: None,
+            parcel: Arc::new(Mutex::new(None)),
+            job_bytes: 0,
             write_on_drop: None,
         }
     }
@@ -161,29 +200,49 @@ impl<T: Send + 'static> Unblock<T> {
         self
     }
 
-    /// Collects the running job, if any: back to `Idle`, with the job's result.
+    /// Collects the running job, if any: back to `Idle`, with the job's result. A job the
+    /// executor refused, or dropped unrun, gives the value and the buffer back untouched (a
+    /// read's buffer emptied) and is an error: see "Refused calls".
     fn poll_job(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let State::Busy(future) = &mut self.state else {
             return Poll::Ready(Ok(()));
         };
         let polled =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Pin::new(future).poll(cx)));
-        let done = match polled {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.poll_checked(cx)));
+        let ended = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(done)) => done,
+            Ok(Poll::Ready(ended)) => ended,
             Err(payload) => {
                 self.state = State::Broken;
                 self.running = None;
                 std::panic::resume_unwind(payload);
             }
         };
-        self.running = None;
+        let kind = self.running.take();
+        let (inner, buffer, result) = match ended {
+            Ok(Some(done)) => (done.inner, done.buffer, done.result),
+            Ok(None) => {
+                self.state = State::Broken;
+                return Poll::Ready(Err(broken()));
+            }
+            Err(refused) => {
+                let Some((inner, mut buffer)) = unpack(&self.parcel) else {
+                    self.state = State::Broken;
+                    return Poll::Ready(Err(broken()));
+                };
+                if kind == Some(Kind::Read) {
+                    // Sized for the read, never filled: no data.
+                    buffer.clear();
+                }
+                (inner, buffer, Err(refused_error(refused)))
+            }
+        };
         self.state = State::Idle {
-            inner: done.inner,
-            buffer: done.buffer,
+            inner,
+            buffer,
             start: 0,
         };
-        Poll::Ready(done.result)
+        Poll::Ready(result)
     }
 
     /// Starts a job running `call` on the idle value and its buffer.
@@ -198,22 +257,26 @@ impl<T: Send + 'static> Unblock<T> {
             buffer.clear();
             buffer.resize(self.capacity, 0);
         }
+        self.job_bytes = buffer.len();
+        pack(&self.parcel, inner, buffer);
+        let parcel = Arc::clone(&self.parcel);
         let job = move || {
-            let (mut inner, mut buffer) = (inner, buffer);
+            let (mut inner, mut buffer) = unpack(&parcel)?;
             let result = call(&mut inner, &mut buffer);
-            Done {
+            Some(Done {
                 inner,
                 buffer,
                 result,
-            }
+            })
         };
         self.running = Some(kind);
-        // Refused (the pool shut down, or its queue full under `Reject`), the call runs on the
-        // polling thread: the buffer it holds is never lost, and its error is reported.
-        self.state = State::Busy(
-            BlockingFuture::new(self.executor.clone(), &crate::call_site::UNBLOCK, job)
-                .run_if_refused(),
-        );
+        // Refused (the pool shut down, or its queue full under `Reject`), the job never runs,
+        // here or anywhere: `poll_job` takes the value and the buffer back and reports it.
+        self.state = State::Busy(BlockingFuture::new(
+            self.executor.clone(),
+            &crate::call_site::UNBLOCK,
+            job,
+        ));
     }
 
     fn poll_read_bytes(&mut self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>>
@@ -318,6 +381,12 @@ fn flush_call<W: Write>(writer: &mut W, buffer: &mut Vec<u8>) -> io::Result<()> 
     writer.flush()
 }
 
+/// A call its executor refused (shut down, or a full queue under `Reject`) or dropped unrun:
+/// an `io::Error` of kind `Other`, whose inner error is the [`CallError`].
+fn refused_error(err: CallError) -> io::Error {
+    io::Error::other(err)
+}
+
 fn broken() -> io::Error {
     io::Error::other("async_wrap::Unblock: an earlier call panicked, and the inner value is gone")
 }
@@ -388,6 +457,7 @@ impl<T: Send + 'static> Unpin for Unblock<T> {}
 impl<T: Send + 'static> Drop for Unblock<T> {
     fn drop(&mut self) {
         let state = std::mem::replace(&mut self.state, State::Broken);
+        let running = self.running.take();
         let Some(write_out) = self.write_on_drop.take() else {
             // A reader, or a writer flushed since its last write: nothing to lose. A running
             // call finishes on its thread; its outcome is dropped there.
@@ -396,25 +466,148 @@ impl<T: Send + 'static> Drop for Unblock<T> {
             }
             return;
         };
-        // A writer with data that may not have reached the inner writer: write it out here,
-        // as `std::io::BufWriter` does, so that nothing accepted is lost (see "Dropping").
-        let (mut inner, mut buffer) = match state {
-            State::Busy(future) => match future.wait_here() {
-                Some(done) => (done.inner, done.buffer),
-                // The call panicked or was dropped by its executor: the writer is gone.
-                None => return,
-            },
-            State::Idle { inner, buffer, .. } => (inner, buffer),
+        // A writer with data that may not have reached the inner writer: the executor writes
+        // it out after this drop returns (see "Dropping"), and the exit waits for it.
+        let held = match state {
+            State::Busy(future) => Held::Running(future, running),
+            State::Idle { inner, buffer, .. } => Held::Idle(inner, buffer),
             State::Broken => return,
         };
-        #[cfg(feature = "tracing")]
-        tracing::warn!(
-            bytes = buffer.len(),
-            writer = std::any::type_name::<T>(),
-            "async_wrap::Unblock dropped before close: its data is written and flushed on the \
-             dropping thread; close it (`close().await`) to write on the pool and see errors"
+        crate::detached::spawn(finish_writing(
+            self.executor.clone(),
+            Arc::clone(&self.parcel),
+            held,
+            self.job_bytes,
+            write_out,
+            PendingWrite::new(),
+        ));
+    }
+}
+
+/// What a dropped writer still has: a call running (or waiting for room), or the value and
+/// the bytes not yet sent.
+enum Held<T: Send + 'static> {
+    Running(BlockingFuture<Option<Done<T>>>, Option<Kind>),
+    Idle(Box<T>, Vec<u8>),
+}
+
+/// How a job of a dropped writer ended.
+enum Outcome<T> {
+    Done(T),
+    /// Refused or dropped unrun by the executor: what it would have used is in the parcel.
+    Refused(CallError),
+    /// The inner writer panicked (the payload is dropped, caught; the panic hook has
+    /// printed it).
+    Panicked,
+}
+
+async fn outcome<T>(future: &mut BlockingFuture<T>) -> Outcome<T> {
+    std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.poll_checked(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(Ok(value))) => Poll::Ready(Outcome::Done(value)),
+            Ok(Poll::Ready(Err(refused))) => Poll::Ready(Outcome::Refused(refused)),
+            Err(payload) => {
+                crate::task::drop_payload(payload);
+                Poll::Ready(Outcome::Panicked)
+            }
+        }
+    })
+    .await
+}
+
+/// What a dropped writer leaves to its executor, run by no one's task (see "Dropping"): the
+/// call still running finishes; then one job writes what is left, flushes the writer and drops
+/// it, on the executor. Every byte that cannot be written so is reported ([`report_loss`]).
+/// Never blocks the thread that polls it (the dropping thread first, then the ones that wake
+/// it).
+async fn finish_writing<T: Send + 'static>(
+    executor: ExecutorRef,
+    parcel: Parcel<T>,
+    held: Held<T>,
+    running_bytes: usize,
+    write_out: Call<T>,
+    pending: PendingWrite,
+) {
+    // Counted until the end, for the exit to wait for.
+    let _pending = pending;
+    let (inner, buffer, flushed) = match held {
+        Held::Idle(inner, buffer) => (inner, buffer, false),
+        Held::Running(mut future, kind) => {
+            let (inner, mut buffer, flushed) = match outcome(&mut future).await {
+                Outcome::Done(Some(done)) => {
+                    if let Err(err) = &done.result {
+                        report_loss::<T>(running_bytes, err);
+                    }
+                    let flushed = kind == Some(Kind::Flush) && done.result.is_ok();
+                    (done.inner, done.buffer, flushed)
+                }
+                Outcome::Done(None) => return,
+                // Never run: the value and the bytes are back in the parcel; the job below
+                // tries again, and reports the refusal if it is refused too.
+                Outcome::Refused(_) => match unpack(&parcel) {
+                    Some((inner, buffer)) => (inner, buffer, false),
+                    None => return,
+                },
+                Outcome::Panicked => {
+                    report_loss::<T>(running_bytes, &"the writer panicked");
+                    return;
+                }
+            };
+            if kind == Some(Kind::Read) {
+                // Data read, not data to write.
+                buffer.clear();
+            }
+            (inner, buffer, flushed)
+        }
+    };
+    let bytes = buffer.len();
+    pack(&parcel, inner, buffer);
+    let taken = Arc::clone(&parcel);
+    let mut job = BlockingFuture::new(executor, &crate::call_site::UNBLOCK, move || {
+        let (mut inner, mut buffer) = unpack(&taken)?;
+        let result = if flushed {
+            Ok(())
+        } else {
+            write_out(&mut inner, &mut buffer)
+        };
+        // The writer's own `Drop` (closing a file) runs here too, on the executor.
+        drop(inner);
+        Some(result)
+    });
+    match outcome(&mut job).await {
+        Outcome::Done(Some(Ok(())) | None) => {}
+        Outcome::Done(Some(Err(err))) => report_loss::<T>(bytes, &err),
+        Outcome::Refused(refused) => {
+            report_loss::<T>(bytes, &refused);
+            // Nowhere else to go: the writer is dropped here, its `Drop` caught.
+            drop_guarded(unpack(&parcel));
+        }
+        Outcome::Panicked => report_loss::<T>(bytes, &"the writer panicked"),
+    }
+}
+
+/// Says that a dropped writer could not write `bytes` bytes it had accepted, and why: a
+/// `tracing` warning (target `async_wrap`) with the `tracing` feature, else one line on
+/// standard error.
+fn report_loss<T>(bytes: usize, why: &dyn fmt::Display) {
+    let writer = std::any::type_name::<T>();
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        target: "async_wrap",
+        bytes,
+        writer,
+        "async_wrap::Unblock<{writer}> was dropped before `close`, and {bytes} bytes it had \
+         accepted may be lost: {why}"
+    );
+    #[cfg(not(feature = "tracing"))]
+    {
+        use std::io::Write as _;
+        let _ = writeln!(
+            io::stderr(),
+            "async_wrap::Unblock<{writer}> was dropped before `close`, and {bytes} bytes it had \
+             accepted may be lost: {why}"
         );
-        let _ = write_out(&mut inner, &mut buffer);
     }
 }
 

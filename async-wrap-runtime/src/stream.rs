@@ -11,7 +11,7 @@ use futures_core::Stream;
 use crate::call_site::{self, CallSite};
 use crate::executor::{ExecutorRef, IntoExecutor};
 use crate::future::{BlockingFuture, CallError};
-use crate::task::Payload;
+use crate::task::{Payload, drop_guarded};
 
 /// The default number of items one refill pulls: [`BlockingStream`] holds at most two batches.
 pub const DEFAULT_BATCH: usize = 64;
@@ -31,8 +31,15 @@ type BoxedIter<T> = Box<dyn Iterator<Item = T> + Send>;
 ///   delivered first, then the stream panics once, with the message naming the pool that a
 ///   refused call's future panics with, and ends (`None`) afterwards.
 /// - **Dropping** the stream stops the iteration: a refill in progress sees
-///   [`is_cancelled`](crate::is_cancelled) turn true between items, and the iterator is dropped
-///   on the pool's thread, not the consumer's.
+///   [`is_cancelled`](crate::is_cancelled) turn true between items. The iterator and every item
+///   not handed out (pulled, or in a batch the stream has not collected) are dropped on a
+///   thread of the pool, never the consumer's, whatever the stream was doing: idle, waiting
+///   for room for a refill (it goes on waiting, without the consumer), with a refill queued,
+///   running, or finished. A `Drop` that panics is caught there; the pool's thread lives on.
+///   The exceptions: a stream never polled has made no iterator, and the function that would
+///   make it is dropped where the stream is; and if the pool refuses the job (it was shut
+///   down), what it would have dropped is dropped on the thread that learns of the refusal:
+///   the one dropping the stream, for a pool shut down before the drop.
 ///
 /// ```
 /// use futures::StreamExt;
@@ -76,12 +83,32 @@ enum Source<T: Send + 'static> {
     Refused(CallError),
 }
 
-/// What one refill brings back.
+/// What one refill brings back. Dropped uncollected (the stream was dropped), it drops its
+/// parts one by one, each `Drop` (user code) caught: a panicking item cannot abort the process
+/// by panicking again as the rest unwind.
 struct Refill<T> {
     items: Vec<T>,
     /// The iterator, unless it is exhausted or panicked.
     iter: Option<BoxedIter<T>>,
     panic: Option<Payload>,
+}
+
+impl<T> Drop for Refill<T> {
+    fn drop(&mut self) {
+        drop_leftovers(self.iter.take(), std::mem::take(&mut self.items));
+        if let Some(payload) = self.panic.take() {
+            crate::task::drop_payload(payload);
+        }
+    }
+}
+
+/// Drops what a dropped stream still owns, the iterator first, then each item, every `Drop`
+/// caught.
+fn drop_leftovers<T>(iter: Option<BoxedIter<T>>, items: impl IntoIterator<Item = T>) {
+    drop_guarded(iter);
+    for item in items {
+        drop_guarded(item);
+    }
 }
 
 /// Pulls `iter_fn`'s iterator on `executor`, a batch of `batch` items per job: see
@@ -174,6 +201,9 @@ impl<T: Send + 'static> BlockingStream<T> {
             let mut items = Vec::with_capacity(batch);
             let pulled = panic::catch_unwind(AssertUnwindSafe(|| {
                 let mut iter = match start {
+                    // The stream is gone before its first refill started: the function that
+                    // would make the iterator is dropped here, unrun.
+                    Start::Make(_) if crate::is_cancelled() => return None,
                     Start::Make(make) => make(),
                     Start::Continue(iter) => iter,
                 };
@@ -265,9 +295,9 @@ impl<T: Send + 'static> BlockingStream<T> {
         Poll::Ready(())
     }
 
-    fn take(&mut self, refill: Refill<T>) {
-        self.ready.extend(refill.items);
-        self.source = match (refill.iter, refill.panic) {
+    fn take(&mut self, mut refill: Refill<T>) {
+        self.ready.extend(std::mem::take(&mut refill.items));
+        self.source = match (refill.iter.take(), refill.panic.take()) {
             (_, Some(payload)) => Source::Panicked(payload),
             (Some(iter), None) => Source::Idle(iter),
             (None, None) => Source::Done,
@@ -277,16 +307,38 @@ impl<T: Send + 'static> BlockingStream<T> {
 
 impl<T: Send + 'static> Drop for BlockingStream<T> {
     fn drop(&mut self) {
-        match std::mem::replace(&mut self.source, Source::Done) {
-            // The refill stops at its next item and drops the iterator on its thread.
-            Source::Refilling(future) => future.abandon_running(),
-            // Drop the idle iterator on a pool thread too (where a blocking `Drop`, closing a
-            // file or a cursor, belongs); if the executor refuses, here.
-            Source::Idle(iter) => {
-                crate::future::detach(&self.executor, self.site, move || drop(iter));
+        let ready = std::mem::take(&mut self.ready);
+        let iter = match std::mem::replace(&mut self.source, Source::Done) {
+            // The refill stops at its next item and drops the iterator, and the items it
+            // pulled, on its thread; one already finished is handed to the pool to drop.
+            Source::Refilling(future) => {
+                future.abandon_running();
+                None
             }
-            _ => {}
+            Source::Idle(iter) => Some(iter),
+            // No iterator was made: the function that would make it is dropped here.
+            _ => None,
+        };
+        if iter.is_some() || !ready.is_empty() {
+            // The idle iterator and the items not handed out are dropped on a pool thread too
+            // (where a blocking `Drop`, closing a file or a cursor, belongs); if the executor
+            // refuses (shut down), here.
+            let leftovers = Leftovers { iter, ready };
+            crate::future::detach(&self.executor, self.site, move || drop(leftovers));
         }
+    }
+}
+
+/// What a dropped stream hands to its pool to drop: dropped unrun (the pool refused it), it
+/// still drops its parts one by one, each `Drop` caught.
+struct Leftovers<T> {
+    iter: Option<BoxedIter<T>>,
+    ready: VecDeque<T>,
+}
+
+impl<T> Drop for Leftovers<T> {
+    fn drop(&mut self) {
+        drop_leftovers(self.iter.take(), std::mem::take(&mut self.ready));
     }
 }
 

@@ -152,8 +152,8 @@ pub(crate) trait Output<T>: Send + Sync {
     fn run_here(self: Arc<Self>) -> Option<Finished>;
     /// The future is gone, but the job still runs (or finishes) with `is_cancelled()` true, so
     /// that what the body owns is dropped on the executor's thread. A result already there is
-    /// dropped.
-    fn abandon_running(&self);
+    /// returned, for the caller to drop where it belongs (on the executor too).
+    fn abandon_running(&self) -> Option<Result<T, Payload>>;
 }
 
 enum Stage<F, T> {
@@ -364,18 +364,21 @@ where
         matches!(finished.outcome, Outcome::Completed | Outcome::Panicked).then_some(finished)
     }
 
-    fn abandon_running(&self) {
+    fn abandon_running(&self) -> Option<Result<T, Payload>> {
         self.cancelled.store(true, Ordering::Relaxed);
         let (result, waker) = {
             let mut state = self.lock();
-            let result = match state.stage {
-                Stage::Finished(_) => mem::replace(&mut state.stage, Stage::Gone),
-                _ => Stage::Gone,
+            let result = match mem::replace(&mut state.stage, Stage::Gone) {
+                Stage::Finished(result) => Some(result),
+                other => {
+                    state.stage = other;
+                    None
+                }
             };
             (result, state.waker.take())
         };
-        drop(result);
         drop(waker);
+        result
     }
 
     fn abandon(&self) -> bool {
@@ -530,6 +533,34 @@ mod loom_models {
                 Outcome::Panicked => unreachable!("the body does not panic"),
                 Outcome::Elsewhere => unreachable!("nothing else runs the body"),
             }
+        });
+    }
+
+    /// A future abandoned while its job may be running (a dropped stream's refill): the result
+    /// is dropped exactly once, by the worker if it sees the cancellation, else handed back to
+    /// the abandoning side (to be dropped on the executor), never both, never neither.
+    #[test]
+    fn abandoning_a_running_job_races_the_worker() {
+        loom::model(|| {
+            let dropped = Arc::new(AtomicUsize::new(0));
+            let result = Tracked(dropped.clone());
+            let task = Task::new(&MODEL, move || result);
+            let worker = {
+                let task: Arc<dyn Run> = task.clone();
+                loom::thread::spawn(move || task.run(std::time::Instant::now()).outcome)
+            };
+            let handed_back = Output::abandon_running(&*task);
+            let outcome = worker.join().unwrap();
+            assert_eq!(outcome, Outcome::Completed);
+            match handed_back {
+                Some(result) => {
+                    assert_eq!(dropped.load(Ordering::SeqCst), 0, "dropped twice");
+                    drop(result);
+                }
+                None => assert_eq!(dropped.load(Ordering::SeqCst), 1, "not dropped"),
+            }
+            drop(task);
+            assert_eq!(dropped.load(Ordering::SeqCst), 1);
         });
     }
 
