@@ -56,6 +56,9 @@ impl Drop for PendingWrite {
 
 #[cfg(any(unix, windows))]
 fn register() {
+    // SAFETY: the declaration is C's `int atexit(void (*)(void))`, from the C library every
+    // Rust program on these targets links; the callback is an `extern "C" fn` with no
+    // arguments that never unwinds (`wait_at_exit` catches every panic).
     unsafe extern "C" {
         /// C's `atexit`: `callback` runs in the thread that calls `exit`, before the process
         /// ends, while the other threads (the pools' too) still run.
