@@ -570,12 +570,11 @@ pub use async_wrap_runtime::{
     set_call_statistics,
 };
 
-#[cfg(feature = "rayon")]
-pub use async_wrap_runtime::RayonPool;
-#[cfg(feature = "tokio")]
-pub use async_wrap_runtime::TokioBlocking;
-#[cfg(feature = "process")]
-pub use async_wrap_runtime::{ProcessPool, process};
+// What the runtime's cargo features add (`RayonPool`, `TokioBlocking`, `ProcessPool` and
+// `process`), as the runtime was built: this crate's features turn the runtime's on, and a
+// build that turns on the runtime's alone (its own doc examples, written through this crate)
+// finds them here too.
+pub use async_wrap_runtime::__feature_gated::*;
 
 /// What the `#[async_wrap]` expansion refers to. Not public API.
 #[doc(hidden)]

@@ -18,7 +18,7 @@ use crate::sync::{AtomicBool, Ordering};
 /// Do not call it on an async runtime's thread: it blocks that thread like any blocking call.
 ///
 /// ```
-/// use async_wrap_runtime::{block_on, spawn_on, BlockingPool};
+/// use async_wrap::{block_on, spawn_on, BlockingPool};
 ///
 /// static ONE: BlockingPool = BlockingPool::with_max_threads(1);
 ///

@@ -18,7 +18,7 @@ use crate::call_stats::{CallStats, End, Short, SiteStats};
 /// shards of two histograms); a page is touched only when a thread counts in it.
 ///
 /// ```
-/// use async_wrap_runtime::CallSite;
+/// use async_wrap::CallSite;
 ///
 /// static SITE: CallSite = CallSite::new("app::db::query", "DB").defined_at("src/db.rs", 12);
 /// assert_eq!((SITE.function(), SITE.executor()), ("app::db::query", "DB"));
@@ -154,7 +154,7 @@ static REGISTRY: Mutex<Vec<&'static CallSite>> = Mutex::new(Vec::new());
 /// by their line (`defined at`).
 ///
 /// ```
-/// use async_wrap_runtime::{call_sites, spawn_on, BlockingPool};
+/// use async_wrap::{call_sites, spawn_on, BlockingPool};
 ///
 /// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
 /// futures::executor::block_on(spawn_on(&POOL, || ()));
@@ -177,7 +177,7 @@ pub fn call_sites() -> CallSites {
 /// `in_flight`, so that the counts still balance when they end.
 ///
 /// ```
-/// use async_wrap_runtime::{call_sites, reset_call_sites, spawn_on, BlockingPool};
+/// use async_wrap::{call_sites, reset_call_sites, spawn_on, BlockingPool};
 ///
 /// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
 /// futures::executor::block_on(spawn_on(&POOL, || ()));

@@ -9,7 +9,7 @@ use crate::BlockingPool;
 ///
 /// ```
 /// // ASYNC_WRAP_MAX_THREADS=64 ./my-service
-/// assert_eq!(async_wrap_runtime::MAX_THREADS_ENV, "ASYNC_WRAP_MAX_THREADS");
+/// assert_eq!(async_wrap::MAX_THREADS_ENV, "ASYNC_WRAP_MAX_THREADS");
 /// ```
 pub const MAX_THREADS_ENV: &str = "ASYNC_WRAP_MAX_THREADS";
 
@@ -27,7 +27,7 @@ static DEFAULT: OnceLock<BlockingPool> = OnceLock::new();
 /// so. Work you want to stop belongs on a pool of its own.
 ///
 /// ```
-/// let pool = async_wrap_runtime::default_pool();
+/// let pool = async_wrap::default_pool();
 /// assert!(pool.max_threads() >= 1);
 ///
 /// let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.shutdown()));
@@ -53,7 +53,7 @@ pub fn default_pool() -> &'static BlockingPool {
 /// earlier call, or built by a first use. The pool in place is not replaced.
 ///
 /// ```
-/// use async_wrap_runtime::{default_pool, install_default, BlockingPool};
+/// use async_wrap::{default_pool, install_default, BlockingPool};
 ///
 /// install_default(BlockingPool::with_max_threads(8).thread_name("blocking"))
 ///     .expect("installed before first use");
@@ -76,7 +76,7 @@ pub fn install_default(mut pool: BlockingPool) -> Result<(), InstallError> {
 /// The default pool was already set when [`install_default`] was called.
 ///
 /// ```
-/// use async_wrap_runtime::{default_pool, install_default, BlockingPool};
+/// use async_wrap::{default_pool, install_default, BlockingPool};
 ///
 /// let _ = default_pool(); // the default pool now exists
 /// let err = install_default(BlockingPool::with_max_threads(4)).unwrap_err();
@@ -91,7 +91,7 @@ impl InstallError {
     /// The pool that was not installed.
     ///
     /// ```
-    /// use async_wrap_runtime::{default_pool, install_default, BlockingPool};
+    /// use async_wrap::{default_pool, install_default, BlockingPool};
     ///
     /// let _ = default_pool();
     /// let pool = install_default(BlockingPool::with_max_threads(4)).unwrap_err().into_pool();

@@ -24,7 +24,7 @@ use crate::task::{Finished, Run};
 /// A toy executor that starts one thread per job:
 ///
 /// ```
-/// use async_wrap_runtime::{Executor, Job, Rejected};
+/// use async_wrap::{Executor, Job, Rejected};
 ///
 /// struct ThreadPerJob;
 ///
@@ -37,7 +37,7 @@ use crate::task::{Finished, Run};
 ///
 /// static EXEC: ThreadPerJob = ThreadPerJob;
 ///
-/// let answer = futures::executor::block_on(async_wrap_runtime::spawn_on(&EXEC, || 6 * 7));
+/// let answer = futures::executor::block_on(async_wrap::spawn_on(&EXEC, || 6 * 7));
 /// assert_eq!(answer, 42);
 /// ```
 pub trait Executor: Send + Sync {
@@ -99,7 +99,7 @@ pub trait Executor: Send + Sync {
 /// use std::collections::VecDeque;
 /// use std::sync::Mutex;
 /// use std::task::{Context, Waker};
-/// use async_wrap_runtime::{Executor, Job, Rejected, Submit, Waiter};
+/// use async_wrap::{Executor, Job, Rejected, Submit, Waiter};
 ///
 /// /// Runs one job at a time on its own thread; other callers wait for it, asynchronously.
 /// #[derive(Default)]
@@ -137,7 +137,7 @@ pub trait Executor: Send + Sync {
 ///
 /// static EXEC: std::sync::LazyLock<OneAtATime> = std::sync::LazyLock::new(OneAtATime::default);
 ///
-/// let calls = (0..4).map(|i| async_wrap_runtime::spawn_on(&EXEC, move || i * 2));
+/// let calls = (0..4).map(|i| async_wrap::spawn_on(&EXEC, move || i * 2));
 /// let results = futures::executor::block_on(futures::future::join_all(calls));
 /// assert_eq!(results, vec![0, 2, 4, 6]);
 /// ```
@@ -153,7 +153,7 @@ pub enum Submit {
 /// Identifies one waiting future to an [`Executor`] that applies back-pressure.
 ///
 /// ```
-/// use async_wrap_runtime::Waiter;
+/// use async_wrap::Waiter;
 ///
 /// let (a, b) = (Waiter::new(), Waiter::new());
 /// assert_ne!(a, b); // each waiting future has its own identity
@@ -165,7 +165,7 @@ impl Waiter {
     /// A waiter identity no other waiter has.
     ///
     /// ```
-    /// let waiter = async_wrap_runtime::Waiter::new();
+    /// let waiter = async_wrap::Waiter::new();
     /// assert_eq!(waiter, waiter);
     /// ```
     pub fn new() -> Self {
@@ -190,7 +190,7 @@ impl Default for Waiter {
 /// with a message naming the function and the executor.
 ///
 /// ```
-/// use async_wrap_runtime::{Executor, Job, Rejected};
+/// use async_wrap::{Executor, Job, Rejected};
 ///
 /// /// Logs each job's name, then runs it on a new thread.
 /// struct Logged;
@@ -205,7 +205,7 @@ impl Default for Waiter {
 /// }
 ///
 /// static LOGGED: Logged = Logged;
-/// assert_eq!(futures::executor::block_on(async_wrap_runtime::spawn_on(&LOGGED, || 5)), 5);
+/// assert_eq!(futures::executor::block_on(async_wrap::spawn_on(&LOGGED, || 5)), 5);
 /// ```
 pub struct Job {
     /// Always `Some` until `run` or `drop` takes it.
@@ -221,7 +221,7 @@ impl Job {
     /// future. Never unwinds.
     ///
     /// ```
-    /// use async_wrap_runtime::{Executor, Job, Rejected};
+    /// use async_wrap::{Executor, Job, Rejected};
     ///
     /// struct Inline; // runs each job on the thread that submits it
     /// impl Executor for Inline {
@@ -231,7 +231,7 @@ impl Job {
     ///     }
     /// }
     /// static INLINE: Inline = Inline;
-    /// assert_eq!(futures::executor::block_on(async_wrap_runtime::spawn_on(&INLINE, || 3)), 3);
+    /// assert_eq!(futures::executor::block_on(async_wrap::spawn_on(&INLINE, || 3)), 3);
     /// ```
     pub fn run(mut self) {
         if let Some(task) = self.task.take() {
@@ -256,7 +256,7 @@ impl Job {
     /// [`spawn_on`](crate::spawn_on).
     ///
     /// ```
-    /// use async_wrap_runtime::{Executor, Job, Rejected};
+    /// use async_wrap::{Executor, Job, Rejected};
     ///
     /// struct Names;
     /// impl Executor for Names {
@@ -267,7 +267,7 @@ impl Job {
     ///     }
     /// }
     /// static NAMES: Names = Names;
-    /// futures::executor::block_on(async_wrap_runtime::spawn_on(&NAMES, || ()));
+    /// futures::executor::block_on(async_wrap::spawn_on(&NAMES, || ()));
     /// ```
     pub fn name(&self) -> &'static str {
         self.site().function()
@@ -284,7 +284,7 @@ impl Job {
     /// skipped by [`run`](Job::run) without calling the body.
     ///
     /// ```
-    /// use async_wrap_runtime::{Executor, Job, Rejected};
+    /// use async_wrap::{Executor, Job, Rejected};
     ///
     /// /// Skips jobs nobody waits for any more, instead of handing them to `run`.
     /// struct SkipsDropped;
@@ -297,7 +297,7 @@ impl Job {
     ///     }
     /// }
     /// static EXEC: SkipsDropped = SkipsDropped;
-    /// assert_eq!(futures::executor::block_on(async_wrap_runtime::spawn_on(&EXEC, || 1)), 1);
+    /// assert_eq!(futures::executor::block_on(async_wrap::spawn_on(&EXEC, || 1)), 1);
     /// ```
     pub fn is_cancelled(&self) -> bool {
         self.task.as_ref().is_some_and(|task| task.is_cancelled())
@@ -327,7 +327,7 @@ impl fmt::Debug for Job {
 /// caller can run it elsewhere.
 ///
 /// ```
-/// use async_wrap_runtime::{Executor, Job, RejectReason, Rejected};
+/// use async_wrap::{Executor, Job, RejectReason, Rejected};
 ///
 /// /// Refuses every job, saying why.
 /// struct Closed;
@@ -337,7 +337,7 @@ impl fmt::Debug for Job {
 ///     }
 /// }
 /// static CLOSED: Closed = Closed;
-/// let err = futures::executor::block_on(async_wrap_runtime::spawn_on(&CLOSED, || 1).checked()).unwrap_err();
+/// let err = futures::executor::block_on(async_wrap::spawn_on(&CLOSED, || 1).checked()).unwrap_err();
 /// assert!(err.to_string().ends_with("closed for maintenance"));
 /// ```
 pub struct Rejected {
@@ -349,7 +349,7 @@ impl Rejected {
     /// Gives `job` back with the reason it was refused.
     ///
     /// ```
-    /// use async_wrap_runtime::{Executor, Job, RejectReason, Rejected};
+    /// use async_wrap::{Executor, Job, RejectReason, Rejected};
     ///
     /// struct Full;
     /// impl Executor for Full {
@@ -358,7 +358,7 @@ impl Rejected {
     ///     }
     /// }
     /// static FULL: Full = Full;
-    /// let err = futures::executor::block_on(async_wrap_runtime::spawn_on(&FULL, || 1).checked()).unwrap_err();
+    /// let err = futures::executor::block_on(async_wrap::spawn_on(&FULL, || 1).checked()).unwrap_err();
     /// assert!(matches!(err.reject_reason(), Some(RejectReason::QueueFull)));
     /// ```
     pub fn new(job: Job, reason: RejectReason) -> Self {
@@ -368,7 +368,7 @@ impl Rejected {
     /// Why the job was refused.
     ///
     /// ```
-    /// use async_wrap_runtime::{Executor, Job, RejectReason, Rejected};
+    /// use async_wrap::{Executor, Job, RejectReason, Rejected};
     ///
     /// /// Tries a first executor, and on a refusal for a full queue, a second one.
     /// struct Overflow<A, B>(A, B);
@@ -390,7 +390,7 @@ impl Rejected {
     /// The refused job, to run elsewhere or to drop.
     ///
     /// ```
-    /// use async_wrap_runtime::{Executor, Job, RejectReason, Rejected};
+    /// use async_wrap::{Executor, Job, RejectReason, Rejected};
     ///
     /// struct Refuses;
     /// impl Executor for Refuses {
@@ -409,7 +409,7 @@ impl Rejected {
     ///     }
     /// }
     /// static EXEC: OrInline = OrInline;
-    /// assert_eq!(futures::executor::block_on(async_wrap_runtime::spawn_on(&EXEC, || 9)), 9);
+    /// assert_eq!(futures::executor::block_on(async_wrap::spawn_on(&EXEC, || 9)), 9);
     /// ```
     pub fn into_job(self) -> Job {
         self.job
@@ -418,7 +418,7 @@ impl Rejected {
     /// The refused job and the reason.
     ///
     /// ```
-    /// use async_wrap_runtime::{Executor, Job, RejectReason, Rejected};
+    /// use async_wrap::{Executor, Job, RejectReason, Rejected};
     ///
     /// struct Refuses;
     /// impl Executor for Refuses {
@@ -436,7 +436,7 @@ impl Rejected {
     ///     }
     /// }
     /// static LOGS: Logs = Logs;
-    /// assert_eq!(futures::executor::block_on(async_wrap_runtime::spawn_on(&LOGS, || 2)), 2);
+    /// assert_eq!(futures::executor::block_on(async_wrap::spawn_on(&LOGS, || 2)), 2);
     /// ```
     pub fn into_parts(self) -> (Job, RejectReason) {
         (self.job, self.reason)
@@ -463,11 +463,11 @@ impl std::error::Error for Rejected {}
 /// Why an [`Executor`] refused a job.
 ///
 /// ```
-/// use async_wrap_runtime::{BlockingPool, RejectReason};
+/// use async_wrap::{BlockingPool, RejectReason};
 ///
 /// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
 /// POOL.shutdown();
-/// let err = futures::executor::block_on(async_wrap_runtime::spawn_on(&POOL, || ()).checked()).unwrap_err();
+/// let err = futures::executor::block_on(async_wrap::spawn_on(&POOL, || ()).checked()).unwrap_err();
 /// assert!(matches!(err.reject_reason(), Some(RejectReason::ShutDown)));
 /// ```
 #[derive(Debug)]
@@ -502,14 +502,14 @@ impl fmt::Display for RejectReason {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use async_wrap_runtime::{BlockingPool, ExecutorRef, IntoExecutor};
+/// use async_wrap::{BlockingPool, ExecutorRef, IntoExecutor};
 ///
 /// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
 /// let shared = Arc::new(BlockingPool::with_max_threads(1));
 /// let handles = [(&POOL).into_executor(), shared.into_executor()];
 /// assert!(matches!(handles[0], ExecutorRef::Static(_)));
 /// assert!(matches!(handles[1], ExecutorRef::Shared(_)));
-/// let fut = async_wrap_runtime::spawn_on(handles[1].clone(), || 4);
+/// let fut = async_wrap::spawn_on(handles[1].clone(), || 4);
 /// assert_eq!(futures::executor::block_on(fut), 4);
 /// ```
 #[derive(Clone)]
@@ -524,7 +524,7 @@ impl ExecutorRef {
     /// The [default pool](crate::default_pool) (built on first use).
     ///
     /// ```
-    /// use async_wrap_runtime::{Executor, ExecutorRef};
+    /// use async_wrap::{Executor, ExecutorRef};
     ///
     /// assert_eq!(ExecutorRef::default_pool().get().name(), None); // messages say "the default pool"
     /// ```
@@ -535,7 +535,7 @@ impl ExecutorRef {
     /// The executor this handle points to.
     ///
     /// ```
-    /// use async_wrap_runtime::{BlockingPool, IntoExecutor};
+    /// use async_wrap::{BlockingPool, IntoExecutor};
     ///
     /// static POOL: BlockingPool = BlockingPool::with_max_threads(1).thread_name("io");
     /// assert_eq!((&POOL).into_executor().get().name(), Some("io"));
@@ -578,7 +578,7 @@ impl fmt::Debug for ExecutorRef {
 /// # Example
 ///
 /// ```
-/// use async_wrap_runtime::{BlockingPool, IntoExecutor};
+/// use async_wrap::{BlockingPool, IntoExecutor};
 ///
 /// static IO: BlockingPool = BlockingPool::with_max_threads(2).thread_name("io");
 /// let handle = (&IO).into_executor();

@@ -41,7 +41,7 @@ use crate::task::{Ended, Output, Task, drop_guarded};
 /// # Example
 ///
 /// ```
-/// use async_wrap_runtime::{spawn_on, BlockingFuture, BlockingPool};
+/// use async_wrap::{spawn_on, BlockingFuture, BlockingPool};
 ///
 /// static POOL: BlockingPool = BlockingPool::with_max_threads(2);
 ///
@@ -108,7 +108,7 @@ impl<T> BlockingFuture<T> {
     /// in the body is still resumed: it is the body's, not the dispatch's.
     ///
     /// ```
-    /// use async_wrap_runtime::{spawn_on, BlockingPool, CallError};
+    /// use async_wrap::{spawn_on, BlockingPool, CallError};
     ///
     /// static POOL: BlockingPool = BlockingPool::with_max_threads(1).thread_name("reports");
     /// POOL.shutdown();
@@ -315,7 +315,7 @@ impl<T> fmt::Debug for BlockingFuture<T> {
 /// from [`BlockingFuture::checked`].
 ///
 /// ```
-/// use async_wrap_runtime::{spawn_on, BlockingPool, Checked};
+/// use async_wrap::{spawn_on, BlockingPool, Checked};
 ///
 /// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
 /// let checked: Checked<u8> = spawn_on(&POOL, || 8).checked();
@@ -338,7 +338,7 @@ impl<T> Future for Checked<T> {
 /// Its `Display` is the message an unchecked [`BlockingFuture`] panics with.
 ///
 /// ```
-/// use async_wrap_runtime::{spawn_on, BlockingPool};
+/// use async_wrap::{spawn_on, BlockingPool};
 ///
 /// static POOL: BlockingPool = BlockingPool::with_max_threads(1).thread_name("archive");
 /// POOL.shutdown();
@@ -367,9 +367,9 @@ impl CallError {
     /// The wrapped function's path, or `"closure"`.
     ///
     /// ```
-    /// static POOL: async_wrap_runtime::BlockingPool = async_wrap_runtime::BlockingPool::with_max_threads(1);
+    /// static POOL: async_wrap::BlockingPool = async_wrap::BlockingPool::with_max_threads(1);
     /// POOL.shutdown();
-    /// let err = futures::executor::block_on(async_wrap_runtime::spawn_on(&POOL, || ()).checked()).unwrap_err();
+    /// let err = futures::executor::block_on(async_wrap::spawn_on(&POOL, || ()).checked()).unwrap_err();
     /// assert_eq!(err.function(), "closure");
     /// ```
     pub fn function(&self) -> &'static str {
@@ -379,9 +379,9 @@ impl CallError {
     /// The executor's name, or the expression that named it.
     ///
     /// ```
-    /// static POOL: async_wrap_runtime::BlockingPool = async_wrap_runtime::BlockingPool::with_max_threads(1);
+    /// static POOL: async_wrap::BlockingPool = async_wrap::BlockingPool::with_max_threads(1);
     /// POOL.shutdown();
-    /// let err = futures::executor::block_on(async_wrap_runtime::spawn_on(&POOL, || ()).checked()).unwrap_err();
+    /// let err = futures::executor::block_on(async_wrap::spawn_on(&POOL, || ()).checked()).unwrap_err();
     /// assert_eq!(err.executor(), "spawn_on"); // the pool has no name: the expression that named it
     /// ```
     pub fn executor(&self) -> &str {
@@ -391,11 +391,11 @@ impl CallError {
     /// Why the executor refused the job; `None` if it took the job and dropped it unrun.
     ///
     /// ```
-    /// use async_wrap_runtime::{BlockingPool, RejectReason};
+    /// use async_wrap::{BlockingPool, RejectReason};
     ///
     /// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
     /// POOL.shutdown();
-    /// let err = futures::executor::block_on(async_wrap_runtime::spawn_on(&POOL, || ()).checked()).unwrap_err();
+    /// let err = futures::executor::block_on(async_wrap::spawn_on(&POOL, || ()).checked()).unwrap_err();
     /// assert!(matches!(err.reject_reason(), Some(RejectReason::ShutDown)));
     /// ```
     pub fn reject_reason(&self) -> Option<&RejectReason> {
@@ -408,9 +408,9 @@ impl CallError {
     /// Whether the executor had been shut down.
     ///
     /// ```
-    /// static POOL: async_wrap_runtime::BlockingPool = async_wrap_runtime::BlockingPool::with_max_threads(1);
+    /// static POOL: async_wrap::BlockingPool = async_wrap::BlockingPool::with_max_threads(1);
     /// POOL.shutdown();
-    /// let err = futures::executor::block_on(async_wrap_runtime::spawn_on(&POOL, || ()).checked()).unwrap_err();
+    /// let err = futures::executor::block_on(async_wrap::spawn_on(&POOL, || ()).checked()).unwrap_err();
     /// assert!(err.is_shut_down());
     /// ```
     pub fn is_shut_down(&self) -> bool {
@@ -459,7 +459,7 @@ where
 /// # Example
 ///
 /// ```
-/// use async_wrap_runtime::{spawn_on, BlockingPool};
+/// use async_wrap::{spawn_on, BlockingPool};
 ///
 /// static POOL: BlockingPool = BlockingPool::with_max_threads(2);
 ///
@@ -480,7 +480,7 @@ where
 /// # Example
 ///
 /// ```
-/// let sum = futures::executor::block_on(async_wrap_runtime::spawn(|| (1..=100).sum::<u32>()));
+/// let sum = futures::executor::block_on(async_wrap::spawn(|| (1..=100).sum::<u32>()));
 /// assert_eq!(sum, 5050);
 /// ```
 pub fn spawn<F, T>(body: F) -> BlockingFuture<T>

@@ -71,7 +71,7 @@ fn pack<T>(parcel: &Parcel<T>, inner: Box<T>, buffer: Vec<u8>) {
 ///
 /// ```
 /// use futures::{AsyncReadExt, AsyncWriteExt};
-/// use async_wrap_runtime::{BlockingPool, Unblock};
+/// use async_wrap::{BlockingPool, Unblock};
 ///
 /// static DISK: BlockingPool = BlockingPool::with_max_threads(2);
 ///
@@ -142,7 +142,7 @@ impl<T: Send + 'static> Unblock<T> {
     /// ```
     /// use futures::AsyncReadExt;
     ///
-    /// let mut reader = async_wrap_runtime::Unblock::new(&b"bytes from a blocking reader"[..]);
+    /// let mut reader = async_wrap::Unblock::new(&b"bytes from a blocking reader"[..]);
     /// let mut out = Vec::new();
     /// futures::executor::block_on(reader.read_to_end(&mut out)).unwrap();
     /// assert_eq!(out, b"bytes from a blocking reader");
@@ -156,7 +156,7 @@ impl<T: Send + 'static> Unblock<T> {
     /// ```
     /// use std::io::Read;
     /// use futures::AsyncReadExt;
-    /// use async_wrap_runtime::{BlockingPool, Unblock};
+    /// use async_wrap::{BlockingPool, Unblock};
     ///
     /// static IO: BlockingPool = BlockingPool::with_max_threads(1);
     /// let mut reader = Unblock::with_executor(&IO, std::io::repeat(7).take(3));
@@ -187,7 +187,7 @@ impl<T: Send + 'static> Unblock<T> {
     /// If `bytes` is 0.
     ///
     /// ```
-    /// let reader = async_wrap_runtime::Unblock::new(std::io::empty()).buffer_size(4096);
+    /// let reader = async_wrap::Unblock::new(std::io::empty()).buffer_size(4096);
     /// # drop(reader);
     /// ```
     #[must_use = "the builder method returns the adapter"]

@@ -19,7 +19,7 @@
 //! async-std, smol) and under `futures::executor::block_on`.
 //!
 //! ```
-//! use async_wrap_runtime::{spawn_on, BlockingPool};
+//! use async_wrap::{spawn_on, BlockingPool};
 //!
 //! static DISK: BlockingPool = BlockingPool::with_max_threads(2).thread_name("disk");
 //!
@@ -77,3 +77,15 @@ pub use tokio_adapter::TokioBlocking;
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+
+/// The items behind cargo features, for the facade to re-export as this crate's features
+/// have them. Not public API: use the items at the crate root.
+#[doc(hidden)]
+pub mod __feature_gated {
+    #[cfg(feature = "process")]
+    pub use crate::process::{self, ProcessPool};
+    #[cfg(feature = "rayon")]
+    pub use crate::rayon_adapter::RayonPool;
+    #[cfg(feature = "tokio")]
+    pub use crate::tokio_adapter::TokioBlocking;
+}

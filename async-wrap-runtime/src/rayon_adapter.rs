@@ -12,7 +12,7 @@ use crate::executor::{Executor, Job, Rejected};
 /// for blocking I/O.
 ///
 /// ```
-/// use async_wrap_runtime::{spawn_on, RayonPool};
+/// use async_wrap::{spawn_on, RayonPool};
 ///
 /// static CPU: RayonPool = RayonPool::global();
 ///
@@ -28,7 +28,7 @@ impl RayonPool {
     /// rayon's global thread pool.
     ///
     /// ```
-    /// use async_wrap_runtime::{spawn_on, RayonPool};
+    /// use async_wrap::{spawn_on, RayonPool};
     /// static CPU: RayonPool = RayonPool::global();
     /// let sum = futures::executor::block_on(spawn_on(&CPU, || (1..=10u32).sum::<u32>()));
     /// assert_eq!(sum, 55);
@@ -41,7 +41,7 @@ impl RayonPool {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use async_wrap_runtime::{spawn_on, RayonPool};
+    /// use async_wrap::{spawn_on, RayonPool};
     ///
     /// let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
     /// let cpu = Arc::new(RayonPool::new(pool));
@@ -57,7 +57,7 @@ impl RayonPool {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use async_wrap_runtime::{spawn_on, RayonPool};
+    /// use async_wrap::{spawn_on, RayonPool};
     ///
     /// let pool = Arc::new(rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap());
     /// let cpu = Arc::new(RayonPool::from_arc(pool.clone()));

@@ -43,7 +43,7 @@ type BoxedIter<T> = Box<dyn Iterator<Item = T> + Send>;
 ///
 /// ```
 /// use futures::StreamExt;
-/// use async_wrap_runtime::{stream_on, BlockingPool};
+/// use async_wrap::{stream_on, BlockingPool};
 ///
 /// static DISK: BlockingPool = BlockingPool::with_max_threads(2);
 ///
@@ -140,7 +140,7 @@ where
 /// ```
 /// use futures::StreamExt;
 ///
-/// let squares = async_wrap_runtime::stream(|| (1..=5_u32).map(|n| n * n));
+/// let squares = async_wrap::stream(|| (1..=5_u32).map(|n| n * n));
 /// let squares: Vec<u32> = futures::executor::block_on(squares.collect());
 /// assert_eq!(squares, [1, 4, 9, 16, 25]);
 /// ```

@@ -420,7 +420,7 @@ loom::thread_local! {
 /// # Example
 ///
 /// ```
-/// use async_wrap_runtime::{is_cancelled, spawn_on, BlockingPool};
+/// use async_wrap::{is_cancelled, spawn_on, BlockingPool};
 ///
 /// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
 ///

@@ -38,7 +38,7 @@ use crate::task::drop_guarded;
 ///
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use async_wrap_runtime::{BlockingPool, StatefulPool};
+/// use async_wrap::{BlockingPool, StatefulPool};
 ///
 /// static OPENED: AtomicUsize = AtomicUsize::new(0);
 ///
@@ -96,7 +96,7 @@ impl<S: 'static> StatefulPool<S> {
     /// returns a `Result`, use [`fallible`](StatefulPool::fallible).
     ///
     /// ```
-    /// use async_wrap_runtime::{BlockingPool, StatefulPool};
+    /// use async_wrap::{BlockingPool, StatefulPool};
     ///
     /// fn scratch() -> Vec<u8> {
     ///     Vec::with_capacity(1 << 20)
@@ -117,7 +117,7 @@ impl<S: 'static, E: fmt::Display + 'static> StatefulPool<S, E> {
     /// may fail: a call on a thread whose `init` failed resolves to a [`StateError`].
     ///
     /// ```
-    /// use async_wrap_runtime::{BlockingPool, StatefulPool};
+    /// use async_wrap::{BlockingPool, StatefulPool};
     ///
     /// fn connect() -> Result<std::net::TcpStream, std::io::Error> {
     ///     std::net::TcpStream::connect("127.0.0.1:1") // refused: nothing listens there
@@ -137,7 +137,7 @@ impl<S: 'static, E: fmt::Display + 'static> StatefulPool<S, E> {
     /// The pool underneath: its metrics, its shutdown.
     ///
     /// ```
-    /// use async_wrap_runtime::{BlockingPool, StatefulPool};
+    /// use async_wrap::{BlockingPool, StatefulPool};
     ///
     /// fn unit() {}
     /// let pool = StatefulPool::new(BlockingPool::with_max_threads(1), unit);
@@ -154,7 +154,7 @@ impl<S: 'static, E: fmt::Display + 'static> StatefulPool<S, E> {
     /// [`StateError`].
     ///
     /// ```
-    /// use async_wrap_runtime::{BlockingPool, StatefulPool};
+    /// use async_wrap::{BlockingPool, StatefulPool};
     ///
     /// fn failing() -> Result<String, String> {
     ///     Err("the database is down".to_owned())
@@ -376,7 +376,7 @@ impl<S: 'static, E: 'static> fmt::Debug for StatefulPool<S, E> {
 /// panicked. The call's body did not run; the thread tries again at its next call.
 ///
 /// ```
-/// use async_wrap_runtime::{BlockingPool, StatefulPool, StateError};
+/// use async_wrap::{BlockingPool, StatefulPool, StateError};
 ///
 /// fn panics() -> u8 {
 ///     panic!("no config file")

@@ -12,7 +12,7 @@ use crate::executor::{Executor, Job, RejectReason, Rejected};
 /// [`with_handle`](TokioBlocking::with_handle) uses a given runtime from anywhere.
 ///
 /// ```
-/// use async_wrap_runtime::{spawn_on, TokioBlocking};
+/// use async_wrap::{spawn_on, TokioBlocking};
 ///
 /// static TOKIO: TokioBlocking = TokioBlocking::current();
 ///
@@ -29,7 +29,7 @@ impl TokioBlocking {
     /// The blocking pool of whichever runtime polls the future.
     ///
     /// ```
-    /// use async_wrap_runtime::{spawn_on, TokioBlocking};
+    /// use async_wrap::{spawn_on, TokioBlocking};
     ///
     /// static TOKIO: TokioBlocking = TokioBlocking::current();
     /// let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -43,7 +43,7 @@ impl TokioBlocking {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use async_wrap_runtime::{spawn_on, TokioBlocking};
+    /// use async_wrap::{spawn_on, TokioBlocking};
     ///
     /// let runtime = tokio::runtime::Runtime::new().unwrap();
     /// let executor = Arc::new(TokioBlocking::with_handle(runtime.handle().clone()));

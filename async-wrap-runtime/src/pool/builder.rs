@@ -13,7 +13,7 @@ impl BlockingPool {
     /// validation that reports mistakes as a [`BuildError`] instead of panicking.
     ///
     /// ```
-    /// use async_wrap_runtime::BlockingPool;
+    /// use async_wrap::BlockingPool;
     ///
     /// let pool = BlockingPool::builder()
     ///     .max_threads(8)
@@ -40,7 +40,7 @@ impl BlockingPool {
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 /// use std::sync::Arc;
-/// use async_wrap_runtime::BlockingPool;
+/// use async_wrap::BlockingPool;
 ///
 /// let started = Arc::new(AtomicUsize::new(0));
 /// let counter = started.clone();
@@ -53,7 +53,7 @@ impl BlockingPool {
 ///     .build()
 ///     .unwrap();
 /// let pool = Arc::new(pool);
-/// futures::executor::block_on(async_wrap_runtime::spawn_on(pool.clone(), || ()));
+/// futures::executor::block_on(async_wrap::spawn_on(pool.clone(), || ()));
 /// assert_eq!(started.load(Ordering::SeqCst), 1);
 /// ```
 #[must_use = "a builder does nothing until `build` is called"]
@@ -66,7 +66,7 @@ impl Builder {
     /// The most threads (default 512). Must be at least 1 and at least `min_threads`.
     ///
     /// ```
-    /// let pool = async_wrap_runtime::BlockingPool::builder().max_threads(8).build().unwrap();
+    /// let pool = async_wrap::BlockingPool::builder().max_threads(8).build().unwrap();
     /// assert_eq!(pool.max_threads(), 8);
     /// ```
     pub fn max_threads(mut self, max_threads: usize) -> Self {
@@ -77,7 +77,7 @@ impl Builder {
     /// Threads kept alive when idle, started with the pool (default 0).
     ///
     /// ```
-    /// let pool = async_wrap_runtime::BlockingPool::builder().max_threads(4).min_threads(1).build();
+    /// let pool = async_wrap::BlockingPool::builder().max_threads(4).min_threads(1).build();
     /// assert!(pool.is_ok());
     /// ```
     pub fn min_threads(mut self, min_threads: usize) -> Self {
@@ -89,7 +89,7 @@ impl Builder {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let pool = async_wrap_runtime::BlockingPool::builder().keep_alive(Duration::from_secs(60)).build().unwrap();
+    /// let pool = async_wrap::BlockingPool::builder().keep_alive(Duration::from_secs(60)).build().unwrap();
     /// assert_eq!(pool.keep_alive_duration(), Duration::from_secs(60));
     /// ```
     pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
@@ -100,7 +100,7 @@ impl Builder {
     /// The pool's name and its threads' prefix: `name-1`, `name-2`, ...
     ///
     /// ```
-    /// use async_wrap_runtime::{BlockingPool, Executor};
+    /// use async_wrap::{BlockingPool, Executor};
     /// let shard = 3;
     /// let pool = BlockingPool::builder().thread_name(format!("shard-{shard}")).build().unwrap();
     /// assert_eq!(pool.name(), Some("shard-3"));
@@ -113,7 +113,7 @@ impl Builder {
     /// The threads' stack size in bytes. Must not be 0.
     ///
     /// ```
-    /// let pool = async_wrap_runtime::BlockingPool::builder().stack_size(1 << 20).build();
+    /// let pool = async_wrap::BlockingPool::builder().stack_size(1 << 20).build();
     /// assert!(pool.is_ok());
     /// ```
     pub fn stack_size(mut self, bytes: usize) -> Self {
@@ -124,7 +124,7 @@ impl Builder {
     /// At most `capacity` queued jobs; `when_full` for the next one ([`QueueFull`]).
     ///
     /// ```
-    /// use async_wrap_runtime::{BlockingPool, QueueFull};
+    /// use async_wrap::{BlockingPool, QueueFull};
     /// let pool = BlockingPool::builder().queue_capacity(64, QueueFull::Reject).build();
     /// assert!(pool.is_ok());
     /// ```
@@ -138,7 +138,7 @@ impl Builder {
     /// thread goes on.
     ///
     /// ```
-    /// let pool = async_wrap_runtime::BlockingPool::builder()
+    /// let pool = async_wrap::BlockingPool::builder()
     ///     .on_thread_start(|| eprintln!("{:?} starts", std::thread::current().name()))
     ///     .build();
     /// assert!(pool.is_ok());
@@ -151,7 +151,7 @@ impl Builder {
     /// Runs `hook` on each thread as it exits. A panic in it is caught.
     ///
     /// ```
-    /// let pool = async_wrap_runtime::BlockingPool::builder()
+    /// let pool = async_wrap::BlockingPool::builder()
     ///     .on_thread_stop(|| eprintln!("{:?} stops", std::thread::current().name()))
     ///     .build();
     /// assert!(pool.is_ok());
@@ -166,7 +166,7 @@ impl Builder {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let pool = async_wrap_runtime::BlockingPool::builder().slow_call(Duration::from_secs(1)).build().unwrap();
+    /// let pool = async_wrap::BlockingPool::builder().slow_call(Duration::from_secs(1)).build().unwrap();
     /// assert_eq!(pool.slow_call_threshold(), Some(Duration::from_secs(1)));
     /// ```
     pub fn slow_call(mut self, threshold: Duration) -> Self {
@@ -179,7 +179,7 @@ impl Builder {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let pool = async_wrap_runtime::BlockingPool::builder().slow_queue_wait(Duration::from_millis(50)).build().unwrap();
+    /// let pool = async_wrap::BlockingPool::builder().slow_queue_wait(Duration::from_millis(50)).build().unwrap();
     /// assert_eq!(pool.slow_queue_wait_threshold(), Some(Duration::from_millis(50)));
     /// ```
     pub fn slow_queue_wait(mut self, threshold: Duration) -> Self {
@@ -193,7 +193,7 @@ impl Builder {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let pool = async_wrap_runtime::BlockingPool::builder()
+    /// let pool = async_wrap::BlockingPool::builder()
     ///     .slow_call(Duration::from_millis(500))
     ///     .on_slow_call(|slow| eprintln!("{slow}"))
     ///     .build();
@@ -212,7 +212,7 @@ impl Builder {
     /// size is 0.
     ///
     /// ```
-    /// use async_wrap_runtime::BlockingPool;
+    /// use async_wrap::BlockingPool;
     /// assert!(BlockingPool::builder().max_threads(0).build().is_err());
     /// assert!(BlockingPool::builder().max_threads(2).build().is_ok());
     /// ```
@@ -256,7 +256,7 @@ impl fmt::Debug for Builder {
 /// Settings given to [`Builder`] that do not make a working pool.
 ///
 /// ```
-/// use async_wrap_runtime::{BlockingPool, BuildError};
+/// use async_wrap::{BlockingPool, BuildError};
 /// let err: BuildError = BlockingPool::builder().max_threads(0).build().unwrap_err();
 /// assert_eq!(err.to_string(), "max_threads is 0: a pool needs at least one thread");
 /// ```

@@ -44,7 +44,7 @@ pub(crate) struct Extras {
 /// thread busy, `max_threads` reached, `queue_capacity` jobs waiting).
 ///
 /// ```
-/// use async_wrap_runtime::{spawn_on, BlockingPool, QueueFull};
+/// use async_wrap::{spawn_on, BlockingPool, QueueFull};
 ///
 /// // Two threads and room for 100 waiting jobs; the 103rd call waits for room.
 /// static DB: BlockingPool = BlockingPool::with_max_threads(2).queue_capacity(100, QueueFull::Wait);
@@ -71,14 +71,14 @@ impl BlockingPool {
     /// The default `max_threads`: 512, like tokio's blocking pool.
     ///
     /// ```
-    /// use async_wrap_runtime::BlockingPool;
+    /// use async_wrap::BlockingPool;
     /// assert_eq!(BlockingPool::new().max_threads(), BlockingPool::DEFAULT_MAX_THREADS);
     /// ```
     pub const DEFAULT_MAX_THREADS: usize = 512;
     /// The default `keep_alive`: 10 seconds.
     ///
     /// ```
-    /// use async_wrap_runtime::BlockingPool;
+    /// use async_wrap::BlockingPool;
     /// assert_eq!(BlockingPool::new().keep_alive_duration(), BlockingPool::DEFAULT_KEEP_ALIVE);
     /// ```
     pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -87,7 +87,7 @@ impl BlockingPool {
     /// default settings.
     ///
     /// ```
-    /// use async_wrap_runtime::BlockingPool;
+    /// use async_wrap::BlockingPool;
     ///
     /// static POOL: BlockingPool = BlockingPool::new();
     /// assert_eq!(POOL.max_threads(), 512);
@@ -103,7 +103,7 @@ impl BlockingPool {
     /// If `max_threads` is 0. In a `static` or `const`, that panic is a compile error:
     ///
     /// ```compile_fail
-    /// use async_wrap_runtime::BlockingPool;
+    /// use async_wrap::BlockingPool;
     ///
     /// static NONE: BlockingPool = BlockingPool::with_max_threads(0);
     /// ```
@@ -138,10 +138,10 @@ impl BlockingPool {
     /// If `min_threads` is more than `max_threads` (a compile error in a `static`).
     ///
     /// ```
-    /// use async_wrap_runtime::BlockingPool;
+    /// use async_wrap::BlockingPool;
     ///
     /// static WARM: BlockingPool = BlockingPool::with_max_threads(4).min_threads(2);
-    /// futures::executor::block_on(async_wrap_runtime::spawn_on(&WARM, || ()));
+    /// futures::executor::block_on(async_wrap::spawn_on(&WARM, || ()));
     /// assert_eq!(WARM.metrics().threads_started, 2); // both started with the pool
     /// ```
     #[must_use = "the builder methods return the configured pool"]
@@ -159,7 +159,7 @@ impl BlockingPool {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use async_wrap_runtime::BlockingPool;
+    /// use async_wrap::BlockingPool;
     ///
     /// static POOL: BlockingPool = BlockingPool::new().keep_alive(Duration::from_millis(500));
     /// assert_eq!(POOL.keep_alive_duration(), Duration::from_millis(500));
@@ -174,10 +174,10 @@ impl BlockingPool {
     /// the pool by it (default: threads `async-wrap-N`, messages use the executor expression).
     ///
     /// ```
-    /// use async_wrap_runtime::BlockingPool;
+    /// use async_wrap::BlockingPool;
     ///
     /// static DISK: BlockingPool = BlockingPool::with_max_threads(1).thread_name("disk");
-    /// let name = futures::executor::block_on(async_wrap_runtime::spawn_on(&DISK, || {
+    /// let name = futures::executor::block_on(async_wrap::spawn_on(&DISK, || {
     ///     std::thread::current().name().map(str::to_owned)
     /// }));
     /// assert_eq!(name.as_deref(), Some("disk-1"));
@@ -192,11 +192,11 @@ impl BlockingPool {
     /// unless `RUST_MIN_STACK` says otherwise).
     ///
     /// ```
-    /// use async_wrap_runtime::BlockingPool;
+    /// use async_wrap::BlockingPool;
     ///
     /// // Deep recursion in the bodies: give the threads 16 MiB.
     /// static DEEP: BlockingPool = BlockingPool::with_max_threads(1).stack_size(16 << 20);
-    /// assert_eq!(futures::executor::block_on(async_wrap_runtime::spawn_on(&DEEP, || 1)), 1);
+    /// assert_eq!(futures::executor::block_on(async_wrap::spawn_on(&DEEP, || 1)), 1);
     /// ```
     #[must_use = "the builder methods return the configured pool"]
     pub const fn stack_size(mut self, bytes: usize) -> Self {
@@ -219,7 +219,7 @@ impl BlockingPool {
     /// pool's stress test sees at most `capacity + 1`), never more.
     ///
     /// ```
-    /// use async_wrap_runtime::{spawn_on, BlockingPool, QueueFull};
+    /// use async_wrap::{spawn_on, BlockingPool, QueueFull};
     ///
     /// static STRICT: BlockingPool = BlockingPool::with_max_threads(1).queue_capacity(0, QueueFull::Reject);
     ///
@@ -253,7 +253,7 @@ impl BlockingPool {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use async_wrap_runtime::BlockingPool;
+    /// use async_wrap::BlockingPool;
     ///
     /// // Warn (on standard error, or through `tracing`) about any query past 2 seconds.
     /// static DB: BlockingPool = BlockingPool::with_max_threads(4).slow_call(Duration::from_secs(2));
@@ -271,7 +271,7 @@ impl BlockingPool {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use async_wrap_runtime::BlockingPool;
+    /// use async_wrap::BlockingPool;
     ///
     /// static DB: BlockingPool = BlockingPool::with_max_threads(4).slow_queue_wait(Duration::from_millis(100));
     /// assert_eq!(DB.slow_queue_wait_threshold(), Some(Duration::from_millis(100)));
@@ -295,7 +295,7 @@ impl BlockingPool {
     /// The most threads this pool runs at once.
     ///
     /// ```
-    /// use async_wrap_runtime::BlockingPool;
+    /// use async_wrap::BlockingPool;
     /// static POOL: BlockingPool = BlockingPool::with_max_threads(3);
     /// assert_eq!(POOL.max_threads(), 3);
     /// ```
@@ -307,7 +307,7 @@ impl BlockingPool {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use async_wrap_runtime::BlockingPool;
+    /// use async_wrap::BlockingPool;
     /// static POOL: BlockingPool = BlockingPool::new().keep_alive(Duration::from_secs(1));
     /// assert_eq!(POOL.keep_alive_duration(), Duration::from_secs(1));
     /// ```

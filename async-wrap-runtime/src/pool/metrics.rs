@@ -23,7 +23,7 @@ pub(super) struct Started {
 /// [`BlockingPool::metrics`](super::BlockingPool::metrics).
 ///
 /// ```
-/// use async_wrap_runtime::{spawn_on, BlockingPool};
+/// use async_wrap::{spawn_on, BlockingPool};
 ///
 /// static POOL: BlockingPool = BlockingPool::with_max_threads(2);
 /// let _ = futures::executor::block_on(futures::FutureExt::catch_unwind(

@@ -84,7 +84,7 @@ use shared::Shared;
 ///
 /// ```
 /// use std::time::Duration;
-/// use async_wrap_runtime::{spawn_on, BlockingPool, QueueFull};
+/// use async_wrap::{spawn_on, BlockingPool, QueueFull};
 ///
 /// static IO: BlockingPool = BlockingPool::with_max_threads(4)
 ///     .min_threads(1)
@@ -124,7 +124,7 @@ impl BlockingPool {
     /// own cache lines, which this sums).
     ///
     /// ```
-    /// use async_wrap_runtime::{spawn_on, BlockingPool};
+    /// use async_wrap::{spawn_on, BlockingPool};
     ///
     /// static POOL: BlockingPool = BlockingPool::with_max_threads(2);
     ///
@@ -162,7 +162,7 @@ impl BlockingPool {
     /// without an `executor` in the process, and is not one caller's to stop.
     ///
     /// ```
-    /// use async_wrap_runtime::{spawn_on, BlockingPool};
+    /// use async_wrap::{spawn_on, BlockingPool};
     ///
     /// let pool = std::sync::Arc::new(BlockingPool::with_max_threads(2).thread_name("batch"));
     /// let job = spawn_on(pool.clone(), || std::thread::sleep(std::time::Duration::from_millis(20)));
@@ -191,7 +191,7 @@ impl BlockingPool {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use async_wrap_runtime::{spawn_on, BlockingPool};
+    /// use async_wrap::{spawn_on, BlockingPool};
     ///
     /// let pool = std::sync::Arc::new(BlockingPool::with_max_threads(1));
     /// let slow = spawn_on(pool.clone(), || std::thread::sleep(Duration::from_millis(300)));
@@ -216,7 +216,7 @@ impl BlockingPool {
     /// On the [default pool](crate::default_pool), as [`shutdown`](Self::shutdown).
     ///
     /// ```
-    /// use async_wrap_runtime::{spawn_on, BlockingPool};
+    /// use async_wrap::{spawn_on, BlockingPool};
     ///
     /// static DB: BlockingPool = BlockingPool::with_max_threads(2).thread_name("db");
     ///
@@ -241,7 +241,7 @@ impl BlockingPool {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use async_wrap_runtime::{spawn_on, BlockingPool};
+    /// use async_wrap::{spawn_on, BlockingPool};
     ///
     /// let pool = std::sync::Arc::new(BlockingPool::with_max_threads(1));
     /// futures::executor::block_on(async {
@@ -271,7 +271,7 @@ impl BlockingPool {
     /// Whether [`shutdown`](Self::shutdown) has been called (or the pool dropped).
     ///
     /// ```
-    /// use async_wrap_runtime::BlockingPool;
+    /// use async_wrap::BlockingPool;
     /// let pool = BlockingPool::with_max_threads(1);
     /// assert!(!pool.is_shut_down());
     /// pool.shutdown();

@@ -27,7 +27,7 @@ use crate::task::wake_guarded;
 ///
 /// ```
 /// use std::time::Duration;
-/// use async_wrap_runtime::BlockingPool;
+/// use async_wrap::BlockingPool;
 ///
 /// let pool = BlockingPool::with_max_threads(2);
 /// let report = pool.shutdown_timeout(Duration::from_secs(1));
@@ -52,8 +52,8 @@ impl ShutdownReport {
     /// Whether everything finished in time: no job running or queued, no thread left.
     ///
     /// ```
-    /// let pool = async_wrap_runtime::BlockingPool::with_max_threads(1);
-    /// futures::executor::block_on(async_wrap_runtime::spawn(|| ())); // another pool's work
+    /// let pool = async_wrap::BlockingPool::with_max_threads(1);
+    /// futures::executor::block_on(async_wrap::spawn(|| ())); // another pool's work
     /// assert!(pool.shutdown_timeout(std::time::Duration::from_secs(1)).is_complete());
     /// ```
     pub fn is_complete(&self) -> bool {
@@ -66,7 +66,7 @@ impl ShutdownReport {
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use async_wrap_runtime::{spawn_on, BlockingPool};
+/// use async_wrap::{spawn_on, BlockingPool};
 ///
 /// let pool = Arc::new(BlockingPool::with_max_threads(1));
 /// let job = spawn_on(pool.clone(), || std::thread::sleep(Duration::from_millis(200)));
@@ -265,7 +265,7 @@ impl Own {
 /// block the polling thread.
 ///
 /// ```
-/// use async_wrap_runtime::{spawn_on, BlockingPool};
+/// use async_wrap::{spawn_on, BlockingPool};
 ///
 /// let pool = std::sync::Arc::new(BlockingPool::with_max_threads(2));
 /// futures::executor::block_on(async {

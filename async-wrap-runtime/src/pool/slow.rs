@@ -35,7 +35,7 @@ pub(crate) type SlowHook = Arc<dyn Fn(&SlowCall) + Send + Sync>;
 /// ```
 /// use std::sync::{Arc, Mutex};
 /// use std::time::Duration;
-/// use async_wrap_runtime::{spawn_on, BlockingPool, SlowCall};
+/// use async_wrap::{spawn_on, BlockingPool, SlowCall};
 ///
 /// let seen = Arc::new(Mutex::new(Vec::new()));
 /// let log = seen.clone();
