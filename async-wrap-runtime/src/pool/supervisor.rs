@@ -9,7 +9,7 @@ use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::shared::{Shared, State};
-use crate::sync::Ordering;
+use crate::sync::{Ordering, fence};
 use crate::sync::thread;
 
 /// How long a queued job waits for a busy thread, and a running job must have run, before the
@@ -128,9 +128,22 @@ impl Shared {
                     grew += 1;
                 }
             }
-            if self.queue.is_empty() || state.metrics.threads >= self.config.max_threads {
+            if state.metrics.threads >= self.config.max_threads {
                 state.supervisor = Supervisor::Idle;
                 self.flags.armed.store(false, Ordering::Release);
+            } else if self.queue.is_empty() {
+                // A call that pushed after this look, found the supervisor armed and so did not
+                // arm it (`after_uncounted_push` reads `armed` without the lock), would leave
+                // its job with no supervisor watching. Disarm, then look at the queue again
+                // (fenced against the call's push and its look at `armed`: one of the two sees
+                // the other), and stay armed if a job came.
+                self.flags.armed.store(false, Ordering::SeqCst);
+                fence(Ordering::SeqCst);
+                if self.queue.is_empty() {
+                    state.supervisor = Supervisor::Idle;
+                } else {
+                    self.flags.armed.store(true, Ordering::SeqCst);
+                }
             }
             if grew > 0 {
                 // The new threads find the queued jobs on their own (FIFO: the oldest first).
