@@ -1,4 +1,4 @@
-//! Every call from the pool into user code is hostile (DESIGN.md §2): thread hooks, wakers, the
+//! Every call from the pool into user code is hostile: thread hooks, wakers, the
 //! `Drop` of results and bodies, and user executors may panic. None of it may kill a worker,
 //! skip a count, or leave a lock or the shutdown gate held. (The waiters' wakers are in
 //! `pool_defects.rs`.)
@@ -189,4 +189,73 @@ fn a_user_executor_that_panics_fails_only_its_call() {
     }
     // Nothing of the crate's is left held: a pool call runs.
     assert_eq!(futures::executor::block_on(spawn_on(&POOL, || 2)), 2);
+}
+
+/// A waker whose last `drop` blocks until its gate opens, saying first that it is there.
+struct BlocksWhenDropped {
+    dropping: Arc<Barrier>,
+    gate: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
+}
+
+impl std::task::Wake for BlocksWhenDropped {
+    fn wake(self: Arc<Self>) {}
+}
+
+impl Drop for BlocksWhenDropped {
+    fn drop(&mut self) {
+        self.dropping.wait();
+        let _ = self.gate.lock().unwrap().recv();
+    }
+}
+
+// Before the fix the task cell replaced (so dropped) a future's old waker under its lock: a
+// waker whose drop blocks kept the pool's thread, finishing that call, from taking the lock,
+// and so from every later job, for as long as the drop blocked.
+#[test]
+fn a_waker_whose_drop_blocks_does_not_hold_up_the_pool_thread() {
+    within(Duration::from_secs(30), || {
+        let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("held-by-a-waker"));
+        let (go, gate) = support::gate();
+        let mut call = spawn_on(pool.clone(), move || {
+            let _ = gate.lock().unwrap().recv();
+        });
+        let dropping = Arc::new(Barrier::new(2));
+        let (release, held) = support::gate();
+        let blocking = Waker::from(Arc::new(BlocksWhenDropped {
+            dropping: dropping.clone(),
+            gate: held,
+        }));
+        assert!(
+            call.poll_unpin(&mut Context::from_waker(&blocking))
+                .is_pending()
+        );
+        drop(blocking);
+        eventually("the call to run", || pool.metrics().running == 1);
+        // Polled with another waker: the call drops the old one, which blocks.
+        let poller = std::thread::spawn(move || {
+            let _ = call.poll_unpin(&mut Context::from_waker(Waker::noop()));
+            call
+        });
+        dropping.wait();
+        // The call's body returns: the pool's thread must be free for the next job.
+        go.send(()).unwrap();
+        let (done, next) = std::sync::mpsc::channel();
+        let later = std::thread::spawn({
+            let pool = pool.clone();
+            move || {
+                futures::executor::block_on(spawn_on(pool, || ()));
+                let _ = done.send(());
+            }
+        });
+        let ran = next.recv_timeout(Duration::from_secs(3));
+        release.send(()).unwrap();
+        assert!(
+            ran.is_ok(),
+            "a later job did not run while a user's waker blocked in its drop: {:?}",
+            pool.metrics()
+        );
+        let call = poller.join().unwrap();
+        futures::executor::block_on(call);
+        later.join().unwrap();
+    });
 }

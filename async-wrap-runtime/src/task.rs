@@ -204,10 +204,21 @@ where
         })
     }
 
+    /// The call's end, taken, if it has ended: its result, or its job lost.
+    fn take_ended(state: &mut State<F, T>) -> Option<Ended<T>> {
+        if !matches!(state.stage, Stage::Finished(_) | Stage::Lost) {
+            return None;
+        }
+        Some(match mem::replace(&mut state.stage, Stage::Gone) {
+            Stage::Finished(Ok(value)) => Ended::Returned(value),
+            Stage::Finished(Err(payload)) => Ended::Panicked(payload),
+            _ => Ended::Lost,
+        })
+    }
+
     fn lock(&self) -> MutexGuard<'_, State<F, T>> {
-        // The lock is never held while user code runs, so it cannot be poisoned by a body's
-        // panic; a waker's `clone` or `drop` panicking is the only way, and the state it guards
-        // is still consistent then.
+        // The lock is never held while user code runs (a body, a waker's `clone`, `wake` or
+        // `drop`), so it cannot be poisoned; were it, the state it guards is still consistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -327,32 +338,50 @@ where
     T: Send + 'static,
 {
     fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Ended<T>> {
-        let mut state = self.lock();
-        if matches!(state.stage, Stage::Finished(_) | Stage::Lost) {
-            let ended = match mem::replace(&mut state.stage, Stage::Gone) {
-                Stage::Finished(Ok(value)) => Ended::Returned(value),
-                Stage::Finished(Err(payload)) => Ended::Panicked(payload),
-                _ => Ended::Lost,
-            };
-            state.waker = None;
-            return Poll::Ready(ended);
+        // A waker's `clone` and `drop` are user code, which may reach this task again (drop
+        // the future that awaits it, say): neither runs under the lock. The common case, the
+        // waker registered already, clones nothing and takes the lock once.
+        let mut new = None;
+        loop {
+            let mut state = self.lock();
+            if let Some(ended) = Self::take_ended(&mut state) {
+                let old = state.waker.take();
+                drop(state);
+                drop((old, new));
+                return Poll::Ready(ended);
+            }
+            if state
+                .waker
+                .as_ref()
+                .is_some_and(|waker| waker.will_wake(cx.waker()))
+            {
+                drop(state);
+                drop(new);
+                return Poll::Pending;
+            }
+            if let Some(waker) = new.take() {
+                let old = state.waker.replace(waker);
+                drop(state);
+                drop(old);
+                return Poll::Pending;
+            }
+            drop(state);
+            // Cloned out of the lock; the state is looked at again after.
+            new = Some(cx.waker().clone());
         }
-        match &mut state.waker {
-            Some(waker) => waker.clone_from(cx.waker()),
-            slot @ None => *slot = Some(cx.waker().clone()),
-        }
-        Poll::Pending
     }
 
     fn submit(&self, waker: Option<&Waker>, now: Instant, counted: bool) {
+        // Cloned before, and the old one dropped after, the lock: user code (see `poll_output`).
+        let new = waker.map(Waker::clone);
         let mut state = self.lock();
         state.submitted.get_or_insert((now, counted));
-        if let Some(waker) = waker {
-            match &mut state.waker {
-                Some(old) => old.clone_from(waker),
-                slot @ None => *slot = Some(waker.clone()),
-            }
-        }
+        let old = match new {
+            Some(waker) => state.waker.replace(waker),
+            None => None,
+        };
+        drop(state);
+        drop(old);
     }
 
     fn is_done(&self) -> bool {
@@ -573,6 +602,24 @@ mod loom_models {
                 loom::thread::spawn(move || task.run(std::time::Instant::now()).wake())
             };
             assert!(matches!(poll_against(&task, worker), Ended::Returned(7)));
+        });
+    }
+
+    /// A poll with a new waker replaces the registered one, cloning it out of the lock (a
+    /// waker's `clone` and `drop` are user code): whichever waker the worker finds is woken,
+    /// and a poll that saw no end before its clone looks again after it.
+    #[test]
+    fn a_poll_with_a_new_waker_racing_the_worker_never_loses_the_wake_up() {
+        loom::model(|| {
+            let task = Task::new(&MODEL, || 3_u8);
+            let old = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
+            task.submit(Some(&old), std::time::Instant::now(), false);
+            drop(old);
+            let worker = {
+                let task: Arc<dyn Run> = task.clone();
+                loom::thread::spawn(move || task.run(std::time::Instant::now()).wake())
+            };
+            assert!(matches!(poll_against(&task, worker), Ended::Returned(3)));
         });
     }
 

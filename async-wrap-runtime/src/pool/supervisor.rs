@@ -9,8 +9,8 @@ use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::shared::{Shared, State};
-use crate::sync::{Ordering, fence};
 use crate::sync::thread;
+use crate::sync::{Ordering, fence};
 
 /// How long a queued job waits for a busy thread, and a running job must have run, before the
 /// supervisor starts another thread.
