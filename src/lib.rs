@@ -136,7 +136,7 @@
 //! half the way per call); a wait that did not pay makes that function skip the next 2, 4, ...
 //! 1,024 calls' waits; of futures made together (`join!`, `join_all`, `select!`), only the
 //! first may be waited for, and the others are submitted at once; and once a thread has waited
-//! for 32 calls, or for 25 µs, with none of its calls returning `Pending` in between, the next
+//! for 8 calls, or for 8 µs, with none of its calls returning `Pending` in between, the next
 //! call does not wait but parks as without the wait, so that a task making such calls in a loop
 //! gives its runtime thread back (its other tasks, its timers and its sockets run) about as often
 //! as with the wait off. The table's last column counts these waits and those that paid.
