@@ -68,6 +68,9 @@
 //!   place: true cancellation.
 //! - **Shutdown** ends every worker, and its report names the calls still running at its
 //!   deadline.
+//! - **A worker that cannot start** (no descriptor free, no memory, a program that cannot run)
+//!   fails the call with [`ProcessErrorKind::Start`], never leaves it without an outcome;
+//!   the next call tries again.
 //! - **No zombie, no orphan**: every worker is reaped by its driver; a worker exits as soon as
 //!   the pipe from its pool closes, even in the middle of a call, so when the pool's process
 //!   exits, panics or is killed, its workers go too.

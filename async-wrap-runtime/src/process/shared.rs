@@ -123,6 +123,8 @@ impl Shared {
             call.finish(Err(ProcessErrorKind::ShutDown));
             return;
         }
+        // Who it is, should its driver fail to start.
+        let id = Arc::as_ptr(&call);
         state.queue.push_back(call);
         if state.idle > 0 {
             state.idle -= 1;
@@ -144,10 +146,26 @@ impl Shared {
         };
         state.slots[slot].taken = true;
         drop(state);
+        if let Err(why) = self.start_driver(slot) {
+            self.driver_failed(slot, id, &why);
+        }
+    }
+
+    /// Starts the driver thread of `slot`, with its wake-up socket pair: made here, so that a
+    /// failure to make it (no descriptor free) fails a call instead of a driver leaving
+    /// without a word.
+    fn start_driver(self: &Arc<Self>, slot: usize) -> Result<(), String> {
+        let (wake_rx, wake_tx) = UnixStream::pair()
+            .and_then(|(rx, tx)| {
+                rx.set_nonblocking(true)?;
+                tx.set_nonblocking(true)?;
+                Ok((rx, tx))
+            })
+            .map_err(|err| format!("cannot make a driver's wake-up socket pair: {err}"))?;
         let shared = Arc::clone(self);
         // `name` refuses a NUL (which `Builder::spawn` panics on); replaced here all the same,
         // so that a spawn never panics with the driver counted.
-        let spawned = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name(
                 format!(
                     "{}-driver",
@@ -156,38 +174,43 @@ impl Shared {
                 .replace('\0', "?"),
             )
             .stack_size(256 << 10)
-            .spawn(move || shared.drive(slot));
-        if let Err(err) = spawned {
-            let mut state = self.lock();
-            state.drivers -= 1;
-            state.slots[slot].taken = false;
-            // With no driver left, nobody would take the queue: fail it.
-            let failed: Vec<_> = if state.drivers == 0 {
-                state.queue.drain(..).collect()
-            } else {
-                Vec::new()
-            };
-            drop(state);
-            self.drained.notify_all();
-            for call in failed {
-                call.finish(Err(ProcessErrorKind::Start(format!(
-                    "cannot start a driver thread: {err}"
-                ))));
+            .spawn(move || shared.drive(slot, &wake_rx, wake_tx))
+            .map(drop)
+            .map_err(|err| format!("cannot start a driver thread: {err}"))
+    }
+
+    /// The driver of `slot` could not start: the call it was started for (`call`, its address)
+    /// fails with [`ProcessErrorKind::Start`] (unless another driver has taken it meanwhile),
+    /// and so does every queued call if no driver is left to take them.
+    fn driver_failed(&self, slot: usize, call: *const Call, why: &str) {
+        let mut state = self.lock();
+        state.drivers -= 1;
+        state.slots[slot].taken = false;
+        let mut failed: Vec<Arc<Call>> = Vec::new();
+        if let Some(at) = state
+            .queue
+            .iter()
+            .position(|queued| std::ptr::eq(Arc::as_ptr(queued), call))
+        {
+            failed.extend(state.queue.remove(at));
+        }
+        if state.drivers == 0 {
+            failed.extend(state.queue.drain(..));
+        }
+        state.metrics.failed += failed.len() as u64;
+        drop(state);
+        self.drained.notify_all();
+        for call in failed {
+            if call.counted.is_some() {
+                call.site.ended(End::Refused);
             }
+            call.finish(Err(ProcessErrorKind::Start(why.to_owned())));
         }
     }
 
     /// The driver thread of slot `slot`.
-    fn drive(self: Arc<Self>, slot: usize) {
+    fn drive(self: Arc<Self>, slot: usize, wake_rx: &UnixStream, wake_tx: UnixStream) {
         DRIVER_OF.with(|driver| driver.set(Arc::as_ptr(&self) as usize));
-        let Ok((wake_rx, wake_tx)) = UnixStream::pair().and_then(|(rx, tx)| {
-            rx.set_nonblocking(true)?;
-            tx.set_nonblocking(true)?;
-            Ok((rx, tx))
-        }) else {
-            self.leave(slot);
-            return;
-        };
         let wake_tx = Arc::new(wake_tx);
         let mut worker: Option<Worker> = None;
         let mut reply = Vec::new();
@@ -196,10 +219,10 @@ impl Shared {
             // never after: one written for the new call (its future dropped as it starts) must
             // reach the wait for its reply. (A late byte of an earlier call only wakes that
             // wait once, for nothing.)
-            worker_process::drain(&wake_rx);
+            worker_process::drain(wake_rx);
             match self.next_call(slot, &wake_tx, &mut worker) {
                 Next::Run(call) => {
-                    let outcome = self.run(&mut worker, &call, &wake_rx, &mut reply);
+                    let outcome = self.run(&mut worker, &call, wake_rx, &mut reply);
                     self.finished(slot, &call, outcome);
                     if let (Some(limit), Some(current)) =
                         (self.config.max_tasks_per_child, worker.as_ref())

@@ -95,11 +95,20 @@ impl Worker {
                 "its pipes were not set up".into(),
             )));
         };
+        let pidfd = match pidfd_open(pid) {
+            Ok(pidfd) => pidfd,
+            Err(err) => {
+                kill_and_reap(&mut child);
+                return Err(Some(ProcessErrorKind::Start(format!(
+                    "cannot open a pidfd for it: {err}"
+                ))));
+            }
+        };
         let mut worker = Worker {
             child,
             stdin: Some(stdin),
             stdout: BufReader::with_capacity(64 << 10, stdout),
-            pidfd: pidfd_open(pid),
+            pidfd,
             pid,
             calls: 0,
         };
@@ -357,15 +366,25 @@ fn kill_and_reap(child: &mut Child) -> Option<ExitStatus> {
     child.wait().ok()
 }
 
-/// A descriptor that becomes readable when process `pid` exits, if the kernel has them.
-fn pidfd_open(pid: u32) -> Option<OwnedFd> {
-    let pid = libc::pid_t::try_from(pid).ok()?;
+/// A descriptor that becomes readable when process `pid` exits: `Ok(None)` if the kernel has
+/// none to give (older than 5.3, or a sandbox that forbids the call), an error if it is out of
+/// descriptors or memory (the worker must not run on without one it could have had).
+fn pidfd_open(pid: u32) -> io::Result<Option<OwnedFd>> {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return Ok(None);
+    };
     // SAFETY: `pidfd_open` reads no memory; `pid` is a child not yet reaped, so it names that
     // child. The descriptor it returns (close-on-exec) is owned by the `OwnedFd` alone.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    let fd = RawFd::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    let Some(fd) = RawFd::try_from(fd).ok().filter(|fd| *fd >= 0) else {
+        let err = io::Error::last_os_error();
+        return match err.raw_os_error() {
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM) => Err(err),
+            _ => Ok(None),
+        };
+    };
     // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 /// The kind of error of a worker that died with `status`.
