@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_wrap::async_wrap;
-use async_wrap::process::{ProcessErrorKind, ProcessPool};
+use async_wrap::process::{ProcessError, ProcessErrorKind, ProcessPool};
 use futures::executor::block_on;
 use serde_bytes::ByteBuf;
 
@@ -1551,6 +1551,149 @@ fn a_call_fails_with_start_when_no_descriptor_is_free() {
     assert!(out.contains("stats: in_flight 0 "), "{out}");
 }
 
+/// Runs `scenario` on a thread of its own: its output, or, if it has none within `limit`,
+/// SIGKILLs `pid` (which unblocks the scenario, so that the rest of the run goes on) and fails.
+fn within_or_kill<T: Send + 'static>(
+    what: &str,
+    limit: Duration,
+    pid: u32,
+    scenario: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(scenario());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output,
+        Err(_) => {
+            kill(pid, libc::SIGKILL);
+            panic!("{what}: nothing within {limit:?} (process {pid} was then killed)")
+        }
+    }
+}
+
+/// Fails unless process `pid` is gone (or a zombie left to init) within 5 s; SIGKILLs it then,
+/// so that a failure leaves nothing behind.
+fn assert_gone_soon(pid: u32, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gone(pid) {
+        if Instant::now() > deadline {
+            let state = stat(pid);
+            kill(pid, libc::SIGCONT);
+            kill(pid, libc::SIGKILL);
+            panic!("{what}: process {pid} is still there after 5 s ({state:?}); now killed");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// `f`'s future, polled once (it is submitted to its pool), for a case that drops it later.
+fn submitted<F: std::future::Future + Unpin>(mut future: F) -> F {
+    let waker = futures::task::noop_waker();
+    let polled = std::pin::Pin::new(&mut future).poll(&mut std::task::Context::from_waker(&waker));
+    assert!(polled.is_pending());
+    future
+}
+
+static STOPPED: ProcessPool = ProcessPool::with_max_workers(1).name("stopped");
+static STOPPED_SHUT: ProcessPool = ProcessPool::with_max_workers(1).name("stopped-shut");
+
+#[async_wrap(executor = STOPPED, process)]
+fn stopped_pid() -> u32 {
+    std::process::id()
+}
+
+#[async_wrap(executor = STOPPED, process)]
+fn stopped_len(data: ByteBuf) -> u64 {
+    data.len() as u64
+}
+
+#[async_wrap(executor = STOPPED_SHUT, process)]
+fn stopped_shut_pid() -> u32 {
+    std::process::id()
+}
+
+#[async_wrap(executor = STOPPED_SHUT, process)]
+fn stopped_shut_len(data: ByteBuf) -> u64 {
+    data.len() as u64
+}
+
+/// An argument larger than a pipe's buffer (64 KiB).
+fn a_mebibyte() -> ByteBuf {
+    ByteBuf::from(vec![7; 1 << 20])
+}
+
+/// The pid of the worker that `pid` reports, stopped (`SIGSTOP`).
+fn a_stopped_worker(pid: impl std::future::Future<Output = Result<u32, ProcessError>>) -> u32 {
+    let pid = block_on(pid).unwrap();
+    kill(pid, libc::SIGSTOP);
+    eventually("the worker is stopped", || {
+        stat(pid).is_some_and(|(state, _)| state == "T")
+    });
+    pid
+}
+
+/// Was a defect, fixed (every write to a worker is polled, as its reads are, with the deadline,
+/// the wake-up socket and the pidfd): a call whose argument is larger than the pipe's buffer,
+/// sent to a stopped worker (`SIGSTOP`: a debugger, an operator, a cgroup freezer), blocked in
+/// `write` for ever: its deadline never fired.
+fn a_stopped_worker_sent_a_large_argument_meets_its_deadline() {
+    let pid = a_stopped_worker(stopped_pid());
+    let outcome = within_or_kill(
+        "the call past its deadline",
+        Duration::from_secs(5),
+        pid,
+        || block_on(stopped_len(a_mebibyte()).deadline(Duration::from_millis(300))),
+    );
+    let err = outcome.expect_err("the worker is stopped");
+    assert!(
+        matches!(err.kind(), ProcessErrorKind::DeadlineExceeded(_)),
+        "{err}"
+    );
+    assert_gone_soon(pid, "the stopped worker past the deadline");
+    assert_eq!(block_on(stopped_len(a_mebibyte())), Ok(1 << 20));
+}
+
+/// Was a defect, fixed (as above): dropping the future of a call blocked writing its argument
+/// to a stopped worker did not kill the worker: the driver, in `write`, never saw the drop.
+fn dropping_a_call_sending_to_a_stopped_worker_kills_the_worker() {
+    let pid = a_stopped_worker(stopped_pid());
+    let killed = STOPPED.metrics().killed;
+    let call = submitted(stopped_len(a_mebibyte()));
+    eventually("the driver sends the call", || {
+        STOPPED.metrics().running == 1
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    drop(call);
+    assert_gone_soon(pid, "the stopped worker of a dropped call");
+    eventually("the call counts as killed", || {
+        STOPPED.metrics().killed == killed + 1
+    });
+    assert_eq!(block_on(stopped_len(a_mebibyte())), Ok(1 << 20));
+}
+
+/// Was a defect, fixed (as above): `shutdown_timeout(200 ms)` with a call blocked writing its
+/// argument to a stopped worker had not returned after 5 s (the driver, in `write`, never saw
+/// the shutdown). Now it returns, names the call, and the worker is gone.
+fn shutdown_timeout_is_bounded_while_sending_to_a_stopped_worker() {
+    let pid = a_stopped_worker(stopped_shut_pid());
+    let call = std::thread::spawn(|| block_on(stopped_shut_len(a_mebibyte())));
+    eventually("the driver sends the call", || {
+        STOPPED_SHUT.metrics().running == 1
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let report = within_or_kill(
+        "shutdown_timeout(200 ms)",
+        Duration::from_secs(5),
+        pid,
+        || STOPPED_SHUT.shutdown_timeout(Duration::from_millis(200)),
+    );
+    assert_eq!(report.still_running.len(), 1, "{report:?}");
+    let err = call.join().unwrap().expect_err("killed by the shutdown");
+    assert_eq!(err.kind(), &ProcessErrorKind::ShutDown, "{err}");
+    assert_gone_soon(pid, "the stopped worker at shutdown");
+}
+
 fn no_child_is_left() {
     for pool in [
         &PROCS,
@@ -1562,6 +1705,7 @@ fn no_child_is_left() {
         &OTHER,
         &SLOW_START,
         &EDGE,
+        &STOPPED,
     ] {
         pool.shutdown();
     }
@@ -1770,6 +1914,18 @@ fn main() {
         (
             "a_call_fails_with_start_when_no_descriptor_is_free",
             a_call_fails_with_start_when_no_descriptor_is_free,
+        ),
+        (
+            "a_stopped_worker_sent_a_large_argument_meets_its_deadline",
+            a_stopped_worker_sent_a_large_argument_meets_its_deadline,
+        ),
+        (
+            "dropping_a_call_sending_to_a_stopped_worker_kills_the_worker",
+            dropping_a_call_sending_to_a_stopped_worker_kills_the_worker,
+        ),
+        (
+            "shutdown_timeout_is_bounded_while_sending_to_a_stopped_worker",
+            shutdown_timeout_is_bounded_while_sending_to_a_stopped_worker,
         ),
         ("no_child_is_left", no_child_is_left),
     ];

@@ -65,7 +65,9 @@
 //!   foreground group) is the program's to handle, and does not kill the running calls.
 //! - **Dropping a running call's future, or passing its deadline, kills its worker**
 //!   (`SIGTERM`, then `SIGKILL` after [`kill_grace`](ProcessPool::kill_grace)) and frees its
-//!   place: true cancellation.
+//!   place: true cancellation, even of a worker that is stopped (`SIGSTOP`) or does not read
+//!   its arguments: every write to a worker, like every read, waits in `poll` with the
+//!   deadline, the drop and the shutdown.
 //! - **Shutdown** ends every worker, and its report names the calls still running at its
 //!   deadline.
 //! - **A worker that cannot start** (no descriptor free, no memory, a program that cannot run)

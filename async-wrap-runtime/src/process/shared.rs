@@ -363,20 +363,18 @@ impl Shared {
         let deadline = call
             .deadline
             .and_then(|deadline| Instant::now().checked_add(deadline));
-        let sent = current.send(&mut request);
-        drop(request);
-        let outcome = match sent {
-            Ok(()) => current.reply(reply, wake, deadline, || {
-                call.is_abandoned() || self.lock().killing
-            }),
+        let stop = || call.is_abandoned() || self.lock().killing;
+        let sent = match request.bytes() {
+            Ok(bytes) => current.send(bytes, wake, deadline, stop),
             // Nothing was written: the worker is fine, the request was not.
-            Err(err) if err.kind() == std::io::ErrorKind::InvalidInput => {
+            Err(err) => {
                 return Err(ProcessErrorKind::Serialization(format!(
                     "the arguments cannot be sent: {err}"
                 )));
             }
-            Err(_) => Err(NoReply::Died),
         };
+        drop(request);
+        let outcome = sent.and_then(|()| current.reply(reply, wake, deadline, stop));
         let Err(no_reply) = outcome else {
             return Ok(Reply {
                 body: std::mem::take(reply),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::Config;
 use super::error::ProcessErrorKind;
-use super::wire::{self, Frame};
+use super::wire;
 use super::worker::{WORKER_ENV, fingerprint, init_called};
 
 /// The program a pool runs when none is configured: the file this process runs, even if it was
@@ -95,6 +95,13 @@ impl Worker {
                 "its pipes were not set up".into(),
             )));
         };
+        // Writes never block: they wait in `poll`, with the deadline and the wake-up socket.
+        if let Err(err) = set_nonblocking(stdin.as_raw_fd()) {
+            kill_and_reap(&mut child);
+            return Err(Some(ProcessErrorKind::Start(format!(
+                "cannot make its stdin non-blocking: {err}"
+            ))));
+        }
         let pidfd = match pidfd_open(pid) {
             Ok(pidfd) => pidfd,
             Err(err) => {
@@ -121,10 +128,54 @@ impl Worker {
         }
     }
 
-    /// Reads `buf.len()` bytes from the worker's stdout, polling before every read with the
-    /// time left until `deadline`, its pidfd (a process it forked may hold its stdout open
-    /// after it died), and `wake` (then `stop` says whether to give up). Never blocks in a
-    /// read: a worker that dies in the middle of a frame is seen too.
+    /// Waits until `fd` (the worker's stdout or stdin) is ready for `events`, polling it with
+    /// the time left until `deadline`, the worker's pidfd (a process it forked may hold its
+    /// pipes open after it died), and `wake` (then `stop` says whether to give up). Every read
+    /// and write of a worker's pipes waits here first, so a worker that dies, hangs or is
+    /// stopped in the middle of a frame never blocks its driver.
+    fn wait_ready(
+        &self,
+        fd: RawFd,
+        events: libc::c_short,
+        deadline: Option<Instant>,
+        wake: &UnixStream,
+        stop: &impl Fn() -> bool,
+    ) -> Result<(), NoReply> {
+        let pidfd = self.pidfd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+        loop {
+            let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|left| left.is_zero()) {
+                return Err(NoReply::Deadline);
+            }
+            let mut fds = [
+                pollfd(fd, events),
+                pollfd(wake.as_raw_fd(), libc::POLLIN),
+                pollfd(pidfd, libc::POLLIN),
+            ];
+            poll(&mut fds, left).map_err(NoReply::Io)?;
+            if fds[0].revents == 0 && fds[2].revents != 0 {
+                // It exited: what it wrote just before is read first.
+                let mut again = [pollfd(fd, events)];
+                let _ = poll(&mut again, Some(Duration::ZERO));
+                if again[0].revents & events == 0 {
+                    return Err(NoReply::Died);
+                }
+                fds[0].revents = again[0].revents;
+            }
+            if fds[0].revents != 0 {
+                return Ok(());
+            }
+            if fds[1].revents != 0 {
+                drain(wake);
+                if stop() {
+                    return Err(NoReply::Stopped);
+                }
+            }
+        }
+    }
+
+    /// Reads `buf.len()` bytes from the worker's stdout, each read after a
+    /// [`wait_ready`](Self::wait_ready) (unless bytes are buffered): never blocks in a read.
     fn read_polled(
         &mut self,
         buf: &mut [u8],
@@ -133,44 +184,49 @@ impl Worker {
         stop: &impl Fn() -> bool,
     ) -> Result<(), NoReply> {
         let out = self.stdout.get_ref().as_raw_fd();
-        let pidfd = self.pidfd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
         let mut got = 0;
         while got < buf.len() {
             if self.stdout.buffer().is_empty() {
-                let left =
-                    deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
-                if left.is_some_and(|left| left.is_zero()) {
-                    return Err(NoReply::Deadline);
-                }
-                let mut fds = [
-                    pollfd(out, libc::POLLIN),
-                    pollfd(wake.as_raw_fd(), libc::POLLIN),
-                    pollfd(pidfd, libc::POLLIN),
-                ];
-                poll(&mut fds, left).map_err(NoReply::Io)?;
-                if fds[0].revents == 0 && fds[2].revents != 0 {
-                    // It exited: what it wrote just before is read first.
-                    let mut again = [pollfd(out, libc::POLLIN)];
-                    let _ = poll(&mut again, Some(Duration::ZERO));
-                    if again[0].revents & libc::POLLIN == 0 {
-                        return Err(NoReply::Died);
-                    }
-                    fds[0].revents = again[0].revents;
-                }
-                if fds[0].revents == 0 {
-                    if fds[1].revents != 0 {
-                        drain(wake);
-                        if stop() {
-                            return Err(NoReply::Stopped);
-                        }
-                    }
-                    continue;
-                }
+                self.wait_ready(out, libc::POLLIN, deadline, wake, stop)?;
             }
             match self.stdout.read(&mut buf[got..]) {
                 Ok(0) => return Err(NoReply::Died),
                 Ok(n) => got += n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(NoReply::Io(err)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` to the worker's stdin (non-blocking), after a
+    /// [`wait_ready`](Self::wait_ready) whenever its pipe is full: never blocks in a write,
+    /// so a stopped or hung worker that does not read meets the deadline, the drop of the
+    /// call's future and a shutdown as a reply's wait does.
+    fn write_polled(
+        &self,
+        bytes: &[u8],
+        deadline: Option<Instant>,
+        wake: &UnixStream,
+        stop: &impl Fn() -> bool,
+    ) -> Result<(), NoReply> {
+        let Some(stdin) = &self.stdin else {
+            return Err(NoReply::Died);
+        };
+        let fd = stdin.as_raw_fd();
+        let mut sent = 0;
+        while sent < bytes.len() {
+            match io::Write::write(&mut &*stdin, &bytes[sent..]) {
+                Ok(0) => return Err(NoReply::Io(io::ErrorKind::WriteZero.into())),
+                Ok(n) => sent += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait_ready(fd, libc::POLLOUT, deadline, wake, stop)?;
+                }
+                // Its reader is gone: the worker died (or closed its stdin).
+                Err(err) if err.kind() == io::ErrorKind::BrokenPipe => {
+                    return Err(NoReply::Died);
+                }
                 Err(err) => return Err(NoReply::Io(err)),
             }
         }
@@ -261,12 +317,15 @@ impl Worker {
         matches!(poll(&mut fds, Some(Duration::ZERO)), Ok(0))
     }
 
-    /// Sends a request.
-    pub(super) fn send(&mut self, request: &mut Frame) -> io::Result<()> {
-        match &mut self.stdin {
-            Some(stdin) => request.send(stdin),
-            None => Err(io::ErrorKind::BrokenPipe.into()),
-        }
+    /// Sends a request, until `deadline`, or until `wake` is written to and `stop` says so.
+    pub(super) fn send(
+        &self,
+        request: &[u8],
+        wake: &UnixStream,
+        deadline: Option<Instant>,
+        stop: impl Fn() -> bool,
+    ) -> Result<(), NoReply> {
+        self.write_polled(request, deadline, wake, &stop)
     }
 
     /// Waits for the reply, until `deadline`, or until `wake` is written to and `stop` says
@@ -400,6 +459,18 @@ pub(super) fn crashed(pid: u32, status: Option<ExitStatus>) -> ProcessErrorKind 
 pub(super) fn drain(wake: &UnixStream) {
     let mut buf = [0; 64];
     while matches!(io::Read::read(&mut &*wake, &mut buf), Ok(n) if n > 0) {}
+}
+
+/// Sets `O_NONBLOCK` on `fd`.
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: `fcntl(F_GETFL)` and `fcntl(F_SETFL)` read no memory; `fd` is open (a pipe of
+    // this process's, not shared with the worker: only its other end is).
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
