@@ -1694,6 +1694,52 @@ fn shutdown_timeout_is_bounded_while_sending_to_a_stopped_worker() {
     assert_gone_soon(pid, "the stopped worker at shutdown");
 }
 
+static GROUP: ProcessPool = ProcessPool::with_max_workers(1).name("group");
+
+/// Starts `sleep 30`, reports its pid in `path`, and hangs.
+#[async_wrap(executor = GROUP, process)]
+fn start_a_sleeper_and_hang(path: PathBuf) -> u32 {
+    // Never waited for: it is the process the kill must not leave behind.
+    #[allow(clippy::zombie_processes)]
+    let sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, sleeper.id().to_string()).unwrap();
+    std::fs::rename(&partial, &path).unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+    1
+}
+
+/// Was a defect, fixed (a worker killed for a deadline, a dropped future or a shutdown is
+/// killed with its process group): a body that started a program (`sleep 30`) and was killed
+/// at its deadline left the program running, re-parented to init.
+fn a_call_killed_at_its_deadline_leaves_no_grandchild() {
+    let path = temp_path("group-deadline");
+    let _ = std::fs::remove_file(&path);
+    let call = std::thread::spawn({
+        let path = path.clone();
+        move || block_on(start_a_sleeper_and_hang(path).deadline(Duration::from_secs(2)))
+    });
+    let sleeper = pid_in(&path);
+    let err = call.join().unwrap().expect_err("past its deadline");
+    assert!(
+        matches!(err.kind(), ProcessErrorKind::DeadlineExceeded(_)),
+        "{err}"
+    );
+    assert_gone_soon(sleeper, "the program a body killed at its deadline started");
+    let _ = std::fs::remove_file(&path);
+}
+
+/// Was a defect, fixed (as above): the same, with the call's future dropped.
+fn a_dropped_call_leaves_no_grandchild() {
+    let path = temp_path("group-drop");
+    let _ = std::fs::remove_file(&path);
+    let call = submitted(start_a_sleeper_and_hang(path.clone()));
+    let sleeper = pid_in(&path);
+    drop(call);
+    assert_gone_soon(sleeper, "the program a dropped call's body started");
+    let _ = std::fs::remove_file(&path);
+}
+
 fn no_child_is_left() {
     for pool in [
         &PROCS,
@@ -1706,6 +1752,7 @@ fn no_child_is_left() {
         &SLOW_START,
         &EDGE,
         &STOPPED,
+        &GROUP,
     ] {
         pool.shutdown();
     }
@@ -1926,6 +1973,14 @@ fn main() {
         (
             "shutdown_timeout_is_bounded_while_sending_to_a_stopped_worker",
             shutdown_timeout_is_bounded_while_sending_to_a_stopped_worker,
+        ),
+        (
+            "a_call_killed_at_its_deadline_leaves_no_grandchild",
+            a_call_killed_at_its_deadline_leaves_no_grandchild,
+        ),
+        (
+            "a_dropped_call_leaves_no_grandchild",
+            a_dropped_call_leaves_no_grandchild,
         ),
         ("no_child_is_left", no_child_is_left),
     ];

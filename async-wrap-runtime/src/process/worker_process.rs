@@ -357,14 +357,36 @@ impl Worker {
         self.reap(grace);
     }
 
-    /// Ends the worker: `SIGTERM`, and `SIGKILL` if it is still there after `grace`. Returns
-    /// its exit status.
+    /// Ends the worker and its process group (the processes its bodies started, unless they
+    /// left it): `SIGTERM` to them, then, once the worker has exited or `grace` has passed,
+    /// `SIGKILL`; then reaps the worker. Returns its exit status.
     pub(super) fn kill(mut self, grace: Duration) -> Option<ExitStatus> {
         self.stdin = None;
         if !grace.is_zero() {
+            self.signal_group(libc::SIGTERM);
             self.signal(libc::SIGTERM);
+            self.wait_for_exit(grace);
         }
-        self.reap(grace)
+        // The group is killed before the worker is reaped (below): its id is the worker's pid,
+        // which no other process can take meanwhile.
+        self.signal_group(libc::SIGKILL);
+        self.signal(libc::SIGKILL);
+        self.child.wait().ok()
+    }
+
+    /// Sends `signal` to the worker's process group, whose id is its pid (it leads a group of
+    /// its own), and which the processes its bodies started are in unless they left it.
+    fn signal_group(&self, signal: libc::c_int) {
+        let Some(group) = libc::pid_t::try_from(self.pid).ok().filter(|pid| *pid > 1) else {
+            // Never `kill(-1)` (every process), nor `kill(0)` (the pool's own group).
+            return;
+        };
+        // SAFETY: `kill` reads no memory. The worker is not reaped yet (its driver reaps it
+        // after this), so its pid, the group's id, cannot name another process or group. (In
+        // a program that ignores `SIGCHLD`, the kernel reaps a worker as it exits; the group's
+        // id then stays taken while any process of the group lives, and could be reused only
+        // once the group is empty, after the pid numbers wrapped around meanwhile.)
+        unsafe { libc::kill(-group, signal) };
     }
 
     /// Sends `signal` to the worker: through its pidfd if it has one, which names this process
@@ -391,8 +413,8 @@ impl Worker {
         unsafe { libc::kill(pid, signal) };
     }
 
-    /// Waits up to `patience` for the worker to exit, then kills it (`SIGKILL`), and reaps it.
-    fn reap(&mut self, patience: Duration) -> Option<ExitStatus> {
+    /// Waits up to `patience` for the worker to exit, without reaping it.
+    fn wait_for_exit(&self, patience: Duration) {
         // Its pidfd is readable when it exits; else its stdout hangs up then (unless a process
         // it forked holds it).
         let _ = match &self.pidfd {
@@ -405,6 +427,11 @@ impl Worker {
                 Some(patience),
             ),
         };
+    }
+
+    /// Waits up to `patience` for the worker to exit, then kills it (`SIGKILL`), and reaps it.
+    fn reap(&mut self, patience: Duration) -> Option<ExitStatus> {
+        self.wait_for_exit(patience);
         if let Some(status) = self.exited_within(Duration::from_millis(20)) {
             return Some(status);
         }
