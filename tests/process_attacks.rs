@@ -1548,7 +1548,7 @@ fn a_call_fails_with_start_when_no_descriptor_is_free() {
             "pool {pool}:\n{out}"
         );
     }
-    assert!(out.contains("stats: in_flight 0 "), "{out}");
+    assert!(out.contains("stats: in_flight 0 panicked 0"), "{out}");
 }
 
 /// Runs `scenario` on a thread of its own: its output, or, if it has none within `limit`,
@@ -1740,6 +1740,76 @@ fn a_dropped_call_leaves_no_grandchild() {
     let _ = std::fs::remove_file(&path);
 }
 
+static NO_PROGRAM: ProcessPool = ProcessPool::with_max_workers(1)
+    .name("no-program")
+    .program("/nonexistent/async-wrap-worker")
+    .kill_grace(Duration::ZERO);
+static COUNTED: ProcessPool = ProcessPool::with_max_workers(1).name("counted");
+
+#[async_wrap(executor = NO_PROGRAM, process)]
+fn never_starts() -> u32 {
+    1
+}
+
+#[async_wrap(executor = COUNTED, process)]
+fn counted_abort() -> u32 {
+    std::process::abort()
+}
+
+#[async_wrap(executor = COUNTED, process)]
+fn counted_hang() -> u32 {
+    std::thread::sleep(Duration::from_secs(600));
+    1
+}
+
+/// The statistics of the call site of `process_attacks::name`.
+fn site(name: &str) -> async_wrap::CallStats {
+    async_wrap::call_sites()
+        .get(&format!("process_attacks::{name}"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no call site {name}"))
+}
+
+/// Was a defect, fixed (a call that never reached a worker counts as refused): a call whose
+/// worker could not start counted in the call-site statistics as `panicked`, with a run time,
+/// though no body ran. Also pins what is documented (`ProcessPool`, "Call-site statistics"): a
+/// crash and a kill at the deadline count as `panicked`.
+fn process_outcomes_count_in_call_site_statistics_as_documented() {
+    let err = block_on(never_starts()).expect_err("no such program");
+    assert!(matches!(err.kind(), ProcessErrorKind::Start(_)), "{err}");
+    let stats = site("never_starts");
+    assert_eq!(
+        (stats.calls, stats.in_flight, stats.refused, stats.panicked),
+        (1, 0, 1, 0),
+        "{stats:?}"
+    );
+    assert_eq!(stats.run_time.count(), 0);
+
+    let err = block_on(counted_abort()).expect_err("it aborts");
+    assert!(
+        matches!(err.kind(), ProcessErrorKind::Crashed { .. }),
+        "{err}"
+    );
+    let err = block_on(counted_hang().deadline(Duration::from_millis(200))).expect_err("hangs");
+    assert!(
+        matches!(err.kind(), ProcessErrorKind::DeadlineExceeded(_)),
+        "{err}"
+    );
+    for name in ["counted_abort", "counted_hang"] {
+        let stats = site(name);
+        assert_eq!(
+            (
+                stats.calls,
+                stats.in_flight,
+                stats.panicked,
+                stats.run_time.count()
+            ),
+            (1, 0, 1, 1),
+            "{name}: {stats:?}"
+        );
+    }
+}
+
 fn no_child_is_left() {
     for pool in [
         &PROCS,
@@ -1753,6 +1823,8 @@ fn no_child_is_left() {
         &EDGE,
         &STOPPED,
         &GROUP,
+        &NO_PROGRAM,
+        &COUNTED,
     ] {
         pool.shutdown();
     }
@@ -1981,6 +2053,10 @@ fn main() {
         (
             "a_dropped_call_leaves_no_grandchild",
             a_dropped_call_leaves_no_grandchild,
+        ),
+        (
+            "process_outcomes_count_in_call_site_statistics_as_documented",
+            process_outcomes_count_in_call_site_statistics_as_documented,
         ),
         ("no_child_is_left", no_child_is_left),
     ];

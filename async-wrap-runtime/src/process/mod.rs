@@ -139,6 +139,23 @@ use shared::Shared;
 /// - the workers of a process pool used in a body (in groups of their own): they exit when
 ///   their pool's pipe closes, as the killed worker dies.
 ///
+/// # Call-site statistics
+///
+/// A process call counts in [`call_sites`](crate::call_sites) as any call does, in one of
+/// the four ends [`CallStats`](crate::CallStats) has:
+///
+/// | end | the process call |
+/// |---|---|
+/// | `completed` | its body returned a value (even if the caller then fails to decode it) |
+/// | `panicked` | it reached a worker and no value came back: the body panicked, or the worker crashed ([`Crashed`](ProcessErrorKind::Crashed)), was killed at the deadline ([`DeadlineExceeded`](ProcessErrorKind::DeadlineExceeded)), at the drop of the future or at a shutdown's deadline ([`ShutDown`](ProcessErrorKind::ShutDown)), its pipe failed ([`Io`](ProcessErrorKind::Io)), or it could not find the function or decode the arguments or encode the result ([`UnknownFunction`](ProcessErrorKind::UnknownFunction), [`Serialization`](ProcessErrorKind::Serialization)) |
+/// | `cancelled` | its future was dropped before it reached a worker (queued, or while its worker started) |
+/// | `refused` | it never reached a worker otherwise: the pool was shut down, or no driver thread or worker could be started ([`Start`](ProcessErrorKind::Start), [`NotAWorker`](ProcessErrorKind::NotAWorker), [`OtherBuild`](ProcessErrorKind::OtherBuild)) |
+///
+/// The run time is recorded for `completed` and `panicked` (from the moment its driver took
+/// the call, a worker's start included); [`metrics`](Self::metrics) tells a panic, a crash
+/// and a kill apart. A call whose arguments cannot be encoded fails at its first poll and is
+/// not counted.
+///
 /// ```
 /// use std::time::Duration;
 /// use async_wrap_runtime::process::ProcessPool;

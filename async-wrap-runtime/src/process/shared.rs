@@ -65,6 +65,15 @@ struct State {
     metrics: ProcessMetrics,
 }
 
+/// How far a call that a driver took got.
+enum Ran {
+    /// It never reached a worker: none could be started (or its start was stopped), or the
+    /// request could not be sent. No body ran.
+    NotSent(ProcessErrorKind),
+    /// It was sent to a worker: the reply, or why none came.
+    Sent(Result<Reply, ProcessErrorKind>),
+}
+
 /// What a driver does next.
 enum Next {
     Run(Arc<Call>),
@@ -330,14 +339,14 @@ impl Shared {
         call: &Call,
         wake: &UnixStream,
         reply: &mut Vec<u8>,
-    ) -> Result<Reply, ProcessErrorKind> {
+    ) -> Ran {
         let Some(mut request) = call
             .request
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
         else {
-            return Err(ProcessErrorKind::Io("the call was sent twice".into()));
+            return Ran::NotSent(ProcessErrorKind::Io("the call was sent twice".into()));
         };
         // One that died while idle is replaced before the call is sent to it.
         if worker.as_ref().is_some_and(|current| !current.is_alive()) {
@@ -350,8 +359,10 @@ impl Shared {
         } else {
             let started = Instant::now();
             let stop = || call.is_abandoned() || self.lock().killing;
-            let new = Worker::start(&self.config, wake, stop)
-                .map_err(|kind| kind.unwrap_or(ProcessErrorKind::ShutDown))?;
+            let new = match Worker::start(&self.config, wake, stop) {
+                Ok(new) => new,
+                Err(kind) => return Ran::NotSent(kind.unwrap_or(ProcessErrorKind::ShutDown)),
+            };
             let mut state = self.lock();
             state.metrics.workers_started += 1;
             state.metrics.worker_start_total += started.elapsed();
@@ -368,7 +379,7 @@ impl Shared {
             Ok(bytes) => current.send(bytes, wake, deadline, stop),
             // Nothing was written: the worker is fine, the request was not.
             Err(err) => {
-                return Err(ProcessErrorKind::Serialization(format!(
+                return Ran::NotSent(ProcessErrorKind::Serialization(format!(
                     "the arguments cannot be sent: {err}"
                 )));
             }
@@ -376,16 +387,16 @@ impl Shared {
         drop(request);
         let outcome = sent.and_then(|()| current.reply(reply, wake, deadline, stop));
         let Err(no_reply) = outcome else {
-            return Ok(Reply {
+            return Ran::Sent(Ok(Reply {
                 body: std::mem::take(reply),
                 pid,
-            });
+            }));
         };
         let Some(current) = worker.take() else {
             unreachable!("the worker ran the call")
         };
         let grace = self.config.kill_grace;
-        match no_reply {
+        Ran::Sent(match no_reply {
             NoReply::Died => Err(worker_process::crashed(pid, current.died())),
             NoReply::Deadline => {
                 current.kill(grace);
@@ -401,25 +412,38 @@ impl Shared {
                 current.kill(Duration::ZERO);
                 Err(ProcessErrorKind::Io(err.to_string()))
             }
-        }
+        })
     }
 
     /// Counts a call's outcome, frees the slot, and completes the future.
-    fn finished(&self, slot: usize, call: &Call, outcome: Result<Reply, ProcessErrorKind>) {
+    fn finished(&self, slot: usize, call: &Call, ran: Ran) {
+        let (outcome, sent) = match ran {
+            Ran::NotSent(kind) => (Err(kind), false),
+            Ran::Sent(outcome) => (outcome, true),
+        };
         let mut state = self.lock();
         let started = state.slots[slot]
             .running
             .take()
             .map(|running| running.since);
         if let (Some(submitted), Some(started)) = (call.counted, started) {
-            // A call that did not return (a panic, a crash, a kill) counts as panicked.
-            let returned =
-                matches!(&outcome, Ok(reply) if reply.body.first() == Some(&(Tag::Returned as u8)));
-            call.site.ran(
-                !returned,
-                nanos(started.saturating_duration_since(submitted)),
-                nanos(started.elapsed()),
-            );
+            if sent {
+                // A call sent to a worker that did not return (a panic, a crash, a kill, a
+                // reply saying it could not run) counts as panicked: see the `ProcessPool`
+                // docs, "Call-site statistics".
+                let returned = matches!(&outcome, Ok(reply) if reply.body.first() == Some(&(Tag::Returned as u8)));
+                call.site.ran(
+                    !returned,
+                    nanos(started.saturating_duration_since(submitted)),
+                    nanos(started.elapsed()),
+                );
+            } else if call.is_abandoned() {
+                // Dropped while its worker started: no body ran.
+                call.site.ended(End::Cancelled);
+            } else {
+                // No worker could take it: no body ran.
+                call.site.ended(End::Refused);
+            }
         }
         let metrics = &mut state.metrics;
         match &outcome {
