@@ -127,8 +127,8 @@ use shared::Shared;
 /// # Killed workers
 ///
 /// A worker killed for a call's deadline, its dropped future or a shutdown's deadline is killed
-/// with its process group: each worker leads a group of its own, which the processes its
-/// bodies start (`Command::spawn`, `fork`) join. They get `SIGTERM` with the worker, and
+/// with its process group: each worker leads a group of its own, and the processes its
+/// bodies start (`Command::spawn`, `fork`) are in it. They get `SIGTERM` with the worker, and
 /// `SIGKILL` once it has exited or the grace period has passed. What survives:
 ///
 /// - a process that left the group: one that called `setsid` or `setpgid` (a daemon, a
