@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_wrap::async_wrap;
-use async_wrap::process::{ProcessErrorKind, ProcessPool};
+use async_wrap::process::{ProcessError, ProcessErrorKind, ProcessPool};
 use futures::executor::block_on;
 use serde_bytes::ByteBuf;
 
@@ -1423,6 +1423,393 @@ fn shutdown_lets_a_call_queued_during_a_retirement_finish() {
     );
 }
 
+// ---------------------------------------------------------------------------------------------
+// Third round (branch defects-process): no descriptor free, a stopped worker, grandchildren,
+// the call-site statistics of process outcomes.
+
+/// Runs this binary in `role` under a watchdog of `limit` (past it, the child is killed and the
+/// case fails): its stdout.
+fn run_role_within(role: &str, limit: Duration) -> String {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env("ASYNC_WRAP_ATTACK_ROLE", role)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("role {role}: still running after {limit:?} (killed)");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(status.success(), "role {role}: {status}\n{out}");
+    out
+}
+
+static NO_FDS: [ProcessPool; 8] = [const { ProcessPool::with_max_workers(1).name("no-fds") }; 8];
+static NO_FDS_AT: AtomicUsize = AtomicUsize::new(0);
+
+#[async_wrap(executor = NO_FDS[NO_FDS_AT.load(Ordering::SeqCst)], process)]
+fn no_fds_add(a: u32, b: u32) -> u32 {
+    a + b
+}
+
+/// The "no-fds" role: fills the descriptor table (its limit lowered to 256), frees 0, 1, 2, ...
+/// descriptors and makes a call with each, on a pool of its own; then frees them all and calls
+/// each pool again. Prints how each call ended, or exits with 1 if one has no outcome in 10 s.
+fn calls_with_few_descriptors() {
+    let outcome_within = |what: String, pool: usize| {
+        NO_FDS_AT.store(pool, Ordering::SeqCst);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(block_on(no_fds_add(pool as u32, 1)));
+        });
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(sum)) => println!("{what}: Ok({sum})"),
+            Ok(Err(err)) => println!("{what}: {:?}", err.kind()),
+            Err(_) => {
+                println!("{what}: no outcome within 10 s");
+                std::process::exit(1);
+            }
+        }
+    };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write only `limit`.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit);
+        limit.rlim_cur = limit.rlim_max.min(256);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit);
+    }
+    let mut filler: Vec<i32> = Vec::new();
+    for free in 0..NO_FDS.len() {
+        // SAFETY: fcntl(F_DUPFD_CLOEXEC) reads no memory: a new descriptor for stderr, which
+        // only `filler` holds (close-on-exec: the workers do not inherit it).
+        loop {
+            let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 0) };
+            if fd < 0 {
+                break;
+            }
+            filler.push(fd);
+        }
+        for _ in 0..free {
+            // SAFETY: `fd` is a descriptor of `filler`, closed once.
+            unsafe { libc::close(filler.pop().unwrap()) };
+        }
+        outcome_within(format!("{free} free"), free);
+    }
+    for fd in filler.drain(..) {
+        // SAFETY: as above.
+        unsafe { libc::close(fd) };
+    }
+    for pool in 0..NO_FDS.len() {
+        outcome_within(format!("then pool {pool}"), pool);
+    }
+    let stats = async_wrap::call_sites()
+        .get("process_attacks::no_fds_add")
+        .cloned()
+        .unwrap();
+    println!(
+        "stats: in_flight {} panicked {}",
+        stats.in_flight, stats.panicked
+    );
+}
+
+/// Was a defect, fixed (the driver's wake-up socket pair is made before its thread starts, and
+/// a failure to make it fails the call): with no descriptor free, or one, a call had no outcome
+/// (the driver thread, unable to make its socket pair, left without a word, and the call stayed
+/// queued for ever); with 2 to 5 free it failed with `Start(... Too many open files)`. Now each
+/// fails with `Start`, and once descriptors are free again every pool runs calls.
+fn a_call_fails_with_start_when_no_descriptor_is_free() {
+    let out = run_role_within("no-fds", Duration::from_secs(100));
+    for free in 0..NO_FDS.len() {
+        let line = out
+            .lines()
+            .find(|line| line.starts_with(&format!("{free} free: ")))
+            .unwrap_or_else(|| panic!("no line for {free} free:\n{out}"));
+        let failed = line.contains(": Start(") && line.contains("Too many open files");
+        // Enough descriptors to start a worker (6, with std's spawn today) may be enough.
+        let ok = line.ends_with(&format!(": Ok({})", free + 1));
+        assert!(failed || (free > 3 && ok), "{line}\n{out}");
+    }
+    for pool in 0..NO_FDS.len() {
+        assert!(
+            out.contains(&format!("then pool {pool}: Ok({})", pool + 1)),
+            "pool {pool}:\n{out}"
+        );
+    }
+    assert!(out.contains("stats: in_flight 0 panicked 0"), "{out}");
+}
+
+/// Runs `scenario` on a thread of its own: its output, or, if it has none within `limit`,
+/// SIGKILLs `pid` (which unblocks the scenario, so that the rest of the run goes on) and fails.
+fn within_or_kill<T: Send + 'static>(
+    what: &str,
+    limit: Duration,
+    pid: u32,
+    scenario: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(scenario());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output,
+        Err(_) => {
+            kill(pid, libc::SIGKILL);
+            panic!("{what}: nothing within {limit:?} (process {pid} was then killed)")
+        }
+    }
+}
+
+/// Fails unless process `pid` is gone (or a zombie left to init) within 5 s; SIGKILLs it then,
+/// so that a failure leaves nothing behind.
+fn assert_gone_soon(pid: u32, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gone(pid) {
+        if Instant::now() > deadline {
+            let state = stat(pid);
+            kill(pid, libc::SIGCONT);
+            kill(pid, libc::SIGKILL);
+            panic!("{what}: process {pid} is still there after 5 s ({state:?}); now killed");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// `f`'s future, polled once (it is submitted to its pool), for a case that drops it later.
+fn submitted<F: std::future::Future + Unpin>(mut future: F) -> F {
+    let waker = futures::task::noop_waker();
+    let polled = std::pin::Pin::new(&mut future).poll(&mut std::task::Context::from_waker(&waker));
+    assert!(polled.is_pending());
+    future
+}
+
+static STOPPED: ProcessPool = ProcessPool::with_max_workers(1).name("stopped");
+static STOPPED_SHUT: ProcessPool = ProcessPool::with_max_workers(1).name("stopped-shut");
+
+#[async_wrap(executor = STOPPED, process)]
+fn stopped_pid() -> u32 {
+    std::process::id()
+}
+
+#[async_wrap(executor = STOPPED, process)]
+fn stopped_len(data: ByteBuf) -> u64 {
+    data.len() as u64
+}
+
+#[async_wrap(executor = STOPPED_SHUT, process)]
+fn stopped_shut_pid() -> u32 {
+    std::process::id()
+}
+
+#[async_wrap(executor = STOPPED_SHUT, process)]
+fn stopped_shut_len(data: ByteBuf) -> u64 {
+    data.len() as u64
+}
+
+/// An argument larger than a pipe's buffer (64 KiB).
+fn a_mebibyte() -> ByteBuf {
+    ByteBuf::from(vec![7; 1 << 20])
+}
+
+/// The pid of the worker that `pid` reports, stopped (`SIGSTOP`).
+fn a_stopped_worker(pid: impl std::future::Future<Output = Result<u32, ProcessError>>) -> u32 {
+    let pid = block_on(pid).unwrap();
+    kill(pid, libc::SIGSTOP);
+    eventually("the worker is stopped", || {
+        stat(pid).is_some_and(|(state, _)| state == "T")
+    });
+    pid
+}
+
+/// Was a defect, fixed (every write to a worker is polled, as its reads are, with the deadline,
+/// the wake-up socket and the pidfd): a call whose argument is larger than the pipe's buffer,
+/// sent to a stopped worker (`SIGSTOP`: a debugger, an operator, a cgroup freezer), blocked in
+/// `write` for ever: its deadline never fired.
+fn a_stopped_worker_sent_a_large_argument_meets_its_deadline() {
+    let pid = a_stopped_worker(stopped_pid());
+    let outcome = within_or_kill(
+        "the call past its deadline",
+        Duration::from_secs(5),
+        pid,
+        || block_on(stopped_len(a_mebibyte()).deadline(Duration::from_millis(300))),
+    );
+    let err = outcome.expect_err("the worker is stopped");
+    assert!(
+        matches!(err.kind(), ProcessErrorKind::DeadlineExceeded(_)),
+        "{err}"
+    );
+    assert_gone_soon(pid, "the stopped worker past the deadline");
+    assert_eq!(block_on(stopped_len(a_mebibyte())), Ok(1 << 20));
+}
+
+/// Was a defect, fixed (as above): dropping the future of a call blocked writing its argument
+/// to a stopped worker did not kill the worker: the driver, in `write`, never saw the drop.
+fn dropping_a_call_sending_to_a_stopped_worker_kills_the_worker() {
+    let pid = a_stopped_worker(stopped_pid());
+    let killed = STOPPED.metrics().killed;
+    let call = submitted(stopped_len(a_mebibyte()));
+    eventually("the driver sends the call", || {
+        STOPPED.metrics().running == 1
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    drop(call);
+    assert_gone_soon(pid, "the stopped worker of a dropped call");
+    eventually("the call counts as killed", || {
+        STOPPED.metrics().killed == killed + 1
+    });
+    assert_eq!(block_on(stopped_len(a_mebibyte())), Ok(1 << 20));
+}
+
+/// Was a defect, fixed (as above): `shutdown_timeout(200 ms)` with a call blocked writing its
+/// argument to a stopped worker had not returned after 5 s (the driver, in `write`, never saw
+/// the shutdown). Now it returns, names the call, and the worker is gone.
+fn shutdown_timeout_is_bounded_while_sending_to_a_stopped_worker() {
+    let pid = a_stopped_worker(stopped_shut_pid());
+    let call = std::thread::spawn(|| block_on(stopped_shut_len(a_mebibyte())));
+    eventually("the driver sends the call", || {
+        STOPPED_SHUT.metrics().running == 1
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let report = within_or_kill(
+        "shutdown_timeout(200 ms)",
+        Duration::from_secs(5),
+        pid,
+        || STOPPED_SHUT.shutdown_timeout(Duration::from_millis(200)),
+    );
+    assert_eq!(report.still_running.len(), 1, "{report:?}");
+    let err = call.join().unwrap().expect_err("killed by the shutdown");
+    assert_eq!(err.kind(), &ProcessErrorKind::ShutDown, "{err}");
+    assert_gone_soon(pid, "the stopped worker at shutdown");
+}
+
+static GROUP: ProcessPool = ProcessPool::with_max_workers(1).name("group");
+
+/// Starts `sleep 30`, reports its pid in `path`, and hangs.
+#[async_wrap(executor = GROUP, process)]
+fn start_a_sleeper_and_hang(path: PathBuf) -> u32 {
+    // Never waited for: it is the process the kill must not leave behind.
+    #[allow(clippy::zombie_processes)]
+    let sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, sleeper.id().to_string()).unwrap();
+    std::fs::rename(&partial, &path).unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+    1
+}
+
+/// Was a defect, fixed (a worker killed for a deadline, a dropped future or a shutdown is
+/// killed with its process group): a body that started a program (`sleep 30`) and was killed
+/// at its deadline left the program running, re-parented to init.
+fn a_call_killed_at_its_deadline_leaves_no_grandchild() {
+    let path = temp_path("group-deadline");
+    let _ = std::fs::remove_file(&path);
+    let call = std::thread::spawn({
+        let path = path.clone();
+        move || block_on(start_a_sleeper_and_hang(path).deadline(Duration::from_secs(2)))
+    });
+    let sleeper = pid_in(&path);
+    let err = call.join().unwrap().expect_err("past its deadline");
+    assert!(
+        matches!(err.kind(), ProcessErrorKind::DeadlineExceeded(_)),
+        "{err}"
+    );
+    assert_gone_soon(sleeper, "the program a body killed at its deadline started");
+    let _ = std::fs::remove_file(&path);
+}
+
+/// Was a defect, fixed (as above): the same, with the call's future dropped.
+fn a_dropped_call_leaves_no_grandchild() {
+    let path = temp_path("group-drop");
+    let _ = std::fs::remove_file(&path);
+    let call = submitted(start_a_sleeper_and_hang(path.clone()));
+    let sleeper = pid_in(&path);
+    drop(call);
+    assert_gone_soon(sleeper, "the program a dropped call's body started");
+    let _ = std::fs::remove_file(&path);
+}
+
+static NO_PROGRAM: ProcessPool = ProcessPool::with_max_workers(1)
+    .name("no-program")
+    .program("/nonexistent/async-wrap-worker")
+    .kill_grace(Duration::ZERO);
+static COUNTED: ProcessPool = ProcessPool::with_max_workers(1).name("counted");
+
+#[async_wrap(executor = NO_PROGRAM, process)]
+fn never_starts() -> u32 {
+    1
+}
+
+#[async_wrap(executor = COUNTED, process)]
+fn counted_abort() -> u32 {
+    std::process::abort()
+}
+
+#[async_wrap(executor = COUNTED, process)]
+fn counted_hang() -> u32 {
+    std::thread::sleep(Duration::from_secs(600));
+    1
+}
+
+/// The statistics of the call site of `process_attacks::name`.
+fn site(name: &str) -> async_wrap::CallStats {
+    async_wrap::call_sites()
+        .get(&format!("process_attacks::{name}"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no call site {name}"))
+}
+
+/// Was a defect, fixed (a call that never reached a worker counts as refused): a call whose
+/// worker could not start counted in the call-site statistics as `panicked`, with a run time,
+/// though no body ran. Also pins what is documented (`ProcessPool`, "Call-site statistics"): a
+/// crash and a kill at the deadline count as `panicked`.
+fn process_outcomes_count_in_call_site_statistics_as_documented() {
+    let err = block_on(never_starts()).expect_err("no such program");
+    assert!(matches!(err.kind(), ProcessErrorKind::Start(_)), "{err}");
+    let stats = site("never_starts");
+    assert_eq!(
+        (stats.calls, stats.in_flight, stats.refused, stats.panicked),
+        (1, 0, 1, 0),
+        "{stats:?}"
+    );
+    assert_eq!(stats.run_time.count(), 0);
+
+    let err = block_on(counted_abort()).expect_err("it aborts");
+    assert!(
+        matches!(err.kind(), ProcessErrorKind::Crashed { .. }),
+        "{err}"
+    );
+    let err = block_on(counted_hang().deadline(Duration::from_millis(200))).expect_err("hangs");
+    assert!(
+        matches!(err.kind(), ProcessErrorKind::DeadlineExceeded(_)),
+        "{err}"
+    );
+    for name in ["counted_abort", "counted_hang"] {
+        let stats = site(name);
+        assert_eq!(
+            (
+                stats.calls,
+                stats.in_flight,
+                stats.panicked,
+                stats.run_time.count()
+            ),
+            (1, 0, 1, 1),
+            "{name}: {stats:?}"
+        );
+    }
+}
+
 fn no_child_is_left() {
     for pool in [
         &PROCS,
@@ -1434,6 +1821,10 @@ fn no_child_is_left() {
         &OTHER,
         &SLOW_START,
         &EDGE,
+        &STOPPED,
+        &GROUP,
+        &NO_PROGRAM,
+        &COUNTED,
     ] {
         pool.shutdown();
     }
@@ -1473,6 +1864,10 @@ fn main() {
             // SAFETY: signal reads no memory of ours.
             unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
             println!("abort: {:?}", block_on(die_by_abort()));
+            return;
+        }
+        Ok("no-fds") => {
+            calls_with_few_descriptors();
             return;
         }
         Ok("broken-stderr") => {
@@ -1634,6 +2029,34 @@ fn main() {
         (
             "shutdown_lets_a_call_queued_during_a_retirement_finish",
             shutdown_lets_a_call_queued_during_a_retirement_finish,
+        ),
+        (
+            "a_call_fails_with_start_when_no_descriptor_is_free",
+            a_call_fails_with_start_when_no_descriptor_is_free,
+        ),
+        (
+            "a_stopped_worker_sent_a_large_argument_meets_its_deadline",
+            a_stopped_worker_sent_a_large_argument_meets_its_deadline,
+        ),
+        (
+            "dropping_a_call_sending_to_a_stopped_worker_kills_the_worker",
+            dropping_a_call_sending_to_a_stopped_worker_kills_the_worker,
+        ),
+        (
+            "shutdown_timeout_is_bounded_while_sending_to_a_stopped_worker",
+            shutdown_timeout_is_bounded_while_sending_to_a_stopped_worker,
+        ),
+        (
+            "a_call_killed_at_its_deadline_leaves_no_grandchild",
+            a_call_killed_at_its_deadline_leaves_no_grandchild,
+        ),
+        (
+            "a_dropped_call_leaves_no_grandchild",
+            a_dropped_call_leaves_no_grandchild,
+        ),
+        (
+            "process_outcomes_count_in_call_site_statistics_as_documented",
+            process_outcomes_count_in_call_site_statistics_as_documented,
         ),
         ("no_child_is_left", no_child_is_left),
     ];

@@ -407,6 +407,11 @@ impl SiteStats {
 
 /// A snapshot of one call site's statistics: from [`call_sites`](crate::call_sites).
 ///
+/// A call on a process pool (feature `process`) whose worker crashed, or was killed at its
+/// deadline, at the drop of its future or at a shutdown, counts as `panicked`; one that never
+/// reached a worker counts as `cancelled` or `refused`. The process pool's docs ("Call-site
+/// statistics") list each outcome, and its metrics tell them apart.
+///
 /// ```
 /// use async_wrap_runtime::{call_sites, spawn_on, BlockingPool};
 ///

@@ -151,9 +151,10 @@ impl Call {
 /// its payload a `String` with the panic's message and location (`"boom (at src/parse.rs:12:9,
 /// in worker process 4242 of pool `procs`)"`).
 ///
-/// **Dropping** the future of a running call kills its worker (`SIGTERM`, then `SIGKILL` after
-/// the pool's grace period): the call really stops, and the pool starts a new worker for the
-/// next call. A call whose future is dropped before it started never runs.
+/// **Dropping** the future of a running call kills its worker and the processes its body
+/// started (`SIGTERM`, then `SIGKILL` after the pool's grace period, to the worker's process
+/// group; see [`ProcessPool`], "Killed workers"): the call really stops, and the pool starts a
+/// new worker for the next call. A call whose future is dropped before it started never runs.
 ///
 /// It is `Send`, `Sync`, `Unpin` and `'static`, whatever `T`, and works on any async runtime.
 #[must_use = "futures do nothing unless you `.await` or poll them"]

@@ -63,11 +63,18 @@
 //!   code are unknown (`None`).
 //! - **Workers run in a process group of their own**: a terminal's Ctrl-C (`SIGINT` to the
 //!   foreground group) is the program's to handle, and does not kill the running calls.
-//! - **Dropping a running call's future, or passing its deadline, kills its worker**
-//!   (`SIGTERM`, then `SIGKILL` after [`kill_grace`](ProcessPool::kill_grace)) and frees its
-//!   place: true cancellation.
+//! - **Dropping a running call's future, or passing its deadline, kills its worker** and the
+//!   processes its body started (`SIGTERM`, then `SIGKILL` after
+//!   [`kill_grace`](ProcessPool::kill_grace), to the worker's process group) and frees its
+//!   place: true cancellation, even of a worker that is stopped (`SIGSTOP`) or does not read
+//!   its arguments: every write to a worker, like every read, waits in `poll` with the
+//!   deadline, the drop and the shutdown. See [`ProcessPool`], "Killed workers", for what
+//!   survives.
 //! - **Shutdown** ends every worker, and its report names the calls still running at its
 //!   deadline.
+//! - **A worker that cannot start** (no descriptor free, no memory, a program that cannot run)
+//!   fails the call with [`ProcessErrorKind::Start`], never leaves it without an outcome;
+//!   the next call tries again.
 //! - **No zombie, no orphan**: every worker is reaped by its driver; a worker exits as soon as
 //!   the pipe from its pool closes, even in the middle of a call, so when the pool's process
 //!   exits, panics or is killed, its workers go too.
@@ -116,6 +123,38 @@ use shared::Shared;
 /// | `kill_grace` | 100 ms | how long a worker being killed gets between `SIGTERM` and `SIGKILL` |
 /// | `start_timeout` | 10 s | how long a new worker may take to greet the pool |
 /// | `name` | the executor expression | names the pool in errors |
+///
+/// # Killed workers
+///
+/// A worker killed for a call's deadline, its dropped future or a shutdown's deadline is killed
+/// with its process group: each worker leads a group of its own, and the processes its
+/// bodies start (`Command::spawn`, `fork`) are in it. They get `SIGTERM` with the worker, and
+/// `SIGKILL` once it has exited or the grace period has passed. What survives:
+///
+/// - a process that left the group: one that called `setsid` or `setpgid` (a daemon, a
+///   program run with `setsid`), and what it starts;
+/// - the processes left by a worker that was not killed: one that crashed, or one retired
+///   (idle, `max_tasks_per_child`, a shutdown that let its calls finish), which closes its
+///   pipe and lets it exit;
+/// - the workers of a process pool used in a body (in groups of their own): they exit when
+///   their pool's pipe closes, as the killed worker dies.
+///
+/// # Call-site statistics
+///
+/// A process call counts in [`call_sites`](crate::call_sites) as any call does, in one of
+/// the four ends [`CallStats`](crate::CallStats) has:
+///
+/// | end | the process call |
+/// |---|---|
+/// | `completed` | its body returned a value (even if the caller then fails to decode it) |
+/// | `panicked` | it reached a worker and no value came back: the body panicked, or the worker crashed ([`Crashed`](ProcessErrorKind::Crashed)), was killed at the deadline ([`DeadlineExceeded`](ProcessErrorKind::DeadlineExceeded)), at the drop of the future or at a shutdown's deadline ([`ShutDown`](ProcessErrorKind::ShutDown)), its pipe failed ([`Io`](ProcessErrorKind::Io)), or it could not find the function or decode the arguments or encode the result ([`UnknownFunction`](ProcessErrorKind::UnknownFunction), [`Serialization`](ProcessErrorKind::Serialization)) |
+/// | `cancelled` | its future was dropped before it reached a worker (queued, or while its worker started) |
+/// | `refused` | it never reached a worker otherwise: the pool was shut down, or no driver thread or worker could be started ([`Start`](ProcessErrorKind::Start), [`NotAWorker`](ProcessErrorKind::NotAWorker), [`OtherBuild`](ProcessErrorKind::OtherBuild)) |
+///
+/// The run time is recorded for `completed` and `panicked` (from the moment its driver took
+/// the call, a worker's start included); [`metrics`](Self::metrics) tells a panic, a crash
+/// and a kill apart. A call whose arguments cannot be encoded fails at its first poll and is
+/// not counted.
 ///
 /// ```
 /// use std::time::Duration;
@@ -301,7 +340,9 @@ impl ProcessPool {
     }
 
     /// How long a worker being killed (deadline, dropped future, shutdown) gets between
-    /// `SIGTERM` and `SIGKILL` (default 100 ms). Zero sends `SIGKILL` at once.
+    /// `SIGTERM` and `SIGKILL` (default 100 ms), with its process group (see "Killed workers"
+    /// above): the group gets `SIGKILL` once the worker has exited, or the grace has passed.
+    /// Zero sends `SIGKILL` at once.
     ///
     /// ```
     /// # use std::time::Duration;

@@ -65,6 +65,15 @@ struct State {
     metrics: ProcessMetrics,
 }
 
+/// How far a call that a driver took got.
+enum Ran {
+    /// It never reached a worker: none could be started (or its start was stopped), or the
+    /// request could not be sent. No body ran.
+    NotSent(ProcessErrorKind),
+    /// It was sent to a worker: the reply, or why none came.
+    Sent(Result<Reply, ProcessErrorKind>),
+}
+
 /// What a driver does next.
 enum Next {
     Run(Arc<Call>),
@@ -123,6 +132,8 @@ impl Shared {
             call.finish(Err(ProcessErrorKind::ShutDown));
             return;
         }
+        // Who it is, should its driver fail to start.
+        let id = Arc::as_ptr(&call);
         state.queue.push_back(call);
         if state.idle > 0 {
             state.idle -= 1;
@@ -144,10 +155,26 @@ impl Shared {
         };
         state.slots[slot].taken = true;
         drop(state);
+        if let Err(why) = self.start_driver(slot) {
+            self.driver_failed(slot, id, &why);
+        }
+    }
+
+    /// Starts the driver thread of `slot`, with its wake-up socket pair: made here, so that a
+    /// failure to make it (no descriptor free) fails a call instead of a driver leaving
+    /// without a word.
+    fn start_driver(self: &Arc<Self>, slot: usize) -> Result<(), String> {
+        let (wake_rx, wake_tx) = UnixStream::pair()
+            .and_then(|(rx, tx)| {
+                rx.set_nonblocking(true)?;
+                tx.set_nonblocking(true)?;
+                Ok((rx, tx))
+            })
+            .map_err(|err| format!("cannot make a driver's wake-up socket pair: {err}"))?;
         let shared = Arc::clone(self);
         // `name` refuses a NUL (which `Builder::spawn` panics on); replaced here all the same,
         // so that a spawn never panics with the driver counted.
-        let spawned = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name(
                 format!(
                     "{}-driver",
@@ -156,38 +183,43 @@ impl Shared {
                 .replace('\0', "?"),
             )
             .stack_size(256 << 10)
-            .spawn(move || shared.drive(slot));
-        if let Err(err) = spawned {
-            let mut state = self.lock();
-            state.drivers -= 1;
-            state.slots[slot].taken = false;
-            // With no driver left, nobody would take the queue: fail it.
-            let failed: Vec<_> = if state.drivers == 0 {
-                state.queue.drain(..).collect()
-            } else {
-                Vec::new()
-            };
-            drop(state);
-            self.drained.notify_all();
-            for call in failed {
-                call.finish(Err(ProcessErrorKind::Start(format!(
-                    "cannot start a driver thread: {err}"
-                ))));
+            .spawn(move || shared.drive(slot, &wake_rx, wake_tx))
+            .map(drop)
+            .map_err(|err| format!("cannot start a driver thread: {err}"))
+    }
+
+    /// The driver of `slot` could not start: the call it was started for (`call`, its address)
+    /// fails with [`ProcessErrorKind::Start`] (unless another driver has taken it meanwhile),
+    /// and so does every queued call if no driver is left to take them.
+    fn driver_failed(&self, slot: usize, call: *const Call, why: &str) {
+        let mut state = self.lock();
+        state.drivers -= 1;
+        state.slots[slot].taken = false;
+        let mut failed: Vec<Arc<Call>> = Vec::new();
+        if let Some(at) = state
+            .queue
+            .iter()
+            .position(|queued| std::ptr::eq(Arc::as_ptr(queued), call))
+        {
+            failed.extend(state.queue.remove(at));
+        }
+        if state.drivers == 0 {
+            failed.extend(state.queue.drain(..));
+        }
+        state.metrics.failed += failed.len() as u64;
+        drop(state);
+        self.drained.notify_all();
+        for call in failed {
+            if call.counted.is_some() {
+                call.site.ended(End::Refused);
             }
+            call.finish(Err(ProcessErrorKind::Start(why.to_owned())));
         }
     }
 
     /// The driver thread of slot `slot`.
-    fn drive(self: Arc<Self>, slot: usize) {
+    fn drive(self: Arc<Self>, slot: usize, wake_rx: &UnixStream, wake_tx: UnixStream) {
         DRIVER_OF.with(|driver| driver.set(Arc::as_ptr(&self) as usize));
-        let Ok((wake_rx, wake_tx)) = UnixStream::pair().and_then(|(rx, tx)| {
-            rx.set_nonblocking(true)?;
-            tx.set_nonblocking(true)?;
-            Ok((rx, tx))
-        }) else {
-            self.leave(slot);
-            return;
-        };
         let wake_tx = Arc::new(wake_tx);
         let mut worker: Option<Worker> = None;
         let mut reply = Vec::new();
@@ -196,10 +228,10 @@ impl Shared {
             // never after: one written for the new call (its future dropped as it starts) must
             // reach the wait for its reply. (A late byte of an earlier call only wakes that
             // wait once, for nothing.)
-            worker_process::drain(&wake_rx);
+            worker_process::drain(wake_rx);
             match self.next_call(slot, &wake_tx, &mut worker) {
                 Next::Run(call) => {
-                    let outcome = self.run(&mut worker, &call, &wake_rx, &mut reply);
+                    let outcome = self.run(&mut worker, &call, wake_rx, &mut reply);
                     self.finished(slot, &call, outcome);
                     if let (Some(limit), Some(current)) =
                         (self.config.max_tasks_per_child, worker.as_ref())
@@ -307,14 +339,14 @@ impl Shared {
         call: &Call,
         wake: &UnixStream,
         reply: &mut Vec<u8>,
-    ) -> Result<Reply, ProcessErrorKind> {
+    ) -> Ran {
         let Some(mut request) = call
             .request
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
         else {
-            return Err(ProcessErrorKind::Io("the call was sent twice".into()));
+            return Ran::NotSent(ProcessErrorKind::Io("the call was sent twice".into()));
         };
         // One that died while idle is replaced before the call is sent to it.
         if worker.as_ref().is_some_and(|current| !current.is_alive()) {
@@ -327,8 +359,10 @@ impl Shared {
         } else {
             let started = Instant::now();
             let stop = || call.is_abandoned() || self.lock().killing;
-            let new = Worker::start(&self.config, wake, stop)
-                .map_err(|kind| kind.unwrap_or(ProcessErrorKind::ShutDown))?;
+            let new = match Worker::start(&self.config, wake, stop) {
+                Ok(new) => new,
+                Err(kind) => return Ran::NotSent(kind.unwrap_or(ProcessErrorKind::ShutDown)),
+            };
             let mut state = self.lock();
             state.metrics.workers_started += 1;
             state.metrics.worker_start_total += started.elapsed();
@@ -340,31 +374,29 @@ impl Shared {
         let deadline = call
             .deadline
             .and_then(|deadline| Instant::now().checked_add(deadline));
-        let sent = current.send(&mut request);
-        drop(request);
-        let outcome = match sent {
-            Ok(()) => current.reply(reply, wake, deadline, || {
-                call.is_abandoned() || self.lock().killing
-            }),
+        let stop = || call.is_abandoned() || self.lock().killing;
+        let sent = match request.bytes() {
+            Ok(bytes) => current.send(bytes, wake, deadline, stop),
             // Nothing was written: the worker is fine, the request was not.
-            Err(err) if err.kind() == std::io::ErrorKind::InvalidInput => {
-                return Err(ProcessErrorKind::Serialization(format!(
+            Err(err) => {
+                return Ran::NotSent(ProcessErrorKind::Serialization(format!(
                     "the arguments cannot be sent: {err}"
                 )));
             }
-            Err(_) => Err(NoReply::Died),
         };
+        drop(request);
+        let outcome = sent.and_then(|()| current.reply(reply, wake, deadline, stop));
         let Err(no_reply) = outcome else {
-            return Ok(Reply {
+            return Ran::Sent(Ok(Reply {
                 body: std::mem::take(reply),
                 pid,
-            });
+            }));
         };
         let Some(current) = worker.take() else {
             unreachable!("the worker ran the call")
         };
         let grace = self.config.kill_grace;
-        match no_reply {
+        Ran::Sent(match no_reply {
             NoReply::Died => Err(worker_process::crashed(pid, current.died())),
             NoReply::Deadline => {
                 current.kill(grace);
@@ -380,25 +412,38 @@ impl Shared {
                 current.kill(Duration::ZERO);
                 Err(ProcessErrorKind::Io(err.to_string()))
             }
-        }
+        })
     }
 
     /// Counts a call's outcome, frees the slot, and completes the future.
-    fn finished(&self, slot: usize, call: &Call, outcome: Result<Reply, ProcessErrorKind>) {
+    fn finished(&self, slot: usize, call: &Call, ran: Ran) {
+        let (outcome, sent) = match ran {
+            Ran::NotSent(kind) => (Err(kind), false),
+            Ran::Sent(outcome) => (outcome, true),
+        };
         let mut state = self.lock();
         let started = state.slots[slot]
             .running
             .take()
             .map(|running| running.since);
         if let (Some(submitted), Some(started)) = (call.counted, started) {
-            // A call that did not return (a panic, a crash, a kill) counts as panicked.
-            let returned =
-                matches!(&outcome, Ok(reply) if reply.body.first() == Some(&(Tag::Returned as u8)));
-            call.site.ran(
-                !returned,
-                nanos(started.saturating_duration_since(submitted)),
-                nanos(started.elapsed()),
-            );
+            if sent {
+                // A call sent to a worker that did not return (a panic, a crash, a kill, a
+                // reply saying it could not run) counts as panicked: see the `ProcessPool`
+                // docs, "Call-site statistics".
+                let returned = matches!(&outcome, Ok(reply) if reply.body.first() == Some(&(Tag::Returned as u8)));
+                call.site.ran(
+                    !returned,
+                    nanos(started.saturating_duration_since(submitted)),
+                    nanos(started.elapsed()),
+                );
+            } else if call.is_abandoned() {
+                // Dropped while its worker started: no body ran.
+                call.site.ended(End::Cancelled);
+            } else {
+                // No worker could take it: no body ran.
+                call.site.ended(End::Refused);
+            }
         }
         let metrics = &mut state.metrics;
         match &outcome {

@@ -59,14 +59,19 @@ impl Frame {
         Frame(bytes)
     }
 
-    /// Writes the frame, its length filled in, with one `write_all`.
-    pub(crate) fn send(&mut self, out: &mut impl Write) -> io::Result<()> {
+    /// The frame's bytes, its length filled in: an `InvalidInput` error if it is too large.
+    pub(crate) fn bytes(&mut self) -> io::Result<&[u8]> {
         let len = u32::try_from(self.0.len() - 4)
             .ok()
             .filter(|len| (*len as usize) <= MAX_FRAME)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
         self.0[..4].copy_from_slice(&len.to_le_bytes());
-        out.write_all(&self.0)?;
+        Ok(&self.0)
+    }
+
+    /// Writes the frame, its length filled in, with one `write_all`.
+    pub(crate) fn send(&mut self, out: &mut impl Write) -> io::Result<()> {
+        out.write_all(self.bytes()?)?;
         out.flush()
     }
 }

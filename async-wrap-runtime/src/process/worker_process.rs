@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::Config;
 use super::error::ProcessErrorKind;
-use super::wire::{self, Frame};
+use super::wire;
 use super::worker::{WORKER_ENV, fingerprint, init_called};
 
 /// The program a pool runs when none is configured: the file this process runs, even if it was
@@ -95,11 +95,27 @@ impl Worker {
                 "its pipes were not set up".into(),
             )));
         };
+        // Writes never block: they wait in `poll`, with the deadline and the wake-up socket.
+        if let Err(err) = set_nonblocking(stdin.as_raw_fd()) {
+            kill_and_reap(&mut child);
+            return Err(Some(ProcessErrorKind::Start(format!(
+                "cannot make its stdin non-blocking: {err}"
+            ))));
+        }
+        let pidfd = match pidfd_open(pid) {
+            Ok(pidfd) => pidfd,
+            Err(err) => {
+                kill_and_reap(&mut child);
+                return Err(Some(ProcessErrorKind::Start(format!(
+                    "cannot open a pidfd for it: {err}"
+                ))));
+            }
+        };
         let mut worker = Worker {
             child,
             stdin: Some(stdin),
             stdout: BufReader::with_capacity(64 << 10, stdout),
-            pidfd: pidfd_open(pid),
+            pidfd,
             pid,
             calls: 0,
         };
@@ -112,10 +128,54 @@ impl Worker {
         }
     }
 
-    /// Reads `buf.len()` bytes from the worker's stdout, polling before every read with the
-    /// time left until `deadline`, its pidfd (a process it forked may hold its stdout open
-    /// after it died), and `wake` (then `stop` says whether to give up). Never blocks in a
-    /// read: a worker that dies in the middle of a frame is seen too.
+    /// Waits until `fd` (the worker's stdout or stdin) is ready for `events`, polling it with
+    /// the time left until `deadline`, the worker's pidfd (a process it forked may hold its
+    /// pipes open after it died), and `wake` (then `stop` says whether to give up). Every read
+    /// and write of a worker's pipes waits here first, so a worker that dies, hangs or is
+    /// stopped in the middle of a frame never blocks its driver.
+    fn wait_ready(
+        &self,
+        fd: RawFd,
+        events: libc::c_short,
+        deadline: Option<Instant>,
+        wake: &UnixStream,
+        stop: &impl Fn() -> bool,
+    ) -> Result<(), NoReply> {
+        let pidfd = self.pidfd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+        loop {
+            let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|left| left.is_zero()) {
+                return Err(NoReply::Deadline);
+            }
+            let mut fds = [
+                pollfd(fd, events),
+                pollfd(wake.as_raw_fd(), libc::POLLIN),
+                pollfd(pidfd, libc::POLLIN),
+            ];
+            poll(&mut fds, left).map_err(NoReply::Io)?;
+            if fds[0].revents == 0 && fds[2].revents != 0 {
+                // It exited: what it wrote just before is read first.
+                let mut again = [pollfd(fd, events)];
+                let _ = poll(&mut again, Some(Duration::ZERO));
+                if again[0].revents & events == 0 {
+                    return Err(NoReply::Died);
+                }
+                fds[0].revents = again[0].revents;
+            }
+            if fds[0].revents != 0 {
+                return Ok(());
+            }
+            if fds[1].revents != 0 {
+                drain(wake);
+                if stop() {
+                    return Err(NoReply::Stopped);
+                }
+            }
+        }
+    }
+
+    /// Reads `buf.len()` bytes from the worker's stdout, each read after a
+    /// [`wait_ready`](Self::wait_ready) (unless bytes are buffered): never blocks in a read.
     fn read_polled(
         &mut self,
         buf: &mut [u8],
@@ -124,44 +184,49 @@ impl Worker {
         stop: &impl Fn() -> bool,
     ) -> Result<(), NoReply> {
         let out = self.stdout.get_ref().as_raw_fd();
-        let pidfd = self.pidfd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
         let mut got = 0;
         while got < buf.len() {
             if self.stdout.buffer().is_empty() {
-                let left =
-                    deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
-                if left.is_some_and(|left| left.is_zero()) {
-                    return Err(NoReply::Deadline);
-                }
-                let mut fds = [
-                    pollfd(out, libc::POLLIN),
-                    pollfd(wake.as_raw_fd(), libc::POLLIN),
-                    pollfd(pidfd, libc::POLLIN),
-                ];
-                poll(&mut fds, left).map_err(NoReply::Io)?;
-                if fds[0].revents == 0 && fds[2].revents != 0 {
-                    // It exited: what it wrote just before is read first.
-                    let mut again = [pollfd(out, libc::POLLIN)];
-                    let _ = poll(&mut again, Some(Duration::ZERO));
-                    if again[0].revents & libc::POLLIN == 0 {
-                        return Err(NoReply::Died);
-                    }
-                    fds[0].revents = again[0].revents;
-                }
-                if fds[0].revents == 0 {
-                    if fds[1].revents != 0 {
-                        drain(wake);
-                        if stop() {
-                            return Err(NoReply::Stopped);
-                        }
-                    }
-                    continue;
-                }
+                self.wait_ready(out, libc::POLLIN, deadline, wake, stop)?;
             }
             match self.stdout.read(&mut buf[got..]) {
                 Ok(0) => return Err(NoReply::Died),
                 Ok(n) => got += n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(NoReply::Io(err)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` to the worker's stdin (non-blocking), after a
+    /// [`wait_ready`](Self::wait_ready) whenever its pipe is full: never blocks in a write,
+    /// so a stopped or hung worker that does not read meets the deadline, the drop of the
+    /// call's future and a shutdown as a reply's wait does.
+    fn write_polled(
+        &self,
+        bytes: &[u8],
+        deadline: Option<Instant>,
+        wake: &UnixStream,
+        stop: &impl Fn() -> bool,
+    ) -> Result<(), NoReply> {
+        let Some(stdin) = &self.stdin else {
+            return Err(NoReply::Died);
+        };
+        let fd = stdin.as_raw_fd();
+        let mut sent = 0;
+        while sent < bytes.len() {
+            match io::Write::write(&mut &*stdin, &bytes[sent..]) {
+                Ok(0) => return Err(NoReply::Io(io::ErrorKind::WriteZero.into())),
+                Ok(n) => sent += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait_ready(fd, libc::POLLOUT, deadline, wake, stop)?;
+                }
+                // Its reader is gone: the worker died (or closed its stdin).
+                Err(err) if err.kind() == io::ErrorKind::BrokenPipe => {
+                    return Err(NoReply::Died);
+                }
                 Err(err) => return Err(NoReply::Io(err)),
             }
         }
@@ -252,12 +317,15 @@ impl Worker {
         matches!(poll(&mut fds, Some(Duration::ZERO)), Ok(0))
     }
 
-    /// Sends a request.
-    pub(super) fn send(&mut self, request: &mut Frame) -> io::Result<()> {
-        match &mut self.stdin {
-            Some(stdin) => request.send(stdin),
-            None => Err(io::ErrorKind::BrokenPipe.into()),
-        }
+    /// Sends a request, until `deadline`, or until `wake` is written to and `stop` says so.
+    pub(super) fn send(
+        &self,
+        request: &[u8],
+        wake: &UnixStream,
+        deadline: Option<Instant>,
+        stop: impl Fn() -> bool,
+    ) -> Result<(), NoReply> {
+        self.write_polled(request, deadline, wake, &stop)
     }
 
     /// Waits for the reply, until `deadline`, or until `wake` is written to and `stop` says
@@ -289,14 +357,36 @@ impl Worker {
         self.reap(grace);
     }
 
-    /// Ends the worker: `SIGTERM`, and `SIGKILL` if it is still there after `grace`. Returns
-    /// its exit status.
+    /// Ends the worker and its process group (the processes its bodies started, unless they
+    /// left it): `SIGTERM` to them, then, once the worker has exited or `grace` has passed,
+    /// `SIGKILL`; then reaps the worker. Returns its exit status.
     pub(super) fn kill(mut self, grace: Duration) -> Option<ExitStatus> {
         self.stdin = None;
         if !grace.is_zero() {
+            self.signal_group(libc::SIGTERM);
             self.signal(libc::SIGTERM);
+            self.wait_for_exit(grace);
         }
-        self.reap(grace)
+        // The group is killed before the worker is reaped (below): its id is the worker's pid,
+        // which no other process can take meanwhile.
+        self.signal_group(libc::SIGKILL);
+        self.signal(libc::SIGKILL);
+        self.child.wait().ok()
+    }
+
+    /// Sends `signal` to the worker's process group, whose id is its pid (it leads a group of
+    /// its own), and which the processes its bodies started are in unless they left it.
+    fn signal_group(&self, signal: libc::c_int) {
+        let Some(group) = libc::pid_t::try_from(self.pid).ok().filter(|pid| *pid > 1) else {
+            // Never `kill(-1)` (every process), nor `kill(0)` (the pool's own group).
+            return;
+        };
+        // SAFETY: `kill` reads no memory. The worker is not reaped yet (its driver reaps it
+        // after this), so its pid, the group's id, cannot name another process or group. (In
+        // a program that ignores `SIGCHLD`, the kernel reaps a worker as it exits; the group's
+        // id then stays taken while any process of the group lives, and could be reused only
+        // once the group is empty, after the pid numbers wrapped around meanwhile.)
+        unsafe { libc::kill(-group, signal) };
     }
 
     /// Sends `signal` to the worker: through its pidfd if it has one, which names this process
@@ -323,8 +413,8 @@ impl Worker {
         unsafe { libc::kill(pid, signal) };
     }
 
-    /// Waits up to `patience` for the worker to exit, then kills it (`SIGKILL`), and reaps it.
-    fn reap(&mut self, patience: Duration) -> Option<ExitStatus> {
+    /// Waits up to `patience` for the worker to exit, without reaping it.
+    fn wait_for_exit(&self, patience: Duration) {
         // Its pidfd is readable when it exits; else its stdout hangs up then (unless a process
         // it forked holds it).
         let _ = match &self.pidfd {
@@ -337,6 +427,11 @@ impl Worker {
                 Some(patience),
             ),
         };
+    }
+
+    /// Waits up to `patience` for the worker to exit, then kills it (`SIGKILL`), and reaps it.
+    fn reap(&mut self, patience: Duration) -> Option<ExitStatus> {
+        self.wait_for_exit(patience);
         if let Some(status) = self.exited_within(Duration::from_millis(20)) {
             return Some(status);
         }
@@ -357,15 +452,25 @@ fn kill_and_reap(child: &mut Child) -> Option<ExitStatus> {
     child.wait().ok()
 }
 
-/// A descriptor that becomes readable when process `pid` exits, if the kernel has them.
-fn pidfd_open(pid: u32) -> Option<OwnedFd> {
-    let pid = libc::pid_t::try_from(pid).ok()?;
+/// A descriptor that becomes readable when process `pid` exits: `Ok(None)` if the kernel has
+/// none to give (older than 5.3, or a sandbox that forbids the call), an error if it is out of
+/// descriptors or memory (the worker must not run on without one it could have had).
+fn pidfd_open(pid: u32) -> io::Result<Option<OwnedFd>> {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return Ok(None);
+    };
     // SAFETY: `pidfd_open` reads no memory; `pid` is a child not yet reaped, so it names that
     // child. The descriptor it returns (close-on-exec) is owned by the `OwnedFd` alone.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    let fd = RawFd::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    let Some(fd) = RawFd::try_from(fd).ok().filter(|fd| *fd >= 0) else {
+        let err = io::Error::last_os_error();
+        return match err.raw_os_error() {
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM) => Err(err),
+            _ => Ok(None),
+        };
+    };
     // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 /// The kind of error of a worker that died with `status`.
@@ -381,6 +486,18 @@ pub(super) fn crashed(pid: u32, status: Option<ExitStatus>) -> ProcessErrorKind 
 pub(super) fn drain(wake: &UnixStream) {
     let mut buf = [0; 64];
     while matches!(io::Read::read(&mut &*wake, &mut buf), Ok(n) if n > 0) {}
+}
+
+/// Sets `O_NONBLOCK` on `fd`.
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: `fcntl(F_GETFL)` and `fcntl(F_SETFL)` read no memory; `fd` is open (a pipe of
+    // this process's, not shared with the worker: only its other end is).
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
