@@ -30,7 +30,7 @@ static ENABLED: AtomicBool = AtomicBool::new(true);
 /// crate docs) is off too: it decides from the run times counted here.
 ///
 /// ```
-/// use async_wrap_runtime::{call_statistics_enabled, set_call_statistics};
+/// use async_wrap::{call_statistics_enabled, set_call_statistics};
 ///
 /// set_call_statistics(false);
 /// assert!(!call_statistics_enabled());
@@ -413,7 +413,7 @@ impl SiteStats {
 /// statistics") list each outcome, and its metrics tell them apart.
 ///
 /// ```
-/// use async_wrap_runtime::{call_sites, spawn_on, BlockingPool};
+/// use async_wrap::{call_sites, spawn_on, BlockingPool};
 ///
 /// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
 /// futures::executor::block_on(spawn_on(&POOL, || ()));
@@ -456,7 +456,7 @@ pub struct CallStats {
 ///
 /// ```
 /// use std::time::Duration;
-/// use async_wrap_runtime::{call_sites, spawn_on, BlockingPool};
+/// use async_wrap::{call_sites, spawn_on, BlockingPool};
 ///
 /// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
 /// futures::executor::block_on(spawn_on(&POOL, || std::thread::sleep(Duration::from_millis(2))));

@@ -373,7 +373,7 @@ where
 
     fn submit(&self, waker: Option<&Waker>, now: Instant, counted: bool) {
         // Cloned before, and the old one dropped after, the lock: user code (see `poll_output`).
-        let new = waker.map(Waker::clone);
+        let new = waker.cloned();
         let mut state = self.lock();
         state.submitted.get_or_insert((now, counted));
         let old = match new {

@@ -9,7 +9,7 @@ use std::time::Duration;
 /// the caller, as with threads.)
 ///
 /// ```
-/// use async_wrap_runtime::process::{ProcessError, ProcessErrorKind};
+/// use async_wrap::process::{ProcessError, ProcessErrorKind};
 ///
 /// let err = ProcessError::new("app::parse", "procs", ProcessErrorKind::Crashed {
 ///     pid: 4242,

@@ -158,7 +158,7 @@ use shared::Shared;
 ///
 /// ```
 /// use std::time::Duration;
-/// use async_wrap_runtime::process::ProcessPool;
+/// use async_wrap::process::ProcessPool;
 ///
 /// static SANDBOX: ProcessPool = ProcessPool::with_max_workers(2)
 ///     .idle_timeout(Duration::from_secs(30))
@@ -190,7 +190,7 @@ pub(crate) struct Config {
 /// A process pool's counters.
 ///
 /// ```
-/// use async_wrap_runtime::process::{ProcessMetrics, ProcessPool};
+/// use async_wrap::process::{ProcessMetrics, ProcessPool};
 ///
 /// static POOL: ProcessPool = ProcessPool::with_max_workers(1);
 /// let metrics: ProcessMetrics = POOL.metrics();
@@ -252,7 +252,7 @@ impl ProcessPool {
     /// A pool of at most [`DEFAULT_MAX_WORKERS`](Self::DEFAULT_MAX_WORKERS) workers.
     ///
     /// ```
-    /// use async_wrap_runtime::process::ProcessPool;
+    /// use async_wrap::process::ProcessPool;
     /// static PROCS: ProcessPool = ProcessPool::new();
     /// assert_eq!(PROCS.max_workers(), 4);
     /// ```
@@ -267,7 +267,7 @@ impl ProcessPool {
     /// If `max_workers` is 0 (a compile error in a `static`):
     ///
     /// ```compile_fail
-    /// use async_wrap_runtime::process::ProcessPool;
+    /// use async_wrap::process::ProcessPool;
     /// static NONE: ProcessPool = ProcessPool::with_max_workers(0);
     /// ```
     pub const fn with_max_workers(max_workers: usize) -> Self {
@@ -294,7 +294,7 @@ impl ProcessPool {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use async_wrap_runtime::process::ProcessPool;
+    /// # use async_wrap::process::ProcessPool;
     /// static P: ProcessPool = ProcessPool::new().idle_timeout(Duration::from_secs(60));
     /// ```
     #[must_use = "the builder methods return the configured pool"]
@@ -311,7 +311,7 @@ impl ProcessPool {
     /// If `calls` is 0.
     ///
     /// ```
-    /// # use async_wrap_runtime::process::ProcessPool;
+    /// # use async_wrap::process::ProcessPool;
     /// static P: ProcessPool = ProcessPool::new().max_tasks_per_child(100);
     /// ```
     #[must_use = "the builder methods return the configured pool"]
@@ -330,7 +330,7 @@ impl ProcessPool {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use async_wrap_runtime::process::ProcessPool;
+    /// # use async_wrap::process::ProcessPool;
     /// static P: ProcessPool = ProcessPool::new().deadline(Duration::from_secs(30));
     /// ```
     #[must_use = "the builder methods return the configured pool"]
@@ -346,7 +346,7 @@ impl ProcessPool {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use async_wrap_runtime::process::ProcessPool;
+    /// # use async_wrap::process::ProcessPool;
     /// static P: ProcessPool = ProcessPool::new().kill_grace(Duration::ZERO);
     /// ```
     #[must_use = "the builder methods return the configured pool"]
@@ -361,7 +361,7 @@ impl ProcessPool {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use async_wrap_runtime::process::ProcessPool;
+    /// # use async_wrap::process::ProcessPool;
     /// static P: ProcessPool = ProcessPool::new().start_timeout(Duration::from_secs(2));
     /// ```
     #[must_use = "the builder methods return the configured pool"]
@@ -373,7 +373,7 @@ impl ProcessPool {
     /// Names the pool in errors and its driver threads' names.
     ///
     /// ```
-    /// # use async_wrap_runtime::process::ProcessPool;
+    /// # use async_wrap::process::ProcessPool;
     /// static P: ProcessPool = ProcessPool::new().name("sandbox");
     /// ```
     ///
@@ -383,7 +383,7 @@ impl ProcessPool {
     /// `static`):
     ///
     /// ```compile_fail
-    /// # use async_wrap_runtime::process::ProcessPool;
+    /// # use async_wrap::process::ProcessPool;
     /// static P: ProcessPool = ProcessPool::new().name("nul\0name");
     /// ```
     #[must_use = "the builder methods return the configured pool"]
@@ -430,7 +430,7 @@ impl ProcessPool {
     /// worker once the waker returns; the report's `threads_left` counts it.
     ///
     /// ```
-    /// # use async_wrap_runtime::process::ProcessPool;
+    /// # use async_wrap::process::ProcessPool;
     /// static P: ProcessPool = ProcessPool::new();
     /// P.shutdown();
     /// assert!(P.is_shut_down());
@@ -447,7 +447,7 @@ impl ProcessPool {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use async_wrap_runtime::process::ProcessPool;
+    /// # use async_wrap::process::ProcessPool;
     /// static P: ProcessPool = ProcessPool::new();
     /// let report = P.shutdown_timeout(Duration::from_secs(1));
     /// assert!(report.is_complete());
@@ -461,7 +461,7 @@ impl ProcessPool {
     /// it (a helper thread waits). Works on any runtime.
     ///
     /// ```
-    /// # use async_wrap_runtime::process::ProcessPool;
+    /// # use async_wrap::process::ProcessPool;
     /// static P: ProcessPool = ProcessPool::new();
     /// let report = futures::executor::block_on(P.shutdown_async());
     /// assert!(report.is_complete() && P.is_shut_down());
@@ -476,7 +476,7 @@ impl ProcessPool {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use async_wrap_runtime::process::ProcessPool;
+    /// # use async_wrap::process::ProcessPool;
     /// static P: ProcessPool = ProcessPool::new();
     /// let report = futures::executor::block_on(P.shutdown_timeout_async(Duration::from_secs(1)));
     /// assert!(report.still_running.is_empty());

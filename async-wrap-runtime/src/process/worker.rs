@@ -75,12 +75,12 @@ pub(crate) fn fingerprint() -> u64 {
 /// starts threads or parses arguments:
 ///
 /// ```no_run
-/// use async_wrap_runtime::process::ProcessPool;
+/// use async_wrap::process::ProcessPool;
 ///
 /// static SANDBOX: ProcessPool = ProcessPool::with_max_workers(2);
 ///
 /// fn main() {
-///     async_wrap_runtime::process::init(); // in a worker, never returns
+///     async_wrap::process::init(); // in a worker, never returns
 ///     // ... the program, which calls functions on SANDBOX ...
 /// }
 /// ```
