@@ -1,4 +1,4 @@
-//! The pool's contract (DESIGN.md §2): configuration, back-pressure, cancellation, shutdown,
+//! The pool's contract: configuration, back-pressure, cancellation, shutdown,
 //! nesting, metrics. Each test fails without the behaviour it names.
 //!
 //! Tests that could hang on a regression (a deadlock, a lost wake-up) run their scenario on a

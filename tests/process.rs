@@ -1,4 +1,4 @@
-//! Process pools (DESIGN.md §2b, issue 18): results and panics come back as with threads; a
+//! Process pools: results and panics come back as with threads; a
 //! worker that dies fails only its call, with a typed error naming the function and the cause,
 //! and is replaced; a dropped future or a passed deadline kills the worker; shutdown ends every
 //! worker and names the calls still running; no zombie or orphan is left, even when the pool's

@@ -1,4 +1,4 @@
-//! Attacks on the process pool (issue 18, DESIGN.md §2b), by an independent attacker.
+//! Attacks on the process pool, written by an independent attacker from the documented contract.
 //!
 //! Same shape as tests/process.rs: no libtest harness, `main` calls `init()` first, then runs
 //! each case under a watchdog. Cases marked "Was a defect, fixed" in their doc comment showed a

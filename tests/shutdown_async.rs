@@ -1,4 +1,4 @@
-//! Shutting a pool down from async code (DESIGN.md §2 "Shutdown"): the awaitable forms never
+//! Shutting a pool down from async code: the awaitable forms never
 //! block the polling thread, report like the blocking ones, and the default pool refuses them.
 
 use std::panic::AssertUnwindSafe;

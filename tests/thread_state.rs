@@ -1,4 +1,4 @@
-//! Per-thread state (DESIGN.md §2, `StatefulPool`): each thread builds its value once, a body
+//! Per-thread state (`StatefulPool`): each thread builds its value once, a body
 //! gets its own thread's value, values are dropped on their thread when it exits, and a failing
 //! initializer reaches the caller as a typed error naming the pool, without breaking the pool.
 
