@@ -573,7 +573,8 @@ pub use async_wrap_runtime::{
 // What the runtime's cargo features add (`RayonPool`, `TokioBlocking`, `ProcessPool` and
 // `process`), as the runtime was built: this crate's features turn the runtime's on, and a
 // build that turns on the runtime's alone (its own doc examples, written through this crate)
-// finds them here too.
+// finds them here too. With none of them on, the glob imports nothing: hence the allows.
+#[allow(unused_imports, unreachable_pub)]
 pub use async_wrap_runtime::__feature_gated::*;
 
 /// What the `#[async_wrap]` expansion refers to. Not public API.
