@@ -280,17 +280,30 @@ impl<T> Future for BlockingFuture<T> {
 
 impl<T> Drop for BlockingFuture<T> {
     fn drop(&mut self) {
+        let mut panicked = None;
         if let Some(output) = self.output.take() {
             // A counted call whose body will never run ends here.
-            if output.abandon() && self.counted == Some(true) {
+            let (unstarted, payload) = output.abandon();
+            if unstarted && self.counted == Some(true) {
                 self.site.ended(End::Cancelled);
             }
+            panicked = payload;
         }
         if let (Some(_), Some(waiter)) = (&self.job, &self.waiter) {
             // Waiting for room: give the place up, so that a wake-up meant for it is not lost.
             // (After the abandon: a user executor's `cancel_wait` that panics cannot keep the
             // job from being cancelled.)
             self.executor.get().cancel_wait(waiter);
+        }
+        // A `Drop` of the user's (an argument, the result) panicked: resumed here, once the
+        // call is counted, as dropping those values directly would have panicked. Not while
+        // this thread is already unwinding, where a second panic would abort.
+        if let Some(payload) = panicked {
+            if std::thread::panicking() {
+                crate::task::drop_payload(payload);
+            } else {
+                panic::resume_unwind(payload);
+            }
         }
     }
 }

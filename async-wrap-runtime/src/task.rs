@@ -144,8 +144,10 @@ pub(crate) trait Output<T>: Send + Sync {
     /// (the adaptive wait), to be confirmed by `poll_output`.
     fn is_done(&self) -> bool;
     /// The future is gone: the job must not start, and a result already there is dropped.
-    /// True if the body had not started (and now never will).
-    fn abandon(&self) -> bool;
+    /// True if the body had not started (and now never will); and the panic of a `Drop` run
+    /// here (the body's arguments, the result, a waker: user code), for the caller to resume
+    /// once its own counts are done.
+    fn abandon(&self) -> (bool, Option<Payload>);
     /// Runs the body on this thread if it has not started (its job waits in a queue), for a
     /// future that must not wait for it there. The job left in the queue then does nothing.
     /// `None` if the body had started or been cancelled.
@@ -410,7 +412,7 @@ where
         result
     }
 
-    fn abandon(&self) -> bool {
+    fn abandon(&self) -> (bool, Option<Payload>) {
         self.cancelled.store(true, Ordering::Relaxed);
         let (left_over, waker) = {
             let mut state = self.lock();
@@ -422,10 +424,14 @@ where
         };
         let unstarted = matches!(left_over, Stage::Pending(_));
         // The body (with the arguments it owns) or the unread result is dropped here, on the
-        // thread that dropped the future, and outside the lock.
-        drop(left_over);
-        drop(waker);
-        unstarted
+        // thread that dropped the future, and outside the lock. Its `Drop` is user code: a
+        // panic there is handed back, so that the call is still counted as it ended.
+        let panicked = panic::catch_unwind(AssertUnwindSafe(move || {
+            drop(left_over);
+            drop(waker);
+        }))
+        .err();
+        (unstarted, panicked)
     }
 }
 

@@ -97,7 +97,8 @@ impl Builder {
         self
     }
 
-    /// The pool's name and its threads' prefix: `name-1`, `name-2`, ...
+    /// The pool's name and its threads' prefix: `name-1`, `name-2`, ... A name with a NUL byte
+    /// is refused by [`build`](Self::build).
     ///
     /// ```
     /// use async_wrap::{BlockingPool, Executor};
@@ -235,6 +236,16 @@ impl Builder {
         }
         if stack_size == Some(0) {
             return Err(BuildError("stack_size is 0".into()));
+        }
+        if let Some(name) = self
+            .extras
+            .name
+            .as_deref()
+            .filter(|name| name.contains('\0'))
+        {
+            return Err(BuildError(format!(
+                "thread_name {name:?} contains a NUL byte, which no thread name may hold"
+            )));
         }
         Ok(BlockingPool {
             config: self.config,

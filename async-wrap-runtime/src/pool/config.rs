@@ -173,6 +173,11 @@ impl BlockingPool {
     /// Names the pool: its threads are called `name-1`, `name-2`, ..., and error messages name
     /// the pool by it (default: threads `async-wrap-N`, messages use the executor expression).
     ///
+    /// # Panics
+    ///
+    /// If `name` contains a NUL byte, which no thread name may hold (in a `static`, the const
+    /// panic is a compile error).
+    ///
     /// ```
     /// use async_wrap::BlockingPool;
     ///
@@ -184,6 +189,15 @@ impl BlockingPool {
     /// ```
     #[must_use = "the builder methods return the configured pool"]
     pub const fn thread_name(mut self, name: &'static str) -> Self {
+        let bytes = name.as_bytes();
+        let mut at = 0;
+        while at < bytes.len() {
+            assert!(
+                bytes[at] != 0,
+                "BlockingPool::thread_name: a thread name cannot contain a NUL byte"
+            );
+            at += 1;
+        }
         self.config.name = Some(name);
         self
     }

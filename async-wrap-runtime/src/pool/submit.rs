@@ -52,7 +52,7 @@ impl Shared {
             this.lock().metrics.rejected += 1;
             return Err(Rejected::new(job, RejectReason::ShutDown));
         };
-        let claimed = this.flags.ready.claim();
+        let claimed = !Shared::own_waking(this) && this.flags.ready.claim();
         if !claimed && Shared::own_worker(this).is_some() {
             drop(entered);
             this.run_inline(job);
@@ -146,7 +146,7 @@ impl Shared {
                 return Placement::Refuse(RejectReason::ShutDown);
             }
             if this.has_room(capacity) {
-                if this.flags.ready.claim() {
+                if !Shared::own_waking(this) && this.flags.ready.claim() {
                     return Placement::Queue { counted: true };
                 }
                 if Shared::own_worker(this).is_some() {

@@ -50,6 +50,10 @@ pub(super) struct OwnWorker {
     /// The thread has left the pool's counts and runs its stop hook (it counts in `exiting`,
     /// not in `threads`).
     pub(super) exiting: bool,
+    /// The thread, counted idle, is waking the caller of the job it just finished: a call made
+    /// from that waker (user code) must not count on this thread, which is busy in the waker,
+    /// and runs inline instead (see `Shared::submit`).
+    pub(super) waking: bool,
 }
 
 /// Runs a thread hook; its panic is caught so that it cannot take the thread down.
@@ -60,6 +64,26 @@ fn run_hook(hook: Option<&Hook>) {
 }
 
 impl Shared {
+    /// Wakes the previous job's caller from a thread already counted idle, marked as waking
+    /// meanwhile: a call the waker makes to this pool must not claim this very thread, or it
+    /// would wait for a thread that is waiting for it.
+    fn wake_counted_idle(own: OwnWorker, finished: Finished) {
+        WORKER.with(|worker| {
+            worker.set(Some(OwnWorker {
+                waking: true,
+                ..own
+            }));
+        });
+        // Its panics are caught inside: the mark is always taken off.
+        finished.wake();
+        WORKER.with(|worker| worker.set(Some(own)));
+    }
+
+    /// The current thread is this pool's, waking a caller while counted idle.
+    pub(super) fn own_waking(this: &Arc<Self>) -> bool {
+        Shared::own_place(this).is_some_and(|own| own.waking)
+    }
+
     /// The slot of the current thread if it is one of this pool's.
     pub(super) fn own_worker(this: &Arc<Self>) -> Option<usize> {
         Shared::own_place(this).map(|own| own.slot)
@@ -79,6 +103,7 @@ impl Shared {
             pool: Shared::id(&self),
             slot: index,
             exiting: false,
+            waking: false,
         };
         WORKER.with(|worker| worker.set(Some(own)));
         crate::call_stats::use_shard(index);
@@ -106,7 +131,7 @@ impl Shared {
                 self.wake_waiter();
             }
             if let Some(finished) = previous.take() {
-                finished.wake();
+                Shared::wake_counted_idle(own, finished);
                 idle_since = Instant::now();
                 if !self.flags.closed.load(Ordering::Relaxed)
                     && self.queue.is_empty()
