@@ -160,19 +160,30 @@ pub(crate) fn budget(site: &'static CallSite, executor: &dyn Executor) -> Option
     Some(if spinning { HAND_OFF } else { WAKE } + recent * 2)
 }
 
-/// Waits up to `budget` for `done` to say the result is there; true if it did. Busy at first,
-/// then yielding.
-pub(crate) fn wait(budget: Duration, done: impl Fn() -> bool) -> bool {
+/// How a wait went: whether the result came in time, and whether the thread was descheduled
+/// meanwhile (the wait ended more than [`DESCHEDULED`] times its budget after it began: a
+/// yield under CPU contention can cost a whole time slice).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Waited {
+    pub(crate) paid: bool,
+    pub(crate) descheduled: bool,
+}
+
+/// A wait that took this many times its budget was descheduled: the site backs off fully.
+const DESCHEDULED: u32 = 4;
+
+/// Waits up to `budget` for `done` to say the result is there. Busy at first, then yielding.
+pub(crate) fn wait(budget: Duration, done: impl Fn() -> bool) -> Waited {
     let start = Instant::now();
-    loop {
+    let paid = 'wait: loop {
         let elapsed = start.elapsed();
         if elapsed >= budget {
-            return done();
+            break 'wait done();
         }
         let busy = elapsed < BUSY_FOR;
         for _ in 0..if busy { 32 } else { 1 } {
             if done() {
-                return true;
+                break 'wait true;
             }
             if busy {
                 std::hint::spin_loop();
@@ -180,5 +191,9 @@ pub(crate) fn wait(budget: Duration, done: impl Fn() -> bool) -> bool {
                 std::thread::yield_now();
             }
         }
+    };
+    Waited {
+        paid,
+        descheduled: start.elapsed() > budget * DESCHEDULED,
     }
 }

@@ -178,6 +178,9 @@ impl Shard {
     }
 }
 
+/// The back-off's longest: a site skips at most 2^10 = 1,024 calls' waits.
+const MAX_MISSES: u32 = 10;
+
 /// What the adaptive wait keeps per site.
 struct Adaptive {
     /// Calls whose result the polling thread waited for, and those of them it got in time.
@@ -290,17 +293,25 @@ impl SiteStats {
     }
 
     /// The polling thread waited for a call's result: `paid` if it came in time. A wait that
-    /// did not pay makes the site skip the next 2, 4, 8 ... 1,024 calls' waits.
-    pub(crate) fn waited(&self, paid: bool) {
+    /// did not pay makes the site skip the next 2, 4, 8 ... 1,024 calls' waits. A wait during
+    /// which the thread was descheduled (CPU contention: its yields cost time slices), paid or
+    /// not, makes it skip the next 1,024 at once: under contention a wait costs its caller far
+    /// more than it saves, and a paid wait must not reset the back-off then.
+    pub(crate) fn waited(&self, waited: crate::adaptive::Waited) {
         let adaptive = &self.adaptive;
         adaptive.waits.fetch_add(1, Ordering::Relaxed);
-        if paid {
+        if waited.paid {
             adaptive.waits_paid.fetch_add(1, Ordering::Relaxed);
+        }
+        if waited.descheduled {
+            adaptive.misses.store(MAX_MISSES, Ordering::Relaxed);
+            adaptive.skip.store(1 << MAX_MISSES, Ordering::Relaxed);
+        } else if waited.paid {
             if adaptive.misses.load(Ordering::Relaxed) != 0 {
                 adaptive.misses.store(0, Ordering::Relaxed);
             }
         } else {
-            let misses = (adaptive.misses.load(Ordering::Relaxed) + 1).min(10);
+            let misses = (adaptive.misses.load(Ordering::Relaxed) + 1).min(MAX_MISSES);
             adaptive.misses.store(misses, Ordering::Relaxed);
             adaptive.skip.store(1 << misses, Ordering::Relaxed);
         }
@@ -591,6 +602,46 @@ impl fmt::Display for Short {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adaptive::Waited;
+
+    /// Calls the back-off skips before the next wait.
+    fn skipped(stats: &SiteStats) -> u32 {
+        let mut skipped = 0;
+        while !stats.may_wait() {
+            skipped += 1;
+        }
+        skipped
+    }
+
+    #[test]
+    fn a_wait_that_was_descheduled_backs_the_site_off_fully_even_if_it_paid() {
+        let stats = SiteStats::new();
+        let wait = |paid, descheduled| Waited { paid, descheduled };
+        stats.waited(wait(false, false));
+        assert_eq!(skipped(&stats), 2, "one miss: skip 2");
+        stats.waited(wait(false, false));
+        assert_eq!(skipped(&stats), 4, "two misses: skip 4");
+        stats.waited(wait(true, false));
+        assert_eq!(skipped(&stats), 0, "a paid wait resets the back-off");
+        stats.waited(wait(true, true));
+        assert_eq!(
+            skipped(&stats),
+            1 << MAX_MISSES,
+            "descheduled: the longest back-off"
+        );
+        stats.waited(wait(false, false));
+        assert_eq!(
+            skipped(&stats),
+            1 << MAX_MISSES,
+            "and a miss after it keeps it"
+        );
+        stats.waited(wait(true, false));
+        assert_eq!(
+            skipped(&stats),
+            0,
+            "until a wait pays without being descheduled"
+        );
+    }
 
     #[test]
     fn every_duration_falls_in_the_bucket_whose_bounds_hold_it() {

@@ -180,8 +180,8 @@ impl<T> BlockingFuture<T> {
                     let (Some(budget), Some(output)) = (wait_for, &self.output) else {
                         return Poll::Pending;
                     };
-                    let paid = adaptive::wait(budget, || output.is_done());
-                    self.site.site_stats().waited(paid);
+                    let outcome = adaptive::wait(budget, || output.is_done());
+                    self.site.site_stats().waited(outcome);
                 }
                 Ok(Submit::Full(job)) => {
                     self.job = Some(job);
