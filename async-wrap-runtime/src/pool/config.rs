@@ -189,15 +189,10 @@ impl BlockingPool {
     /// ```
     #[must_use = "the builder methods return the configured pool"]
     pub const fn thread_name(mut self, name: &'static str) -> Self {
-        let bytes = name.as_bytes();
-        let mut at = 0;
-        while at < bytes.len() {
-            assert!(
-                bytes[at] != 0,
-                "BlockingPool::thread_name: a thread name cannot contain a NUL byte"
-            );
-            at += 1;
-        }
+        assert!(
+            !contains_nul(name),
+            "BlockingPool::thread_name: a thread name cannot contain a NUL byte"
+        );
         self.config.name = Some(name);
         self
     }
@@ -328,4 +323,18 @@ impl BlockingPool {
     pub const fn keep_alive_duration(&self) -> Duration {
         self.config.keep_alive
     }
+}
+
+/// Whether `name` holds a NUL byte, which no thread name may: for the `const` setters of the
+/// pools' names, where `str::contains` cannot be called.
+pub(crate) const fn contains_nul(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] == 0 {
+            return true;
+        }
+        at += 1;
+    }
+    false
 }

@@ -37,6 +37,8 @@ use std::time::Duration;
 
 pub use builder::{BuildError, Builder};
 pub use config::QueueFull;
+#[cfg(feature = "process")]
+pub(crate) use config::contains_nul;
 pub use metrics::Metrics;
 pub use shutdown::{RunningJob, ShutdownFuture, ShutdownReport};
 pub use slow::{SlowCall, Slowness};

@@ -388,15 +388,10 @@ impl ProcessPool {
     /// ```
     #[must_use = "the builder methods return the configured pool"]
     pub const fn name(mut self, name: &'static str) -> Self {
-        let bytes = name.as_bytes();
-        let mut at = 0;
-        while at < bytes.len() {
-            assert!(
-                bytes[at] != 0,
-                "ProcessPool::name: a pool's name cannot contain a NUL byte"
-            );
-            at += 1;
-        }
+        assert!(
+            !crate::pool::contains_nul(name),
+            "ProcessPool::name: a pool's name cannot contain a NUL byte"
+        );
         self.config.name = Some(name);
         self
     }
