@@ -497,14 +497,7 @@ fn a_stream_dropped_while_its_refill_runs_drops_the_iterator_and_the_items_on_th
 fn a_stream_dropped_while_its_refill_is_queued_drops_the_iterator_on_the_pool() {
     support::within(Duration::from_secs(30), || {
         let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("queued"));
-        let (go, gate) = support::gate();
-        let mut busy = spawn_on(pool.clone(), move || {
-            let _ = gate.lock().unwrap().recv();
-        });
-        assert!(busy.poll_unpin(&mut noop_cx()).is_pending());
-        support::eventually("the pool's thread to be busy", || {
-            pool.metrics().running == 1
-        });
+        let (go, busy) = hold_the_only_thread(&pool);
         let log = DropLog::default();
         let source = Source::new(&log);
         let mut stream = stream_on(pool.clone(), 4, move || source);
@@ -523,6 +516,22 @@ fn a_stream_dropped_while_its_refill_is_queued_drops_the_iterator_on_the_pool() 
     });
 }
 
+/// Occupies the only thread of `pool` with a call that waits until `go` is sent or dropped;
+/// returns once that call runs.
+fn hold_the_only_thread(
+    pool: &Arc<BlockingPool>,
+) -> (std::sync::mpsc::Sender<()>, async_wrap::BlockingFuture<()>) {
+    let (go, gate) = support::gate();
+    let mut busy = spawn_on(pool.clone(), move || {
+        let _ = gate.lock().unwrap().recv();
+    });
+    assert!(busy.poll_unpin(&mut noop_cx()).is_pending());
+    support::eventually("the pool's thread to be busy", || {
+        pool.metrics().running == 1
+    });
+    (go, busy)
+}
+
 // Before the fix, the refill waiting for room was handed to the pool with `execute`, which
 // cannot wait: refused, it ran on the consumer's thread, making the iterator there to drop it.
 #[test]
@@ -533,14 +542,7 @@ fn a_stream_dropped_while_its_refill_waits_for_room_drops_the_iterator_on_the_po
                 .thread_name("room")
                 .queue_capacity(0, async_wrap::QueueFull::Wait),
         );
-        let (go, gate) = support::gate();
-        let mut busy = spawn_on(pool.clone(), move || {
-            let _ = gate.lock().unwrap().recv();
-        });
-        assert!(busy.poll_unpin(&mut noop_cx()).is_pending());
-        support::eventually("the pool's thread to be busy", || {
-            pool.metrics().running == 1
-        });
+        let (go, busy) = hold_the_only_thread(&pool);
         let log = DropLog::default();
         let source = Source::new(&log);
         let mut stream = stream_on(pool.clone(), 4, move || source);
