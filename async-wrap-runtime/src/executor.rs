@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::task::Context;
 
-use crate::call_site::{self, CallSite};
-use crate::task::{Finished, Run};
+use crate::call::task::{Finished, Run};
+use crate::stats::call_site::{self, CallSite};
 
 /// A place that runs jobs: a thread pool, an adapter to another crate's pool, or your own.
 ///

@@ -29,50 +29,41 @@
 //! assert!(len.unwrap() > 0);
 //! ```
 
-mod adaptive;
-mod block_on;
-mod call_site;
-mod call_stats;
+mod adapters;
+mod call;
 mod default_pool;
-mod detached;
 mod executor;
-mod exit_wait;
-mod future;
 mod io;
+mod panic_guard;
 mod pool;
 #[cfg(feature = "process")]
 pub mod process;
-#[cfg(feature = "rayon")]
-mod rayon_adapter;
-mod stream;
+mod stateful;
+mod stats;
 mod sync;
-mod task;
-mod thread_state;
-#[cfg(feature = "tokio")]
-mod tokio_adapter;
 
-pub use block_on::block_on;
-pub use call_site::{CallSite, CallSites, call_sites, reset_call_sites};
-pub use call_stats::{CallStats, Timings, call_statistics_enabled, set_call_statistics};
+#[cfg(feature = "rayon")]
+pub use adapters::rayon::RayonPool;
+#[cfg(feature = "tokio")]
+pub use adapters::tokio::TokioBlocking;
+pub use call::block_on::block_on;
+pub use call::future::{BlockingFuture, CallError, Checked, spawn, spawn_on};
+pub use call::task::is_cancelled;
 pub use default_pool::{InstallError, MAX_THREADS_ENV, default_pool, install_default};
 pub use executor::{
     Executor, ExecutorRef, IntoExecutor, Job, RejectReason, Rejected, Submit, Waiter,
 };
-pub use future::{BlockingFuture, CallError, Checked, spawn, spawn_on};
-pub use io::{DEFAULT_BUFFER, Unblock};
+pub use io::stream::{BlockingStream, DEFAULT_BATCH, stream, stream_on};
+pub use io::unblock::{DEFAULT_BUFFER, Unblock};
 pub use pool::{
     BlockingPool, BuildError, Builder, Metrics, QueueFull, RunningJob, ShutdownFuture,
     ShutdownReport, SlowCall, Slowness,
 };
 #[cfg(feature = "process")]
 pub use process::ProcessPool;
-#[cfg(feature = "rayon")]
-pub use rayon_adapter::RayonPool;
-pub use stream::{BlockingStream, DEFAULT_BATCH, stream, stream_on};
-pub use task::is_cancelled;
-pub use thread_state::{StateError, StatefulPool};
-#[cfg(feature = "tokio")]
-pub use tokio_adapter::TokioBlocking;
+pub use stateful::{StateError, StatefulPool};
+pub use stats::call_site::{CallSite, CallSites, call_sites, reset_call_sites};
+pub use stats::call_stats::{CallStats, Timings, call_statistics_enabled, set_call_statistics};
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -82,10 +73,10 @@ pub mod __private;
 /// have them. Not public API: use the items at the crate root.
 #[doc(hidden)]
 pub mod __feature_gated {
+    #[cfg(feature = "rayon")]
+    pub use crate::adapters::rayon::RayonPool;
+    #[cfg(feature = "tokio")]
+    pub use crate::adapters::tokio::TokioBlocking;
     #[cfg(feature = "process")]
     pub use crate::process::{self, ProcessPool};
-    #[cfg(feature = "rayon")]
-    pub use crate::rayon_adapter::RayonPool;
-    #[cfg(feature = "tokio")]
-    pub use crate::tokio_adapter::TokioBlocking;
 }

@@ -3,11 +3,11 @@
 
 pub use std::borrow::{Borrow, ToOwned};
 
-pub use crate::call_site::CallSite;
+pub use crate::call::future::BlockingFuture;
 pub use crate::executor::IntoExecutor;
-pub use crate::future::BlockingFuture;
-pub use crate::stream::BlockingStream;
-pub use crate::thread_state::{StateError, StatefulPool};
+pub use crate::io::stream::BlockingStream;
+pub use crate::stateful::{StateError, StatefulPool};
+pub use crate::stats::call_site::CallSite;
 
 pub use self::executor_forms::{Denotes, executor};
 
@@ -101,7 +101,7 @@ where
 }
 
 /// The batch size of a `stream` shim without `batch = ...`.
-pub const DEFAULT_BATCH: usize = crate::stream::DEFAULT_BATCH;
+pub const DEFAULT_BATCH: usize = crate::io::stream::DEFAULT_BATCH;
 
 /// The default pool, as the executor of a shim without `executor = ...`.
 #[inline]
@@ -194,7 +194,7 @@ pub mod process {
 pub mod process {
     use std::marker::PhantomData;
 
-    use crate::call_site::CallSite;
+    use crate::stats::call_site::CallSite;
 
     /// Stands for the pool.
     pub struct Unavailable;

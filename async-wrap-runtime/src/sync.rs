@@ -1,5 +1,5 @@
 //! The synchronisation primitives the runtime's own state uses: std's, or loom's under
-//! `cfg(async_wrap_loom)`, so that the loom models (in `task.rs` and `pool/loom_models.rs`)
+//! `cfg(async_wrap_loom)`, so that the loom models (in `call/task.rs` and `pool/loom_models.rs`)
 //! explore every interleaving of the task cell's and the pool's locks, condition variables,
 //! flags and threads. (The cfg has the crate's name because plain `cfg(loom)` also switches
 //! tokio, a dependency of the tests, into its own loom mode.)

@@ -6,9 +6,9 @@ use std::sync::PoisonError;
 use std::time::Instant;
 
 use super::shared::Shared;
-use crate::call_site::CallSite;
+use crate::call::task::Outcome;
+use crate::stats::call_site::CallSite;
 use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
-use crate::task::Outcome;
 
 /// A job a thread runs: who it is, when it started, and whether the slow-call watcher must
 /// pass it by (reported already, or its body not started yet).

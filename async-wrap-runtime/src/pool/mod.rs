@@ -43,8 +43,8 @@ pub use metrics::Metrics;
 pub use shutdown::{RunningJob, ShutdownFuture, ShutdownReport};
 pub use slow::{SlowCall, Slowness};
 
+use crate::call::task::Finished;
 use crate::executor::{Executor, Job, Rejected, Submit, Waiter};
-use crate::task::Finished;
 use config::{Config, Extras};
 use shared::Shared;
 
@@ -297,7 +297,7 @@ impl BlockingPool {
     /// "Nesting" rule, for a call first polled elsewhere). Counts the job as run inline.
     pub(crate) fn run_waiting_here(
         &self,
-        site: &'static crate::call_site::CallSite,
+        site: &'static crate::stats::call_site::CallSite,
         run: impl FnOnce() -> Option<Finished>,
     ) -> bool {
         let Some(shared) = self.shared.get() else {

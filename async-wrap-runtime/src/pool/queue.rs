@@ -163,9 +163,9 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::{Queue, RING};
-    use crate::call_site::CallSite;
+    use crate::call::task::Task;
     use crate::executor::Job;
-    use crate::task::Task;
+    use crate::stats::call_site::CallSite;
 
     static NUMBERED: CallSite = CallSite::new("numbered", "queue");
 

@@ -16,9 +16,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::shared::{Shared, State};
+use crate::panic_guard::wake_guarded;
 use crate::sync::thread::JoinHandle;
 use crate::sync::{MutexGuard, Ordering};
-use crate::task::wake_guarded;
 
 /// The outcome of [`BlockingPool::shutdown_timeout`](super::BlockingPool::shutdown_timeout).
 ///

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use super::metrics::Started;
 use super::shared::Shared;
-use crate::call_site::CallSite;
-use crate::call_stats::Short;
+use crate::stats::call_site::CallSite;
+use crate::stats::call_stats::Short;
 
 /// What the pool calls with each slow call: [`Builder::on_slow_call`](super::Builder::on_slow_call).
 pub(crate) type SlowHook = Arc<dyn Fn(&SlowCall) + Send + Sync>;
@@ -139,7 +139,7 @@ impl Shared {
     /// panic is caught.
     fn report_slow(&self, slow: &SlowCall) {
         if let Some(hook) = &self.on_slow_call {
-            crate::task::guarded(|| hook(slow));
+            crate::panic_guard::guarded(|| hook(slow));
             return;
         }
         #[cfg(feature = "tracing")]

@@ -20,10 +20,11 @@ use std::time::Duration;
 
 use super::QueueFull;
 use super::shared::{Shared, State};
-use crate::call_site::CallSite;
+use crate::call::task::Outcome;
 use crate::executor::{Job, RejectReason, Rejected, Submit, Waiter};
+use crate::panic_guard::drop_guarded;
+use crate::stats::call_site::CallSite;
 use crate::sync::{Ordering, fence};
-use crate::task::{Outcome, drop_guarded};
 
 /// Where `submit_bounded` puts a job (see `place_bounded`).
 enum Placement {

@@ -5,8 +5,8 @@
 
 use super::shared::{Shared, State};
 use crate::executor::Waiter;
+use crate::panic_guard::{drop_guarded, wake_guarded};
 use crate::sync::{Ordering, fence};
-use crate::task::{drop_guarded, wake_guarded};
 use std::task::Waker;
 
 impl Shared {

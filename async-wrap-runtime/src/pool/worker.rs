@@ -14,10 +14,11 @@ use std::time::Instant;
 use super::config::Hook;
 use super::metrics::{Slot, Started};
 use super::shared::{Shared, State};
+use crate::call::task::Finished;
+use crate::panic_guard::drop_guarded;
 #[cfg(not(async_wrap_loom))]
 use crate::sync::thread;
 use crate::sync::{Ordering, fence};
-use crate::task::{Finished, drop_guarded};
 
 /// How long a thread that has just finished a job spins, looking for the next one, before it
 /// sleeps.
@@ -59,7 +60,7 @@ pub(super) struct OwnWorker {
 /// Runs a thread hook; its panic is caught so that it cannot take the thread down.
 fn run_hook(hook: Option<&Hook>) {
     if let Some(hook) = hook {
-        crate::task::guarded(|| hook());
+        crate::panic_guard::guarded(|| hook());
     }
 }
 
@@ -106,7 +107,7 @@ impl Shared {
             waking: false,
         };
         WORKER.with(|worker| worker.set(Some(own)));
-        crate::call_stats::use_shard(index);
+        crate::stats::call_stats::use_shard(index);
         run_hook(self.on_thread_start.as_ref());
         // `start_thread` counted this thread as ready (idle or claimed) already.
         let mut ready = true;
@@ -155,7 +156,7 @@ impl Shared {
         });
         run_hook(self.on_thread_stop.as_ref());
         // The values of `StatefulPool` calls are dropped on this thread, now.
-        crate::thread_state::drop_thread_states();
+        crate::stateful::drop_thread_states();
         let mut state = self.lock();
         state.exiting -= 1;
         state.free_slots.push(index);

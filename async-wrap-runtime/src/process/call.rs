@@ -14,8 +14,8 @@ use super::ProcessPool;
 use super::codec::{Codec, Request};
 use super::error::{ProcessError, ProcessErrorKind};
 use super::wire::{self, Frame, Tag};
-use crate::call_site::CallSite;
-use crate::task::{drop_guarded, wake_guarded};
+use crate::panic_guard::{drop_guarded, wake_guarded};
+use crate::stats::call_site::CallSite;
 
 /// The reply of a worker: the frame's body (a [`Tag`] and what follows), and who sent it.
 pub(super) struct Reply {

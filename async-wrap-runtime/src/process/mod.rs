@@ -104,8 +104,8 @@ pub use call::ProcessFuture;
 pub use error::{ProcessError, ProcessErrorKind};
 pub use worker::{WORKER_ENV, init};
 
-use crate::call_site::CallSite;
 use crate::pool::ShutdownReport;
+use crate::stats::call_site::CallSite;
 use shared::Shared;
 
 /// A pool of worker processes running `#[async_wrap(executor = POOL, process)]` functions.
@@ -542,7 +542,7 @@ impl ProcessShutdown {
             let waker: Option<Waker> = done.1.take();
             drop(done);
             if let Some(waker) = waker {
-                crate::task::wake_guarded(waker);
+                crate::panic_guard::wake_guarded(waker);
             }
         };
         let spawned = std::thread::Builder::new()
@@ -573,7 +573,7 @@ impl Future for ProcessShutdown {
         }
         let old = done.1.replace(cx.waker().clone());
         drop(done);
-        crate::task::drop_guarded(old);
+        crate::panic_guard::drop_guarded(old);
         Poll::Pending
     }
 }

@@ -14,9 +14,9 @@ use super::error::ProcessErrorKind;
 use super::wire::Tag;
 use super::worker_process::{self, NoReply, Worker};
 use super::{Config, ProcessMetrics};
-use crate::call_site::CallSite;
-use crate::call_stats::{End, nanos};
 use crate::pool::{RunningJob, ShutdownReport};
+use crate::stats::call_site::CallSite;
+use crate::stats::call_stats::{End, nanos};
 
 /// How often an idle driver checks that its worker is alive, to reap one that died.
 const IDLE_CHECK: Duration = Duration::from_millis(100);

@@ -337,7 +337,7 @@ pub fn serve<T>(
             reply.0.push(Tag::Returned as u8);
             let encoded = result.encode(&value, std::mem::take(&mut reply.0));
             // The result's `Drop` is user code.
-            crate::task::drop_guarded(value);
+            crate::panic_guard::drop_guarded(value);
             encoded
         })
     }));
@@ -359,7 +359,7 @@ pub fn serve<T>(
             wire::put_text(&mut reply.0, &message);
             wire::put_text(&mut reply.0, &location);
             // The payload's own `Drop` is user code.
-            crate::task::drop_guarded(payload);
+            crate::panic_guard::drop_guarded(payload);
         }
     }
     reply

@@ -59,8 +59,8 @@ use std::cell::Cell;
 use std::task::{RawWakerVTable, Waker};
 use std::time::{Duration, Instant};
 
-use crate::call_site::CallSite;
 use crate::executor::Executor;
+use crate::stats::call_site::CallSite;
 
 /// The longest recent run time for which a call's result is waited for.
 pub(crate) const SHORT_RUN: Duration = Duration::from_micros(20);

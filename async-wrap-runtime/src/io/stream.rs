@@ -8,10 +8,10 @@ use std::task::{Context, Poll};
 
 use futures_core::Stream;
 
-use crate::call_site::{self, CallSite};
+use crate::call::future::{BlockingFuture, CallError};
 use crate::executor::{ExecutorRef, IntoExecutor};
-use crate::future::{BlockingFuture, CallError};
-use crate::task::{Payload, drop_guarded};
+use crate::panic_guard::{Payload, drop_guarded};
+use crate::stats::call_site::{self, CallSite};
 
 /// The default number of items one refill pulls: [`BlockingStream`] holds at most two batches.
 pub const DEFAULT_BATCH: usize = 64;
@@ -97,7 +97,7 @@ impl<T> Drop for Refill<T> {
     fn drop(&mut self) {
         drop_leftovers(self.iter.take(), std::mem::take(&mut self.items));
         if let Some(payload) = self.panic.take() {
-            crate::task::drop_payload(payload);
+            crate::panic_guard::drop_payload(payload);
         }
     }
 }
@@ -324,7 +324,7 @@ impl<T: Send + 'static> Drop for BlockingStream<T> {
             // (where a blocking `Drop`, closing a file or a cursor, belongs); if the executor
             // refuses (shut down), here.
             let leftovers = Leftovers { iter, ready };
-            crate::future::detach(&self.executor, self.site, move || drop(leftovers));
+            crate::call::future::detach(&self.executor, self.site, move || drop(leftovers));
         }
     }
 }

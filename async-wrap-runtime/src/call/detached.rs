@@ -15,8 +15,8 @@ use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::executor::{ExecutorRef, Job, Submit, Waiter};
+use crate::panic_guard::{drop_guarded, drop_payload};
 use crate::sync::{AtomicUsize, Mutex, Ordering};
-use crate::task::{drop_guarded, drop_payload};
 
 /// Nobody polls the future, and nobody is about to.
 const IDLE: usize = 0;

@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use crate::call_stats::{CallStats, End, Short, SiteStats};
+use crate::stats::call_stats::{CallStats, End, Short, SiteStats};
 
 /// The identity of a wrapped function's calls, and their statistics: one `static` per
 /// `#[async_wrap]` function.

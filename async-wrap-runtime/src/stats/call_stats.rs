@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-use crate::call_site::CallSite;
+use crate::stats::call_site::CallSite;
 
 /// Buckets per histogram: four per power of two, from 4 ns to about half an hour (the last one
 /// takes everything longer). Bucket bounds are within 25 % of each other.
@@ -297,7 +297,7 @@ impl SiteStats {
     /// which the thread was descheduled (CPU contention: its yields cost time slices), paid or
     /// not, makes it skip the next 1,024 at once: under contention a wait costs its caller far
     /// more than it saves, and a paid wait must not reset the back-off then.
-    pub(crate) fn waited(&self, waited: crate::adaptive::Waited) {
+    pub(crate) fn waited(&self, waited: crate::call::adaptive::Waited) {
         let adaptive = &self.adaptive;
         adaptive.waits.fetch_add(1, Ordering::Relaxed);
         if waited.paid {
@@ -602,7 +602,7 @@ impl fmt::Display for Short {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adaptive::Waited;
+    use crate::call::adaptive::Waited;
 
     /// Calls the back-off skips before the next wait.
     fn skipped(stats: &SiteStats) -> u32 {

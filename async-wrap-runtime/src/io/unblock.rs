@@ -6,10 +6,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
+use crate::call::future::{BlockingFuture, CallError};
 use crate::executor::{ExecutorRef, IntoExecutor};
-use crate::exit_wait::PendingWrite;
-use crate::future::{BlockingFuture, CallError};
-use crate::task::drop_guarded;
+use crate::io::exit_wait::PendingWrite;
+use crate::panic_guard::drop_guarded;
 
 /// The default buffer size of [`Unblock`]: 64 KiB.
 pub const DEFAULT_BUFFER: usize = 64 * 1024;
@@ -274,7 +274,7 @@ impl<T: Send + 'static> Unblock<T> {
         // here or anywhere: `poll_job` takes the value and the buffer back and reports it.
         self.state = State::Busy(BlockingFuture::new(
             self.executor.clone(),
-            &crate::call_site::UNBLOCK,
+            &crate::stats::call_site::UNBLOCK,
             job,
         ));
     }
@@ -473,7 +473,7 @@ impl<T: Send + 'static> Drop for Unblock<T> {
             State::Idle { inner, buffer, .. } => Held::Idle(inner, buffer),
             State::Broken => return,
         };
-        crate::detached::spawn(finish_writing(
+        crate::call::detached::spawn(finish_writing(
             self.executor.clone(),
             Arc::clone(&self.parcel),
             held,
@@ -508,7 +508,7 @@ async fn outcome<T>(future: &mut BlockingFuture<T>) -> Outcome<T> {
             Ok(Poll::Ready(Ok(value))) => Poll::Ready(Outcome::Done(value)),
             Ok(Poll::Ready(Err(refused))) => Poll::Ready(Outcome::Refused(refused)),
             Err(payload) => {
-                crate::task::drop_payload(payload);
+                crate::panic_guard::drop_payload(payload);
                 Poll::Ready(Outcome::Panicked)
             }
         }
@@ -564,7 +564,7 @@ async fn finish_writing<T: Send + 'static>(
     let bytes = buffer.len();
     pack(&parcel, inner, buffer);
     let taken = Arc::clone(&parcel);
-    let mut job = BlockingFuture::new(executor, &crate::call_site::UNBLOCK, move || {
+    let mut job = BlockingFuture::new(executor, &crate::stats::call_site::UNBLOCK, move || {
         let (mut inner, mut buffer) = unpack(&taken)?;
         let result = if flushed {
             Ok(())

@@ -5,7 +5,6 @@
 //! share sits behind one mutex; it is taken at most three times per call and never contended
 //! for long, so it costs about as much as a lock-free state machine without any `unsafe`.
 
-use std::any::Any;
 use std::cell::RefCell;
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
@@ -13,12 +12,10 @@ use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use crate::call_site::CallSite;
-use crate::call_stats::{End, nanos};
+use crate::panic_guard::{Payload, drop_guarded, wake_guarded};
+use crate::stats::call_site::CallSite;
+use crate::stats::call_stats::{End, nanos};
 use crate::sync::{AtomicBool, Mutex, MutexGuard, Ordering};
-
-/// A panic payload, as `std::panic::catch_unwind` returns it.
-pub(crate) type Payload = Box<dyn Any + Send + 'static>;
 
 /// What happened when a job ran, for the pool's metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,39 +63,6 @@ impl Finished {
             wake_guarded(waker);
         }
     }
-}
-
-/// Runs user code (a waker, a hook, a value's `Drop`) on a thread that must go on (a pool's
-/// worker, the slow-call watcher, one holding a count that others wait for), catching its
-/// panic, and a panic of that panic's payload as it is dropped. True if `f` returned.
-pub(crate) fn guarded(f: impl FnOnce()) -> bool {
-    match panic::catch_unwind(AssertUnwindSafe(f)) {
-        Ok(()) => true,
-        Err(payload) => {
-            drop_payload(payload);
-            false
-        }
-    }
-}
-
-/// Drops a panic payload, catching a panic of its own `Drop`. The payload of that second
-/// panic is leaked, not dropped: its `Drop` could panic in turn, for ever.
-pub(crate) fn drop_payload(payload: Payload) {
-    if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-        std::mem::forget(again);
-    }
-}
-
-/// Wakes a user's waker, catching its panic: a waker is user code, and the thread calling it
-/// (a pool's worker, or one holding a count that others wait for) must go on.
-pub(crate) fn wake_guarded(waker: Waker) {
-    guarded(|| waker.wake());
-}
-
-/// Drops a user's value (a waker, a body never run, a result), catching a panic of its
-/// `Drop`.
-pub(crate) fn drop_guarded<T>(value: T) {
-    guarded(move || drop(value));
 }
 
 /// The executor's side of a task.
@@ -489,7 +453,7 @@ mod loom_models {
     use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use super::{Ended, Outcome, Output, Run, Task};
-    use crate::call_site::CallSite;
+    use crate::stats::call_site::CallSite;
 
     static MODEL: CallSite = CallSite::new("model", "loom");
 

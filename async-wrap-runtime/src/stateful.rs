@@ -7,11 +7,11 @@ use std::cell::RefCell;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 
-use crate::call_site::CallSite;
+use crate::call::future::BlockingFuture;
 use crate::executor::{Executor, ExecutorRef, Job, Rejected, Submit, Waiter};
-use crate::future::BlockingFuture;
+use crate::panic_guard::drop_guarded;
 use crate::pool::BlockingPool;
-use crate::task::drop_guarded;
+use crate::stats::call_site::CallSite;
 
 /// A [`BlockingPool`] whose threads each build a value of type `S` with `init`, keep it for
 /// their whole life, and drop it on that thread when they exit (after `keep_alive` idle, or at
@@ -264,7 +264,7 @@ fn with_state<S: 'static, E: fmt::Display, T>(
             Err(payload) => {
                 let message = panic_message(payload.as_ref());
                 // The payload is the user's: its `Drop` may panic too.
-                crate::task::drop_payload(payload);
+                crate::panic_guard::drop_payload(payload);
                 Err(message)
             }
         },

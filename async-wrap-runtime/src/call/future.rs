@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crate::adaptive;
-use crate::call_site::{self, CallSite};
-use crate::call_stats::{self, End};
-use crate::detached;
+use crate::call::adaptive;
+use crate::call::detached;
+use crate::call::task::{Ended, Output, Task};
 use crate::executor::{ExecutorRef, IntoExecutor, Job, RejectReason, Submit, Waiter};
-use crate::task::{Ended, Output, Task, drop_guarded};
+use crate::panic_guard::drop_guarded;
+use crate::stats::call_site::{self, CallSite};
+use crate::stats::call_stats::{self, End};
 
 /// The future of one blocking call: resolves to the body's return value.
 ///
@@ -300,7 +301,7 @@ impl<T> Drop for BlockingFuture<T> {
         // this thread is already unwinding, where a second panic would abort.
         if let Some(payload) = panicked {
             if std::thread::panicking() {
-                crate::task::drop_payload(payload);
+                crate::panic_guard::drop_payload(payload);
             } else {
                 panic::resume_unwind(payload);
             }
