@@ -51,6 +51,7 @@ mod thread_state;
 #[cfg(feature = "tokio")]
 mod tokio_adapter;
 
+pub use adaptive::{adaptive_wait_enabled, set_adaptive_wait};
 pub use block_on::block_on;
 pub use call_site::{CallSite, CallSites, call_sites, reset_call_sites};
 pub use call_stats::{CallStats, Timings, call_statistics_enabled, set_call_statistics};
