@@ -127,19 +127,19 @@
 //!
 //! **Short calls.** Offloading a call costs its caller a trip through the runtime: the task
 //! parks, the runtime's thread may sleep, and waking it takes 20–65 µs on a VM. For a function
-//! whose recent calls were all short (20 µs or less), whose future was made after the thread's
+//! whose recent calls were all short (14 µs or less), whose future was made after the thread's
 //! previous call was submitted (a task awaiting its calls one after another), on a
-//! [`BlockingPool`] with an idle thread, the polling thread instead waits for the result for
-//! twice the recent run time plus 4 µs (plus 50 µs if the pool's thread sleeps and must be
-//! woken first), then falls back to the waker. It never runs the body itself; a function with
+//! [`BlockingPool`] with a thread spinning for work, the polling thread instead waits for the
+//! result for twice the recent run time plus 4 µs, then falls back to the waker. It never runs the body itself; a function with
 //! one long call is not waited for until its calls are short again (the estimate comes down
 //! half the way per call); a wait that did not pay makes that function skip the next 2, 4, ...
 //! 1,024 calls' waits; of futures made together (`join!`, `join_all`, `select!`), only the
-//! first may be waited for, and the others are submitted at once; and once a thread has waited
-//! for 8 calls, or for 8 µs, with none of its calls returning `Pending` in between, the next
-//! call does not wait but parks as without the wait, so that a task making such calls in a loop
-//! gives its runtime thread back (its other tasks, its timers and its sockets run) about as often
-//! as with the wait off. The table's last column counts these waits and those that paid.
+//! first may be waited for, and the others are submitted at once; and the waits hold a thread
+//! at most 32 µs (from the first of them to the end of the last) or 8 calls with none of its
+//! calls returning `Pending` in between: then the next call does not wait but parks as without
+//! the wait, so that a task making such calls in a loop gives its runtime thread back (its other
+//! tasks, its timers and its sockets run). [`set_adaptive_wait`]`(false)` turns the wait off
+//! and keeps the statistics. The table's last column counts these waits and those that paid.
 //!
 //! # Coming from Python
 //!
@@ -566,8 +566,8 @@ pub use async_wrap_runtime::{
     BlockingStream, DEFAULT_BATCH, DEFAULT_BUFFER, Unblock, stream, stream_on,
 };
 pub use async_wrap_runtime::{
-    CallSite, CallSites, CallStats, Timings, call_sites, call_statistics_enabled, reset_call_sites,
-    set_call_statistics,
+    CallSite, CallSites, CallStats, Timings, adaptive_wait_enabled, call_sites,
+    call_statistics_enabled, reset_call_sites, set_adaptive_wait, set_call_statistics,
 };
 
 // What the runtime's cargo features add (`RayonPool`, `TokioBlocking`, `ProcessPool` and

@@ -17,6 +17,9 @@ use support::within;
 
 static POOL: BlockingPool = BlockingPool::with_max_threads(1).thread_name("adaptive");
 
+/// The tests here share the pool, the site and the process-wide switch: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[async_wrap(executor = POOL)]
 fn short(n: u64) -> u64 {
     n + 1
@@ -95,6 +98,9 @@ fn await_in_a_loop(calls: u64) -> Polls {
 // row without the thread given back.
 #[test]
 fn a_loop_of_short_calls_gives_its_thread_back_at_least_every_8_calls() {
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     within(Duration::from_secs(60), || {
         // Warm-up: the site learns that the function is short.
         await_in_a_loop(200);
@@ -112,5 +118,47 @@ fn a_loop_of_short_calls_gives_its_thread_back_at_least_every_8_calls() {
             "{} calls in a row never gave the thread back ({polls:?}, {waits} waits)",
             polls.longest_run_without_give_back
         );
+    });
+}
+
+/// The site's count of waits and of calls.
+fn site_counts() -> (u64, u64) {
+    let sites = async_wrap::call_sites();
+    let site = sites
+        .get("adaptive_wait::short")
+        .expect("the site is listed");
+    (site.waits, site.calls)
+}
+
+#[test]
+fn the_adaptive_wait_has_its_own_switch_and_statistics_go_on_without_it() {
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    within(Duration::from_secs(60), || {
+        await_in_a_loop(200);
+        async_wrap::set_adaptive_wait(false);
+        assert!(!async_wrap::adaptive_wait_enabled());
+        let (waits, calls) = site_counts();
+        let polls = await_in_a_loop(2_000);
+        let (waits_off, calls_off) = site_counts();
+        async_wrap::set_adaptive_wait(true);
+        assert_eq!(
+            waits_off, waits,
+            "a call waited with the wait off ({polls:?})"
+        );
+        assert_eq!(
+            calls_off,
+            calls + 2_000,
+            "the statistics stopped with the wait"
+        );
+        assert_eq!(
+            polls.give_backs + polls.yields,
+            2_000,
+            "with the wait off every call returns `Pending` at its first poll ({polls:?})"
+        );
+        // And on again: the site waits again (it never stopped learning).
+        await_in_a_loop(2_000);
+        assert!(site_counts().0 > waits, "the wait did not come back on");
     });
 }

@@ -211,8 +211,8 @@ fn a17_spins_control(us: u64) {
 /// (crate docs) and "one long run counts at once, and is forgotten a quarter of the way per
 /// call" (adaptive.rs). The estimate is written only when it moves by more than an eighth
 /// (`call_stats.rs` `ran`): a quarter of the way moves it by more than an eighth only while the
-/// run is below half the estimate. So calls of 15 µs (short: at most 20 µs) bring a 400 µs
-/// estimate down to about 2 x 15 = 26..30 µs and no further: past the 20 µs limit for good.
+/// run is below half the estimate. So calls of 10 µs (short: at most 14 µs) bring a 400 µs
+/// estimate down to about 2 x 10 = 17..20 µs and no further: past the 14 µs limit for good.
 /// The function is never waited for again, though every call since the long one was short.
 /// No forced long call is needed: any one blip above 20 µs (a preemption, the first call's
 /// cold caches) has the same effect on a function of 11..20 µs; run alone, 400 calls of 15 µs
@@ -227,7 +227,7 @@ fn a_short_function_is_waited_for_again_after_one_long_call() {
             stats_or_zero("a17_spins_control"),
         );
         for _ in 0..3_000 {
-            block_on(a17_spins(15));
+            block_on(a17_spins(10));
             block_on(a17_spins_control(3));
         }
         let after = stats("a17_spins");
@@ -238,7 +238,7 @@ fn a_short_function_is_waited_for_again_after_one_long_call() {
         );
         assert!(
             after.waits > before,
-            "3,000 calls of 15 µs after one long call, none waited for (run time p50 {:?}, \
+            "3,000 calls of 10 µs after one long call, none waited for (run time p50 {:?}, \
              p99 {:?}; the 3 µs function called beside them: {control} waits): {after:?}",
             after.run_time.percentile(0.5),
             after.run_time.percentile(0.99),

@@ -46,6 +46,7 @@ mod sync;
 pub use adapters::rayon::RayonPool;
 #[cfg(feature = "tokio")]
 pub use adapters::tokio::TokioBlocking;
+pub use call::adaptive::{adaptive_wait_enabled, set_adaptive_wait};
 pub use call::block_on::block_on;
 pub use call::future::{BlockingFuture, CallError, Checked, spawn, spawn_on};
 pub use call::task::is_cancelled;

@@ -19,22 +19,18 @@
 //!   does not wait even for its first call, which would hold back the submission of the rest.
 //!   (Wakers are compared by address: a new waker at the address of a freed one can pass for
 //!   it, so such a batch's first call may, rarely, be waited for.)
-//! - the executor is a [`BlockingPool`] with an idle thread and nothing queued, so the job
-//!   starts at once (or once the thread wakes), and the caller is not one of its threads;
+//! - the executor is a [`BlockingPool`] with a thread spinning for work and nothing queued, so
+//!   the job starts at once, and the caller is not one of its threads; a sleeping thread is not
+//!   waited for: its wake (20–65 µs on the VMs this was measured on) would hold the polling
+//!   thread longer than a hold allows (see "Giving the thread back");
 //! - the site is not backing off: a wait that did not pay (the result did not come in time)
-//!   makes the site skip the next 2, 4, 8 ... 1,024 calls' waits; one that paid resets it.
+//!   makes the site skip the next 2, 4, 8 ... 1,024 calls' waits; one that paid resets it;
+//! - the wait is on ([`set_adaptive_wait`], on by default).
 //!
-//! The wait lasts at most twice the recent run time plus [`HAND_OFF`] if a pool thread spins
-//! for work (it takes the job at once), or plus [`WAKE`] if the idle thread sleeps and the
-//! submission wakes it (so at most 44 µs, or 90 µs). It is busy for its first 2 µs and then
-//! yields the core, so that a pool thread placed on the same core can run. Then the future
-//! registers its waker and returns `Pending` as usual.
-//!
-//! The long form is what gets a caller out of the slow rhythm: once a call takes the waker's
-//! path, the caller's next call comes after the runtime has woken it (20–65 µs), when the
-//! pool's thread has stopped spinning (it spins 20 µs after a job); waiting out the wake of
-//! that thread once puts both threads back in step, the pool's thread spinning when the next
-//! call comes.
+//! The wait lasts at most twice the recent run time plus [`HAND_OFF`], and never ends more than
+//! [`GIVE_BACK_HOLD`] (32 µs) after this thread began waiting (see below). It is
+//! busy for its first 2 µs and then yields the core, so that a pool thread placed on the same
+//! core can run. Then the future registers its waker and returns `Pending` as usual.
 //!
 //! # Giving the thread back
 //!
@@ -44,44 +40,81 @@
 //! enough: tokio's current-thread scheduler runs a task that woke itself again at the next
 //! tick, and polls its timers and sockets only every 61 ticks or when it has no task to run
 //! (measured: an echo server's p99 round trip beside such a loop went from 0.2 ms to 13 ms).
-//! So once this thread has been waiting for results, with no call of its own returning
-//! `Pending` in between, for [`GIVE_BACK_AFTER`] or for [`GIVE_BACK_EVERY`] calls, the next
-//! call does not wait: it registers its waker and returns `Pending`, as without the wait, and
-//! its result wakes the task. Until the result comes the runtime has nothing of this task's to
-//! run, so it polls its timers and sockets and runs its other tasks, as it does at every call
-//! with the wait off. A task looping on short calls thus gives its thread back at least every
-//! [`GIVE_BACK_AFTER`] (plus one wait) or [`GIVE_BACK_EVERY`] calls, whichever comes first.
+//! So the waits hold a thread for a bounded time: once this thread has been waiting for results,
+//! with no call of its own returning `Pending` in between, the next call does not wait if its
+//! wait could end more than [`GIVE_BACK_HOLD`] after the first of those waits began, or if it
+//! would be the [`GIVE_BACK_EVERY`]th such call in a row: it registers its waker and returns
+//! `Pending`, as without the wait, and its result wakes the task. Until the result comes the
+//! runtime has nothing of this task's to run, so it polls its timers and sockets and runs its
+//! other tasks, as it does at every call with the wait off. A task looping on short calls thus
+//! gives its thread back at least every 32 µs of waiting and its own work between the calls
+//! (or every 8 calls, however fast they are); without calls the task's own code is what holds
+//! the thread, as it would without the crate.
+//!
+//! The bound was chosen by `compare --only neighbours` (in `comparisons/`), its candidates
+//! interleaved in one run, three runs: a bound on the waits' count and waiting time only (8
+//! calls, 8 µs, the wait's own budget not counted, sleeping threads waited for up to 90 µs) left
+//! an echo server's p99 round trip beside the loop at 1.1–2.1× that with statistics off on a
+//! current-thread runtime; holds of 16, 24 and 32 µs gave 0.8–1.5×, 32 µs 0.75–1.09× with the
+//! most calls per second; giving back more often (every 4, 2 or every other call) did worse
+//! (2.2–3.9×): each give-back costs the loop a park and a wake, and the neighbours gain nothing.
 //!
 //! [`set_call_statistics`]: crate::set_call_statistics
 //! [`BlockingPool`]: crate::BlockingPool
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{RawWakerVTable, Waker};
 use std::time::{Duration, Instant};
 
 use crate::executor::Executor;
 use crate::stats::call_site::CallSite;
 
-/// The longest recent run time for which a call's result is waited for.
-pub(crate) const SHORT_RUN: Duration = Duration::from_micros(20);
+/// The longest recent run time for which a call's result is waited for: a wait's budget for it,
+/// twice this plus [`HAND_OFF`], is then [`GIVE_BACK_HOLD`].
+pub(crate) const SHORT_RUN: Duration = Duration::from_micros(14);
 
 /// What a wait allows beyond twice the run time: the hand-off to a spinning thread and back.
 pub(crate) const HAND_OFF: Duration = Duration::from_micros(4);
 
-/// What a wait allows beyond twice the run time when the pool's idle thread must be woken: the
-/// wake of a halted vCPU takes 20–65 µs on the VMs this was measured on.
-pub(crate) const WAKE: Duration = Duration::from_micros(50);
-
-/// How long a thread may keep waiting for results, call after call with none of its calls
-/// returning `Pending`, before a call gives the thread back to its runtime (see "Giving the
-/// thread back"). Chosen by `compare --only neighbours` (in `comparisons/`): against 25 µs and
-/// 32 calls, an echo server's p99 beside the loop on a current-thread runtime fell from 1.7–3.0×
-/// to 1.5–2.1× that with statistics off, for a loop that still makes 2.7–3.7× the calls.
-pub(crate) const GIVE_BACK_AFTER: Duration = Duration::from_micros(8);
+/// The longest a thread is held by waits before a call gives it back to its runtime: from the
+/// first of a run of waits (with none of the thread's calls returning `Pending` since) to the
+/// end of the next wait's budget (see "Giving the thread back").
+pub(crate) const GIVE_BACK_HOLD: Duration = Duration::from_micros(32);
 
 /// How many calls in a row a thread may wait for, with none of its calls returning `Pending`,
 /// before a call gives the thread back (a bound that holds however fast the calls are).
 pub(crate) const GIVE_BACK_EVERY: u32 = 8;
+
+/// Whether calls may wait for their results at all ([`set_adaptive_wait`]).
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns the adaptive wait on or off for every call from now on (it is on by default).
+///
+/// With the wait on, a call to a function whose recent runs were all short (14 µs or less),
+/// awaited on its own by a task that awaits its calls one after another, may wait a few
+/// microseconds on the polling thread for its result instead of letting the runtime park the
+/// thread and wake it again: a round trip of about 1 µs instead of 5–25 µs. The wait never runs
+/// the body on the polling thread, and it gives the thread back to the runtime at least every
+/// 32 µs or 8 calls, so that the runtime's timers, sockets and other tasks are not held up.
+/// Turn it off to have every call that does not finish at once return `Pending` (as
+/// `tokio::task::spawn_blocking` does), for example to compare the two. The wait needs the
+/// call statistics ([`set_call_statistics`](crate::set_call_statistics)), which tell which
+/// functions are short; with them off there is no wait either.
+///
+/// ```
+/// async_wrap::set_adaptive_wait(false);
+/// assert!(!async_wrap::adaptive_wait_enabled());
+/// async_wrap::set_adaptive_wait(true);
+/// ```
+pub fn set_adaptive_wait(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether the adaptive wait is on ([`set_adaptive_wait`]).
+pub fn adaptive_wait_enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
 
 /// The first part of a wait, spent busy rather than yielding.
 const BUSY_FOR: Duration = Duration::from_micros(2);
@@ -123,17 +156,22 @@ pub(crate) fn pending() {
     WAITING_SINCE.with(|since| since.set(None));
 }
 
-/// Whether this thread has waited for results long enough, with none of its calls returning
-/// `Pending`, that the next call must give it back (see "Giving the thread back").
-fn must_give_back() -> bool {
+/// Whether a wait of up to `budget` would hold this thread too long, with the waits before it
+/// since its last `Pending`, so that the call must give the thread back instead (see "Giving
+/// the thread back"). If not, the wait is counted in the run.
+fn must_give_back(budget: Duration) -> bool {
     WAITING_SINCE.with(|since| match since.get() {
+        None if budget > GIVE_BACK_HOLD => true,
         None => {
             since.set(Some((Instant::now(), 1)));
             false
         }
         Some((began, waits)) => {
-            since.set(Some((began, waits + 1)));
-            waits >= GIVE_BACK_EVERY || began.elapsed() >= GIVE_BACK_AFTER
+            let give_back = waits >= GIVE_BACK_EVERY || began.elapsed() + budget > GIVE_BACK_HOLD;
+            if !give_back {
+                since.set(Some((began, waits + 1)));
+            }
+            give_back
         }
     })
 }
@@ -145,7 +183,7 @@ pub(crate) fn budget(site: &'static CallSite, executor: &dyn Executor) -> Option
     // Under loom, never: the decision reads state that outlives a model's iterations (the
     // site's statistics), which would make the explored runs differ. The protocol of a wait
     // is modelled on the task cell (`task::loom_models`).
-    if cfg!(async_wrap_loom) {
+    if cfg!(async_wrap_loom) || !adaptive_wait_enabled() {
         return None;
     }
     let stats = site.site_stats();
@@ -153,11 +191,14 @@ pub(crate) fn budget(site: &'static CallSite, executor: &dyn Executor) -> Option
     if recent > SHORT_RUN {
         return None;
     }
-    let spinning = executor.as_blocking_pool()?.idle_thread()?;
-    if !stats.may_wait() || must_give_back() {
+    if executor.as_blocking_pool()?.idle_thread() != Some(true) {
         return None;
     }
-    Some(if spinning { HAND_OFF } else { WAKE } + recent * 2)
+    let budget = HAND_OFF + recent * 2;
+    if !stats.may_wait() || must_give_back(budget) {
+        return None;
+    }
+    Some(budget)
 }
 
 /// How a wait went: whether the result came in time, and whether the thread was descheduled
@@ -195,5 +236,49 @@ pub(crate) fn wait(budget: Duration, done: impl Fn() -> bool) -> Waited {
     Waited {
         paid,
         descheduled: start.elapsed() > budget * DESCHEDULED,
+    }
+}
+
+#[cfg(all(test, not(async_wrap_loom)))]
+mod tests {
+    use super::*;
+
+    /// Runs `check` on a thread of its own: the give-back state is per thread.
+    fn on_a_fresh_thread(check: impl FnOnce() + Send + 'static) {
+        std::thread::spawn(check).join().unwrap();
+    }
+
+    #[test]
+    fn a_wait_whose_budget_exceeds_the_hold_gives_the_thread_back_at_once() {
+        on_a_fresh_thread(|| {
+            assert!(must_give_back(GIVE_BACK_HOLD + Duration::from_nanos(1)));
+            assert!(!must_give_back(GIVE_BACK_HOLD));
+        });
+    }
+
+    #[test]
+    fn waits_give_the_thread_back_when_the_next_would_end_past_the_hold() {
+        on_a_fresh_thread(|| {
+            let budget = Duration::from_micros(4);
+            assert!(!must_give_back(budget));
+            let began = Instant::now();
+            while began.elapsed() + budget <= GIVE_BACK_HOLD {
+                std::hint::spin_loop();
+            }
+            assert!(must_give_back(budget), "the hold is not enforced");
+            pending();
+            assert!(!must_give_back(budget), "a `Pending` starts a new run");
+        });
+    }
+
+    #[test]
+    fn waits_give_the_thread_back_every_8_calls_however_fast() {
+        on_a_fresh_thread(|| {
+            let budget = Duration::ZERO;
+            for call in 0..GIVE_BACK_EVERY {
+                assert!(!must_give_back(budget), "call {call} gave the thread back");
+            }
+            assert!(must_give_back(budget));
+        });
     }
 }

@@ -1,8 +1,9 @@
 //! What a task making short calls in a loop costs the other tasks of its runtime: a 1 ms ticker
 //! (how late each tick wakes) and a loopback echo server (the round trip a client on its own
 //! thread sees), on a current-thread and a multi-thread tokio runtime, with no load, with the
-//! load on async-wrap (statistics on, so with the adaptive wait; and off) and on tokio's
-//! `spawn_blocking`. Systems are interleaved round by round; percentiles are over all rounds.
+//! load on async-wrap (statistics on, so with the adaptive wait; the wait off; statistics off)
+//! and on tokio's `spawn_blocking`. Systems are interleaved round by round; percentiles are over
+//! all rounds.
 
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -18,13 +19,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 enum Load {
     None,
     AsyncWrap,
+    AsyncWrapNoWait,
     AsyncWrapNoStats,
     SpawnBlocking,
 }
 
-const LOADS: [(Load, &str); 4] = [
+const LOADS: [(Load, &str); 5] = [
     (Load::None, "no load"),
     (Load::AsyncWrap, "async-wrap (statistics on: adaptive wait)"),
+    (Load::AsyncWrapNoWait, "async-wrap, adaptive wait off"),
     (Load::AsyncWrapNoStats, "async-wrap, statistics off"),
     (Load::SpawnBlocking, "tokio spawn_blocking"),
 ];
@@ -66,11 +69,13 @@ pub(crate) fn neighbour_rows(scale: usize) {
         print_rows(flavour, rounds, round, &mut seen);
     }
     async_wrap::set_call_statistics(true);
+    async_wrap::set_adaptive_wait(true);
 }
 
 /// One round of `load` beside the ticker and the echo server.
 fn one_round(runtime: &tokio::runtime::Runtime, load: Load, length: Duration, seen: &mut Seen) {
     async_wrap::set_call_statistics(load != Load::AsyncWrapNoStats);
+    async_wrap::set_adaptive_wait(load != Load::AsyncWrapNoWait);
     let stop = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(AtomicU64::new(0));
     let listener = runtime
@@ -127,7 +132,7 @@ fn one_round(runtime: &tokio::runtime::Runtime, load: Load, length: Duration, se
                             tokio::time::sleep(Duration::from_millis(5)).await;
                             continue;
                         }
-                        Load::AsyncWrap | Load::AsyncWrapNoStats => {
+                        Load::AsyncWrap | Load::AsyncWrapNoWait | Load::AsyncWrapNoStats => {
                             async_wrap::spawn(|| black_box(())).await;
                         }
                         Load::SpawnBlocking => {
