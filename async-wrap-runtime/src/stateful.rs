@@ -3,7 +3,7 @@
 //! `ThreadPoolExecutor(initializer=...)` without a hand-written `thread_local!`.
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 
@@ -220,6 +220,9 @@ thread_local! {
     /// runs calls of several pools inline may hold one for each. While a call uses the value,
     /// its entry stays, empty: a call of the same pool nested in it gets a value of its own.
     static STATES: RefCell<Vec<(usize, Held)>> = const { RefCell::new(Vec::new()) };
+    /// `drop_thread_states` is registered to run at this thread's exit (if it is a pool's
+    /// worker), and has not run yet.
+    static AT_EXIT: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Where a call's value came from, and so where it goes back.
@@ -248,6 +251,7 @@ fn with_state<S: 'static, E: fmt::Display, T>(
                     .and_then(|(_, held)| held.0.take());
                 if held.is_none() {
                     states.push((key, Held(None)));
+                    drop_at_worker_exit();
                 }
                 (held, Taken::Owned)
             }
@@ -316,10 +320,18 @@ fn put_back<S: 'static>(key: usize, state: Option<Box<S>>) {
     });
 }
 
-/// Drops every value this thread holds, each `Drop`'s panic caught: a pool's worker calls it
-/// as it exits, so that the values are dropped on their thread, before its thread-local
-/// destructors.
-pub(crate) fn drop_thread_states() {
+/// Has a pool's worker drop this thread's values as it exits (`drop_thread_states`), once.
+fn drop_at_worker_exit() {
+    if !AT_EXIT.replace(true) {
+        crate::pool::at_worker_exit(drop_thread_states);
+    }
+}
+
+/// Drops every value this thread holds, each `Drop`'s panic caught: a pool's worker runs it
+/// as it exits (registered by `drop_at_worker_exit`), so that the values are dropped on their
+/// thread, before its thread-local destructors.
+fn drop_thread_states() {
+    let _ = AT_EXIT.try_with(|registered| registered.set(false));
     let states = STATES.try_with(|states| std::mem::take(&mut *states.borrow_mut()));
     drop(states);
 }

@@ -9,6 +9,7 @@
 //! | where a call's job goes, the growth rule | `submit.rs` (and `supervisor.rs`, `supervisor_state.rs` beyond the cores) |
 //! | who counts as ready for work | `ready.rs` |
 //! | what a thread does between jobs, spinning, retiring | `worker.rs` |
+//! | what a thread runs at its exit for the rest of the runtime | `thread_exit.rs` |
 //! | waiting for room in a bounded queue | `waiters.rs` |
 //! | shutdown and its report | `shutdown.rs` (and `gate.rs`) |
 //! | a metric | `metrics.rs` |
@@ -29,6 +30,7 @@ mod slow;
 mod submit;
 mod supervisor;
 mod supervisor_state;
+mod thread_exit;
 mod waiters;
 #[cfg(not(async_wrap_loom))]
 mod watcher;
@@ -46,6 +48,7 @@ pub(crate) use config::contains_nul;
 pub use metrics::Metrics;
 pub use shutdown::{RunningJob, ShutdownFuture, ShutdownReport};
 pub use slow::{SlowCall, Slowness};
+pub(crate) use thread_exit::at_worker_exit;
 
 use crate::call::task::Finished;
 use crate::executor::{Executor, Job, Rejected, Submit, Waiter};

@@ -14,6 +14,7 @@ use std::time::Instant;
 use super::config::Hook;
 use super::metrics::{Slot, Started};
 use super::shared::{Shared, State};
+use super::thread_exit;
 use crate::call::task::Finished;
 use crate::panic_guard::drop_guarded;
 #[cfg(not(async_wrap_loom))]
@@ -155,8 +156,9 @@ impl Shared {
             }));
         });
         run_hook(self.on_thread_stop.as_ref());
-        // The values of `StatefulPool` calls are dropped on this thread, now.
-        crate::stateful::drop_thread_states();
+        // What the rest of the runtime left for this thread's exit (the values of
+        // `StatefulPool` calls, dropped on this thread), now.
+        thread_exit::run_exit_hooks();
         let mut state = self.lock();
         state.exiting -= 1;
         state.free_slots.push(index);
