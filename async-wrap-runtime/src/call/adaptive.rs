@@ -191,7 +191,7 @@ pub(crate) fn budget(site: &'static CallSite, executor: &dyn Executor) -> Option
     if recent > SHORT_RUN {
         return None;
     }
-    if executor.as_blocking_pool()?.idle_thread() != Some(true) {
+    if crate::executor::blocking_pool(executor)?.idle_thread() != Some(true) {
         return None;
     }
     let budget = HAND_OFF + recent * 2;

@@ -12,7 +12,7 @@ use std::time::Instant;
 use crate::call::adaptive;
 use crate::call::detached;
 use crate::call::task::{Ended, Output, Task};
-use crate::executor::{ExecutorRef, IntoExecutor, Job, RejectReason, Submit, Waiter};
+use crate::executor::{self, ExecutorRef, IntoExecutor, Job, RejectReason, Submit, Waiter};
 use crate::panic_guard::drop_guarded;
 use crate::stats::call_site::{self, CallSite};
 use crate::stats::call_stats::{self, End};
@@ -175,7 +175,7 @@ impl<T> BlockingFuture<T> {
                 output.submit(waker, Instant::now(), counted);
             }
             let waiter = *self.waiter.get_or_insert_with(Waiter::new);
-            match self.executor.get().poll_execute(job, cx, &waiter) {
+            match executor::poll_submit(self.executor.get(), job, cx, waiter) {
                 Ok(Submit::Accepted) => {
                     self.waiter = None;
                     let (Some(budget), Some(output)) = (wait_for, &self.output) else {
@@ -212,7 +212,7 @@ impl<T> BlockingFuture<T> {
         if polled.is_pending() {
             // A job queued on the pool whose worker polls this future, with every thread busy:
             // it runs here rather than wait for a thread that this one may be keeping busy.
-            if let Some(pool) = self.executor.get().as_blocking_pool() {
+            if let Some(pool) = executor::blocking_pool(self.executor.get()) {
                 let task = Arc::clone(output);
                 if pool.run_waiting_here(self.site, move || task.run_here()) {
                     polled = output.poll_output(cx);
@@ -256,7 +256,7 @@ impl<T> BlockingFuture<T> {
         if let Some(job) = self.job.take() {
             if let Some(waiter) = self.waiter.take() {
                 // A new registration, with a waker of its own, replaces this one.
-                self.executor.get().cancel_wait(&waiter);
+                executor::cancel_wait(self.executor.get(), waiter);
             }
             detached::submit(self.executor.clone(), job);
         }
@@ -292,9 +292,7 @@ impl<T> Drop for BlockingFuture<T> {
         }
         if let (Some(_), Some(waiter)) = (&self.job, &self.waiter) {
             // Waiting for room: give the place up, so that a wake-up meant for it is not lost.
-            // (After the abandon: a user executor's `cancel_wait` that panics cannot keep the
-            // job from being cancelled.)
-            self.executor.get().cancel_wait(waiter);
+            executor::cancel_wait(self.executor.get(), *waiter);
         }
         // A `Drop` of the user's (an argument, the result) panicked: resumed here, once the
         // call is counted, as dropping those values directly would have panicked. Not while
@@ -480,9 +478,9 @@ where
 /// let text = futures::executor::block_on(spawn_on(&POOL, || "read from disk".to_uppercase()));
 /// assert_eq!(text, "READ FROM DISK");
 /// ```
-pub fn spawn_on<E, F, T>(executor: E, body: F) -> BlockingFuture<T>
+pub fn spawn_on<M, E, F, T>(executor: E, body: F) -> BlockingFuture<T>
 where
-    E: IntoExecutor,
+    E: IntoExecutor<M>,
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
