@@ -29,7 +29,7 @@ use syn::{
 
 use crate::options::{ExecutorOption, Options};
 use crate::receiver::{self, Form, mentions_self, replace_self, self_clone_ident};
-use crate::validate::copied_reference;
+use crate::types::{copied_reference, result_ok_type};
 
 /// One argument of the function as the shim sees it.
 struct Arg<'a> {
@@ -140,32 +140,6 @@ impl<'a> Shape<'a> {
             },
             ReturnType::Default => Shape::Stream,
         }
-    }
-}
-
-/// A `Result<T, ...>` type, by any path (`io::Result<T>`, `anyhow::Result<T>`).
-pub(crate) struct ResultType<'a> {
-    /// The user's path to it.
-    pub(crate) path: &'a syn::TypePath,
-    /// `T`.
-    pub(crate) ok: &'a Type,
-}
-
-/// `ty` as a `Result` type, if it is one.
-pub(crate) fn result_ok_type(ty: &Type) -> Option<ResultType<'_>> {
-    let Type::Path(path) = ty else {
-        return None;
-    };
-    let last = path.path.segments.last()?;
-    let PathArguments::AngleBracketed(args) = &last.arguments else {
-        return None;
-    };
-    if path.qself.is_some() || last.ident != "Result" {
-        return None;
-    }
-    match args.args.first()? {
-        GenericArgument::Type(ok) => Some(ResultType { path, ok }),
-        _ => None,
     }
 }
 

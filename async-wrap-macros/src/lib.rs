@@ -3,7 +3,8 @@
 //! examples, is on the re-export.
 //!
 //! The attribute runs in three phases, one module each: `options` parses the arguments, `item`
-//! and `validate` read and check the function, `expand` writes the shim. Every phase returns
+//! and `validate` read and check the function, `expand` writes the shim (`types` holds the type
+//! shapes the last two both look for, `receiver` the forms of `self`). Every phase returns
 //! `syn::Result`, so that all the mistakes in one attribute are reported together, and
 //! `expand_attribute` is a plain function over `proc_macro2` tokens that tests call directly.
 
@@ -12,6 +13,7 @@ mod expand;
 mod item;
 mod options;
 mod receiver;
+mod types;
 mod validate;
 
 #[cfg(test)]

@@ -8,23 +8,9 @@ use syn::{
 };
 
 use crate::errors::Errors;
-use crate::expand::result_ok_type;
 use crate::options::Options;
 use crate::receiver::{self, Form};
-
-/// Whether an argument of this type is copied at the call under the `to_owned` option: a
-/// shared reference that is not `'static`.
-pub(crate) fn copied_reference(ty: &Type) -> Option<&syn::TypeReference> {
-    match ty {
-        Type::Reference(reference)
-            if reference.mutability.is_none()
-                && !reference.lifetime.as_ref().is_some_and(is_static) =>
-        {
-            Some(reference)
-        }
-        _ => None,
-    }
-}
+use crate::types::{copied_reference, is_static, result_ok_type};
 
 /// Adds to `errors` every reason `sig` cannot be wrapped with these options.
 pub(crate) fn check_signature(sig: &Signature, options: &Options, errors: &mut Errors) {
@@ -569,10 +555,6 @@ fn bounds_borrow<'a>(mut bounds: impl Iterator<Item = &'a TypeParamBound>) -> Op
             .find_map(|segment| path_arguments_borrow(&segment.arguments)),
         _ => None,
     })
-}
-
-fn is_static(lifetime: &Lifetime) -> bool {
-    lifetime.ident == "static"
 }
 
 /// Tokens as a person would write them: `& mut Vec < u8 >` becomes `&mut Vec<u8>`.

@@ -59,8 +59,8 @@ pub use pool::{
     ShutdownReport, SlowCall, Slowness,
 };
 pub use stateful::{StateError, StatefulPool};
-pub use stats::call_site::{CallSite, CallSites, call_sites, reset_call_sites};
-pub use stats::call_stats::{CallStats, Timings, call_statistics_enabled, set_call_statistics};
+pub use stats::call_site::{CallSite, CallSites, CallStats, call_sites, reset_call_sites};
+pub use stats::call_stats::{Timings, call_statistics_enabled, set_call_statistics};
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -72,6 +72,7 @@ use std::time::{Duration, Instant};
 
 use crate::executor::Executor;
 use crate::stats::call_site::CallSite;
+use crate::stats::call_stats::Waited;
 
 /// The longest recent run time for which a call's result is waited for: a wait's budget for it,
 /// twice this plus [`HAND_OFF`], is then [`GIVE_BACK_HOLD`].
@@ -202,15 +203,6 @@ pub(crate) fn budget(site: &'static CallSite, executor: &dyn Executor) -> Option
         return None;
     }
     Some(budget)
-}
-
-/// How a wait went: whether the result came in time, and whether the thread was descheduled
-/// meanwhile (the wait ended more than [`DESCHEDULED`] times its budget after it began: a
-/// yield under CPU contention can cost a whole time slice).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Waited {
-    pub(crate) paid: bool,
-    pub(crate) descheduled: bool,
 }
 
 /// A wait that took this many times its budget was descheduled: the site backs off fully.

@@ -1,11 +1,13 @@
 //! The pool's counters: [`Metrics`], the per-thread [`Slot`]s the workers count their jobs in,
-//! and the summing `metrics()` does. To add a metric: a field here, counted in a slot (per job,
-//! written by one thread) or in `State::metrics` (under the lock), and summed below.
+//! and the summing `metrics()` does (`Metrics::with_slots`). To add a metric: a field here,
+//! counted in a slot (per job, written by one thread) or in `State::metrics` (under the lock),
+//! and summed in `with_slots` (or in `Shared::metrics`).
 
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
-use super::shared::Shared;
+use crossbeam_utils::CachePadded;
+
 use crate::call::task::Outcome;
 use crate::stats::call_site::CallSite;
 use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
@@ -70,6 +72,19 @@ impl Metrics {
         }
     }
 
+    /// These counts (the pool's own, kept under its lock) with the slots' added, and the jobs
+    /// running now: what `metrics` reports of the threads' work.
+    pub(super) fn with_slots(mut self, slots: &[Arc<CachePadded<Slot>>]) -> (Metrics, usize) {
+        let mut running = 0;
+        for slot in slots {
+            running += usize::from(slot.running().is_some());
+            self.completed += slot.completed.load(Ordering::Relaxed);
+            self.panicked += slot.panicked.load(Ordering::Relaxed);
+            self.cancelled += slot.cancelled.load(Ordering::Relaxed);
+        }
+        (self, running)
+    }
+
     pub(super) fn finished(&self) -> u64 {
         self.completed + self.panicked + self.cancelled
     }
@@ -116,29 +131,5 @@ impl Slot {
             // Counted where it ran.
             Outcome::Elsewhere => return,
         });
-    }
-}
-
-impl Shared {
-    pub(super) fn metrics(&self) -> Metrics {
-        let state = self.lock();
-        let mut metrics = state.metrics;
-        let mut running = 0;
-        for slot in &state.slots {
-            running += usize::from(slot.running().is_some());
-            metrics.completed += slot.completed.load(Ordering::Relaxed);
-            metrics.panicked += slot.panicked.load(Ordering::Relaxed);
-            metrics.cancelled += slot.cancelled.load(Ordering::Relaxed);
-        }
-        let ready = self.flags.ready.load();
-        Metrics {
-            // A thread running its stop hook is still alive, and still holds its place.
-            threads: metrics.threads + state.exiting,
-            // Jobs a ready thread is on its way to take are not waiting.
-            queued: self.waiting(ready),
-            running,
-            idle_threads: metrics.threads.saturating_sub(running),
-            ..metrics
-        }
     }
 }

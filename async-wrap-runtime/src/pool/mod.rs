@@ -6,12 +6,13 @@
 //! | to change | start in |
 //! |---|---|
 //! | a setting, `QueueFull` | `config.rs` (and `builder.rs`) |
-//! | where a call's job goes, the growth rule | `submit.rs` (and `supervisor.rs` beyond the cores) |
+//! | where a call's job goes, the growth rule | `submit.rs` (and `supervisor.rs`, `supervisor_state.rs` beyond the cores) |
 //! | who counts as ready for work | `ready.rs` |
 //! | what a thread does between jobs, spinning, retiring | `worker.rs` |
 //! | waiting for room in a bounded queue | `waiters.rs` |
 //! | shutdown and its report | `shutdown.rs` (and `gate.rs`) |
 //! | a metric | `metrics.rs` |
+//! | slow-call reports, the watcher | `slow.rs`, `watcher.rs` |
 //! | the shared state, starting a thread | `shared.rs` |
 
 mod builder;
@@ -27,7 +28,10 @@ mod shutdown;
 mod slow;
 mod submit;
 mod supervisor;
+mod supervisor_state;
 mod waiters;
+#[cfg(not(async_wrap_loom))]
+mod watcher;
 mod worker;
 
 use std::fmt;

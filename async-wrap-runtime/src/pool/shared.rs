@@ -26,8 +26,8 @@ use super::gate::Gate;
 use super::metrics::{Metrics, Slot};
 use super::queue::Queue;
 use super::ready::{Ready, ReadySet};
-use super::slow::SlowHook;
-use super::supervisor::Supervisor;
+use super::slow::SlowCalls;
+use super::supervisor_state::{Armed, Supervision};
 use crate::executor::Waiter;
 use crate::sync::thread::{self, JoinHandle};
 use crate::sync::{AtomicBool, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering};
@@ -38,15 +38,8 @@ pub(super) struct Shared {
     pub(super) name: String,
     pub(super) on_thread_start: Option<Hook>,
     pub(super) on_thread_stop: Option<Hook>,
-    pub(super) on_slow_call: Option<SlowHook>,
-    /// The pool's name, as slow-call reports give it.
-    pub(super) pool_name: Arc<str>,
-    /// The slow-call watcher thread, if the pool has one: unparked at shutdown.
-    #[cfg(not(async_wrap_loom))]
-    pub(super) watcher: std::sync::Mutex<Option<std::thread::Thread>>,
-    /// The watcher sleeps for want of running jobs: the next job to start wakes it.
-    #[cfg(not(async_wrap_loom))]
-    pub(super) watcher_idle: std::sync::atomic::AtomicBool,
+    /// Slow-call reports, and the watcher.
+    pub(super) slow: SlowCalls,
     /// Threads started at once, without the supervisor's evidence: one per core.
     pub(super) eager_threads: usize,
     pub(super) queue: Queue,
@@ -71,7 +64,7 @@ pub(super) struct Flags {
     /// `state.metrics.threads`, readable without the lock.
     pub(super) threads: AtomicUsize,
     /// The supervisor is armed, watching queued jobs.
-    pub(super) armed: AtomicBool,
+    pub(super) armed: Armed,
     /// `state.waiters` is not empty.
     pub(super) has_waiters: AtomicBool,
     /// The gate is closed: a copy the threads read between jobs, off the line calls write.
@@ -80,7 +73,7 @@ pub(super) struct Flags {
 
 /// What the pool's mutex guards.
 pub(super) struct State {
-    pub(super) supervisor: Supervisor,
+    pub(super) supervisor: Supervision,
     /// Futures waiting for room in a full queue, oldest first.
     pub(super) waiters: VecDeque<(Waiter, Waker)>,
     /// The threads' slots, by number; a slot is held by one thread at a time.
@@ -127,15 +120,15 @@ impl Shared {
             .unwrap_or_else(|| DEFAULT_NAME.to_owned());
         let shared = Arc::new(Shared {
             config,
-            pool_name: Arc::from(name.as_str()),
+            slow: SlowCalls::new(
+                config.slow_call,
+                config.slow_queue_wait,
+                extras.on_slow_call.clone(),
+                Arc::from(name.as_str()),
+            ),
             name,
             on_thread_start: extras.on_thread_start.clone(),
             on_thread_stop: extras.on_thread_stop.clone(),
-            on_slow_call: extras.on_slow_call.clone(),
-            #[cfg(not(async_wrap_loom))]
-            watcher: std::sync::Mutex::new(None),
-            #[cfg(not(async_wrap_loom))]
-            watcher_idle: std::sync::atomic::AtomicBool::new(false),
             eager_threads: std::thread::available_parallelism()
                 .map_or(1, usize::from)
                 .min(config.max_threads)
@@ -146,12 +139,12 @@ impl Shared {
                 ready: ReadySet::new(),
                 sleepers: AtomicUsize::new(0),
                 threads: AtomicUsize::new(0),
-                armed: AtomicBool::new(false),
+                armed: Armed::new(),
                 has_waiters: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
             }),
             state: CachePadded::new(Mutex::new(State {
-                supervisor: Supervisor::Absent,
+                supervisor: Supervision::new(),
                 waiters: VecDeque::new(),
                 slots: Vec::new(),
                 free_slots: Vec::new(),
@@ -204,6 +197,22 @@ impl Shared {
     /// the queue: a pop in between then lowers the count, never raises it.
     pub(super) fn waiting(&self, ready: Ready) -> usize {
         self.queue.len().saturating_sub(ready.threads())
+    }
+
+    /// A snapshot of the pool's counters (`BlockingPool::metrics`).
+    pub(super) fn metrics(&self) -> Metrics {
+        let state = self.lock();
+        let (metrics, running) = state.metrics.with_slots(&state.slots);
+        let ready = self.flags.ready.load();
+        Metrics {
+            // A thread running its stop hook is still alive, and still holds its place.
+            threads: metrics.threads + state.exiting,
+            // Jobs a ready thread is on its way to take are not waiting.
+            queued: self.waiting(ready),
+            running,
+            idle_threads: metrics.threads.saturating_sub(running),
+            ..metrics
+        }
     }
 
     /// Starts one more thread, counted as ready for work at once (claimed, if it is started for

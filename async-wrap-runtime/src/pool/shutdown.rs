@@ -99,7 +99,7 @@ impl Shared {
         drop(state);
         self.work.notify_all();
         self.supervise.notify_all();
-        self.nudge_watcher();
+        self.slow.nudge_watcher();
         // Each waiter retries and is refused. Their wakers are user code: one that panics
         // must not keep the others from being woken, nor `shutdown` from returning.
         for waker in waiters {
@@ -115,7 +115,7 @@ impl Shared {
         drop(state);
         self.drained.notify_all();
         if self.is_shut_down() {
-            self.nudge_watcher();
+            self.slow.nudge_watcher();
         }
         for (_, waker) in wakers {
             wake_guarded(waker);

@@ -15,13 +15,10 @@
 use std::fmt;
 use std::sync::Arc;
 #[cfg(not(async_wrap_loom))]
-use std::sync::Weak;
-#[cfg(not(async_wrap_loom))]
 use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
 use super::metrics::Started;
-use super::shared::Shared;
 use crate::stats::call_site::CallSite;
 use crate::stats::call_stats::Short;
 
@@ -134,11 +131,54 @@ impl fmt::Display for SlowCall {
     }
 }
 
-impl Shared {
+/// The slow-call part of a pool's shared state: the thresholds, where reports go, and the
+/// watcher thread's handle and idle flag (the watcher's loop is in
+/// [`watcher`](super::watcher)). Its methods are the only way to its fields.
+pub(super) struct SlowCalls {
+    /// The pool's `slow_call` threshold.
+    running: Option<Duration>,
+    /// The pool's `slow_queue_wait` threshold.
+    queued: Option<Duration>,
+    hook: Option<SlowHook>,
+    /// The pool's name, as reports give it.
+    pool: Arc<str>,
+    /// The slow-call watcher thread, if the pool has one: unparked at shutdown.
+    #[cfg(not(async_wrap_loom))]
+    watcher: std::sync::Mutex<Option<std::thread::Thread>>,
+    /// The watcher sleeps for want of running jobs: the next job to start wakes it.
+    #[cfg(not(async_wrap_loom))]
+    watcher_idle: std::sync::atomic::AtomicBool,
+}
+
+impl SlowCalls {
+    pub(super) fn new(
+        running: Option<Duration>,
+        queued: Option<Duration>,
+        hook: Option<SlowHook>,
+        pool: Arc<str>,
+    ) -> Self {
+        SlowCalls {
+            running,
+            queued,
+            hook,
+            pool,
+            #[cfg(not(async_wrap_loom))]
+            watcher: std::sync::Mutex::new(None),
+            #[cfg(not(async_wrap_loom))]
+            watcher_idle: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The `slow_call` threshold, which the watcher looks for.
+    #[cfg(not(async_wrap_loom))]
+    pub(super) fn threshold(&self) -> Option<Duration> {
+        self.running
+    }
+
     /// Reports `slow`: the hook, else `tracing`, else standard error. The hook is user code: its
     /// panic is caught.
-    fn report_slow(&self, slow: &SlowCall) {
-        if let Some(hook) = &self.on_slow_call {
+    pub(super) fn report(&self, slow: &SlowCall) {
+        if let Some(hook) = &self.hook {
             crate::panic_guard::guarded(|| hook(slow));
             return;
         }
@@ -157,14 +197,19 @@ impl Shared {
         eprintln!("{slow}");
     }
 
-    fn slow(&self, site: &'static CallSite, kind: Slowness, elapsed: Duration) -> SlowCall {
+    pub(super) fn slow(
+        &self,
+        site: &'static CallSite,
+        kind: Slowness,
+        elapsed: Duration,
+    ) -> SlowCall {
         let threshold = match kind {
-            Slowness::Running => self.config.slow_call,
-            Slowness::Queued => self.config.slow_queue_wait,
+            Slowness::Running => self.running,
+            Slowness::Queued => self.queued,
         };
         SlowCall {
             site,
-            pool: Arc::clone(&self.pool_name),
+            pool: Arc::clone(&self.pool),
             kind,
             elapsed,
             threshold: threshold.unwrap_or_default(),
@@ -179,60 +224,44 @@ impl Shared {
         submitted: Option<Instant>,
         start: Instant,
     ) -> bool {
-        let (Some(threshold), Some(submitted)) = (self.config.slow_queue_wait, submitted) else {
+        let (Some(threshold), Some(submitted)) = (self.queued, submitted) else {
             return false;
         };
         let waited = start.saturating_duration_since(submitted);
         if waited <= threshold {
             return false;
         }
-        self.report_slow(&self.slow(site, Slowness::Queued, waited));
+        self.report(&self.slow(site, Slowness::Queued, waited));
         true
     }
 
     /// A job run inline (`QueueFull::RunOnCaller`, a nested call on a saturated pool) took
     /// `ran`: no watcher saw it, so it is reported now if it passed the threshold.
     pub(super) fn check_inline(&self, site: &'static CallSite, ran: Duration) {
-        if self
-            .config
-            .slow_call
-            .is_some_and(|threshold| ran > threshold)
-        {
-            self.report_slow(&self.slow(site, Slowness::Running, ran));
+        if self.running.is_some_and(|threshold| ran > threshold) {
+            self.report(&self.slow(site, Slowness::Running, ran));
         }
     }
 
     /// On a thread whose job has just ended: reports it if it ran past the threshold and the
     /// watcher has not reported it yet.
     pub(super) fn check_ended(&self, started: Started) {
-        let Some(threshold) = self.config.slow_call else {
+        let Some(threshold) = self.running else {
             return;
         };
         let ran = started.since.elapsed();
         if !started.reported && ran > threshold {
-            self.report_slow(&self.slow(started.site, Slowness::Running, ran));
+            self.report(&self.slow(started.site, Slowness::Running, ran));
         }
     }
 
-    /// Starts the watcher, if the pool has a `slow_call` threshold. Called once, with the first
-    /// thread.
+    /// The watcher thread has started: `nudge_watcher` unparks it from now on.
     #[cfg(not(async_wrap_loom))]
-    pub(super) fn start_watcher(this: &Arc<Self>) {
-        let Some(threshold) = this.config.slow_call else {
-            return;
-        };
-        let tick = (threshold / 4).clamp(Duration::from_millis(1), Duration::from_secs(1));
-        let shared = Arc::downgrade(this);
-        let started = std::thread::Builder::new()
-            .name(format!("{}-watcher", this.name))
-            .spawn(move || watch(&shared, threshold, tick));
-        if let Ok(handle) = started {
-            *this
-                .watcher
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(handle.thread().clone());
-        }
-        // Without a watcher, jobs are still reported as they end.
+    pub(super) fn set_watcher(&self, thread: std::thread::Thread) {
+        *self
+            .watcher
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(thread);
     }
 
     /// A thread has just recorded its job in its slot: wakes the watcher if it sleeps idle.
@@ -250,6 +279,20 @@ impl Shared {
         }
     }
 
+    /// The watcher found no job running: says so (the next job to start wakes it), fenced
+    /// against that job's `job_started`. The watcher then looks at the slots again.
+    #[cfg(not(async_wrap_loom))]
+    pub(super) fn watcher_going_idle(&self) {
+        self.watcher_idle.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
+    /// The watcher's second look found a job: it stays awake.
+    #[cfg(not(async_wrap_loom))]
+    pub(super) fn watcher_stays_awake(&self) {
+        self.watcher_idle.store(false, Ordering::SeqCst);
+    }
+
     /// Tells the watcher to look at the pool now (it leaves once the pool is shut down).
     #[cfg_attr(async_wrap_loom, allow(clippy::unused_self))]
     pub(super) fn nudge_watcher(&self) {
@@ -263,66 +306,3 @@ impl Shared {
         }
     }
 }
-
-/// The watcher's life: every `tick`, report the jobs that have run past `threshold`; leave
-/// when the pool is shut down and its threads are gone, or dropped.
-#[cfg(not(async_wrap_loom))]
-fn watch(shared: &Weak<Shared>, threshold: Duration, tick: Duration) {
-    let mut idle = false;
-    loop {
-        // Idle (no job running at the last look), it sleeps up to a second: a thread that
-        // starts a job wakes it (`job_started`); the second bounds how long it takes to see
-        // that its pool is gone.
-        std::thread::park_timeout(if idle { IDLE_LOOK } else { tick });
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        let (slow, running) = {
-            let state = shared.lock();
-            if shared.is_shut_down() && state.metrics.threads + state.exiting == 0 {
-                return;
-            }
-            let mut running = false;
-            let now = Instant::now();
-            let slow: Vec<SlowCall> = state
-                .slots
-                .iter()
-                .filter_map(|slot| {
-                    let mut guard = slot.running();
-                    let started = guard.as_mut()?;
-                    running = true;
-                    let ran = now.saturating_duration_since(started.since);
-                    if started.reported || ran <= threshold {
-                        return None;
-                    }
-                    started.reported = true;
-                    Some(shared.slow(started.site, Slowness::Running, ran))
-                })
-                .collect();
-            (slow, running)
-        };
-        idle = !running && {
-            // Say so, then look again: a thread that set its job before this store sees the
-            // flag after its own fence, or this look sees its job (the two fences pair).
-            shared.watcher_idle.store(true, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
-            let started = shared
-                .lock()
-                .slots
-                .iter()
-                .any(|slot| slot.running().is_some());
-            if started {
-                shared.watcher_idle.store(false, Ordering::SeqCst);
-            }
-            !started
-        };
-        // Outside the pool's lock: the hook is user code.
-        for slow in &slow {
-            shared.report_slow(slow);
-        }
-    }
-}
-
-/// How long an idle watcher sleeps at most.
-#[cfg(not(async_wrap_loom))]
-const IDLE_LOOK: Duration = Duration::from_secs(1);

@@ -224,7 +224,7 @@ impl Shared {
         }
         let threads = this.flags.threads.load(Ordering::SeqCst);
         if threads >= this.eager_threads
-            && (threads >= this.config.max_threads || this.flags.armed.load(Ordering::Acquire))
+            && (threads >= this.config.max_threads || this.flags.armed.is_set())
         {
             return;
         }
@@ -298,7 +298,7 @@ impl Shared {
             state.metrics.inline += 1;
             state.metrics.count(outcome);
         }
-        self.check_inline(site, ran);
+        self.slow.check_inline(site, ran);
     }
 
     /// This thread is a worker of this pool, and no thread is idle: a call it waits for must

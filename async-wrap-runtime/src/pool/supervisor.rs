@@ -9,42 +9,30 @@ use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::shared::{Shared, State};
+use super::supervisor_state::Supervisor;
+use crate::sync::Ordering;
 use crate::sync::thread;
-use crate::sync::{Ordering, fence};
 
 /// How long a queued job waits for a busy thread, and a running job must have run, before the
 /// supervisor starts another thread.
 const GROW_AFTER: Duration = Duration::from_millis(1);
-
-/// The supervisor thread's state.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Supervisor {
-    /// Not running: the next job that waits starts it.
-    Absent,
-    /// Running, with nothing to watch.
-    Idle,
-    /// Running, watching jobs that wait.
-    Armed,
-}
 
 impl Shared {
     /// A job waits behind busy threads, and the pool has at least as many threads as cores but
     /// fewer than `max_threads`: arms the supervisor (starting it if need be) to judge whether
     /// they block. Called with the lock held.
     pub(super) fn arm_supervisor(this: &Arc<Self>, state: &mut State) {
-        if state.supervisor == Supervisor::Armed || state.room(this.config.max_threads) == 0 {
+        if state.supervisor.is_armed() || state.room(this.config.max_threads) == 0 {
             return;
         }
-        let was = std::mem::replace(&mut state.supervisor, Supervisor::Armed);
-        this.flags.armed.store(true, Ordering::Release);
+        let was = state.supervisor.arm(&this.flags.armed);
         if was == Supervisor::Idle {
             this.supervise.notify_one();
         } else if Shared::start_supervisor(this).is_err() {
             // Without a supervisor the pool cannot judge: grow at once instead (idle: the job
             // may be taken already, and a claim must always have a job coming). The new thread
             // finds the job on its own.
-            state.supervisor = Supervisor::Absent;
-            this.flags.armed.store(false, Ordering::Release);
+            state.supervisor.failed_to_start(&this.flags.armed);
             let _ = Shared::start_thread(this, state, false);
         }
     }
@@ -71,9 +59,9 @@ impl Shared {
     fn supervise(self: Arc<Self>) {
         let mut state = self.lock();
         loop {
-            while state.supervisor != Supervisor::Armed {
+            while !state.supervisor.is_armed() {
                 if self.is_shut_down() {
-                    state.supervisor = Supervisor::Absent;
+                    state.supervisor.leave();
                     return;
                 }
                 let (guard, timeout) = self
@@ -81,8 +69,8 @@ impl Shared {
                     .wait_timeout(state, self.config.keep_alive)
                     .unwrap_or_else(PoisonError::into_inner);
                 state = guard;
-                if timeout.timed_out() && state.supervisor != Supervisor::Armed {
-                    state.supervisor = Supervisor::Absent;
+                if timeout.timed_out() && !state.supervisor.is_armed() {
+                    state.supervisor.leave();
                     return;
                 }
             }
@@ -95,8 +83,7 @@ impl Shared {
             std::thread::sleep(GROW_AFTER);
             state = self.lock();
             if self.is_shut_down() {
-                state.supervisor = Supervisor::Idle;
-                self.flags.armed.store(false, Ordering::Release);
+                state.supervisor.idle(&self.flags.armed);
                 continue;
             }
             let waiting = self.queue.len();
@@ -129,21 +116,16 @@ impl Shared {
                 }
             }
             if state.metrics.threads >= self.config.max_threads {
-                state.supervisor = Supervisor::Idle;
-                self.flags.armed.store(false, Ordering::Release);
+                state.supervisor.idle(&self.flags.armed);
             } else if self.queue.is_empty() {
                 // A call that pushed after this look, found the supervisor armed and so did not
                 // arm it (`after_uncounted_push` reads `armed` without the lock), would leave
                 // its job with no supervisor watching. Disarm, then look at the queue again
                 // (fenced against the call's push and its look at `armed`: one of the two sees
                 // the other), and stay armed if a job came.
-                self.flags.armed.store(false, Ordering::SeqCst);
-                fence(Ordering::SeqCst);
-                if self.queue.is_empty() {
-                    state.supervisor = Supervisor::Idle;
-                } else {
-                    self.flags.armed.store(true, Ordering::SeqCst);
-                }
+                state
+                    .supervisor
+                    .disarm_unless_queued(&self.flags.armed, || !self.queue.is_empty());
             }
             if grew > 0 {
                 // The new threads find the queued jobs on their own (FIFO: the oldest first).

@@ -321,7 +321,7 @@ impl Shared {
             reported: user_code_first,
         });
         if self.config.slow_call.is_some() {
-            self.job_started();
+            self.slow.job_started();
         }
         if user_code_first {
             // The queue has room for one more.
@@ -333,7 +333,9 @@ impl Shared {
                 ran_user_code = true;
             }
             if self.config.slow_queue_wait.is_some() {
-                ran_user_code |= self.check_queue_wait(site, job.submitted_at(), Instant::now());
+                ran_user_code |=
+                    self.slow
+                        .check_queue_wait(site, job.submitted_at(), Instant::now());
             }
             if ran_user_code {
                 start = Instant::now();
@@ -346,7 +348,7 @@ impl Shared {
         let finished = job.run_unwoken(start);
         let ended = slot.running().take();
         if let Some(started) = ended {
-            self.check_ended(started);
+            self.slow.check_ended(started);
         }
         slot.count(finished.outcome);
         finished

@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use crate::stats::call_stats::{CallStats, End, Short, SiteStats};
+use crate::stats::call_stats::{End, Short, SiteStats, Timings};
 
 /// The identity of a wrapped function's calls, and their statistics: one `static` per
 /// `#[async_wrap]` function.
@@ -90,7 +90,20 @@ impl CallSite {
 
     /// A snapshot of this site's statistics.
     pub fn stats(&'static self) -> CallStats {
-        self.stats.snapshot(self)
+        let counts = self.stats.snapshot();
+        CallStats {
+            site: self,
+            calls: counts.calls,
+            in_flight: counts.in_flight,
+            completed: counts.completed,
+            panicked: counts.panicked,
+            cancelled: counts.cancelled,
+            refused: counts.refused,
+            queue_wait: counts.queue_wait,
+            run_time: counts.run_time,
+            waits: counts.waits,
+            waits_paid: counts.waits_paid,
+        }
     }
 
     /// Counts a call handed to its executor, registering the site on its first one.
@@ -125,6 +138,52 @@ impl CallSite {
     pub(crate) fn site_stats(&self) -> &SiteStats {
         &self.stats
     }
+}
+
+/// A snapshot of one call site's statistics: from [`call_sites`](crate::call_sites).
+///
+/// A call on a process pool (feature `process`) whose worker crashed, or was killed at its
+/// deadline, at the drop of its future or at a shutdown, counts as `panicked`; one that never
+/// reached a worker counts as `cancelled` or `refused`. The process pool's docs ("Call-site
+/// statistics") list each outcome, and its metrics tell them apart.
+///
+/// ```
+/// use async_wrap::{call_sites, spawn_on, BlockingPool};
+///
+/// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
+/// futures::executor::block_on(spawn_on(&POOL, || ()));
+///
+/// let sites = call_sites();
+/// let closures = sites.get("closure").expect("spawn_on's closures have a call site");
+/// assert!(closures.calls >= 1);
+/// assert!(closures.run_time.count() >= 1);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct CallStats {
+    /// The call site: the function, where it is defined, and its executor.
+    pub site: &'static CallSite,
+    /// Calls handed to the executor (first polls of their futures).
+    pub calls: u64,
+    /// Calls not ended yet: queued, running, or done but not yet counted as ended.
+    pub in_flight: u64,
+    /// Calls whose body returned.
+    pub completed: u64,
+    /// Calls whose body panicked.
+    pub panicked: u64,
+    /// Calls whose future was dropped before the body started (the body never ran).
+    pub cancelled: u64,
+    /// Calls the executor refused (shut down, full queue under `Reject`) or dropped unrun.
+    pub refused: u64,
+    /// How long calls waited between their submission and the start of their body.
+    pub queue_wait: Timings,
+    /// How long the bodies ran.
+    pub run_time: Timings,
+    /// Calls whose result the polling thread waited for rather than parking (the adaptive wait
+    /// for short functions; see the crate docs).
+    pub waits: u64,
+    /// Those of `waits` whose result came within the wait.
+    pub waits_paid: u64,
 }
 
 impl fmt::Debug for CallSite {

@@ -1,5 +1,7 @@
-//! Per-call-site statistics: the counters and log-scale histograms each [`CallSite`] keeps,
-//! written with relaxed atomics and no lock, and their snapshots ([`CallStats`], [`Timings`]).
+//! Per-call-site statistics: the counters and log-scale histograms each
+//! [`CallSite`](crate::CallSite) keeps, written with relaxed atomics and no lock, and their
+//! snapshots ([`Counts`], which `CallSite::stats` makes a [`CallStats`](crate::CallStats), and
+//! [`Timings`]).
 //!
 //! A call is counted once it is handed to its executor (its future's first poll), and ends in
 //! exactly one of `completed`, `panicked`, `cancelled` (the future was dropped before the body
@@ -14,8 +16,6 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
-
-use crate::stats::call_site::CallSite;
 
 /// Buckets per histogram: four per power of two, from 4 ns to about half an hour (the last one
 /// takes everything longer). Bucket bounds are within 25 % of each other.
@@ -194,6 +194,16 @@ struct Adaptive {
     recent_run_ns: AtomicU64,
 }
 
+/// How one adaptive wait went (see `call::adaptive`): whether the result came in time, and
+/// whether the thread was descheduled meanwhile (the wait ended more than
+/// `adaptive::DESCHEDULED` times its budget after it began: a yield under CPU contention can
+/// cost a whole time slice).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Waited {
+    pub(crate) paid: bool,
+    pub(crate) descheduled: bool,
+}
+
 /// What a call site counts. Lives in the `CallSite` static: const-constructible, no allocation
 /// (about 10 KiB of zeroed memory, touched only by the shards a site's threads use).
 pub(crate) struct SiteStats {
@@ -297,7 +307,7 @@ impl SiteStats {
     /// which the thread was descheduled (CPU contention: its yields cost time slices), paid or
     /// not, makes it skip the next 1,024 at once: under contention a wait costs its caller far
     /// more than it saves, and a paid wait must not reset the back-off then.
-    pub(crate) fn waited(&self, waited: crate::call::adaptive::Waited) {
+    pub(crate) fn waited(&self, waited: Waited) {
         let adaptive = &self.adaptive;
         adaptive.waits.fetch_add(1, Ordering::Relaxed);
         if waited.paid {
@@ -327,14 +337,14 @@ impl SiteStats {
 
     /// The counts, read whole: a reset that runs meanwhile (it moves counts out of every
     /// shard, one after another) makes the snapshot read again.
-    pub(crate) fn snapshot(&self, site: &'static CallSite) -> CallStats {
+    pub(crate) fn snapshot(&self) -> Counts {
         loop {
             let before = self.resets.load(Ordering::Acquire);
             if before % 2 == 1 {
                 std::thread::yield_now();
                 continue;
             }
-            let stats = self.read(site);
+            let stats = self.read();
             // Pairs with the reset's release fence: a count the reset wrote was read only if
             // `resets` now reads as changed.
             fence(Ordering::Acquire);
@@ -345,7 +355,7 @@ impl SiteStats {
     }
 
     /// The counts as they are read, one after another.
-    fn read(&self, site: &'static CallSite) -> CallStats {
+    fn read(&self) -> Counts {
         // The ends first (panics before runs), then the calls: a call is counted before it can
         // end, so `calls` read last is never below the ends read first.
         // Wrapping: after a reset, a shard's calls may be below its ends (see `reset`).
@@ -366,8 +376,7 @@ impl SiteStats {
         }
         let calls = sum(|shard| &shard.submits.calls);
         let adaptive = &self.adaptive;
-        CallStats {
-            site,
+        Counts {
             calls,
             in_flight: calls.saturating_sub(completed + panicked + cancelled + refused),
             completed,
@@ -416,54 +425,24 @@ impl SiteStats {
     }
 }
 
-/// A snapshot of one call site's statistics: from [`call_sites`](crate::call_sites).
-///
-/// A call on a process pool (feature `process`) whose worker crashed, or was killed at its
-/// deadline, at the drop of its future or at a shutdown, counts as `panicked`; one that never
-/// reached a worker counts as `cancelled` or `refused`. The process pool's docs ("Call-site
-/// statistics") list each outcome, and its metrics tell them apart.
-///
-/// ```
-/// use async_wrap::{call_sites, spawn_on, BlockingPool};
-///
-/// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
-/// futures::executor::block_on(spawn_on(&POOL, || ()));
-///
-/// let sites = call_sites();
-/// let closures = sites.get("closure").expect("spawn_on's closures have a call site");
-/// assert!(closures.calls >= 1);
-/// assert!(closures.run_time.count() >= 1);
-/// ```
+/// One site's counts, read whole: what a [`CallStats`](crate::CallStats) says of its site
+/// (see there for each count).
 #[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct CallStats {
-    /// The call site: the function, where it is defined, and its executor.
-    pub site: &'static CallSite,
-    /// Calls handed to the executor (first polls of their futures).
-    pub calls: u64,
-    /// Calls not ended yet: queued, running, or done but not yet counted as ended.
-    pub in_flight: u64,
-    /// Calls whose body returned.
-    pub completed: u64,
-    /// Calls whose body panicked.
-    pub panicked: u64,
-    /// Calls whose future was dropped before the body started (the body never ran).
-    pub cancelled: u64,
-    /// Calls the executor refused (shut down, full queue under `Reject`) or dropped unrun.
-    pub refused: u64,
-    /// How long calls waited between their submission and the start of their body.
-    pub queue_wait: Timings,
-    /// How long the bodies ran.
-    pub run_time: Timings,
-    /// Calls whose result the polling thread waited for rather than parking (the adaptive wait
-    /// for short functions; see the crate docs).
-    pub waits: u64,
-    /// Those of `waits` whose result came within the wait.
-    pub waits_paid: u64,
+pub(crate) struct Counts {
+    pub(crate) calls: u64,
+    pub(crate) in_flight: u64,
+    pub(crate) completed: u64,
+    pub(crate) panicked: u64,
+    pub(crate) cancelled: u64,
+    pub(crate) refused: u64,
+    pub(crate) queue_wait: Timings,
+    pub(crate) run_time: Timings,
+    pub(crate) waits: u64,
+    pub(crate) waits_paid: u64,
 }
 
 /// A histogram of durations, in log-scale buckets (four per power of two): from
-/// [`CallStats`]. Percentiles are exact to within the bucket, about 12 %.
+/// [`CallStats`](crate::CallStats). Percentiles are exact to within the bucket, about 12 %.
 ///
 /// ```
 /// use std::time::Duration;
@@ -602,7 +581,6 @@ impl fmt::Display for Short {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::adaptive::Waited;
 
     /// Calls the back-off skips before the next wait.
     fn skipped(stats: &SiteStats) -> u32 {
