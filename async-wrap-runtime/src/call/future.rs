@@ -6,7 +6,7 @@ use std::future::Future;
 use std::panic;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use crate::call::adaptive;
@@ -122,6 +122,70 @@ impl<T> BlockingFuture<T> {
     /// ```
     pub fn checked(self) -> Checked<T> {
         Checked(self)
+    }
+
+    /// Starts the call now: hands the job to the executor at once, as
+    /// `tokio::task::spawn_blocking` does, instead of at the first poll. The future still
+    /// resolves to the body's result; awaiting it later waits only for what is left.
+    ///
+    /// A call is lazy like an `async fn`: code that makes a call, does other work, then awaits
+    /// it runs the two one after the other unless the call is started. Where the executor has
+    /// no room now (a full queue under [`QueueFull::Wait`]) or refuses the job, nothing is
+    /// lost: the job stays with the future, and its first poll submits it (waiting for room,
+    /// or reporting the refusal) as without `start`. A started call is never waited for on
+    /// this thread (the adaptive wait applies to calls submitted by their first poll), and a
+    /// started call whose future is dropped before its job began is cancelled as usual.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    /// use async_wrap::{spawn_on, BlockingPool};
+    ///
+    /// static POOL: BlockingPool = BlockingPool::with_max_threads(2);
+    ///
+    /// let (ran, seen) = mpsc::channel();
+    /// let call = spawn_on(&POOL, move || {
+    ///     ran.send(()).unwrap();
+    ///     6 * 7
+    /// })
+    /// .start();
+    /// // The body runs while this thread does other work, before the future is ever polled.
+    /// seen.recv_timeout(Duration::from_secs(10)).expect("the call started");
+    /// assert_eq!(futures::executor::block_on(call), 42);
+    /// ```
+    ///
+    /// [`QueueFull::Wait`]: crate::QueueFull::Wait
+    pub fn start(mut self) -> Self {
+        let Some(job) = self.job.take() else {
+            return self;
+        };
+        if self.counted.is_some() {
+            // Polled before, and waiting for room: its next poll goes on waiting.
+            self.job = Some(job);
+            return self;
+        }
+        let counted = call_stats::call_statistics_enabled();
+        self.counted = Some(counted);
+        if counted {
+            self.site.submitted();
+        }
+        if let Some(output) = &self.output {
+            // No waker yet: the first poll registers the task's.
+            output.submit(None, Instant::now(), counted);
+        }
+        let waiter = Waiter::new();
+        let mut cx = Context::from_waker(Waker::noop());
+        match executor::poll_submit(self.executor.get(), job, &mut cx, waiter) {
+            Ok(Submit::Accepted) => {}
+            Ok(Submit::Full(job)) => {
+                // No room: no waker here to wake, so the place is given up, and the first poll
+                // asks again with the task's waker.
+                executor::cancel_wait(self.executor.get(), waiter);
+                self.job = Some(job);
+            }
+            Err(rejected) => self.job = Some(rejected.into_job()),
+        }
+        self
     }
 
     /// The executor's own name, else the expression that named it.
