@@ -426,7 +426,7 @@
 ///
 /// For a function that returns an iterator (`impl Iterator<Item = T>`, or any `IntoIterator`):
 /// the function returns a [`BlockingStream<T>`] instead, a `futures_core::Stream` whose items the
-/// pool pulls from the iterator, `batch` at a time (default [`DEFAULT_BATCH`], 64). The body,
+/// pool pulls from the iterator, `batch` at a time (default 64). The body,
 /// which makes the iterator (opening a file, running a query), runs on the pool too, in the
 /// first refill. A slow consumer holds no thread: a refill job runs only while fewer than half
 /// a batch is left; dropping the stream stops the iteration, and the iterator is dropped on the
@@ -558,13 +558,11 @@ pub use async_wrap_macros::async_wrap;
 
 pub use async_wrap_runtime::{
     BlockingFuture, BlockingPool, BuildError, Builder, CallError, Checked, Executor, ExecutorRef,
-    InstallError, IntoExecutor, Job, MAX_THREADS_ENV, Metrics, QueueFull, RejectReason, Rejected,
-    RunningJob, ShutdownFuture, ShutdownReport, SlowCall, Slowness, StateError, StatefulPool,
-    Submit, Waiter, block_on, default_pool, install_default, is_cancelled, spawn, spawn_on,
+    InstallError, IntoExecutor, Job, Metrics, QueueFull, RejectReason, Rejected, RunningJob,
+    ShutdownFuture, ShutdownReport, SlowCall, Slowness, StateError, StatefulPool, block_on,
+    default_pool, install_default, is_cancelled, spawn, spawn_on,
 };
-pub use async_wrap_runtime::{
-    BlockingStream, DEFAULT_BATCH, DEFAULT_BUFFER, Unblock, stream, stream_on,
-};
+pub use async_wrap_runtime::{BlockingStream, Unblock, stream, stream_on};
 pub use async_wrap_runtime::{
     CallSite, CallSites, CallStats, Timings, adaptive_wait_enabled, call_sites,
     call_statistics_enabled, reset_call_sites, set_adaptive_wait, set_call_statistics,

@@ -1849,7 +1849,7 @@ fn a_shutdown_report_names_the_running_function_and_counts_the_queued_jobs() {
         }
         let report = pool.shutdown_timeout(Duration::from_millis(20));
         assert_eq!(report.still_running.len(), 1, "{report:?}");
-        assert_eq!(report.still_running[0].name, "contract::reported22");
+        assert_eq!(report.still_running[0].function, "contract::reported22");
         assert_eq!(report.still_queued, 3, "{report:?}");
         assert_eq!(report.threads_left, 1, "{report:?}");
         go.send(()).unwrap();

@@ -384,7 +384,7 @@ fn shutdown_timeout_reports_what_still_runs_with_its_name_and_age() {
     let report = WRAPPED_POOL.shutdown_timeout(Duration::from_millis(30));
     assert!(!report.is_complete());
     assert_eq!(report.still_running.len(), 1);
-    assert_eq!(report.still_running[0].name, "pool::slow_report");
+    assert_eq!(report.still_running[0].function, "pool::slow_report");
     assert!(report.still_running[0].running_for >= Duration::from_millis(40));
     assert_eq!(report.threads_left, 1);
     // Nothing was dropped: the job finishes and its caller gets its result.

@@ -296,8 +296,7 @@ fn workers_are_recycled_after_n_calls() {
     RECYCLED.shutdown();
 }
 
-static IDLE: ProcessPool =
-    ProcessPool::with_max_workers(1).idle_timeout(Duration::from_millis(100));
+static IDLE: ProcessPool = ProcessPool::with_max_workers(1).keep_alive(Duration::from_millis(100));
 
 #[async_wrap(executor = IDLE, process)]
 fn idle_pid() -> u32 {
@@ -338,7 +337,7 @@ fn shutdown_ends_every_worker_and_names_running_calls() {
     let worker = pid_in(&path);
     let report = DOOMED.shutdown_timeout(Duration::from_millis(100));
     assert_eq!(report.still_running.len(), 1, "{report:?}");
-    assert_eq!(report.still_running[0].name, "process::doomed_hang");
+    assert_eq!(report.still_running[0].function, "process::doomed_hang");
     assert_eq!(DOOMED.metrics().workers, 0);
     assert!(gone(worker));
     let err = hung.join().unwrap().expect_err("killed by the shutdown");
@@ -377,7 +376,10 @@ fn async_shutdown_never_blocks_the_polling_thread() {
     assert!(ASYNC_DOOMED.is_shut_down());
     let report = block_on(shutdown);
     assert_eq!(report.still_running.len(), 1, "{report:?}");
-    assert_eq!(report.still_running[0].name, "process::async_doomed_hang");
+    assert_eq!(
+        report.still_running[0].function,
+        "process::async_doomed_hang"
+    );
     assert!(gone(worker));
     let err = hung.join().unwrap().expect_err("killed by the shutdown");
     assert_eq!(err.kind(), &ProcessErrorKind::ShutDown);
@@ -411,7 +413,7 @@ fn a_program_without_init_starts_no_worker() {
 
 fn an_unknown_function_is_an_error() {
     static SITE: async_wrap::__private::CallSite =
-        async_wrap::__private::CallSite::new("process::nothing", "PROCS");
+        async_wrap::__private::call_site("process::nothing", "PROCS", "", 0);
     use async_wrap::__private::process::{Request, call, portable};
     let call = call(&PROCS, &SITE, Request::new("nothing#0"), portable::<u32>());
     let err = block_on(call).expect_err("no such function in the worker");

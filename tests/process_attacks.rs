@@ -1010,7 +1010,7 @@ fn a_panic_while_encoding_the_result_is_resumed() {
 
 static CHURN: ProcessPool = ProcessPool::with_max_workers(1)
     .name("churn")
-    .idle_timeout(Duration::from_millis(1));
+    .keep_alive(Duration::from_millis(1));
 
 #[async_wrap(executor = CHURN, process)]
 fn churn(n: u32) -> u32 {
@@ -1296,7 +1296,7 @@ fn a_drop_racing_the_reply() {
 
 static EXTREME: ProcessPool = ProcessPool::with_max_workers(1)
     .name("extreme")
-    .idle_timeout(Duration::MAX)
+    .keep_alive(Duration::MAX)
     .deadline(Duration::MAX)
     .start_timeout(Duration::MAX)
     .kill_grace(Duration::MAX);
@@ -1373,7 +1373,7 @@ fn ctrl_c_handled_by_the_program_does_not_kill_its_calls() {
 
 static RETIRING: ProcessPool = ProcessPool::with_max_workers(1)
     .name("retiring")
-    .idle_timeout(Duration::from_millis(100))
+    .keep_alive(Duration::from_millis(100))
     .kill_grace(Duration::from_secs(3));
 
 extern "C" fn slow_exit() {
@@ -1402,10 +1402,14 @@ fn shutdown_lets_a_call_queued_during_a_retirement_finish() {
     // The driver goes idle first: just after the call returned, before it waits for the next
     // one, it looks busy the way a retiring one does (the test once took that for the
     // retirement, and the call it then queued was taken at once).
-    eventually("the worker is idle", || RETIRING.metrics().idle == 1);
+    eventually("the worker is idle", || {
+        RETIRING.metrics().idle_workers == 1
+    });
     // The idle timeout passes: the driver retires the worker, which takes 800 ms to exit.
     eventually("the worker retires", || {
-        stat(worker).is_some() && RETIRING.metrics().idle == 0 && RETIRING.metrics().workers == 1
+        stat(worker).is_some()
+            && RETIRING.metrics().idle_workers == 0
+            && RETIRING.metrics().workers == 1
     });
     let call = std::thread::spawn(|| block_on(retiring_add(1, 2)));
     eventually("queued", || RETIRING.metrics().queued == 1);

@@ -98,7 +98,7 @@ fn the_async_shutdown_with_a_deadline_reports_what_still_runs() {
             );
             assert!(!report.is_complete());
             assert_eq!(report.still_running.len(), 1, "{report:?}");
-            assert_eq!(report.still_running[0].name, "closure");
+            assert_eq!(report.still_running[0].function, "closure");
             // Nothing is dropped: the job still finishes, and its future still gets it.
             slow.await;
         });

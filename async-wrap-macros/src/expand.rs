@@ -4,7 +4,7 @@
 //! ```text
 //! #[async_wrap(executor = IO)]        #[track_caller]
 //! pub fn slow(n: u64) -> u64 {  ==>   pub fn slow(n: u64) -> BlockingFuture<u64> {
-//!     body                                let executor = Denotes::denote(&IO);
+//!     body                                let executor = IntoExecutor::into_executor(&IO);
 //! }                                       let job = move || -> u64 { let n = n; { body } };
 //!                                         let _: &dyn Send = &job;  // and the output's Send
 //!                                         call(executor, "IO", "path::slow", job)
@@ -185,11 +185,12 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     let site = Ident::new("__ASYNC_WRAP_SITE", Span::mixed_site());
     let line = quote_spanned!(ident.span()=> ::core::line!());
     let site_item = quote! {
-        static #site: #private::CallSite = #private::CallSite::new(
+        static #site: #private::CallSite = #private::call_site(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
             #label,
-        )
-        .defined_at(::core::file!(), #line);
+            ::core::file!(),
+            #line,
+        );
     };
     let self_copy = self_copy(&form, clone_self, options);
     let copies = shim.args.iter().filter_map(|arg| {
@@ -372,11 +373,12 @@ fn expand_process(
             }
             const #key: &::core::primitive::str = #key_value;
             #private::process::register! { #key, #entry }
-            static #site: #private::CallSite = #private::CallSite::new(
+            static #site: #private::CallSite = #private::call_site(
                 ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
                 #label,
-            )
-            .defined_at(::core::file!(), #line);
+                ::core::file!(),
+                #line,
+            );
             #feature
             let (#(#codec_of,)* #output_codec,) = #codecs();
             let #request_mut #request = #private::process::Request::new(#key);
@@ -796,7 +798,7 @@ fn executor_init(
         Some(ExecutorOption::Expr(expr)) => {
             // A place (a static, an index into one, a variable, a field) is borrowed, like a
             // method call's receiver, so that a static is not moved; anything else is passed as
-            // it is. `Denotes` works out the rest from the type (one form per type).
+            // it is. `IntoExecutor` works out the rest from the type (one form per type).
             let value = if is_place(expr) {
                 quote_spanned!(expr.span()=> &#expr)
             } else {
@@ -807,7 +809,7 @@ fn executor_init(
             let init = if state {
                 quote_spanned!(expr.span()=> #private::stateful_pool(#value))
             } else {
-                quote_spanned!(expr.span()=> #private::Denotes::denote(#value))
+                quote_spanned!(expr.span()=> #private::IntoExecutor::into_executor(#value))
             };
             ExecutorInit {
                 init,

@@ -5,13 +5,9 @@ use std::sync::OnceLock;
 
 use crate::BlockingPool;
 
-/// The environment variable that sets the default pool's `max_threads`.
-///
-/// ```
-/// // ASYNC_WRAP_MAX_THREADS=64 ./my-service
-/// assert_eq!(async_wrap::MAX_THREADS_ENV, "ASYNC_WRAP_MAX_THREADS");
-/// ```
-pub const MAX_THREADS_ENV: &str = "ASYNC_WRAP_MAX_THREADS";
+/// The environment variable that sets the default pool's `max_threads`
+/// (`ASYNC_WRAP_MAX_THREADS=64 ./my-service`).
+pub(crate) const MAX_THREADS_ENV: &str = "ASYNC_WRAP_MAX_THREADS";
 
 static DEFAULT: OnceLock<BlockingPool> = OnceLock::new();
 

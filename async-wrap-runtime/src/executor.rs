@@ -1,8 +1,8 @@
 //! The [`Executor`] trait: where the jobs of wrapped calls run.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
 use std::task::Context;
 
 use crate::call::task::{Finished, Run};
@@ -49,100 +49,26 @@ pub trait Executor: Send + Sync {
     /// [`Rejected`] when the executor does not accept the job (for example after shutdown).
     fn execute(&self, job: Job) -> Result<(), Rejected>;
 
-    /// Like [`execute`](Executor::execute), for an executor that may ask the caller to wait
-    /// for room: [`Submit::Full`] gives the job back after registering `cx`'s waker under
-    /// `waiter`, and the executor wakes it when there may be room. The future then calls this
-    /// again with the same `waiter`.
-    ///
-    /// An implementation that returns `Full` must drop `waiter`'s registration when it later
-    /// accepts or rejects the job, and honour [`cancel_wait`](Executor::cancel_wait). The
-    /// default never waits: it calls `execute`.
-    ///
-    /// # Errors
-    ///
-    /// [`Rejected`], as for `execute`.
-    fn poll_execute(
-        &self,
-        job: Job,
-        cx: &mut Context<'_>,
-        waiter: &Waiter,
-    ) -> Result<Submit, Rejected> {
-        let _ = (cx, waiter);
-        self.execute(job).map(|()| Submit::Accepted)
-    }
-
-    /// The future registered under `waiter` is gone. Forget its registration; if it was already
-    /// woken (and so will never retry), wake another waiter in its place, so that no room goes
-    /// unused. The default does nothing, which is right for executors that never wait.
-    fn cancel_wait(&self, waiter: &Waiter) {
-        let _ = waiter;
-    }
-
     /// A short name for the executor, used in error messages. `None` (the default) lets
     /// messages name the executor by the expression the caller wrote.
     fn name(&self) -> Option<&str> {
         None
     }
 
-    /// The crate's own pool behind this executor, if it is one: its futures use it to run a
-    /// queued job inline on a worker of that pool that waits for it. Not for other executors
-    /// to implement.
+    /// Not public API: the crate's own pools answer with the [`BlockingPool`](crate::BlockingPool)
+    /// they run on, so that their futures can wait for room (back-pressure), wait briefly for
+    /// short results, and run a queued job inline on a worker of that pool that waits for it.
+    /// Other executors cannot implement or call it: its argument's type cannot be named outside
+    /// this crate.
     #[doc(hidden)]
-    fn as_blocking_pool(&self) -> Option<&crate::BlockingPool> {
+    fn __blocking_pool(&self, _: Sealed) -> Option<&crate::BlockingPool> {
         None
     }
 }
 
-/// What [`Executor::poll_execute`] did with a job.
-///
-/// ```
-/// use std::collections::VecDeque;
-/// use std::sync::Mutex;
-/// use std::task::{Context, Waker};
-/// use async_wrap::{Executor, Job, Rejected, Submit, Waiter};
-///
-/// /// Runs one job at a time on its own thread; other callers wait for it, asynchronously.
-/// #[derive(Default)]
-/// struct OneAtATime {
-///     busy: Mutex<bool>,
-///     waiting: Mutex<VecDeque<(Waiter, Waker)>>,
-/// }
-///
-/// impl Executor for OneAtATime {
-///     fn execute(&self, job: Job) -> Result<(), Rejected> {
-///         *self.busy.lock().unwrap() = true;
-///         std::thread::spawn(move || job.run());
-///         Ok(())
-///     }
-///
-///     fn poll_execute(&self, job: Job, cx: &mut Context<'_>, waiter: &Waiter) -> Result<Submit, Rejected> {
-///         let mut busy = self.busy.lock().unwrap();
-///         self.waiting.lock().unwrap().retain(|(id, _)| id != waiter);
-///         if *busy {
-///             self.waiting.lock().unwrap().push_back((*waiter, cx.waker().clone()));
-///             return Ok(Submit::Full(job)); // the caller stays pending until woken
-///         }
-///         *busy = true;
-///         let this: &'static OneAtATime = &EXEC;
-///         std::thread::spawn(move || {
-///             job.run();
-///             *this.busy.lock().unwrap() = false;
-///             if let Some((_, waker)) = this.waiting.lock().unwrap().pop_front() {
-///                 waker.wake();
-///             }
-///         });
-///         Ok(Submit::Accepted)
-///     }
-/// }
-///
-/// static EXEC: std::sync::LazyLock<OneAtATime> = std::sync::LazyLock::new(OneAtATime::default);
-///
-/// let calls = (0..4).map(|i| async_wrap::spawn_on(&EXEC, move || i * 2));
-/// let results = futures::executor::block_on(futures::future::join_all(calls));
-/// assert_eq!(results, vec![0, 2, 4, 6]);
-/// ```
+/// What a submission that may wait for room did with a job ([`poll_submit`]).
 #[derive(Debug)]
-pub enum Submit {
+pub(crate) enum Submit {
     /// The job will run.
     Accepted,
     /// There is no room now. The job is given back, and the caller's waker is registered: it
@@ -150,33 +76,47 @@ pub enum Submit {
     Full(Job),
 }
 
-/// Identifies one waiting future to an [`Executor`] that applies back-pressure.
-///
-/// ```
-/// use async_wrap::Waiter;
-///
-/// let (a, b) = (Waiter::new(), Waiter::new());
-/// assert_ne!(a, b); // each waiting future has its own identity
-/// ```
+/// Identifies one future waiting for room in a pool that applies back-pressure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Waiter(u64);
+pub(crate) struct Waiter(u64);
 
 impl Waiter {
     /// A waiter identity no other waiter has.
-    ///
-    /// ```
-    /// let waiter = async_wrap::Waiter::new();
-    /// assert_eq!(waiter, waiter);
-    /// ```
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         Waiter(NEXT.fetch_add(1, Ordering::Relaxed))
     }
 }
 
-impl Default for Waiter {
-    fn default() -> Self {
-        Self::new()
+/// The argument of [`Executor::__blocking_pool`]: a type no other crate can name, so that only
+/// this crate's pools implement that method and only this crate calls it.
+pub struct Sealed(());
+
+/// The crate's own pool behind `executor`, if it is one.
+pub(crate) fn blocking_pool(executor: &dyn Executor) -> Option<&crate::BlockingPool> {
+    executor.__blocking_pool(Sealed(()))
+}
+
+/// Submits `job` to `executor`; on one of the crate's pools with a full bounded queue, the job
+/// is given back ([`Submit::Full`]) with `cx`'s waker registered under `waiter`, to be woken
+/// when there may be room. Other executors take it or refuse it at once.
+pub(crate) fn poll_submit(
+    executor: &dyn Executor,
+    job: Job,
+    cx: &mut Context<'_>,
+    waiter: Waiter,
+) -> Result<Submit, Rejected> {
+    match blocking_pool(executor) {
+        Some(pool) => pool.poll_submit(job, cx, waiter),
+        None => executor.execute(job).map(|()| Submit::Accepted),
+    }
+}
+
+/// The future registered under `waiter` is gone: forgets its registration (and, if it was woken
+/// already, wakes another waiter in its place, so that no room goes unused).
+pub(crate) fn cancel_wait(executor: &dyn Executor, waiter: Waiter) {
+    if let Some(pool) = blocking_pool(executor) {
+        pool.cancel_wait(waiter);
     }
 }
 
@@ -197,7 +137,7 @@ impl Default for Waiter {
 ///
 /// impl Executor for Logged {
 ///     fn execute(&self, job: Job) -> Result<(), Rejected> {
-///         assert_eq!(job.name(), "closure");
+///         assert_eq!(job.function(), "closure");
 ///         assert!(!job.is_cancelled());
 ///         std::thread::spawn(move || job.run());
 ///         Ok(())
@@ -261,7 +201,7 @@ impl Job {
     /// struct Names;
     /// impl Executor for Names {
     ///     fn execute(&self, job: Job) -> Result<(), Rejected> {
-    ///         assert_eq!(job.name(), "closure"); // `module::function` for a wrapped function
+    ///         assert_eq!(job.function(), "closure"); // `module::function` for a wrapped function
     ///         job.run();
     ///         Ok(())
     ///     }
@@ -269,7 +209,7 @@ impl Job {
     /// static NAMES: Names = Names;
     /// futures::executor::block_on(async_wrap::spawn_on(&NAMES, || ()));
     /// ```
-    pub fn name(&self) -> &'static str {
+    pub fn function(&self) -> &'static str {
         self.site().function()
     }
 
@@ -315,7 +255,7 @@ impl Drop for Job {
 impl fmt::Debug for Job {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Job")
-            .field("name", &self.name())
+            .field("function", &self.function())
             .field("cancelled", &self.is_cancelled())
             .finish()
     }
@@ -454,7 +394,12 @@ impl fmt::Debug for Rejected {
 
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "job `{}` was rejected: {}", self.job.name(), self.reason)
+        write!(
+            f,
+            "job `{}` was rejected: {}",
+            self.job.function(),
+            self.reason
+        )
     }
 }
 
@@ -497,23 +442,27 @@ impl fmt::Display for RejectReason {
 
 /// A handle on an [`Executor`] that a `'static` future can keep until its first poll.
 ///
-/// Built from what `#[async_wrap(executor = EXPR)]` names, or through [`IntoExecutor`]. Cloning it
-/// is free for `'static` executors and one reference-count increment for shared ones.
+/// Made by [`IntoExecutor::into_executor`] from whatever names an executor (`&POOL`, an `Arc`,
+/// a `LazyLock`): functions that take an executor and return a future keep one. Cloning it is
+/// free for `'static` executors and one reference-count increment for shared ones.
 ///
 /// ```
 /// use std::sync::Arc;
 /// use async_wrap::{BlockingPool, ExecutorRef, IntoExecutor};
 ///
-/// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
+/// static POOL: BlockingPool = BlockingPool::with_max_threads(1).thread_name("io");
 /// let shared = Arc::new(BlockingPool::with_max_threads(1));
-/// let handles = [(&POOL).into_executor(), shared.into_executor()];
-/// assert!(matches!(handles[0], ExecutorRef::Static(_)));
-/// assert!(matches!(handles[1], ExecutorRef::Shared(_)));
+/// let handles: [ExecutorRef; 2] = [(&POOL).into_executor(), shared.into_executor()];
+/// assert_eq!(handles[0].get().name(), Some("io"));
 /// let fut = async_wrap::spawn_on(handles[1].clone(), || 4);
 /// assert_eq!(futures::executor::block_on(fut), 4);
 /// ```
 #[derive(Clone)]
-pub enum ExecutorRef {
+pub struct ExecutorRef(Handle);
+
+/// How an [`ExecutorRef`] holds its executor.
+#[derive(Clone)]
+enum Handle {
     /// An executor that lives for the whole program: a `static`, or a leaked value.
     Static(&'static dyn Executor),
     /// An executor shared through an [`Arc`].
@@ -521,15 +470,19 @@ pub enum ExecutorRef {
 }
 
 impl ExecutorRef {
+    /// A handle on an executor that lives for the whole program.
+    pub(crate) fn fixed(executor: &'static dyn Executor) -> Self {
+        ExecutorRef(Handle::Static(executor))
+    }
+
+    /// A handle sharing an executor through an [`Arc`].
+    pub(crate) fn shared(executor: Arc<dyn Executor>) -> Self {
+        ExecutorRef(Handle::Shared(executor))
+    }
+
     /// The [default pool](crate::default_pool) (built on first use).
-    ///
-    /// ```
-    /// use async_wrap::{Executor, ExecutorRef};
-    ///
-    /// assert_eq!(ExecutorRef::default_pool().get().name(), None); // messages say "the default pool"
-    /// ```
-    pub fn default_pool() -> Self {
-        ExecutorRef::Static(crate::default_pool())
+    pub(crate) fn default_pool() -> Self {
+        Self::fixed(crate::default_pool())
     }
 
     /// The executor this handle points to.
@@ -541,94 +494,66 @@ impl ExecutorRef {
     /// assert_eq!((&POOL).into_executor().get().name(), Some("io"));
     /// ```
     pub fn get(&self) -> &dyn Executor {
-        match self {
-            ExecutorRef::Static(exec) => *exec,
-            ExecutorRef::Shared(exec) => &**exec,
+        match &self.0 {
+            Handle::Static(executor) => *executor,
+            Handle::Shared(executor) => &**executor,
         }
     }
 }
 
 impl fmt::Debug for ExecutorRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self {
-            ExecutorRef::Static(_) => "Static",
-            ExecutorRef::Shared(_) => "Shared",
-        };
-        f.debug_tuple(kind)
+        f.debug_tuple("ExecutorRef")
             .field(&self.get().name().unwrap_or("<unnamed executor>"))
             .finish()
     }
 }
 
-/// The values the functions that take an executor accept, turned into an [`ExecutorRef`].
+/// What names an executor: the one conversion behind `#[async_wrap(executor = EXPR)]`,
+/// [`spawn_on`](crate::spawn_on), [`stream_on`](crate::stream_on) and
+/// [`Unblock::with_executor`](crate::Unblock::with_executor).
 ///
-/// What [`spawn_on`](crate::spawn_on), [`stream_on`](crate::stream_on) and
-/// [`Unblock::with_executor`](crate::Unblock::with_executor) take:
+/// `E` below is a type implementing [`Executor`] (such as [`BlockingPool`](crate::BlockingPool)),
+/// or `dyn Executor`:
 ///
-/// | value | for |
-/// |---|---|
-/// | `&'static E` | `&IO` where `static IO: BlockingPool` |
-/// | `&'static LazyLock<E>` | `&POOL` where `static POOL: LazyLock<BlockingPool>` |
-/// | `Arc<E>`, `&Arc<E>` | a shared pool |
-/// | `ExecutorRef`, `&ExecutorRef` | a handle |
+/// | value | for | the handle |
+/// |---|---|---|
+/// | `&'static E`, `&'static LazyLock<E>`, `&'static Box<E>` | `&IO` where `static IO: BlockingPool` | the `static` itself |
+/// | `Arc<E>`, `&Arc<E>`, `Box<E>` | a pool shared or made at run time | the `Arc` (cloned), or the `Box` moved into one |
+/// | `&&'static E` | a field or argument holding a `&'static` | the `static` |
+/// | [`ExecutorRef`], `&ExecutorRef` | a handle | itself (cloned) |
 ///
-/// (`#[async_wrap(executor = EXPR)]` accepts more forms, `dyn Executor` and `Box` included; see
-/// the attribute's documentation.)
+/// and, inside a `LazyLock`, `Box` or `Arc` reached from a `static`, any of these or an `Arc` or
+/// a `&'static` of one. `#[async_wrap(executor = EXPR)]` passes `&EXPR` when `EXPR` is a place
+/// (a path, a field, an index): `executor = IO` for a `static IO`, `executor = self.pool` for
+/// an `Arc` field. An executor value (a `const`, or a call returning a pool by value) is
+/// refused: each use would build a new pool.
 ///
-/// # Example
+/// The parameter `M` tells the forms apart; it is always inferred (its types are not public
+/// API). Implement [`Executor`] for your own pools; this trait has all the impls it needs.
 ///
 /// ```
+/// use std::sync::{Arc, LazyLock};
 /// use async_wrap::{BlockingPool, IntoExecutor};
 ///
 /// static IO: BlockingPool = BlockingPool::with_max_threads(2).thread_name("io");
-/// let handle = (&IO).into_executor();
-/// assert_eq!(handle.get().name(), Some("io"));
+/// static LAZY: LazyLock<BlockingPool> = LazyLock::new(|| BlockingPool::with_max_threads(1));
+/// let shared = Arc::new(BlockingPool::with_max_threads(1).thread_name("shared"));
+/// assert_eq!((&IO).into_executor().get().name(), Some("io"));
+/// assert_eq!((&shared).into_executor().get().name(), Some("shared"));
+/// let lazy = async_wrap::spawn_on(&LAZY, || 1);
+/// assert_eq!(futures::executor::block_on(lazy), 1);
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be used as an async-wrap executor",
-    label = "expected a static executor, a `LazyLock` of one, or an `Arc` of one",
-    note = "this takes a `&'static` reference to a type implementing `async_wrap::Executor` \
-            (such as `&POOL` for a `static POOL: BlockingPool`), to a `LazyLock` of one, or an `Arc` \
-            of one"
+    message = "`{Self}` does not name an executor async-wrap can use",
+    label = "not an executor, nor a `static`, `LazyLock`, `&'static`, `Arc` or `Box` of one",
+    note = "an executor is a `static` of a type implementing `async_wrap::Executor` (such as \
+            `BlockingPool`), an index into a static array of them, or a `&'static`, `LazyLock`, \
+            `Arc` or `Box` of one, sized or `dyn Executor`",
+    note = "an executor value (a `const` item, or a call returning a pool by value) is not \
+            accepted: each use would build a new pool; make it a `static`"
 )]
-pub trait IntoExecutor {
-    /// Converts `self` into a handle the future can keep.
+pub trait IntoExecutor<M> {
+    /// The handle a future keeps.
     fn into_executor(self) -> ExecutorRef;
-}
-
-impl<E: Executor + 'static> IntoExecutor for &'static E {
-    fn into_executor(self) -> ExecutorRef {
-        ExecutorRef::Static(self)
-    }
-}
-
-impl<E: Executor + 'static, F: FnOnce() -> E> IntoExecutor for &'static LazyLock<E, F> {
-    fn into_executor(self) -> ExecutorRef {
-        let executor: &'static E = LazyLock::force(self);
-        ExecutorRef::Static(executor)
-    }
-}
-
-impl<E: Executor + 'static> IntoExecutor for Arc<E> {
-    fn into_executor(self) -> ExecutorRef {
-        ExecutorRef::Shared(self)
-    }
-}
-
-impl<E: Executor + 'static> IntoExecutor for &Arc<E> {
-    fn into_executor(self) -> ExecutorRef {
-        ExecutorRef::Shared(Arc::clone(self) as Arc<dyn Executor>)
-    }
-}
-
-impl IntoExecutor for ExecutorRef {
-    fn into_executor(self) -> ExecutorRef {
-        self
-    }
-}
-
-impl IntoExecutor for &ExecutorRef {
-    fn into_executor(self) -> ExecutorRef {
-        self.clone()
-    }
 }

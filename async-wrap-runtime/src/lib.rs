@@ -50,18 +50,14 @@ pub use call::adaptive::{adaptive_wait_enabled, set_adaptive_wait};
 pub use call::block_on::block_on;
 pub use call::future::{BlockingFuture, CallError, Checked, spawn, spawn_on};
 pub use call::task::is_cancelled;
-pub use default_pool::{InstallError, MAX_THREADS_ENV, default_pool, install_default};
-pub use executor::{
-    Executor, ExecutorRef, IntoExecutor, Job, RejectReason, Rejected, Submit, Waiter,
-};
-pub use io::stream::{BlockingStream, DEFAULT_BATCH, stream, stream_on};
-pub use io::unblock::{DEFAULT_BUFFER, Unblock};
+pub use default_pool::{InstallError, default_pool, install_default};
+pub use executor::{Executor, ExecutorRef, IntoExecutor, Job, RejectReason, Rejected};
+pub use io::stream::{BlockingStream, stream, stream_on};
+pub use io::unblock::Unblock;
 pub use pool::{
     BlockingPool, BuildError, Builder, Metrics, QueueFull, RunningJob, ShutdownFuture,
     ShutdownReport, SlowCall, Slowness,
 };
-#[cfg(feature = "process")]
-pub use process::ProcessPool;
 pub use stateful::{StateError, StatefulPool};
 pub use stats::call_site::{CallSite, CallSites, CallStats, call_sites, reset_call_sites};
 pub use stats::call_stats::{Timings, call_statistics_enabled, set_call_statistics};
@@ -79,5 +75,5 @@ pub mod __feature_gated {
     #[cfg(feature = "tokio")]
     pub use crate::adapters::tokio::TokioBlocking;
     #[cfg(feature = "process")]
-    pub use crate::process::{self, ProcessPool};
+    pub use crate::process;
 }

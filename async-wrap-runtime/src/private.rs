@@ -9,7 +9,7 @@ pub use crate::io::stream::BlockingStream;
 pub use crate::stateful::{StateError, StatefulPool};
 pub use crate::stats::call_site::CallSite;
 
-pub use self::executor_forms::{Denotes, executor};
+pub use self::executor_forms::executor;
 
 /// The registry of `process` functions.
 #[cfg(feature = "process")]
@@ -100,6 +100,18 @@ where
         .called_at(std::panic::Location::caller())
 }
 
+/// The call site of a wrapped function: its path (`module::name`), the executor's expression
+/// as written, and where the function is defined.
+#[inline]
+pub const fn call_site(
+    function: &'static str,
+    executor: &'static str,
+    file: &'static str,
+    line: u32,
+) -> CallSite {
+    CallSite::new(function, executor).defined_at(file, line)
+}
+
 /// The batch size of a `stream` shim without `batch = ...`.
 pub const DEFAULT_BATCH: usize = crate::io::stream::DEFAULT_BATCH;
 
@@ -161,7 +173,7 @@ pub mod adapters {
         #[cfg(feature = "tokio")]
         {
             static CURRENT: crate::TokioBlocking = crate::TokioBlocking::current();
-            ExecutorRef::Static(&CURRENT)
+            ExecutorRef::fixed(&CURRENT)
         }
         #[cfg(not(feature = "tokio"))]
         unreachable!("`Enabled: TokioFeature` holds only with the `tokio` feature")
@@ -173,7 +185,7 @@ pub mod adapters {
         #[cfg(feature = "rayon")]
         {
             static GLOBAL: crate::RayonPool = crate::RayonPool::global();
-            ExecutorRef::Static(&GLOBAL)
+            ExecutorRef::fixed(&GLOBAL)
         }
         #[cfg(not(feature = "rayon"))]
         unreachable!("`Enabled: RayonFeature` holds only with the `rayon` feature")
@@ -308,27 +320,12 @@ pub mod process {
 pub mod executor_forms {
     use std::sync::{Arc, LazyLock};
 
-    use crate::executor::{Executor, ExecutorRef};
+    use crate::executor::{Executor, ExecutorRef, IntoExecutor};
 
     /// The executor a shim uses, from what `executor = EXPR` gave it. See the module docs.
     #[inline]
-    pub fn executor<M, X: Denotes<M>>(expr: X) -> ExecutorRef {
-        expr.denote()
-    }
-
-    /// What `executor = EXPR` may denote. See the module docs.
-    #[diagnostic::on_unimplemented(
-        message = "`{Self}` does not denote an executor: `#[async_wrap(executor = ...)]` cannot use it",
-        label = "not an executor, nor a `static`, `LazyLock`, `&'static`, `Arc` or `Box` of one",
-        note = "`executor = EXPR` takes a `static` of a type implementing `async_wrap::Executor` \
-                (such as `BlockingPool`), an index into a static array of them, or a \
-                `&'static`, `LazyLock`, `Arc` or `Box` of one, sized or `dyn Executor`",
-        note = "an executor value (a `const` item, or a call returning a pool by value) is not \
-                accepted: each use would build a new pool; make it a `static`"
-    )]
-    pub trait Denotes<M> {
-        /// The handle the future keeps.
-        fn denote(self) -> ExecutorRef;
+    pub fn executor<M, X: IntoExecutor<M>>(expr: X) -> ExecutorRef {
+        expr.into_executor()
     }
 
     /// An executor type: sized, or one of the `dyn Executor` types.
@@ -460,50 +457,50 @@ pub mod executor_forms {
     }
 
     #[diagnostic::do_not_recommend]
-    impl<P: TopStatic<M> + ?Sized, M> Denotes<(StaticPlace, M)> for &'static P {
-        fn denote(self) -> ExecutorRef {
-            ExecutorRef::Static(P::fixed(self))
+    impl<P: TopStatic<M> + ?Sized, M> IntoExecutor<(StaticPlace, M)> for &'static P {
+        fn into_executor(self) -> ExecutorRef {
+            ExecutorRef::fixed(P::fixed(self))
         }
     }
 
     #[diagnostic::do_not_recommend]
-    impl<T: Target + ?Sized> Denotes<ArcPlace> for &Arc<T> {
-        fn denote(self) -> ExecutorRef {
-            ExecutorRef::Shared(T::shared(Arc::clone(self)))
+    impl<T: Target + ?Sized> IntoExecutor<ArcPlace> for &Arc<T> {
+        fn into_executor(self) -> ExecutorRef {
+            ExecutorRef::shared(T::shared(Arc::clone(self)))
         }
     }
 
     #[diagnostic::do_not_recommend]
-    impl<P: Static<M> + ?Sized, M> Denotes<(RefPlace, M)> for &&'static P {
-        fn denote(self) -> ExecutorRef {
-            ExecutorRef::Static(P::fixed(*self))
+    impl<P: Static<M> + ?Sized, M> IntoExecutor<(RefPlace, M)> for &&'static P {
+        fn into_executor(self) -> ExecutorRef {
+            ExecutorRef::fixed(P::fixed(*self))
         }
     }
 
     #[diagnostic::do_not_recommend]
-    impl<T: Target + ?Sized> Denotes<ArcValue> for Arc<T> {
-        fn denote(self) -> ExecutorRef {
-            ExecutorRef::Shared(T::shared(self))
+    impl<T: Target + ?Sized> IntoExecutor<ArcValue> for Arc<T> {
+        fn into_executor(self) -> ExecutorRef {
+            ExecutorRef::shared(T::shared(self))
         }
     }
 
     #[diagnostic::do_not_recommend]
-    impl<T: Target + ?Sized> Denotes<BoxValue> for Box<T> {
-        fn denote(self) -> ExecutorRef {
-            ExecutorRef::Shared(T::shared(Arc::from(self)))
+    impl<T: Target + ?Sized> IntoExecutor<BoxValue> for Box<T> {
+        fn into_executor(self) -> ExecutorRef {
+            ExecutorRef::shared(T::shared(Arc::from(self)))
         }
     }
 
     #[diagnostic::do_not_recommend]
-    impl Denotes<Handle> for ExecutorRef {
-        fn denote(self) -> ExecutorRef {
+    impl IntoExecutor<Handle> for ExecutorRef {
+        fn into_executor(self) -> ExecutorRef {
             self
         }
     }
 
     #[diagnostic::do_not_recommend]
-    impl Denotes<HandlePlace> for &ExecutorRef {
-        fn denote(self) -> ExecutorRef {
+    impl IntoExecutor<HandlePlace> for &ExecutorRef {
+        fn into_executor(self) -> ExecutorRef {
             self.clone()
         }
     }

@@ -8,7 +8,7 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::call::future::BlockingFuture;
-use crate::executor::{Executor, ExecutorRef, Job, Rejected, Submit, Waiter};
+use crate::executor::{Executor, ExecutorRef, Job, Rejected, Sealed};
 use crate::panic_guard::drop_guarded;
 use crate::pool::BlockingPool;
 use crate::stats::call_site::CallSite;
@@ -190,7 +190,7 @@ impl<S: 'static, E: fmt::Display + 'static> StatefulPool<S, E> {
     {
         let (key, init) = (self.key(), self.init);
         let pool_name = self.pool.name().map(str::to_owned);
-        BlockingFuture::new(ExecutorRef::Static(&self.pool), site, move || {
+        BlockingFuture::new(ExecutorRef::fixed(&self.pool), site, move || {
             with_state(key, init, body).map_err(|message| StateError {
                 pool: pool_name.unwrap_or_else(|| "StatefulPool".to_owned()),
                 message,
@@ -353,24 +353,11 @@ impl<S: 'static, E: 'static> Executor for StatefulPool<S, E> {
         self.pool.execute(job)
     }
 
-    fn poll_execute(
-        &self,
-        job: Job,
-        cx: &mut std::task::Context<'_>,
-        waiter: &Waiter,
-    ) -> Result<Submit, Rejected> {
-        self.pool.poll_execute(job, cx, waiter)
-    }
-
-    fn cancel_wait(&self, waiter: &Waiter) {
-        self.pool.cancel_wait(waiter);
-    }
-
     fn name(&self) -> Option<&str> {
         self.pool.name()
     }
 
-    fn as_blocking_pool(&self) -> Option<&BlockingPool> {
+    fn __blocking_pool(&self, _: Sealed) -> Option<&BlockingPool> {
         Some(&self.pool)
     }
 }

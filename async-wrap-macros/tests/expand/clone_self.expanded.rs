@@ -10,12 +10,13 @@
 #[track_caller]
 pub fn lookup(&self, key: String) -> ::async_wrap::__private::BlockingFuture<Option<u32>> {
     static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =
-        ::async_wrap::__private::CallSite::new(
+        ::async_wrap::__private::call_site(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(lookup)),
             ::core::stringify!(self.pool),
-        )
-        .defined_at(::core::file!(), ::core::line!());
-    let __async_wrap_executor = ::async_wrap::__private::Denotes::denote(&self.pool);
+            ::core::file!(),
+            ::core::line!(),
+        );
+    let __async_wrap_executor = ::async_wrap::__private::IntoExecutor::into_executor(&self.pool);
     let __async_wrap_self = <Self as ::core::clone::Clone>::clone(self);
     let __async_wrap_job = move || -> Option<u32> {
         let _ = &__async_wrap_self;

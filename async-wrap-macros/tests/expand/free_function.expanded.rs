@@ -14,16 +14,17 @@
 #[track_caller]
 pub fn slow_double(n: u64) -> ::async_wrap::__private::BlockingFuture<u64> {
     static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =
-        ::async_wrap::__private::CallSite::new(
+        ::async_wrap::__private::call_site(
             ::core::concat!(
                 ::core::module_path!(),
                 "::",
                 ::core::stringify!(slow_double)
             ),
             ::core::stringify!(IO),
-        )
-        .defined_at(::core::file!(), ::core::line!());
-    let __async_wrap_executor = ::async_wrap::__private::Denotes::denote(&IO);
+            ::core::file!(),
+            ::core::line!(),
+        );
+    let __async_wrap_executor = ::async_wrap::__private::IntoExecutor::into_executor(&IO);
     let __async_wrap_job = move || -> u64 {
         let n = n;
         { n * 2 }

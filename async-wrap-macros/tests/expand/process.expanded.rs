@@ -60,11 +60,12 @@ pub fn parse(
     );
     ::async_wrap::__private::process::register! { __ASYNC_WRAP_KEY , __async_wrap_entry }
     static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =
-        ::async_wrap::__private::CallSite::new(
+        ::async_wrap::__private::call_site(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(parse)),
             ::core::stringify!(SANDBOX),
-        )
-        .defined_at(::core::file!(), ::core::line!());
+            ::core::file!(),
+            ::core::line!(),
+        );
     ::async_wrap::__private::adapters::process::<::async_wrap::__private::adapters::Enabled>();
     let (__async_wrap_codec0, __async_wrap_codec1, __async_wrap_output_codec) =
         __async_wrap_codecs();

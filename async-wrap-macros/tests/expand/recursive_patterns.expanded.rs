@@ -19,11 +19,12 @@ fn walk(
     __async_wrap_arg2: String,
 ) -> ::async_wrap::__private::BlockingFuture<Vec<u32>> {
     static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =
-        ::async_wrap::__private::CallSite::new(
+        ::async_wrap::__private::call_site(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(walk)),
             "the default pool",
-        )
-        .defined_at(::core::file!(), ::core::line!());
+            ::core::file!(),
+            ::core::line!(),
+        );
     let __async_wrap_executor = ::async_wrap::__private::default_executor();
     let __async_wrap_job = move || -> Vec<u32> {
         fn walk((depth, width): (u32, u32), mut acc: Vec<u32>, _: String) -> Vec<u32> {

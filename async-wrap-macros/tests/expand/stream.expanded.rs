@@ -15,12 +15,13 @@
 #[track_caller]
 pub fn lines(path: std::path::PathBuf) -> ::async_wrap::__private::BlockingStream<String> {
     static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =
-        ::async_wrap::__private::CallSite::new(
+        ::async_wrap::__private::call_site(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(lines)),
             ::core::stringify!(DISK),
-        )
-        .defined_at(::core::file!(), ::core::line!());
-    let __async_wrap_executor = ::async_wrap::__private::Denotes::denote(&DISK);
+            ::core::file!(),
+            ::core::line!(),
+        );
+    let __async_wrap_executor = ::async_wrap::__private::IntoExecutor::into_executor(&DISK);
     let __async_wrap_job = move || -> _ {
         let path = path;
         {

@@ -15,11 +15,12 @@ pub fn checksum<T: AsRef<[u8]> + Send + 'static>(
     data: T,
 ) -> ::async_wrap::__private::BlockingFuture<u32> {
     static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =
-        ::async_wrap::__private::CallSite::new(
+        ::async_wrap::__private::call_site(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(checksum)),
             "the default pool",
-        )
-        .defined_at(::core::file!(), ::core::line!());
+            ::core::file!(),
+            ::core::line!(),
+        );
     let __async_wrap_executor = ::async_wrap::__private::default_executor();
     let __async_wrap_job = move || -> u32 { checksum_blocking::<T>(data) };
     let _: &dyn ::core::marker::Send = &__async_wrap_job;

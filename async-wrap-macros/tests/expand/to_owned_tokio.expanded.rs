@@ -14,11 +14,12 @@ pub unsafe fn parse(
     path: &std::path::Path,
 ) -> ::async_wrap::__private::BlockingFuture<usize> {
     static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =
-        ::async_wrap::__private::CallSite::new(
+        ::async_wrap::__private::call_site(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(parse)),
             ::core::stringify!(tokio),
-        )
-        .defined_at(::core::file!(), ::core::line!());
+            ::core::file!(),
+            ::core::line!(),
+        );
     let __async_wrap_executor =
         ::async_wrap::__private::adapters::tokio::<::async_wrap::__private::adapters::Enabled>();
     let __async_wrap_owned0 = ::async_wrap::__private::ToOwned::to_owned(text);

@@ -20,13 +20,14 @@ pub fn lines(
     std::io::Result<::async_wrap::__private::BlockingStream<String>>,
 > {
     static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =
-        ::async_wrap::__private::CallSite::new(
+        ::async_wrap::__private::call_site(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(lines)),
             ::core::stringify!(self.shards[(key % 4) as usize]),
-        )
-        .defined_at(::core::file!(), ::core::line!());
+            ::core::file!(),
+            ::core::line!(),
+        );
     let __async_wrap_executor =
-        ::async_wrap::__private::Denotes::denote(&self.shards[(key % 4) as usize]);
+        ::async_wrap::__private::IntoExecutor::into_executor(&self.shards[(key % 4) as usize]);
     let __async_wrap_self = ::core::clone::Clone::clone(self);
     let __async_wrap_job = move || -> std::io::Result<_> {
         let _ = &__async_wrap_self;

@@ -58,6 +58,9 @@
 //! current-thread runtime; holds of 16, 24 and 32 µs gave 0.8–1.5×, 32 µs 0.75–1.09× with the
 //! most calls per second; giving back more often (every 4, 2 or every other call) did worse
 //! (2.2–3.9×): each give-back costs the loop a park and a wake, and the neighbours gain nothing.
+//! Two later runs put it at 1.4–5.2× (with the ticker at par): on two vCPUs the loop, the pool's
+//! spinning thread and the echo client compete for the cores. `set_adaptive_wait(false)` is the
+//! remedy there (0.76–1.17×); see the README's "Neighbours".
 //!
 //! [`set_call_statistics`]: crate::set_call_statistics
 //! [`BlockingPool`]: crate::BlockingPool
@@ -192,7 +195,7 @@ pub(crate) fn budget(site: &'static CallSite, executor: &dyn Executor) -> Option
     if recent > SHORT_RUN {
         return None;
     }
-    if executor.as_blocking_pool()?.idle_thread() != Some(true) {
+    if crate::executor::blocking_pool(executor)?.idle_thread() != Some(true) {
         return None;
     }
     let budget = HAND_OFF + recent * 2;

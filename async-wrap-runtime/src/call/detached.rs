@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
-use crate::executor::{ExecutorRef, Job, Submit, Waiter};
+use crate::executor::{self, ExecutorRef, Job, Submit, Waiter};
 use crate::panic_guard::{drop_guarded, drop_payload};
 use crate::sync::{AtomicUsize, Mutex, Ordering};
 
@@ -141,7 +141,7 @@ impl Future for Submission {
             return Poll::Ready(());
         };
         let waiter = *self.waiter.get_or_insert_with(Waiter::new);
-        match self.executor.get().poll_execute(job, cx, &waiter) {
+        match executor::poll_submit(self.executor.get(), job, cx, waiter) {
             Ok(Submit::Accepted) => {
                 self.waiter = None;
                 Poll::Ready(())
@@ -165,7 +165,7 @@ impl Drop for Submission {
         if let (Some(_), Some(waiter)) = (&self.job, &self.waiter) {
             // Dropped while waiting for room (its wakers were dropped unwoken): give the place
             // up, so that a wake-up meant for it is not lost.
-            self.executor.get().cancel_wait(waiter);
+            executor::cancel_wait(self.executor.get(), *waiter);
         }
     }
 }

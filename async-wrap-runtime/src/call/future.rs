@@ -6,13 +6,13 @@ use std::future::Future;
 use std::panic;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use crate::call::adaptive;
 use crate::call::detached;
 use crate::call::task::{Ended, Output, Task};
-use crate::executor::{ExecutorRef, IntoExecutor, Job, RejectReason, Submit, Waiter};
+use crate::executor::{self, ExecutorRef, IntoExecutor, Job, RejectReason, Submit, Waiter};
 use crate::panic_guard::drop_guarded;
 use crate::stats::call_site::{self, CallSite};
 use crate::stats::call_stats::{self, End};
@@ -124,6 +124,70 @@ impl<T> BlockingFuture<T> {
         Checked(self)
     }
 
+    /// Starts the call now: hands the job to the executor at once, as
+    /// `tokio::task::spawn_blocking` does, instead of at the first poll. The future still
+    /// resolves to the body's result; awaiting it later waits only for what is left.
+    ///
+    /// A call is lazy like an `async fn`: code that makes a call, does other work, then awaits
+    /// it runs the two one after the other unless the call is started. Where the executor has
+    /// no room now (a full queue under [`QueueFull::Wait`]) or refuses the job, nothing is
+    /// lost: the job stays with the future, and its first poll submits it (waiting for room,
+    /// or reporting the refusal) as without `start`. A started call is never waited for on
+    /// this thread (the adaptive wait applies to calls submitted by their first poll), and a
+    /// started call whose future is dropped before its job began is cancelled as usual.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    /// use async_wrap::{spawn_on, BlockingPool};
+    ///
+    /// static POOL: BlockingPool = BlockingPool::with_max_threads(2);
+    ///
+    /// let (ran, seen) = mpsc::channel();
+    /// let call = spawn_on(&POOL, move || {
+    ///     ran.send(()).unwrap();
+    ///     6 * 7
+    /// })
+    /// .start();
+    /// // The body runs while this thread does other work, before the future is ever polled.
+    /// seen.recv_timeout(Duration::from_secs(10)).expect("the call started");
+    /// assert_eq!(futures::executor::block_on(call), 42);
+    /// ```
+    ///
+    /// [`QueueFull::Wait`]: crate::QueueFull::Wait
+    pub fn start(mut self) -> Self {
+        let Some(job) = self.job.take() else {
+            return self;
+        };
+        if self.counted.is_some() {
+            // Polled before, and waiting for room: its next poll goes on waiting.
+            self.job = Some(job);
+            return self;
+        }
+        let counted = call_stats::call_statistics_enabled();
+        self.counted = Some(counted);
+        if counted {
+            self.site.submitted();
+        }
+        if let Some(output) = &self.output {
+            // No waker yet: the first poll registers the task's.
+            output.submit(None, Instant::now(), counted);
+        }
+        let waiter = Waiter::new();
+        let mut cx = Context::from_waker(Waker::noop());
+        match executor::poll_submit(self.executor.get(), job, &mut cx, waiter) {
+            Ok(Submit::Accepted) => {}
+            Ok(Submit::Full(job)) => {
+                // No room: no waker here to wake, so the place is given up, and the first poll
+                // asks again with the task's waker.
+                executor::cancel_wait(self.executor.get(), waiter);
+                self.job = Some(job);
+            }
+            Err(rejected) => self.job = Some(rejected.into_job()),
+        }
+        self
+    }
+
     /// The executor's own name, else the expression that named it.
     fn executor_name(&self) -> &str {
         self.executor.get().name().unwrap_or(self.site.executor())
@@ -175,7 +239,7 @@ impl<T> BlockingFuture<T> {
                 output.submit(waker, Instant::now(), counted);
             }
             let waiter = *self.waiter.get_or_insert_with(Waiter::new);
-            match self.executor.get().poll_execute(job, cx, &waiter) {
+            match executor::poll_submit(self.executor.get(), job, cx, waiter) {
                 Ok(Submit::Accepted) => {
                     self.waiter = None;
                     let (Some(budget), Some(output)) = (wait_for, &self.output) else {
@@ -212,7 +276,7 @@ impl<T> BlockingFuture<T> {
         if polled.is_pending() {
             // A job queued on the pool whose worker polls this future, with every thread busy:
             // it runs here rather than wait for a thread that this one may be keeping busy.
-            if let Some(pool) = self.executor.get().as_blocking_pool() {
+            if let Some(pool) = executor::blocking_pool(self.executor.get()) {
                 let task = Arc::clone(output);
                 if pool.run_waiting_here(self.site, move || task.run_here()) {
                     polled = output.poll_output(cx);
@@ -256,7 +320,7 @@ impl<T> BlockingFuture<T> {
         if let Some(job) = self.job.take() {
             if let Some(waiter) = self.waiter.take() {
                 // A new registration, with a waker of its own, replaces this one.
-                self.executor.get().cancel_wait(&waiter);
+                executor::cancel_wait(self.executor.get(), waiter);
             }
             detached::submit(self.executor.clone(), job);
         }
@@ -292,9 +356,7 @@ impl<T> Drop for BlockingFuture<T> {
         }
         if let (Some(_), Some(waiter)) = (&self.job, &self.waiter) {
             // Waiting for room: give the place up, so that a wake-up meant for it is not lost.
-            // (After the abandon: a user executor's `cancel_wait` that panics cannot keep the
-            // job from being cancelled.)
-            self.executor.get().cancel_wait(waiter);
+            executor::cancel_wait(self.executor.get(), *waiter);
         }
         // A `Drop` of the user's (an argument, the result) panicked: resumed here, once the
         // call is counted, as dropping those values directly would have panicked. Not while
@@ -480,9 +542,9 @@ where
 /// let text = futures::executor::block_on(spawn_on(&POOL, || "read from disk".to_uppercase()));
 /// assert_eq!(text, "READ FROM DISK");
 /// ```
-pub fn spawn_on<E, F, T>(executor: E, body: F) -> BlockingFuture<T>
+pub fn spawn_on<M, E, F, T>(executor: E, body: F) -> BlockingFuture<T>
 where
-    E: IntoExecutor,
+    E: IntoExecutor<M>,
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {

@@ -14,7 +14,7 @@ use crate::panic_guard::{Payload, drop_guarded};
 use crate::stats::call_site::{self, CallSite};
 
 /// The default number of items one refill pulls: [`BlockingStream`] holds at most two batches.
-pub const DEFAULT_BATCH: usize = 64;
+pub(crate) const DEFAULT_BATCH: usize = 64;
 
 type BoxedIter<T> = Box<dyn Iterator<Item = T> + Send>;
 
@@ -118,9 +118,9 @@ fn drop_leftovers<T>(iter: Option<BoxedIter<T>>, items: impl IntoIterator<Item =
 /// # Panics
 ///
 /// If `batch` is 0.
-pub fn stream_on<E, F, I>(executor: E, batch: usize, iter_fn: F) -> BlockingStream<I::Item>
+pub fn stream_on<M, E, F, I>(executor: E, batch: usize, iter_fn: F) -> BlockingStream<I::Item>
 where
-    E: IntoExecutor,
+    E: IntoExecutor<M>,
     F: FnOnce() -> I + Send + 'static,
     I: IntoIterator,
     I::IntoIter: Send + 'static,
@@ -134,8 +134,7 @@ where
     )
 }
 
-/// [`stream_on`] on the [default pool](crate::default_pool), in batches of
-/// [`DEFAULT_BATCH`].
+/// [`stream_on`] on the [default pool](crate::default_pool), in batches of 64 items.
 ///
 /// ```
 /// use futures::StreamExt;

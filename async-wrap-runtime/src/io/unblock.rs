@@ -12,7 +12,7 @@ use crate::io::exit_wait::PendingWrite;
 use crate::panic_guard::drop_guarded;
 
 /// The default buffer size of [`Unblock`]: 64 KiB.
-pub const DEFAULT_BUFFER: usize = 64 * 1024;
+pub(crate) const DEFAULT_BUFFER: usize = 64 * 1024;
 
 /// One blocking call on the inner value, run in a job: reads into the buffer, or writes it.
 type Call<T> = fn(&mut T, &mut Vec<u8>) -> io::Result<()>;
@@ -164,7 +164,7 @@ impl<T: Send + 'static> Unblock<T> {
     /// futures::executor::block_on(reader.read_to_end(&mut out)).unwrap();
     /// assert_eq!(out, [7, 7, 7]);
     /// ```
-    pub fn with_executor(executor: impl IntoExecutor, inner: T) -> Self {
+    pub fn with_executor<M>(executor: impl IntoExecutor<M>, inner: T) -> Self {
         Unblock {
             executor: executor.into_executor(),
             capacity: DEFAULT_BUFFER,

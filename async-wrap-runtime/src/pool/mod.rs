@@ -51,7 +51,7 @@ pub use slow::{SlowCall, Slowness};
 pub(crate) use thread_exit::at_worker_exit;
 
 use crate::call::task::Finished;
-use crate::executor::{Executor, Job, Rejected, Submit, Waiter};
+use crate::executor::{Executor, Job, Rejected, Sealed, Submit, Waiter};
 use config::{Config, Extras};
 use shared::Shared;
 
@@ -208,7 +208,7 @@ impl BlockingPool {
     /// # std::thread::sleep(Duration::from_millis(50));
     /// let report = pool.shutdown_timeout(Duration::from_millis(10));
     /// assert!(!report.is_complete());
-    /// assert_eq!(report.still_running[0].name, "closure");
+    /// assert_eq!(report.still_running[0].function, "closure");
     /// slow.join().unwrap();
     /// ```
     pub fn shutdown_timeout(&self, timeout: Duration) -> ShutdownReport {
@@ -351,27 +351,34 @@ impl Default for BlockingPool {
     }
 }
 
+/// The back-pressure protocol, for this crate's futures ([`crate::executor::poll_submit`]).
+impl BlockingPool {
+    /// Submits `job`; with a full bounded queue under [`QueueFull::Wait`], gives it back with
+    /// `cx`'s waker registered under `waiter`, woken when there may be room.
+    pub(crate) fn poll_submit(
+        &self,
+        job: Job,
+        cx: &mut Context<'_>,
+        waiter: Waiter,
+    ) -> Result<Submit, Rejected> {
+        Shared::submit(self.shared(), job, Some((cx, waiter)))
+    }
+
+    /// The future registered under `waiter` is gone: forgets it, and passes a wake-up it was
+    /// given on to the next waiter.
+    pub(crate) fn cancel_wait(&self, waiter: Waiter) {
+        if let Some(shared) = self.shared.get() {
+            shared.cancel_wait(waiter);
+        }
+    }
+}
+
 impl Executor for BlockingPool {
     fn execute(&self, job: Job) -> Result<(), Rejected> {
         Shared::submit(self.shared(), job, None).map(|_| ())
     }
 
-    fn poll_execute(
-        &self,
-        job: Job,
-        cx: &mut Context<'_>,
-        waiter: &Waiter,
-    ) -> Result<Submit, Rejected> {
-        Shared::submit(self.shared(), job, Some((cx, *waiter)))
-    }
-
-    fn cancel_wait(&self, waiter: &Waiter) {
-        if let Some(shared) = self.shared.get() {
-            shared.cancel_wait(*waiter);
-        }
-    }
-
-    fn as_blocking_pool(&self) -> Option<&BlockingPool> {
+    fn __blocking_pool(&self, _: Sealed) -> Option<&BlockingPool> {
         Some(self)
     }
 

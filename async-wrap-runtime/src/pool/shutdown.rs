@@ -76,7 +76,7 @@ impl ShutdownReport {
 /// }
 /// let report = pool.shutdown_timeout(Duration::ZERO);
 /// let running = &report.still_running[0];
-/// assert_eq!(running.name, "closure");
+/// assert_eq!(running.function, "closure");
 /// assert!(running.running_for < Duration::from_secs(10));
 /// waiter.join().unwrap();
 /// ```
@@ -84,7 +84,7 @@ impl ShutdownReport {
 #[non_exhaustive]
 pub struct RunningJob {
     /// The wrapped function's path (`crate::module::name`), or `"closure"`.
-    pub name: &'static str,
+    pub function: &'static str,
     /// How long it had run.
     pub running_for: Duration,
 }
@@ -190,7 +190,7 @@ impl ShutdownStart {
             .filter(|(index, _)| Some(*index) != own.me)
             .filter_map(|(_, slot)| *slot.running())
             .map(|started| RunningJob {
-                name: started.site.function(),
+                function: started.site.function(),
                 running_for: started.since.elapsed(),
             })
             .collect();

@@ -112,12 +112,12 @@ use shared::Shared;
 ///
 /// Elastic, like [`BlockingPool`](crate::BlockingPool): a call goes to an idle worker, or
 /// starts one if fewer than `max_workers` run, or waits its turn. A worker idle for
-/// `idle_timeout` exits. Constructible in a `static`; nothing starts before the first call.
+/// `keep_alive` exits. Constructible in a `static`; nothing starts before the first call.
 ///
 /// | setting | default | meaning |
 /// |---|---|---|
 /// | `max_workers` | 4 | the most worker processes (and calls running at once) |
-/// | `idle_timeout` | 10 s | how long a worker waits idle for a call before it exits |
+/// | `keep_alive` | 10 s | how long a worker waits idle for a call before it exits |
 /// | `max_tasks_per_child` | none | a worker exits after this many calls (a leaky library) |
 /// | `deadline` | none | each call's limit: past it, the worker is killed and the call fails |
 /// | `kill_grace` | 100 ms | how long a worker being killed gets between `SIGTERM` and `SIGKILL` |
@@ -161,7 +161,7 @@ use shared::Shared;
 /// use async_wrap::process::ProcessPool;
 ///
 /// static SANDBOX: ProcessPool = ProcessPool::with_max_workers(2)
-///     .idle_timeout(Duration::from_secs(30))
+///     .keep_alive(Duration::from_secs(30))
 ///     .max_tasks_per_child(1_000)
 ///     .deadline(Duration::from_secs(2))
 ///     .name("sandbox");
@@ -177,7 +177,7 @@ pub struct ProcessPool {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Config {
     max_workers: usize,
-    idle_timeout: Duration,
+    keep_alive: Duration,
     max_tasks_per_child: Option<u64>,
     deadline: Option<Duration>,
     kill_grace: Duration,
@@ -190,20 +190,20 @@ pub(crate) struct Config {
 /// A process pool's counters.
 ///
 /// ```
-/// use async_wrap::process::{ProcessMetrics, ProcessPool};
+/// use async_wrap::process::{Metrics, ProcessPool};
 ///
 /// static POOL: ProcessPool = ProcessPool::with_max_workers(1);
-/// let metrics: ProcessMetrics = POOL.metrics();
+/// let metrics: Metrics = POOL.metrics();
 /// assert_eq!((metrics.workers, metrics.completed), (0, 0));
 /// assert_eq!(metrics.mean_worker_start(), None);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct ProcessMetrics {
+pub struct Metrics {
     /// Workers alive (with their driver threads).
     pub workers: usize,
     /// Workers waiting for a call.
-    pub idle: usize,
+    pub idle_workers: usize,
     /// Calls waiting for a worker.
     pub queued: usize,
     /// Calls running.
@@ -230,7 +230,7 @@ pub struct ProcessMetrics {
     pub worker_start_total: Duration,
 }
 
-impl ProcessMetrics {
+impl Metrics {
     /// How long a worker took to start, on average.
     pub fn mean_worker_start(&self) -> Option<Duration> {
         let started = u32::try_from(self.workers_started)
@@ -278,7 +278,7 @@ impl ProcessPool {
         ProcessPool {
             config: Config {
                 max_workers,
-                idle_timeout: Duration::from_secs(10),
+                keep_alive: Duration::from_secs(10),
                 max_tasks_per_child: None,
                 deadline: None,
                 kill_grace: Duration::from_millis(100),
@@ -295,11 +295,11 @@ impl ProcessPool {
     /// ```
     /// # use std::time::Duration;
     /// # use async_wrap::process::ProcessPool;
-    /// static P: ProcessPool = ProcessPool::new().idle_timeout(Duration::from_secs(60));
+    /// static P: ProcessPool = ProcessPool::new().keep_alive(Duration::from_secs(60));
     /// ```
     #[must_use = "the builder methods return the configured pool"]
-    pub const fn idle_timeout(mut self, idle_timeout: Duration) -> Self {
-        self.config.idle_timeout = idle_timeout;
+    pub const fn keep_alive(mut self, keep_alive: Duration) -> Self {
+        self.config.keep_alive = keep_alive;
         self
     }
 
@@ -412,10 +412,10 @@ impl ProcessPool {
     }
 
     /// The pool's counters.
-    pub fn metrics(&self) -> ProcessMetrics {
+    pub fn metrics(&self) -> Metrics {
         self.shared
             .get()
-            .map_or_else(ProcessMetrics::default, |shared| shared.metrics())
+            .map_or_else(Metrics::default, |shared| shared.metrics())
     }
 
     /// Stops taking calls, lets the queued and running ones finish, and ends every worker
@@ -461,8 +461,8 @@ impl ProcessPool {
     /// let report = futures::executor::block_on(P.shutdown_async());
     /// assert!(report.is_complete() && P.is_shut_down());
     /// ```
-    pub fn shutdown_async(&self) -> ProcessShutdown {
-        ProcessShutdown::start(self.shared(), None)
+    pub fn shutdown_async(&self) -> ShutdownFuture {
+        ShutdownFuture::start(self.shared(), None)
     }
 
     /// [`shutdown_timeout`](Self::shutdown_timeout) for async code, as
@@ -476,8 +476,8 @@ impl ProcessPool {
     /// let report = futures::executor::block_on(P.shutdown_timeout_async(Duration::from_secs(1)));
     /// assert!(report.still_running.is_empty());
     /// ```
-    pub fn shutdown_timeout_async(&self, timeout: Duration) -> ProcessShutdown {
-        ProcessShutdown::start(self.shared(), Some(timeout))
+    pub fn shutdown_timeout_async(&self, timeout: Duration) -> ShutdownFuture {
+        ShutdownFuture::start(self.shared(), Some(timeout))
     }
 
     /// Whether the pool has been shut down.
@@ -526,11 +526,11 @@ impl fmt::Debug for ProcessPool {
 /// every worker has ended. The pool stopped taking calls when the future was made; dropping it
 /// stops only the waiting, never the shutdown.
 #[must_use = "the pool is shut down already; the future only waits for its workers"]
-pub struct ProcessShutdown {
+pub struct ShutdownFuture {
     done: Arc<Mutex<(Option<ShutdownReport>, Option<Waker>)>>,
 }
 
-impl ProcessShutdown {
+impl ShutdownFuture {
     fn start(shared: &Arc<Shared>, timeout: Option<Duration>) -> Self {
         shared.close();
         let done = Arc::new(Mutex::new((None, None)));
@@ -559,11 +559,11 @@ impl ProcessShutdown {
             drop(err);
             done.lock().unwrap_or_else(PoisonError::into_inner).0 = Some(report);
         }
-        ProcessShutdown { done }
+        ShutdownFuture { done }
     }
 }
 
-impl Future for ProcessShutdown {
+impl Future for ShutdownFuture {
     type Output = ShutdownReport;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ShutdownReport> {
@@ -578,9 +578,9 @@ impl Future for ProcessShutdown {
     }
 }
 
-impl fmt::Debug for ProcessShutdown {
+impl fmt::Debug for ShutdownFuture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProcessShutdown").finish_non_exhaustive()
+        f.debug_struct("ShutdownFuture").finish_non_exhaustive()
     }
 }
 

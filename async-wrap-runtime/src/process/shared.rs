@@ -13,7 +13,7 @@ use super::call::{Call, Reply};
 use super::error::ProcessErrorKind;
 use super::wire::Tag;
 use super::worker_process::{self, NoReply, Worker};
-use super::{Config, ProcessMetrics};
+use super::{Config, Metrics};
 use crate::pool::{RunningJob, ShutdownReport};
 use crate::stats::call_site::CallSite;
 use crate::stats::call_stats::{End, nanos};
@@ -62,7 +62,7 @@ struct State {
     /// A shutdown's deadline passed: running calls are stopped, their workers killed.
     killing: bool,
     slots: Vec<Slot>,
-    metrics: ProcessMetrics,
+    metrics: Metrics,
 }
 
 /// How far a call that a driver took got.
@@ -97,11 +97,11 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(super) fn metrics(&self) -> ProcessMetrics {
+    pub(super) fn metrics(&self) -> Metrics {
         let state = self.lock();
         let mut metrics = state.metrics;
         metrics.workers = state.drivers;
-        metrics.idle = state.idle;
+        metrics.idle_workers = state.idle;
         metrics.queued = state.queue.len();
         metrics.running = state
             .slots
@@ -280,7 +280,7 @@ impl Shared {
     /// The next call for the driver of `slot`, marked as running there. Meanwhile, a worker
     /// that dies idle is reaped (it is checked every [`IDLE_CHECK`]).
     fn next_call(&self, slot: usize, wake: &Arc<UnixStream>, worker: &mut Option<Worker>) -> Next {
-        let idle_until = Instant::now().checked_add(self.config.idle_timeout);
+        let idle_until = Instant::now().checked_add(self.config.keep_alive);
         let mut state = self.lock();
         loop {
             while let Some(call) = state.queue.pop_front() {
@@ -502,7 +502,7 @@ impl Shared {
             .iter()
             .filter_map(|slot| slot.running.as_ref())
             .map(|running| RunningJob {
-                name: running.site.function(),
+                function: running.site.function(),
                 running_for: running.since.elapsed(),
             })
             .collect();

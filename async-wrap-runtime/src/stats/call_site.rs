@@ -17,13 +17,22 @@ use crate::stats::call_stats::{End, Short, SiteStats, Timings};
 /// [`call_sites`]. They take about 10 KiB of zeroed static memory per site (four per-thread
 /// shards of two histograms); a page is touched only when a thread counts in it.
 ///
-/// ```
-/// use async_wrap::CallSite;
+/// `#[async_wrap]` makes one per wrapped function; [`call_sites`] lists them with their counts.
 ///
-/// static SITE: CallSite = CallSite::new("app::db::query", "DB").defined_at("src/db.rs", 12);
-/// assert_eq!((SITE.function(), SITE.executor()), ("app::db::query", "DB"));
-/// assert_eq!((SITE.file(), SITE.line()), ("src/db.rs", 12));
-/// assert_eq!(SITE.stats().calls, 0);
+/// ```
+/// use async_wrap::async_wrap;
+///
+/// #[async_wrap]
+/// fn query(id: u32) -> u32 {
+///     id * 2
+/// }
+///
+/// assert_eq!(futures::executor::block_on(query(21)), 42);
+/// let sites = async_wrap::call_sites();
+/// let row = sites.iter().find(|row| row.site.function().ends_with("::query"));
+/// let site = &row.expect("listed after its first call").site;
+/// assert_eq!(site.executor(), "the default pool");
+/// assert!(site.line() > 0);
 /// ```
 pub struct CallSite {
     function: &'static str,
@@ -38,7 +47,7 @@ pub struct CallSite {
 impl CallSite {
     /// The call site of `function` (its path, `module::name`) on the executor written as
     /// `executor` (the expression's text, or "the default pool").
-    pub const fn new(function: &'static str, executor: &'static str) -> Self {
+    pub(crate) const fn new(function: &'static str, executor: &'static str) -> Self {
         CallSite {
             function,
             executor,
@@ -51,7 +60,7 @@ impl CallSite {
 
     /// This call site, defined at `file:line` (where `#[async_wrap]` found the function).
     #[must_use]
-    pub const fn defined_at(mut self, file: &'static str, line: u32) -> Self {
+    pub(crate) const fn defined_at(mut self, file: &'static str, line: u32) -> Self {
         self.file = file;
         self.line = line;
         self

@@ -13,7 +13,7 @@ mod forms {
     use std::path::{Path, PathBuf};
     use std::sync::{Arc, LazyLock};
 
-    use async_wrap::{BlockingPool, Executor, ExecutorRef, Job, Rejected, async_wrap};
+    use async_wrap::{BlockingPool, Executor, ExecutorRef, IntoExecutor, Job, Rejected, async_wrap};
     use futures::StreamExt;
 
     pub(crate) static IO: BlockingPool = BlockingPool::with_max_threads(2);
@@ -53,7 +53,7 @@ mod forms {
     }
 
     pub(crate) fn handle() -> ExecutorRef {
-        ExecutorRef::Static(&IO)
+        (&IO).into_executor()
     }
 
     // Bodies: one line, unit, empty, a block.
