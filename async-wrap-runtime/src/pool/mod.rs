@@ -10,7 +10,8 @@
 //! | who counts as ready for work | `ready.rs` |
 //! | what a thread does between jobs, spinning, retiring | `worker.rs` |
 //! | what a thread runs at its exit for the rest of the runtime | `thread_exit.rs` |
-//! | waiting for room in a bounded queue | `waiters.rs` |
+//! | waiting for room in a bounded queue | `waiters.rs` (and `place_bounded` in `submit.rs`) |
+//! | the threads' slots and handles, the threads exiting | `threads.rs` |
 //! | shutdown and its report | `shutdown.rs` (and `gate.rs`) |
 //! | a metric | `metrics.rs` |
 //! | slow-call reports, the watcher | `slow.rs`, `watcher.rs` |
@@ -31,6 +32,7 @@ mod submit;
 mod supervisor;
 mod supervisor_state;
 mod thread_exit;
+mod threads;
 mod waiters;
 #[cfg(not(async_wrap_loom))]
 mod watcher;

@@ -15,7 +15,6 @@
 //! taken only to start, wake, put to sleep or retire a thread, for a bounded queue, and by the
 //! supervisor, `metrics` and `shutdown`; no user code runs under it.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, PoisonError};
 use std::task::Waker;
 
@@ -23,13 +22,14 @@ use crossbeam_utils::CachePadded;
 
 use super::config::{Config, DEFAULT_NAME, Extras, Hook};
 use super::gate::Gate;
-use super::metrics::{Metrics, Slot};
+use super::metrics::Metrics;
 use super::queue::Queue;
 use super::ready::{Ready, ReadySet};
 use super::slow::SlowCalls;
 use super::supervisor_state::{Armed, Supervision};
-use crate::executor::Waiter;
-use crate::sync::thread::{self, JoinHandle};
+use super::threads::Threads;
+use super::waiters::{Waiters, Waiting};
+use crate::sync::thread;
 use crate::sync::{AtomicBool, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering};
 
 pub(super) struct Shared {
@@ -66,7 +66,7 @@ pub(super) struct Flags {
     /// The supervisor is armed, watching queued jobs.
     pub(super) armed: Armed,
     /// `state.waiters` is not empty.
-    pub(super) has_waiters: AtomicBool,
+    pub(super) has_waiters: Waiting,
     /// The gate is closed: a copy the threads read between jobs, off the line calls write.
     pub(super) closed: AtomicBool,
 }
@@ -75,18 +75,9 @@ pub(super) struct Flags {
 pub(super) struct State {
     pub(super) supervisor: Supervision,
     /// Futures waiting for room in a full queue, oldest first.
-    pub(super) waiters: VecDeque<(Waiter, Waker)>,
-    /// The threads' slots, by number; a slot is held by one thread at a time.
-    pub(super) slots: Vec<Arc<CachePadded<Slot>>>,
-    /// Slots no thread holds.
-    pub(super) free_slots: Vec<usize>,
-    /// Join handles of the threads, by number. A thread that exits leaves its own, and its
-    /// number in `exited`, for `shutdown` or the next thread to exit to join.
-    pub(super) workers: HashMap<u64, JoinHandle<()>>,
-    pub(super) exited: Vec<u64>,
-    /// Threads that have decided to leave (and no longer count in `metrics.threads`) but are
-    /// still running their stop hook.
-    pub(super) exiting: usize,
+    pub(super) waiters: Waiters,
+    /// The threads' slots, join handles, and the threads exiting.
+    pub(super) threads: Threads,
     /// `threads`, `threads_started`, `inline`, `rejected`, and the outcomes of inline jobs; the
     /// workers' outcomes are in their slots.
     pub(super) metrics: Metrics,
@@ -100,7 +91,7 @@ impl State {
     /// is still running its stop hook holds its place until it has exited, so that the limit
     /// holds for the OS threads, not only for those taking jobs.
     pub(super) fn room(&self, max_threads: usize) -> usize {
-        max_threads.saturating_sub(self.metrics.threads + self.exiting)
+        max_threads.saturating_sub(self.metrics.threads + self.threads.exiting())
     }
 }
 
@@ -140,17 +131,13 @@ impl Shared {
                 sleepers: AtomicUsize::new(0),
                 threads: AtomicUsize::new(0),
                 armed: Armed::new(),
-                has_waiters: AtomicBool::new(false),
+                has_waiters: Waiting::new(),
                 closed: AtomicBool::new(false),
             }),
             state: CachePadded::new(Mutex::new(State {
                 supervisor: Supervision::new(),
-                waiters: VecDeque::new(),
-                slots: Vec::new(),
-                free_slots: Vec::new(),
-                workers: HashMap::new(),
-                exited: Vec::new(),
-                exiting: 0,
+                waiters: Waiters::new(),
+                threads: Threads::new(),
                 metrics: Metrics::default(),
                 drain_wakers: Vec::new(),
             })),
@@ -202,11 +189,11 @@ impl Shared {
     /// A snapshot of the pool's counters (`BlockingPool::metrics`).
     pub(super) fn metrics(&self) -> Metrics {
         let state = self.lock();
-        let (metrics, running) = state.metrics.with_slots(&state.slots);
+        let (metrics, running) = state.metrics.with_slots(state.threads.slots());
         let ready = self.flags.ready.load();
         Metrics {
             // A thread running its stop hook is still alive, and still holds its place.
-            threads: metrics.threads + state.exiting,
+            threads: metrics.threads + state.threads.exiting(),
             // Jobs a ready thread is on its way to take are not waiting.
             queued: self.waiting(ready),
             running,
@@ -232,7 +219,7 @@ impl Shared {
             state.room(this.config.max_threads) > 0,
             "a thread started past max_threads: {} threads and {} exiting, max {}",
             state.metrics.threads,
-            state.exiting,
+            state.threads.exiting(),
             this.config.max_threads
         );
         let number = state.metrics.threads_started + 1;
@@ -240,11 +227,7 @@ impl Shared {
         if let Some(bytes) = this.config.stack_size {
             builder = builder.stack_size(bytes);
         }
-        let index = state.free_slots.pop().unwrap_or_else(|| {
-            state.slots.push(Arc::new(CachePadded::new(Slot::new())));
-            state.slots.len() - 1
-        });
-        let slot = Arc::clone(&state.slots[index]);
+        let (index, slot) = state.threads.take_slot();
         let shared = Arc::clone(this);
         state.metrics.threads += 1;
         this.flags
@@ -254,7 +237,7 @@ impl Shared {
         match builder.spawn(move || shared.work_loop(number, index, &slot)) {
             Ok(handle) => {
                 state.metrics.threads_started = number;
-                state.workers.insert(number, handle);
+                state.threads.spawned(number, handle);
                 Ok(())
             }
             Err(err) => {
@@ -263,7 +246,7 @@ impl Shared {
                 this.flags
                     .threads
                     .store(state.metrics.threads, Ordering::Release);
-                state.free_slots.push(index);
+                state.threads.spawn_failed(index);
                 Err(err)
             }
         }

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use super::shared::{Shared, State};
 use crate::panic_guard::wake_guarded;
-use crate::sync::thread::JoinHandle;
 use crate::sync::{MutexGuard, Ordering};
 
 /// The outcome of [`BlockingPool::shutdown_timeout`](super::BlockingPool::shutdown_timeout).
@@ -95,7 +94,7 @@ impl Shared {
         let mut state = self.lock();
         self.gate.close();
         self.flags.closed.store(true, Ordering::Release);
-        let waiters = self.take_all_waiters(&mut state);
+        let waiters = state.waiters.take_all(&self.flags.has_waiters);
         drop(state);
         self.work.notify_all();
         self.supervise.notify_all();
@@ -178,13 +177,10 @@ impl ShutdownStart {
         mut state: MutexGuard<'_, State>,
         join: bool,
     ) -> ShutdownReport {
-        let exited = std::mem::take(&mut state.exited);
-        let handles: Vec<JoinHandle<()>> = exited
-            .iter()
-            .filter_map(|number| state.workers.remove(number))
-            .collect();
+        let handles = state.threads.take_exited();
         let still_running = state
-            .slots
+            .threads
+            .slots()
             .iter()
             .enumerate()
             .filter(|(index, _)| Some(*index) != own.me)
@@ -194,8 +190,8 @@ impl ShutdownStart {
                 running_for: started.since.elapsed(),
             })
             .collect();
-        let threads_left =
-            (state.metrics.threads + state.exiting).saturating_sub(own.threads + own.exiting);
+        let threads_left = (state.metrics.threads + state.threads.exiting())
+            .saturating_sub(own.threads + own.exiting);
         drop(state);
         let report = ShutdownReport {
             finished: shared.metrics().finished() - self.finished_before,
@@ -248,7 +244,7 @@ impl Own {
     /// while a call still waits for a thread would be a call lost.
     fn drained(self, shared: &Shared, state: &State) -> bool {
         state.metrics.threads <= self.threads
-            && state.exiting <= self.exiting
+            && state.threads.exiting() <= self.exiting
             && shared.gate.entering() == 0
             && (self.me.is_some() || shared.queue.is_empty())
     }

@@ -22,7 +22,7 @@ use super::QueueFull;
 use super::shared::{Shared, State};
 use crate::call::task::Outcome;
 use crate::executor::{Job, RejectReason, Rejected, Submit, Waiter};
-use crate::panic_guard::drop_guarded;
+use crate::panic_guard::{drop_guarded, wake_guarded};
 use crate::stats::call_site::CallSite;
 use crate::sync::{Ordering, fence};
 
@@ -97,7 +97,7 @@ impl Shared {
         let old_waker: Option<Waker>;
         let mut state = this.lock();
         // A retry: whatever registration this waiter had is settled by this call.
-        old_waker = waiter.and_then(|waiter| this.take_waiter(&mut state, waiter));
+        old_waker = waiter.and_then(|waiter| state.waiters.take(&this.flags.has_waiters, waiter));
         match Shared::place_bounded(this, &mut state, waiter, &mut waker) {
             Placement::Queue { counted } => {
                 this.queue.push(job);
@@ -175,21 +175,21 @@ impl Shared {
                 // `execute`, with no context to wake: it cannot wait.
                 return Placement::Refuse(RejectReason::QueueFull);
             };
-            let first = !this.flags.has_waiters.load(Ordering::SeqCst);
-            state.waiters.push_back((waiter, registered));
-            if !first {
+            if !state
+                .waiters
+                .register(&this.flags.has_waiters, waiter, registered)
+            {
                 return Placement::Wait;
             }
             // The first waiter: a thread that makes room without the lock looks at
             // `has_waiters` after its pop, so look at the room again after setting it. Room
             // seen now (a thread between its pop and its return to the ready set) means the
             // placement is decided again, from the top: never a refusal for a `Wait` pool.
-            this.flags.has_waiters.store(true, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
+            // (`register` set the flag and fenced.)
             if !this.has_room(capacity) {
                 return Placement::Wait;
             }
-            *waker = this.take_waiter(state, waiter);
+            *waker = state.waiters.take(&this.flags.has_waiters, waiter);
         }
     }
 
@@ -299,6 +299,21 @@ impl Shared {
             state.metrics.count(outcome);
         }
         self.slow.check_inline(site, ran);
+    }
+
+    /// Forgets a waiting future; if it had been woken already, wakes the next one instead.
+    pub(super) fn cancel_wait(&self, waiter: Waiter) {
+        let mut state = self.lock();
+        let (own, next) = match state.waiters.take(&self.flags.has_waiters, waiter) {
+            Some(own) => (Some(own), None),
+            None => (None, state.waiters.pop_oldest()),
+        };
+        state.waiters.note(&self.flags.has_waiters);
+        drop(state);
+        drop_guarded(own);
+        if let Some(waker) = next {
+            wake_guarded(waker);
+        }
     }
 
     /// This thread is a worker of this pool, and no thread is idle: a call it waits for must

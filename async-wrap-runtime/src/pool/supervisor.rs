@@ -48,7 +48,8 @@ impl Shared {
     /// Jobs taken from the queue since the start.
     fn popped(state: &State) -> u64 {
         state
-            .slots
+            .threads
+            .slots()
             .iter()
             .map(|slot| slot.started.load(Ordering::Acquire))
             .sum()
@@ -89,7 +90,8 @@ impl Shared {
             let waiting = self.queue.len();
             let now = Instant::now();
             let blocked = state
-                .slots
+                .threads
+                .slots()
                 .iter()
                 .filter(|slot| {
                     slot.running()

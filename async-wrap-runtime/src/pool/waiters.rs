@@ -1,73 +1,84 @@
-//! Futures waiting for room in a full bounded queue (`QueueFull::Wait`): registered by
-//! `place_bounded`, woken oldest first by a thread that makes room, given up by a future that
-//! is dropped. Their wakers are user code: each is woken or dropped outside the pool's lock, and
-//! its panic is caught.
+//! The waiters' part of a pool's shared state: futures waiting for room in a full bounded queue
+//! (`QueueFull::Wait`), oldest first ([`Waiters`], under the pool's mutex), and whether any
+//! waits, readable without the lock ([`Waiting`], among the pool's flags). Their methods are
+//! the only way to either, and each change of the list is mirrored in the flag.
+//!
+//! Registered by `place_bounded` (`submit.rs`), woken oldest first by a thread that makes room
+//! (`wake_waiter`, `worker.rs`), given up by a future that is dropped (`cancel_wait`,
+//! `submit.rs`). Their wakers are user code: each is woken or dropped by the caller outside the
+//! pool's lock, and its panic is caught.
 
-use super::shared::{Shared, State};
-use crate::executor::Waiter;
-use crate::panic_guard::{drop_guarded, wake_guarded};
-use crate::sync::{Ordering, fence};
+use std::collections::VecDeque;
 use std::task::Waker;
 
-impl Shared {
+use crate::executor::Waiter;
+use crate::sync::{AtomicBool, Ordering, fence};
+
+/// Futures waiting for room, oldest first: in the pool's `State`, so every method has its lock.
+pub(super) struct Waiters {
+    list: VecDeque<(Waiter, Waker)>,
+}
+
+/// `Waiters` is not empty: the copy threads read without the lock.
+pub(super) struct Waiting(AtomicBool);
+
+impl Waiting {
+    pub(super) fn new() -> Self {
+        Waiting(AtomicBool::new(false))
+    }
+
+    /// Whether a future waits, looked at after a fence, without the lock: a thread that has just
+    /// made room (F4, against `Waiters::register`).
+    pub(super) fn after_fence(&self) -> bool {
+        fence(Ordering::SeqCst);
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Waiters {
+    pub(super) fn new() -> Self {
+        Waiters {
+            list: VecDeque::new(),
+        }
+    }
+
+    /// Mirrors the list being non-empty in `waiting`.
+    pub(super) fn note(&self, waiting: &Waiting) {
+        waiting.0.store(!self.list.is_empty(), Ordering::SeqCst);
+    }
+
+    /// Registers `waiter` with its waker, at the back. True if it is the first (no future was
+    /// waiting): the flag is then set and fenced (F4), and the caller must look at the room
+    /// again, since a thread that made room without the lock may not have seen the flag.
+    pub(super) fn register(&mut self, waiting: &Waiting, waiter: Waiter, waker: Waker) -> bool {
+        let first = !waiting.0.load(Ordering::SeqCst);
+        self.list.push_back((waiter, waker));
+        if first {
+            waiting.0.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+        }
+        first
+    }
+
     /// Removes `waiter`'s registration, if it has one, and gives its waker back, for the caller
     /// to drop or wake after the lock.
-    pub(super) fn take_waiter(&self, state: &mut State, waiter: Waiter) -> Option<Waker> {
-        let at = state.waiters.iter().position(|(id, _)| *id == waiter)?;
-        let (_, waker) = state.waiters.remove(at)?;
-        self.note_waiters(state);
+    pub(super) fn take(&mut self, waiting: &Waiting, waiter: Waiter) -> Option<Waker> {
+        let at = self.list.iter().position(|(id, _)| *id == waiter)?;
+        let (_, waker) = self.list.remove(at)?;
+        self.note(waiting);
         Some(waker)
     }
 
-    /// Mirrors `state.waiters` being non-empty in `has_waiters`, which threads read without the
-    /// lock.
-    fn note_waiters(&self, state: &State) {
-        self.flags
-            .has_waiters
-            .store(!state.waiters.is_empty(), Ordering::SeqCst);
-    }
-
-    /// The queue has room for one more job, or a thread is free: wakes the oldest future that
-    /// waits for room, if any; true if it woke one. Called by workers: the waker's panic is
-    /// caught.
-    pub(super) fn wake_waiter(&self) -> bool {
-        if self.config.queue_capacity.is_none() {
-            // Only a bounded queue has futures waiting for room.
-            return false;
-        }
-        fence(Ordering::SeqCst);
-        if self.flags.has_waiters.load(Ordering::SeqCst) {
-            let mut state = self.lock();
-            let waiter = state.waiters.pop_front();
-            self.note_waiters(&state);
-            drop(state);
-            if let Some((_, waker)) = waiter {
-                wake_guarded(waker);
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Forgets a waiting future; if it had been woken already, wakes the next one instead.
-    pub(super) fn cancel_wait(&self, waiter: Waiter) {
-        let mut state = self.lock();
-        let (own, next) = match self.take_waiter(&mut state, waiter) {
-            Some(own) => (Some(own), None),
-            None => (None, state.waiters.pop_front().map(|(_, waker)| waker)),
-        };
-        self.note_waiters(&state);
-        drop(state);
-        drop_guarded(own);
-        if let Some(waker) = next {
-            wake_guarded(waker);
-        }
+    /// Takes the oldest waiter's waker out, for the caller to wake after the lock. The flag is
+    /// left to the caller (`note`).
+    pub(super) fn pop_oldest(&mut self) -> Option<Waker> {
+        self.list.pop_front().map(|(_, waker)| waker)
     }
 
     /// Takes every waiter out, at shutdown: each retries and is refused.
-    pub(super) fn take_all_waiters(&self, state: &mut State) -> Vec<Waker> {
-        let waiters = std::mem::take(&mut state.waiters);
-        self.note_waiters(state);
+    pub(super) fn take_all(&mut self, waiting: &Waiting) -> Vec<Waker> {
+        let waiters = std::mem::take(&mut self.list);
+        self.note(waiting);
         waiters.into_iter().map(|(_, waker)| waker).collect()
     }
 }

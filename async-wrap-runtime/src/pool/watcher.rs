@@ -40,13 +40,14 @@ fn watch(shared: &Weak<Shared>, threshold: Duration, tick: Duration) {
         };
         let (slow, running) = {
             let state = shared.lock();
-            if shared.is_shut_down() && state.metrics.threads + state.exiting == 0 {
+            if shared.is_shut_down() && state.metrics.threads + state.threads.exiting() == 0 {
                 return;
             }
             let mut running = false;
             let now = Instant::now();
             let slow: Vec<SlowCall> = state
-                .slots
+                .threads
+                .slots()
                 .iter()
                 .filter_map(|slot| {
                     let mut guard = slot.running();
@@ -68,7 +69,8 @@ fn watch(shared: &Weak<Shared>, threshold: Duration, tick: Duration) {
             shared.slow.watcher_going_idle();
             let started = shared
                 .lock()
-                .slots
+                .threads
+                .slots()
                 .iter()
                 .any(|slot| slot.running().is_some());
             if started {

@@ -16,7 +16,7 @@ use super::metrics::{Slot, Started};
 use super::shared::{Shared, State};
 use super::thread_exit;
 use crate::call::task::Finished;
-use crate::panic_guard::drop_guarded;
+use crate::panic_guard::{drop_guarded, wake_guarded};
 #[cfg(not(async_wrap_loom))]
 use crate::sync::thread;
 use crate::sync::{Ordering, fence};
@@ -160,21 +160,16 @@ impl Shared {
         // `StatefulPool` calls, dropped on this thread), now.
         thread_exit::run_exit_hooks();
         let mut state = self.lock();
-        state.exiting -= 1;
-        state.free_slots.push(index);
+        state.threads.exited_slot(index);
         // This thread's handle stays, for `shutdown` (or the next thread to exit) to join: a
         // thread is gone once joined, its thread-local destructors run. Before shutdown, this
         // thread joins those that exited before it, so that at most one is left unjoined.
         let earlier = if self.is_shut_down() {
             Vec::new()
         } else {
-            let numbers = std::mem::take(&mut state.exited);
-            numbers
-                .iter()
-                .filter_map(|number| state.workers.remove(number))
-                .collect()
+            state.threads.take_exited()
         };
-        state.exited.push(number);
+        state.threads.exited(number);
         // A call that found the pool at its limit while this thread ran its stop hook could
         // not start a thread for its job: start it now, in this thread's place. At shutdown
         // too: a call that passed the gate has its job run, and the threads still alive drain
@@ -207,7 +202,7 @@ impl Shared {
         if state.metrics.threads < self.eager_threads {
             // Before shutdown, a failure leaves the job to the next call or thread that looks.
             let started = Shared::start_eager_thread(self, state, false);
-            if self.is_shut_down() && state.metrics.threads + state.exiting == 0 {
+            if self.is_shut_down() && state.metrics.threads + state.threads.exiting() == 0 {
                 debug_assert!(started.is_err(), "room for a thread, and none started");
                 unrun.extend(std::iter::from_fn(|| self.queue.pop()));
             }
@@ -291,12 +286,12 @@ impl Shared {
         self.flags
             .threads
             .store(state.metrics.threads, Ordering::SeqCst);
-        state.exiting += 1;
+        state.threads.leaving();
     }
 
     /// Undoes `leave` (and `leave_idle`): a job came as this thread was leaving.
     fn rejoin(&self, state: &mut State) {
-        state.exiting -= 1;
+        state.threads.not_exiting();
         state.metrics.threads += 1;
         self.flags
             .threads
@@ -354,6 +349,26 @@ impl Shared {
         }
         slot.count(finished.outcome);
         finished
+    }
+
+    /// The queue has room for one more job, or a thread is free: wakes the oldest future that
+    /// waits for room, if any; true if it woke one. The waker's panic is caught.
+    fn wake_waiter(&self) -> bool {
+        if self.config.queue_capacity.is_none() {
+            // Only a bounded queue has futures waiting for room.
+            return false;
+        }
+        if self.flags.has_waiters.after_fence() {
+            let mut state = self.lock();
+            let waker = state.waiters.pop_oldest();
+            state.waiters.note(&self.flags.has_waiters);
+            drop(state);
+            if let Some(waker) = waker {
+                wake_guarded(waker);
+                return true;
+            }
+        }
+        false
     }
 
     /// Spins for up to `SPIN_FOR`, watching for a job.
