@@ -124,14 +124,12 @@ impl Shared {
     /// Closes the pool, then waits (up to `timeout`) for its threads to finish the queued and
     /// running jobs and exit, and joins them. Blocks the calling thread.
     pub(super) fn shutdown(self: &Arc<Self>, timeout: Option<Duration>) -> ShutdownReport {
-        // A timeout too long to add (`Duration::MAX`) is no deadline.
-        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
-        let started = ShutdownStart::new(self);
+        let started = ShutdownStart::new(self, timeout);
         // The calling thread stays the waiting one: it does not wait for itself.
         let own = Own::of(self);
         let mut state = self.lock();
-        while !own.drained(self, &state) {
-            state = match deadline {
+        while !started.is_over(self, own, &state) {
+            state = match started.deadline {
                 None => self
                     .drained
                     .wait(state)
@@ -139,6 +137,8 @@ impl Shared {
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
+                        // Passed since `is_over` looked: never a wait without a timeout left
+                        // (loom's `wait_timeout` does not time out).
                         break;
                     }
                     self.drained
@@ -152,19 +152,34 @@ impl Shared {
     }
 }
 
-/// What a shutdown knows from its start: the jobs finished until then. Making it closes the
-/// pool.
+/// The core both forms of a shutdown wait through, the blocking one (`Shared::shutdown`) and
+/// the async one (`ShutdownFuture`): what a shutdown knows from its start (the jobs finished
+/// until then, its deadline), when it is over (`is_over`), and what it reports (`report`).
+/// Making it closes the pool.
 struct ShutdownStart {
     finished_before: u64,
+    deadline: Option<Instant>,
 }
 
 impl ShutdownStart {
-    fn new(shared: &Arc<Shared>) -> Self {
+    fn new(shared: &Arc<Shared>, timeout: Option<Duration>) -> Self {
+        // A timeout too long to add (`Duration::MAX`) is no deadline.
+        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
         let start = ShutdownStart {
             finished_before: shared.metrics().finished(),
+            deadline,
         };
         shared.close();
         start
+    }
+
+    /// The shutdown is over for the thread `own` waiting for it: the pool has drained (see
+    /// `Own::drained`), or the deadline has passed. Called with the lock held.
+    fn is_over(&self, shared: &Shared, own: Own, state: &State) -> bool {
+        own.drained(shared, state)
+            || self
+                .deadline
+                .is_some_and(|deadline| Instant::now() >= deadline)
     }
 
     /// Joins the threads that have exited, and says what is left.
@@ -279,7 +294,6 @@ pub struct ShutdownFuture {
     start: ShutdownStart,
     /// This future's number, for its one entry in `drain_wakers`.
     number: u64,
-    deadline: Option<Instant>,
     /// Wakes the task at the deadline: a thread that sleeps until then, started at the first
     /// poll that has to wait (the crate has no timer of any runtime), and told to stop when
     /// the future completes or is dropped.
@@ -298,11 +312,9 @@ impl ShutdownFuture {
         /// The next future's number.
         static NEXT: AtomicU64 = AtomicU64::new(0);
         ShutdownFuture {
-            start: ShutdownStart::new(shared),
+            start: ShutdownStart::new(shared, timeout),
             shared: Some(Arc::clone(shared)),
             number: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            // A timeout too long to add (`Duration::MAX`) is no deadline.
-            deadline: timeout.and_then(|timeout| Instant::now().checked_add(timeout)),
             alarm: None,
         }
     }
@@ -407,10 +419,7 @@ impl Future for ShutdownFuture {
         let waker = cx.waker().clone();
         let own = Own::of(&shared);
         let mut state = shared.lock();
-        let past_deadline = this
-            .deadline
-            .is_some_and(|deadline| Instant::now() >= deadline);
-        if own.drained(&shared, &state) || past_deadline {
+        if this.start.is_over(&shared, own, &state) {
             // Its waker is not needed any more: taken out, dropped after the lock.
             let unneeded = take_entry(&mut state, this.number);
             this.shared = None;
@@ -433,7 +442,7 @@ impl Future for ShutdownFuture {
         };
         drop(state);
         drop(replaced);
-        if let Some(deadline) = this.deadline {
+        if let Some(deadline) = this.start.deadline {
             this.arm(deadline, cx.waker());
         }
         Poll::Pending
@@ -444,7 +453,7 @@ impl fmt::Debug for ShutdownFuture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ShutdownFuture")
             .field("done", &self.shared.is_none())
-            .field("deadline", &self.deadline)
+            .field("deadline", &self.start.deadline)
             .finish_non_exhaustive()
     }
 }
