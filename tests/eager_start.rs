@@ -57,6 +57,22 @@ fn starting_twice_or_after_a_poll_submits_once() {
     });
 }
 
+/// Starts a call that holds `pool`'s one thread until the returned gate is opened, and waits
+/// until it runs; the call's future comes back too, to be awaited after the gate.
+fn hold_the_only_thread(
+    pool: &'static BlockingPool,
+) -> (mpsc::Sender<()>, async_wrap::BlockingFuture<()>) {
+    let (gate, opened) = mpsc::channel::<()>();
+    let (busy, is_busy) = mpsc::channel();
+    let holder = spawn_on(pool, move || {
+        busy.send(()).unwrap();
+        opened.recv().unwrap();
+    })
+    .start();
+    is_busy.recv_timeout(Duration::from_secs(10)).unwrap();
+    (gate, holder)
+}
+
 static FULL: BlockingPool = BlockingPool::with_max_threads(1)
     .queue_capacity(1, QueueFull::Wait)
     .thread_name("eager-full");
@@ -64,15 +80,8 @@ static FULL: BlockingPool = BlockingPool::with_max_threads(1)
 #[test]
 fn a_start_with_no_room_leaves_the_job_to_the_first_poll() {
     within(Duration::from_secs(30), || {
-        let (gate, opened) = mpsc::channel::<()>();
-        let (busy, is_busy) = mpsc::channel();
         // The one thread, held; then the one queue place, taken.
-        let holder = spawn_on(&FULL, move || {
-            busy.send(()).unwrap();
-            opened.recv().unwrap();
-        })
-        .start();
-        is_busy.recv_timeout(Duration::from_secs(10)).unwrap();
+        let (gate, holder) = hold_the_only_thread(&FULL);
         let queued = spawn_on(&FULL, || 1).start();
         // No room for this one: it is not submitted, and not lost.
         let (ran, seen) = mpsc::channel();
@@ -109,14 +118,7 @@ fn a_start_on_a_shut_down_pool_reports_the_refusal_at_the_first_poll() {
 fn a_started_call_dropped_before_it_began_never_runs() {
     within(Duration::from_secs(30), || {
         static ONE: BlockingPool = BlockingPool::with_max_threads(1).thread_name("eager-drop");
-        let (gate, opened) = mpsc::channel::<()>();
-        let (busy, is_busy) = mpsc::channel();
-        let holder = spawn_on(&ONE, move || {
-            busy.send(()).unwrap();
-            opened.recv().unwrap();
-        })
-        .start();
-        is_busy.recv_timeout(Duration::from_secs(10)).unwrap();
+        let (gate, holder) = hold_the_only_thread(&ONE);
         let (ran, seen) = mpsc::channel();
         drop(
             spawn_on(&ONE, move || {
