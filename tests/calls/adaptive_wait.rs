@@ -261,7 +261,7 @@ fn quick(n: u64) -> u64 {
     n + 1
 }
 
-/// FAILS: the docs (crate docs "Short calls", adaptive.rs) promise that a thread polling many
+/// Before the fix: the docs (the crate docs, "Short calls") promise that a thread polling many
 /// calls at once, `join_all` named first, "never waits, since each of its calls has its own
 /// waker". `futures::future::join_all` of up to 30 futures polls them all with the caller's own
 /// waker, so every call of the batch looks like "the next call of the same task": the polling
@@ -308,10 +308,10 @@ fn spins_beside(us: u64) {
     spin_for(us);
 }
 
-/// FAILS: "a function with one long call is not waited for until its calls are short again"
+/// Before the fix: "a function with one long call is not waited for until its calls are short again"
 /// (crate docs) and "one long run counts at once, and is forgotten a quarter of the way per
-/// call" (adaptive.rs). The estimate is written only when it moves by more than an eighth
-/// (`call_stats.rs` `ran`): a quarter of the way moves it by more than an eighth only while the
+/// call" (the adaptive wait's own docs). The estimate is written only when it moves by more than an eighth
+/// (where a call's run is counted): a quarter of the way moves it by more than an eighth only while the
 /// run is below half the estimate. So calls of 15 µs (short: at most 20 µs) bring a 400 µs
 /// estimate down to about 2 x 15 = 26..30 µs and no further: past the 20 µs limit for good.
 /// The function is never waited for again, though every call since the long one was short.
@@ -344,7 +344,7 @@ fn a_short_function_is_waited_for_again_after_one_long_call() {
     });
 }
 
-/// FAILS (hazard): a task awaiting short calls one after another gets each result within its
+/// Before the fix (hazard): a task awaiting short calls one after another gets each result within its
 /// first poll (the adaptive wait), so it never returns `Pending`: on a current-thread runtime
 /// the other tasks are not polled at all until its loop ends. Without the wait each call
 /// yields to them; tokio's own `spawn_blocking` handle counts against tokio's coop budget (a
@@ -397,7 +397,7 @@ fn stats_or_zero(name: &str) -> u64 {
         .map_or(0, |stats| stats.waits)
 }
 
-/// Held: a function that blocks after many short calls is waited for a bounded number of
+/// A function that blocks after many short calls is waited for a bounded number of
 /// times, and every caller gets its result (no hang, no lost wake-up).
 #[test]
 fn a_short_function_that_starts_to_block_costs_few_waits_and_loses_nothing() {
@@ -429,7 +429,7 @@ fn a_short_function_that_starts_to_block_costs_few_waits_and_loses_nothing() {
 
 static OTHER: BlockingPool = BlockingPool::with_max_threads(2).thread_name("other");
 
-/// Held: short calls waited for from inside a job of another pool, nested `block_on`s, and from
+/// Short calls waited for from inside a job of another pool, nested `block_on`s, and from
 /// a worker of the target pool itself (never waited for there) all return their results.
 #[test]
 fn short_calls_from_pool_threads_and_nested_block_on_get_their_results() {

@@ -314,7 +314,7 @@ fn panicking_call() {
     assert!(caught.is_err());
 }
 
-/// FAILS (racy): `reset_call_sites` racing calls that end. The run-time histogram is zeroed
+/// Before the fix (racy): `reset_call_sites` racing calls that end. The run-time histogram is zeroed
 /// first and `panicked` only after the whole sweep, while a call's end adds its run and then
 /// its panic: a panicking call whose run is counted after its bucket was swept and whose panic
 /// is counted before `panicked` is zeroed stays counted as *completed* (completed = runs -
@@ -380,7 +380,7 @@ fn panics_too() {
     panic!("on purpose: this body panics too");
 }
 
-/// FAILS (transient): without any reset, a snapshot taken while calls of a function that always
+/// Before the fix (transient): without any reset, a snapshot taken while calls of a function that always
 /// panics end can show one of them as *completed*: a call's end writes its run and then its
 /// panic, and `completed` is derived as runs - panicked (read in the other order, which keeps
 /// it from going negative but lets it go up by one). `completed` is documented as "Calls whose
@@ -432,7 +432,7 @@ fn ends_as_told(how: u8, gate: Option<Arc<Mutex<mpsc::Receiver<()>>>>) -> u8 {
     how
 }
 
-/// Held: `set_call_statistics` toggled and `reset_call_sites` called while calls complete,
+/// `set_call_statistics` toggled and `reset_call_sites` called while calls complete,
 /// panic and are cancelled: once all have ended the counts balance with nothing in flight.
 #[test]
 fn statistics_toggled_and_reset_while_calls_race_still_balance() {
@@ -509,11 +509,10 @@ impl Beta {
     }
 }
 
-/// FAILS (minor): a method's call site is named `module::method`, without its type (the macro
+/// Before the fix (minor): a method's call site is named `module::method`, without its type (the macro
 /// uses `concat!(module_path!(), "::", name)`): two types' `process` methods in one module are
-/// two rows both named `call_sites_attacks::process`, `CallSites::get(site!("process"))` returns
-/// either, and a slow-call report says only "`call_sites_attacks::process`" (its `file:line` tells them
-/// apart). `CallSite::function` is documented as "The wrapped function's path".
+/// two rows both named `module::process`, `CallSites::get("module::process")` returns either,
+/// and a slow-call report says only "`module::process`" (its `file:line` tells them apart). `CallSite::function` is documented as "The wrapped function's path".
 #[test]
 fn methods_of_two_types_have_call_sites_told_apart_by_their_line() {
     let _beside = statistics_shared();
@@ -537,7 +536,7 @@ fn methods_of_two_types_have_call_sites_told_apart_by_their_line() {
     });
 }
 
-/// FAILS (minor, docs): the crate docs say "[`call_sites`] lists every function called so
+/// Before the fix (minor, docs): the crate docs say "[`call_sites`] lists every function called so
 /// far", and `call_sites`' own docs "every call site that has been called"; a function called
 /// only while statistics are off is not listed at all (a site registers with its first
 /// *counted* call), so a table printed after `set_call_statistics(false)` silently lacks it.

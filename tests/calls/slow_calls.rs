@@ -201,7 +201,7 @@ fn sleeps_on(pool: Arc<BlockingPool>, ms: u64) {
     std::thread::sleep(Duration::from_millis(ms));
 }
 
-/// FAILS: the worker takes the job's start time, *then* runs the `slow_queue_wait` report (the
+/// Before the fix: the worker takes the job's start time, *then* runs the `slow_queue_wait` report (the
 /// user's hook) and only then the body: the hook's time counts as the body's run time. A body
 /// that returns at once, queued behind another job, whose queue-wait report takes 300 ms, is
 /// reported as having *run* past the 100 ms `slow_call` threshold, and its call-site run time
@@ -258,7 +258,7 @@ fn a_slow_queue_wait_report_does_not_make_a_quick_call_slow() {
     });
 }
 
-/// FAILS: a job run inline is never reported, however long it runs: `run_inline` (the
+/// Before the fix: a job run inline is never reported, however long it runs: `run_inline` (the
 /// `QueueFull::RunOnCaller` policy, and a nested call on a saturated pool) runs the body
 /// without the running-job record the watcher reads and without the end-of-job check. The docs
 /// promise the pool "reports each job that runs past the threshold".
@@ -292,7 +292,7 @@ fn a_call_run_on_the_caller_past_the_threshold_is_reported() {
     });
 }
 
-/// FAILS: the nested form: a job on a one-thread pool waits on a call to the same pool, which
+/// Before the fix: the nested form: a job on a one-thread pool waits on a call to the same pool, which
 /// runs inline for 80 ms; only the outer job is ever reported.
 #[test]
 fn a_nested_call_run_inline_past_the_threshold_is_reported() {
@@ -316,7 +316,7 @@ fn a_nested_call_run_inline_past_the_threshold_is_reported() {
     });
 }
 
-/// FAILS: a job first polled elsewhere and then run inline by a worker of its pool (the
+/// Before the fix: a job first polled elsewhere and then run inline by a worker of its pool (the
 /// "Nesting" rule, `run_waiting_here`) stays in the queue as an empty entry; when a thread pops
 /// that entry later, `check_queue_wait` reports the call as having waited for a thread from its
 /// submission to that pop, though its body ran long before (within a millisecond of its
@@ -360,7 +360,7 @@ fn a_call_already_run_inline_is_not_reported_as_queued_when_its_stale_entry_is_p
     });
 }
 
-/// FAILS (debatable): a call whose future was dropped while it was queued never starts, yet it
+/// Before the fix (debatable): a call whose future was dropped while it was queued never starts, yet it
 /// is reported as `Slowness::Queued`, "waited ... for a thread before it started".
 #[test]
 fn a_call_dropped_while_queued_is_not_reported_as_started() {
@@ -394,7 +394,7 @@ fn a_call_dropped_while_queued_is_not_reported_as_started() {
     });
 }
 
-/// FAILS (CPU): the watcher of a pool with `slow_call` wakes every quarter of the threshold
+/// Before the fix (CPU): the watcher of a pool with `slow_call` wakes every quarter of the threshold
 /// (at least every millisecond) for as long as the pool exists, even when the pool has no
 /// thread left and nothing to watch: an idle `static` pool with `slow_call(4 ms)` wakes a
 /// thread 1,000 times a second for ever.
@@ -423,7 +423,7 @@ fn the_watcher_of_an_idle_pool_without_threads_sleeps() {
     });
 }
 
-/// Held: the watcher of a pool dropped without a shutdown (its threads still alive, one of them
+/// The watcher of a pool dropped without a shutdown (its threads still alive, one of them
 /// running a slow job when the pool is dropped) leaves once that job has ended; the job is
 /// reported once.
 #[test]

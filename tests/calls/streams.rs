@@ -368,7 +368,7 @@ fn noop_cx() -> std::task::Context<'static> {
     std::task::Context::from_waker(std::task::Waker::noop())
 }
 
-// Defect (streams, 19 of 500 runs before the fix): a refill the pool had finished and the
+// Before the fix (19 of 500 runs): a refill the pool had finished and the
 // stream had not collected was dropped with the stream, on the consumer's thread: the
 // iterator's `Drop` (a file, a connection) and the batch's items ran on the async runtime.
 #[test]
@@ -632,7 +632,7 @@ fn a_panicking_drop_of_the_iterator_or_an_item_does_not_kill_the_pool() {
     });
 }
 
-// Defect 6. Before the fix a refused prefetch panicked with a pulled item in hand (item 2 was
+// Before the fix a refused prefetch panicked with a pulled item in hand (item 2 was
 // lost), and every later poll panicked "`BlockingFuture` polled after it completed".
 #[test]
 fn a_stream_whose_pool_shuts_down_delivers_every_pulled_item_then_says_why() {

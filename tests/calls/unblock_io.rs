@@ -268,7 +268,7 @@ fn a_writer_dropped_while_its_write_runs_does_not_wait_and_the_pool_flushes_afte
     assert_eq!(recorder.calls_on(here), 0, "written on the dropping thread");
 }
 
-// Defect: a writer dropped in async code while its write was stuck blocked the dropping thread
+// Before the fix: a writer dropped in async code while its write was stuck blocked the dropping thread
 // (the runtime's) until the write ended (2.9 s). Now the drop returns at once, and the pool
 // finishes the write, then flushes, after it.
 #[test]
@@ -307,7 +307,7 @@ fn a_writer_dropped_while_its_write_is_stuck_returns_at_once_and_loses_nothing()
     });
 }
 
-// Defect: a writer dropped with buffered bytes wrote them on the dropping thread, blocking it
+// Before the fix: a writer dropped with buffered bytes wrote them on the dropping thread, blocking it
 // for as long as the inner writer took. Now the pool writes them after the drop returns.
 #[test]
 fn a_writer_dropped_with_buffered_bytes_returns_at_once_and_the_pool_writes_them() {
@@ -535,7 +535,7 @@ fn assert_refused(err: &io::Error, pool: &str) {
     assert!(inner.is_shut_down());
 }
 
-// Defect: the refused read ran on the polling thread (201 ms for a 200 ms read), stalling the
+// Before the fix: the refused read ran on the polling thread (201 ms for a 200 ms read), stalling the
 // runtime; now it is an `io::Error`, and the reader is not called.
 #[test]
 fn a_read_on_a_pool_shut_down_before_first_use_is_an_io_error_and_never_runs() {
@@ -577,7 +577,7 @@ fn a_read_on_a_pool_shut_down_after_first_use_is_an_io_error_and_never_runs_here
     });
 }
 
-// Defect: the refused write ran on the polling thread. Now the bytes a write accepted stay in
+// Before the fix: the refused write ran on the polling thread. Now the bytes a write accepted stay in
 // the buffer, and every call that would have sent them says why they were not.
 #[test]
 fn writes_on_a_shut_down_pool_return_the_error_from_write_flush_and_close() {
@@ -680,7 +680,7 @@ impl std::io::Write for Sink {
     }
 }
 
-// Defect 5. Before the fix the accepted bytes were dropped with the writer, on the dropping
+// Before the fix the accepted bytes were dropped with the writer, on the dropping
 // thread, when the write job was still waiting for room.
 #[test]
 fn an_unblock_dropped_while_its_write_waits_for_room_still_writes_what_it_accepted() {

@@ -258,7 +258,7 @@ fn run_on_caller_runs_on_the_caller_and_nested_calls_inside_it_complete() {
     });
 }
 
-// Defect 3. Before the fix about 1 call in 60,000-160,000 was refused with "its queue is full"
+// Before the fix about 1 call in 60,000-160,000 was refused with "its queue is full"
 // on a `Wait` pool (a re-check that briefly saw room fell through to the reject arm).
 #[test]
 fn a_wait_pool_never_refuses_a_call() {
@@ -304,7 +304,7 @@ fn a_wait_pool_never_refuses_a_call() {
     });
 }
 
-// Defect 7. Before the fix a pool that could still grow (more `max_threads` than cores) never
+// Before the fix a pool that could still grow (more `max_threads` than cores) never
 // counted its queue as full: 0 of 5,000 calls were refused and 4,995 jobs queued at once.
 #[test]
 fn a_bounded_queue_stays_bounded_while_the_pool_can_still_grow() {

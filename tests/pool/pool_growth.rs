@@ -166,7 +166,7 @@ fn an_idle_thread_is_reused_rather_than_a_new_one_started() {
     assert_eq!(REUSE.metrics().completed, 101);
 }
 
-// Defect 1. Before the fix (a thread counted in the ready set only after it was spawned), the
+// Before the fix (a thread counted in the ready set only after it was spawned), the
 // final call hung in 17 of 30 runs of this scenario, or 4-6 idle threads never retired.
 #[test]
 fn after_bursts_and_an_idle_spell_a_call_still_runs_and_idle_threads_retire() {
@@ -221,7 +221,7 @@ fn after_bursts_and_an_idle_spell_a_call_still_runs_and_idle_threads_retire() {
     }
 }
 
-// Defect 4. Before the fix up to 10 threads of a `max_threads(2)` pool were alive at once while
+// Before the fix up to 10 threads of a `max_threads(2)` pool were alive at once while
 // retiring threads ran a slow stop hook.
 #[test]
 fn max_threads_holds_while_retiring_threads_run_their_stop_hook() {
@@ -504,7 +504,7 @@ fn a_pool_whose_threads_cannot_start_fails_its_calls_naming_the_pool() {
     });
 }
 
-// DEFECT: `thread_name("nul\0name")` is accepted by `build()`; the first call then panics on
+// Before the fix: `thread_name("nul\0name")` is accepted by `build()`; the first call then panics on
 // the caller's thread inside `std::thread::Builder::spawn` ("thread name may not contain
 // interior null bytes": std's message, not the pool's), and the pool is left counting a thread
 // that never started: the second call hangs, and `shutdown_timeout` never completes

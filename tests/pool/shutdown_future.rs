@@ -443,7 +443,7 @@ fn a_shutdown_future_with_a_deadline_polled_with_many_wakers_keeps_only_the_last
     });
 }
 
-// DEFECT: one `ShutdownFuture` whose waker blocks keeps a second one (polled on another thread)
+// Open (ignored): one `ShutdownFuture` whose waker blocks keeps a second one (polled on another thread)
 // from ever being woken: the exiting worker wakes the drain wakers one after another, on its
 // own thread, and is stuck in the first. 100 %.
 #[test]

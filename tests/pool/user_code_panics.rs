@@ -191,7 +191,7 @@ fn a_user_executor_that_panics_fails_only_its_call() {
     assert_eq!(futures::executor::block_on(spawn_on(&POOL, || 2)), 2);
 }
 
-// Defect 2, the worker's side. Before the fix the worker died in `wake_waiter`; the next call got
+// The worker's side. Before the fix the worker died in `wake_waiter`; the next call got
 // nothing and `shutdown` never returned.
 #[test]
 fn a_waker_that_panics_when_room_frees_does_not_kill_the_worker() {
@@ -218,7 +218,7 @@ fn a_waker_that_panics_when_room_frees_does_not_kill_the_worker() {
     });
 }
 
-// Defect 2, the other paths into a waiting future's waker: a waiter dropped after it was woken
+// The other paths into a waiting future's waker: a waiter dropped after it was woken
 // passes the wake-up on (`cancel_wait`), and `shutdown` wakes every waiter (`close`).
 #[test]
 fn a_panicking_waker_of_a_waiting_call_cannot_break_cancel_or_shutdown() {
@@ -276,7 +276,7 @@ impl Drop for PayloadPanicsOnDrop {
     }
 }
 
-/// FAILS: `report_slow` catches the hook's panic with `let _ = catch_unwind(..)` and drops the
+/// Before the fix: `report_slow` catches the hook's panic with `let _ = catch_unwind(..)` and drops the
 /// payload unguarded: a payload whose `Drop` panics escapes. From the watcher thread, it kills
 /// the watcher: later slow calls are no longer reported while they run (the docs: "reports each
 /// job that runs past the threshold, once, while it still runs").
@@ -328,7 +328,7 @@ fn a_hook_panic_with_a_payload_that_panics_on_drop_leaves_the_watcher_alive() {
     });
 }
 
-/// FAILS: the same payload from a `slow_queue_wait` report, which runs on the worker: it
+/// Before the fix: the same payload from a `slow_queue_wait` report, which runs on the worker: it
 /// unwinds out of the worker's loop and kills the thread. The queued job is dropped unrun (its
 /// caller's future panics "dropped the job ... without running it"), the pool still counts the
 /// dead thread, and with `max_threads(1)` every later call hangs. The contract: "User code
@@ -371,7 +371,7 @@ fn a_queue_wait_hook_panic_with_a_payload_that_panics_on_drop_kills_no_worker() 
     });
 }
 
-/// FAILS: the same for a waker (`wake_guarded` also drops the caught payload unguarded): a
+/// Before the fix: the same for a waker (`wake_guarded` also drops the caught payload unguarded): a
 /// waker whose `wake` panics with such a payload kills the worker that wakes it; the pool
 /// (`max_threads` 1) still counts the dead thread and the next call hangs.
 #[test]
@@ -406,7 +406,7 @@ fn a_waker_panic_with_a_payload_that_panics_on_drop_kills_no_worker() {
     });
 }
 
-/// FAILS: the same for `on_thread_start` (`run_hook` drops the caught payload unguarded).
+/// Before the fix: the same for `on_thread_start` (`run_hook` drops the caught payload unguarded).
 #[test]
 fn a_start_hook_panic_with_a_payload_that_panics_on_drop_kills_no_worker() {
     quiet_panics();
@@ -436,7 +436,7 @@ fn a_start_hook_panic_with_a_payload_that_panics_on_drop_kills_no_worker() {
     });
 }
 
-/// FAILS: the same for a result dropped on the worker after its future is gone
+/// Before the fix: the same for a result dropped on the worker after its future is gone
 /// (`drop_guarded` drops the caught payload unguarded): the worker dies inside `run`, leaving
 /// its slot marked as running a job for ever, and the next call hangs.
 #[test]
@@ -470,7 +470,7 @@ fn a_result_whose_drop_panics_with_such_a_payload_kills_no_worker() {
     });
 }
 
-/// FAILS: the stop hook with such a payload (`run_hook` again): the thread dies after leaving
+/// Before the fix: the stop hook with such a payload (`run_hook` again): the thread dies after leaving
 /// the pool's thread count but before its exit is recorded (`exiting` stays 1), so
 /// `shutdown` waits for it for ever (here: `shutdown_timeout` reports it incomplete long after
 /// the last thread is gone), and the watcher, if any, never leaves.
@@ -497,7 +497,7 @@ fn a_stop_hook_panic_with_a_payload_that_panics_on_drop_does_not_wedge_shutdown(
     });
 }
 
-/// FAILS: `close` (shutdown) wakes the futures waiting for room with `wake_guarded`, which lets
+/// Before the fix: `close` (shutdown) wakes the futures waiting for room with `wake_guarded`, which lets
 /// such a payload escape: `shutdown` itself panics half-way, and the waiters after the hostile
 /// one are never woken: their futures hang instead of being refused.
 #[test]
@@ -587,7 +587,7 @@ fn on_the_bomb_pool(n: u8) -> u8 {
     n
 }
 
-// DEFECT: a queued call whose argument's `Drop` panics, dropped before it starts, stays
+// Before the fix: a queued call whose argument's `Drop` panics, dropped before it starts, stays
 // `in_flight` in its call site for ever (`calls` 1, `in_flight` 1, `cancelled` 0): the panic
 // escapes `Task::abandon` before `BlockingFuture::drop` counts `End::Cancelled`. 100 %.
 #[test]
@@ -615,7 +615,7 @@ fn a_cancelled_call_whose_argument_drop_panics_is_still_counted_cancelled() {
     });
 }
 
-// Passes: even with `cancel_wait` skipped by the panic, the room reaches the next waiter.
+// Even with `cancel_wait` skipped by the panic, the room reaches the next waiter.
 #[test]
 fn a_waiter_whose_argument_drop_panics_when_dropped_does_not_strand_the_next_waiter() {
     quiet_panics();
@@ -660,7 +660,7 @@ fn refused_with_a_bomb(bomb: Bomb) {
     drop(bomb);
 }
 
-// Passes: the refusal path counts before it drops the body.
+// The refusal path counts before it drops the body.
 #[test]
 fn a_refused_call_whose_argument_drop_panics_is_still_counted_refused() {
     quiet_panics();

@@ -171,7 +171,7 @@ impl Wake for CallingWaker {
     }
 }
 
-// DEFECT: hangs (every run). The worker counts itself idle (`add_idle`) before it wakes the
+// Before the fix: hung (every run). The worker counts itself idle (`add_idle`) before it wakes the
 // finished call's waker; a waker that waits (`block_on`) on a call to the same one-thread
 // pool sees an idle thread, so the call is queued for that idle thread, which is itself,
 // stuck in the waker: the "nested call on a saturated pool runs inline" rule does not apply.
@@ -228,7 +228,7 @@ fn a_room_waker_that_waits_on_a_call_to_the_same_pool_does_not_deadlock() {
     });
 }
 
-// DEFECT: stalls for as long as the waker blocks (> 3 s here, every run). The worker counts
+// Open (ignored): stalls for as long as the waker blocks (> 3 s here, every run). The worker counts
 // itself idle before it wakes the finished call's waker, so a lone call made meanwhile claims
 // that "idle" thread and is queued for it: no thread is started (the pool may grow to 4), and
 // the supervisor does not see a job waiting behind a blocked one.
@@ -496,7 +496,7 @@ fn a_start_hook_that_shuts_its_pool_down_does_not_wait_for_itself() {
     });
 }
 
-/// Held: a hook that shuts the pool down, from the watcher thread and from a worker (the end
+/// A hook that shuts the pool down, from the watcher thread and from a worker (the end
 /// of a job the watcher did not see), neither deadlocks nor loses a call.
 #[test]
 fn a_hook_that_shuts_the_pool_down_neither_deadlocks_nor_loses_a_call() {
@@ -548,7 +548,7 @@ fn a_hook_that_shuts_the_pool_down_neither_deadlocks_nor_loses_a_call() {
     });
 }
 
-/// Held: a hook that re-enters the pool (its metrics, the call-site table, and a call on the
+/// A hook that re-enters the pool (its metrics, the call-site table, and a call on the
 /// same one-thread pool, waited for with `block_on`) from the watcher thread and from a worker
 /// (a queue-wait report) neither deadlocks nor loses a call.
 #[test]
