@@ -444,28 +444,34 @@ pub(crate) fn pool_reporting(
     (Arc::new(configure(builder).build().unwrap()), seen)
 }
 
+/// A scenario of a `harness = false` test binary: its name, and its function.
+pub(crate) type Scenario = (&'static str, fn());
+
 /// The runner of a `harness = false` test binary (the process pool's, whose `main` must call
 /// `init()` first): runs each test whose name contains the first non-flag argument, each under
-/// `within(limit, ..)`, prints its outcome and time, and exits with 1 if any failed.
-pub(crate) fn run_tests(tests: &[(&str, fn())], limit: Duration) {
+/// `within(limit, ..)` with its group's `limit`, prints its outcome and time, and exits with 1 if
+/// any failed.
+pub(crate) fn run_test_groups(groups: &[(&[Scenario], Duration)]) {
     let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
     let (mut passed, mut failed) = (0, 0);
-    for &(name, test) in tests {
-        if filter
-            .as_deref()
-            .is_some_and(|filter| !name.contains(filter))
-        {
-            continue;
-        }
-        let started = Instant::now();
-        let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| within(limit, test)));
-        if outcome.is_ok() {
-            passed += 1;
-            println!("test {name} ... ok ({:?})", started.elapsed());
-        } else {
-            failed += 1;
-            println!("test {name} ... FAILED ({:?})", started.elapsed());
+    for &(tests, limit) in groups {
+        for &(name, test) in tests {
+            if filter
+                .as_deref()
+                .is_some_and(|filter| !name.contains(filter))
+            {
+                continue;
+            }
+            let started = Instant::now();
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| within(limit, test)));
+            if outcome.is_ok() {
+                passed += 1;
+                println!("test {name} ... ok ({:?})", started.elapsed());
+            } else {
+                failed += 1;
+                println!("test {name} ... FAILED ({:?})", started.elapsed());
+            }
         }
     }
     println!("\n{passed} passed, {failed} failed");
@@ -473,4 +479,3 @@ pub(crate) fn run_tests(tests: &[(&str, fn())], limit: Duration) {
         std::process::exit(1);
     }
 }
-// x
