@@ -20,8 +20,8 @@ mod support;
 #[cfg(any(feature = "tokio", feature = "rayon"))]
 mod adapters;
 mod adaptive_wait;
+mod async_io;
 mod call_semantics;
 mod call_sites;
 mod slow_calls;
 mod streams;
-mod unblock_io;
