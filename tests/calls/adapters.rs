@@ -30,9 +30,10 @@ mod tokio_adapter {
         let err = block_on(AssertUnwindSafe(thread_name()).catch_unwind()).unwrap_err();
         let message = err.downcast_ref::<String>().unwrap();
         assert!(
-            message.starts_with(
-                "async_wrap: cannot run `adapters::tokio_adapter::thread_name` on executor `tokio`"
-            ) && message.contains("there is no tokio runtime on this thread"),
+            message.starts_with(&format!(
+                "async_wrap: cannot run `{}::thread_name` on executor `tokio`",
+                module_path!()
+            )) && message.contains("there is no tokio runtime on this thread"),
             "{message}"
         );
     }

@@ -2,9 +2,9 @@
 //! pool. Every byte accepted is written (through a drop, a full queue, a process exit), a refusal
 //! is an `io::Error` naming the pool, and the consumer's runtime is never blocked.
 //!
-//! Its subject sorts near the front on purpose: libtest starts tests in name order, and the longest
-//! test of the binary (a child process's exit, which waits 10 s for a stuck write) is here; started
-//! early, it runs beside the others instead of after them.
+//! Its subject sorts near the front on purpose: libtest starts tests in name order, and the
+//! longest test of the binary (a child process's exit, which waits 10 s for a stuck write) is
+//! here; started early, it runs beside the others instead of after them.
 
 use crate::support::{
     eventually, gate, held_job, hold_the_only_thread, one_thread_pool, poll_noop, quiet_panics,
