@@ -1,16 +1,13 @@
-//! Compile-time behaviour of `#[async_wrap]`: accepted forms build and run, and every misuse is
-//! refused with the message and span pinned in `tests/ui/fail/*.stderr`.
+//! Compile-time behaviour of `#[async_wrap]`: every misuse is refused with the message and span
+//! pinned in `tests/ui/fail/*.stderr` (and `no-features/`, `process/`, by feature).
 //!
-//! Two runs, because trybuild builds the cases of a run one at a time whenever a pass case is
-//! among them: the pass cases are built and run one by one; the misuses are checked together,
-//! in one `cargo check`. (`tests/ui/no_warnings.rs` is a test target of the package instead:
-//! cargo builds it with the other tests, and clippy lints it.)
+//! The accepted forms, `tests/ui/pass/*.rs` and `tests/ui/no_warnings.rs`, are test targets of
+//! the package (see `Cargo.toml`), not trybuild cases: cargo builds them with the other tests and
+//! runs each, and clippy lints them. With no pass case in the run, trybuild checks the misuses
+//! together, in one `cargo check`, instead of building them one at a time.
 
 #[test]
 fn ui() {
-    // A `TestCases` runs its cases when it is dropped.
-    trybuild::TestCases::new().pass("tests/ui/pass/*.rs");
-
     let misuses = trybuild::TestCases::new();
     misuses.compile_fail("tests/ui/fail/*.rs");
     // Messages that depend on the cargo features: what an adapter name says when its feature is
