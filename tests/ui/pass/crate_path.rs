@@ -1,7 +1,7 @@
 //! `crate = PATH` points the expansion at a re-export of async-wrap.
 
 mod reexport {
-    pub use ::async_wrap as aw;
+    pub(crate) use ::async_wrap as aw;
 }
 
 #[async_wrap::async_wrap(crate = crate::reexport::aw)]

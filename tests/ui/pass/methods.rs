@@ -12,7 +12,9 @@ struct Store {
 impl Store {
     #[async_wrap]
     fn new(n: u32) -> Self {
-        Store { items: (0..n).collect() }
+        Store {
+            items: (0..n).collect(),
+        }
     }
 
     #[async_wrap]

@@ -1,5 +1,8 @@
 //! `clone_self` runs a `&self` method on a clone; `to_owned` copies `&T` arguments at the call.
 
+// `(*self).words` on purpose: the body of a `clone_self` method may write `*self`.
+#![allow(clippy::explicit_auto_deref)]
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -33,7 +36,11 @@ fn describe(name: &str, bytes: &[u8], path: &Path, id: u32) -> String {
 
 #[async_wrap(to_owned)]
 fn recursive_len(text: &str) -> usize {
-    if text.is_empty() { 0 } else { 1 + recursive_len(&text[1..]) }
+    if text.is_empty() {
+        0
+    } else {
+        1 + recursive_len(&text[1..])
+    }
 }
 
 /// # Safety

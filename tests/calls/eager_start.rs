@@ -2,14 +2,12 @@
 //! other work, and a start that finds no room or a refusal loses nothing: the first poll
 //! submits the job as without `start`.
 
-mod support;
-
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::support::within;
 use async_wrap::{BlockingPool, QueueFull, async_wrap, spawn_on};
 use futures::executor::block_on;
-use support::within;
 
 static POOL: BlockingPool = BlockingPool::with_max_threads(2).thread_name("eager");
 

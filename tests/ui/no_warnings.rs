@@ -1,6 +1,7 @@
 //! Every accepted form, written as users write them (one-line bodies included), builds without
-//! a single rustc or clippy warning, and runs. Also a test target of the package (see
-//! `Cargo.toml`), so that `cargo clippy --all-targets` lints it.
+//! a single rustc or clippy warning, and runs. A test target of the package (see `Cargo.toml`),
+//! not a trybuild case: cargo builds it with the other tests, and `cargo clippy --all-targets`
+//! lints it.
 
 #![deny(warnings)]
 #![deny(clippy::all)]

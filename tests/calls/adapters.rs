@@ -1,11 +1,9 @@
 //! The adapters behind cargo features: `executor = tokio` and `executor = rayon`.
 
-#![cfg(any(feature = "tokio", feature = "rayon"))]
-
-use std::panic::AssertUnwindSafe;
-
 use async_wrap::async_wrap;
 use futures::FutureExt;
+use futures::executor::block_on;
+use std::panic::AssertUnwindSafe;
 
 #[cfg(feature = "tokio")]
 mod tokio_adapter {
@@ -29,13 +27,13 @@ mod tokio_adapter {
 
     #[test]
     fn outside_a_runtime_the_poll_panics_and_says_why() {
-        let err = futures::executor::block_on(AssertUnwindSafe(thread_name()).catch_unwind())
-            .unwrap_err();
+        let err = block_on(AssertUnwindSafe(thread_name()).catch_unwind()).unwrap_err();
         let message = err.downcast_ref::<String>().unwrap();
         assert!(
-            message.starts_with(
-                "async_wrap: cannot run `adapters::tokio_adapter::thread_name` on executor `tokio`"
-            ) && message.contains("there is no tokio runtime on this thread"),
+            message.starts_with(&format!(
+                "async_wrap: cannot run `{}::thread_name` on executor `tokio`",
+                module_path!()
+            )) && message.contains("there is no tokio runtime on this thread"),
             "{message}"
         );
     }
@@ -48,7 +46,7 @@ mod tokio_adapter {
             .build()
             .unwrap();
         let executor = std::sync::Arc::new(TokioBlocking::with_handle(runtime.handle().clone()));
-        let name = futures::executor::block_on(async_wrap::spawn_on(executor, || {
+        let name = block_on(async_wrap::spawn_on(executor, || {
             std::thread::current().name().map(str::to_owned)
         }));
         assert_eq!(name.as_deref(), Some("given"));
@@ -70,7 +68,7 @@ mod rayon_adapter {
 
     #[test]
     fn runs_on_rayons_global_pool() {
-        assert_eq!(futures::executor::block_on(sum_squares(10)), (385, true));
+        assert_eq!(block_on(sum_squares(10)), (385, true));
     }
 
     #[test]
@@ -81,11 +79,11 @@ mod rayon_adapter {
             .build()
             .unwrap();
         let executor = std::sync::Arc::new(RayonPool::new(pool));
-        let name = futures::executor::block_on(async_wrap::spawn_on(executor.clone(), || {
+        let name = block_on(async_wrap::spawn_on(executor.clone(), || {
             std::thread::current().name().map(str::to_owned)
         }));
         assert_eq!(name.as_deref(), Some("cpu-0"));
-        let err = futures::executor::block_on(
+        let err = block_on(
             AssertUnwindSafe(async_wrap::spawn_on(executor, || -> u8 { panic!("boom") }))
                 .catch_unwind(),
         )

@@ -1,17 +1,18 @@
-//! Attacks on the process pool, written by an independent attacker from the documented contract.
+//! The worker processes of a process pool: how they start (a garbled or late greeting, a program
+//! that is not a worker or forgot `init()`, another build, a deleted binary, no descriptor free),
+//! what a body may do to its worker (fork, ignore SIGTERM, close every descriptor, print, start
+//! programs and grandchildren, stop), recycling and idle retirement, drops and deadlines racing
+//! a reply, shutdown in every state (a worker starting, retiring, stopped, a call queued), the
+//! pool's process killed, panicking or sent Ctrl-C, extreme settings; no descriptor, zombie or
+//! orphan is left.
 //!
-//! Same shape as tests/process.rs: no libtest harness, `main` calls `init()` first, then runs
-//! each case under a watchdog. Cases marked "Was a defect, fixed" in their doc comment showed a
-//! defect, now fixed; the others ("Holds") are regression guards that held.
-//!
-//! Every defect the attacker found is fixed (each case's doc comment says "Was a defect,
-//! fixed"), except one, now documented and pinned as such
-//! (`a_crash_names_its_signal_when_sigchld_is_ignored`).
-//!
-//! The two oversized cases allocate about 2 GiB each in this process and in a worker.
+//! Same shape as `process_calls.rs`: no libtest harness, `main` calls `init()` first, then runs
+//! each scenario under a watchdog. A comment that opens "Before the fix" says how the scenario
+//! failed before its fix; `a_crash_names_its_signal_when_sigchld_is_ignored` pins a documented
+//! limit.
 
 // Test code: casts of pids and of small, known values, a `main` that lists every case, and
-// loops kept as the attacker wrote them; pedantic's lints on them are noise here.
+// loops kept as written; pedantic's lints on them are noise here.
 #![allow(
     clippy::cast_possible_truncation,
     clippy::cast_possible_wrap,
@@ -24,9 +25,10 @@
 )]
 
 use std::collections::HashSet;
+use std::io::BufRead;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,6 +43,7 @@ mod support;
 use support::eventually;
 
 static PROCS: ProcessPool = ProcessPool::with_max_workers(2).name("procs");
+
 /// One worker: consecutive calls reach the same worker process.
 static SOLO: ProcessPool = ProcessPool::with_max_workers(1).name("solo");
 
@@ -55,7 +58,7 @@ fn solo_pid() -> u32 {
 }
 
 fn temp_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("async-wrap-attack-{}-{name}", std::process::id()))
+    std::env::temp_dir().join(format!("async-wrap-workers-{}-{name}", std::process::id()))
 }
 
 fn pid_in(path: &PathBuf) -> u32 {
@@ -108,53 +111,19 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
-// ---------------------------------------------------------------------------------------------
-// 1. Two functions of the same name in two scopes of one module.
-
-fn scope_a() -> u32 {
-    #[async_wrap(executor = PROCS, process)]
-    fn twin(x: u32) -> u32 {
-        x + 1
-    }
-    block_on(twin(10)).unwrap()
-}
-
-fn scope_b() -> u32 {
-    #[async_wrap(executor = PROCS, process)]
-    fn twin(x: u32) -> u32 {
-        x + 2
-    }
-    block_on(twin(10)).unwrap()
-}
-
-/// Was a defect, fixed (the key now holds the file, line and column of the name): two
-/// `process` functions with the same name and signature, each inside a different
-/// function of the same module (the attribute accepts both), get the same key (module path,
-/// name, signature hash): the worker runs one of them for both calls. A silently wrong result.
-fn same_name_in_two_scopes_runs_the_right_body() {
-    assert_eq!(
-        (scope_a(), scope_b()),
-        (11, 12),
-        "one call ran the other function's body"
-    );
-}
-
-// ---------------------------------------------------------------------------------------------
-// 2. The worker's marker leaks to the programs a body starts.
-
 #[async_wrap(executor = PROCS, process)]
 fn run_a_tool() -> String {
     // The body runs another program (here this very binary in a tool role; any program that
     // uses async-wrap's process pools behaves the same).
     let out = Command::new(std::env::current_exe().unwrap())
-        .env("ASYNC_WRAP_ATTACK_ROLE", "tool")
+        .env("ASYNC_WRAP_TEST_ROLE", "tool")
         .stdin(Stdio::null())
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Was a defect, fixed (`init()` removes the marker from the worker's environment): a body
+/// Before the fix (fixed by: `init()` removes the marker from the worker's environment): a body
 /// that starts a program which uses async-wrap (`init()` in its `main`) turns that
 /// program into a worker: `ASYNC_WRAP_PROCESS_WORKER` stays in the worker's environment and
 /// is inherited. The tool prints the pool greeting frame instead of running.
@@ -163,15 +132,14 @@ fn a_program_started_by_a_body_is_not_a_worker() {
     assert_eq!(out, "tool ran\n", "the tool did not run: {out:?}");
 }
 
-// ---------------------------------------------------------------------------------------------
-// 3. The greeting's read has no time limit.
+const BANNER_SH: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/process-workers-banner.sh");
 
-const BANNER_SH: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/attack18-banner.sh");
-const LATE_INIT_SH: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/attack18-late-init.sh");
+const LATE_INIT_SH: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/process-workers-late-init.sh");
 
 static BANNER: ProcessPool = ProcessPool::with_max_workers(1)
     .program(BANNER_SH)
     .start_timeout(Duration::from_millis(500));
+
 static LATE_INIT: ProcessPool = ProcessPool::with_max_workers(1)
     .program(LATE_INIT_SH)
     .start_timeout(Duration::from_millis(500));
@@ -229,7 +197,7 @@ fn no_hang<T: Send + 'static>(
     }
 }
 
-/// Was a defect, fixed (the greeting's length is checked first, and every read is polled within
+/// Before the fix (fixed by: the greeting's length is checked first, and every read is polled within
 /// `start_timeout`): a program that writes a short line before greeting (here a script printing
 /// `hi!`, then sleeping; or a real worker whose `main` prints a line before `init()`) makes the
 /// first call hang, far past `start_timeout` (500 ms): the greeting's first 4 bytes are read as a
@@ -246,7 +214,7 @@ fn start_timeout_bounds_a_garbled_greeting() {
     );
 }
 
-/// Was a defect, fixed (same cause): the worker is this very program, which prints one line before
+/// Before the fix (fixed by: same cause): the worker is this very program, which prints one line before
 /// `init()`.
 fn a_line_printed_before_init_is_an_error_not_a_hang() {
     let exe = std::env::current_exe().unwrap();
@@ -263,61 +231,6 @@ fn a_line_printed_before_init_is_an_error_not_a_hang() {
         "{err}"
     );
 }
-
-// ---------------------------------------------------------------------------------------------
-// 4. The panic message comes from a thread-local that a caught panic leaves behind.
-
-#[async_wrap(executor = SOLO, process)]
-fn rethrow(what: String) -> u32 {
-    // A panic caught inside the body (a library that recovers from its own panics) ...
-    let _ = panic::catch_unwind(|| panic!("stale inner panic"));
-    // ... then the body's real panic, re-raised without the hook (as `futures` and `rayon` do
-    // when they propagate a child task's panic).
-    panic::resume_unwind(Box::new(what))
-}
-
-#[async_wrap(executor = SOLO, process)]
-fn recover_quietly() -> u32 {
-    let _ = panic::catch_unwind(|| panic!("an old, recovered panic"));
-    5
-}
-
-#[async_wrap(executor = SOLO, process)]
-fn resume(what: String) -> u32 {
-    panic::resume_unwind(Box::new(what))
-}
-
-fn panic_message(f: impl FnOnce() + panic::UnwindSafe) -> String {
-    let payload = panic::catch_unwind(f).expect_err("the body panicked");
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .expect("a String payload")
-}
-
-/// Was a defect, fixed (the records are cleared before each call, and the message is the
-/// payload's): the resumed panic carried the message and location of an earlier panic that the body
-/// caught itself, not the payload it really panicked with (`resume_unwind` skips the hook, and
-/// the hook's thread-local is never cleared). Across calls too: a panic recovered in one call
-/// becomes the message of the next call's `resume_unwind`.
-fn resume_unwind_reports_its_own_payload() {
-    let message = panic_message(|| {
-        block_on(rethrow("the real failure".into())).unwrap();
-    });
-    let same_call_ok = message.starts_with("the real failure");
-    assert_eq!(block_on(recover_quietly()).unwrap(), 5);
-    let message2 = panic_message(|| {
-        block_on(resume("second call's failure".into())).unwrap();
-    });
-    let next_call_ok = message2.starts_with("second call's failure");
-    assert!(
-        same_call_ok && next_call_ok,
-        "same call: {message:?}\nnext call: {message2:?}"
-    );
-}
-
-// ---------------------------------------------------------------------------------------------
-// 5. Death is seen only as the pipe's end, which a forked child keeps open.
 
 static FORKS: ProcessPool = ProcessPool::with_max_workers(1).name("forks");
 
@@ -336,7 +249,7 @@ fn fork_then_abort(path: PathBuf) -> u32 {
     std::process::abort()
 }
 
-/// Was a defect, fixed (the worker's death is watched by its pidfd): a body that forks a
+/// Before the fix (fixed by: the worker's death is watched by its pidfd): a body that forks a
 /// helper which lives on, then aborts: the worker is dead at once,
 /// but the call waits until the helper exits (20 s here, for ever for a daemon), since the pool
 /// sees a death only as the end of the worker's stdout pipe, which the helper inherited. The
@@ -398,7 +311,7 @@ fn fork_then_abort_with_deadline(path: PathBuf) -> u32 {
     std::process::abort()
 }
 
-/// Was a defect, fixed (same cause): with a deadline, the same crash is reported as
+/// Before the fix (fixed by: same cause): with a deadline, the same crash is reported as
 /// `DeadlineExceeded`, not as `Crashed` with SIGABRT: the wrong kind, after waiting the whole
 /// deadline.
 fn a_crash_under_a_deadline_is_a_crash() {
@@ -425,10 +338,7 @@ fn a_crash_under_a_deadline_is_a_crash() {
     );
 }
 
-// ---------------------------------------------------------------------------------------------
-// 6. A worker that dies while idle.
-
-/// Was a defect, fixed (an idle driver checks its worker every 100 ms): a worker killed while
+/// Before the fix (fixed by: an idle driver checks its worker every 100 ms): a worker killed while
 /// idle (the OOM killer, an operator) stays a zombie child of the
 /// pool's process until the next call or the idle timeout (10 s by default; for ever in
 /// effect with a long `idle_timeout`). The replacement itself works.
@@ -452,9 +362,6 @@ fn an_idle_worker_that_dies_is_reaped() {
     );
 }
 
-// ---------------------------------------------------------------------------------------------
-// 7. Dropping a call as its driver takes it.
-
 static RACE: ProcessPool = ProcessPool::with_max_workers(1)
     .name("race")
     .kill_grace(Duration::ZERO);
@@ -472,8 +379,8 @@ fn spin(nanos: u64) {
     }
 }
 
-/// Holds in its 400 iterations (the window was hit about once in 10,000: `aimed_drop_race`, a
-/// defect, fixed). Loops: first poll of a hanging call, a short random pause, drop. The call must
+/// In its 400 iterations (the window was hit about once in 10,000, before the fix pinned by
+/// `a_call_dropped_as_its_driver_takes_it_does_not_run_on`). Loops: first poll of a hanging call, a short random pause, drop. The call must
 /// be killed (or never run): `running` goes back to 0. The window was: between the driver's
 /// `Call::start` and its `drain` of the wake-up socket, which discarded the byte `abandon` wrote;
 /// the driver now drains before it takes a call.
@@ -507,60 +414,6 @@ fn a_call_dropped_as_it_starts_is_killed() {
     RACE.shutdown();
 }
 
-// ---------------------------------------------------------------------------------------------
-// 8. Arguments and results past the frame limit.
-
-static BIG: ProcessPool = ProcessPool::with_max_workers(1).name("big");
-
-#[async_wrap(executor = BIG, process)]
-fn big_len(data: ByteBuf) -> u64 {
-    data.len() as u64
-}
-
-#[async_wrap(executor = BIG, process)]
-fn big_result(n: u64) -> ByteBuf {
-    ByteBuf::from(vec![7u8; n as usize])
-}
-
-const OVER_LIMIT: usize = (1 << 30) + 16;
-
-/// Was a defect, fixed (a `Serialization` error, before any worker is asked): an argument
-/// over the 1 GiB frame limit is reported as `Crashed` (the worker "exited
-/// with code 0 while running it", which it never ran): the pool's `send` fails with
-/// `InvalidInput` and the driver treats every send error as a death.
-fn an_oversized_argument_is_not_a_crash() {
-    let err = block_on(big_len(ByteBuf::from(vec![1u8; OVER_LIMIT]))).expect_err("too large");
-    assert!(
-        !matches!(err.kind(), ProcessErrorKind::Crashed { .. }),
-        "wrong kind: {err}"
-    );
-}
-
-/// Was a defect, fixed (the worker replies with a `Serialization` error naming the size): a
-/// result over the limit: the worker cannot send it, exits with code 0, and the call
-/// fails as `Crashed` (exit code 0) instead of a serialization error naming the size.
-fn an_oversized_result_is_not_a_crash() {
-    let err = block_on(big_result(OVER_LIMIT as u64)).expect_err("too large");
-    assert!(
-        !matches!(err.kind(), ProcessErrorKind::Crashed { .. }),
-        "wrong kind: {err}"
-    );
-}
-
-/// Holds: 200 MiB each way.
-fn large_values_round_trip() {
-    let n = 200 << 20;
-    assert_eq!(
-        block_on(big_len(ByteBuf::from(vec![3u8; n]))).unwrap(),
-        n as u64
-    );
-    let back = block_on(big_result(n as u64)).unwrap();
-    assert!(back.len() == n && back.iter().all(|b| *b == 7));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Held: hostile bodies.
-
 static HOSTILE: ProcessPool = ProcessPool::with_max_workers(1)
     .name("hostile")
     .kill_grace(Duration::from_millis(100));
@@ -575,7 +428,7 @@ fn ignore_sigterm_and_hang(path: PathBuf) -> u32 {
     }
 }
 
-/// Holds: SIGTERM ignored: SIGKILL after the grace, for a deadline and for a drop.
+/// SIGTERM ignored: SIGKILL after the grace, for a deadline and for a drop.
 fn a_body_ignoring_sigterm_is_killed() {
     let path = temp_path("sigterm");
     let _ = std::fs::remove_file(&path);
@@ -613,7 +466,7 @@ fn hostile_add(a: u32, b: u32) -> u32 {
     a + b
 }
 
-/// Holds: a body that closes every descriptor (a "daemonize" routine) fails its own call, with
+/// A body that closes every descriptor (a "daemonize" routine) fails its own call, with
 /// a typed error, and the next call gets a new worker.
 fn a_body_closing_every_fd_fails_only_its_call() {
     let outcome = no_hang("close every fd", Duration::from_secs(10), || {
@@ -634,7 +487,7 @@ fn noisy(n: usize) -> usize {
     n + read
 }
 
-/// Holds: printing past a pipe's buffer, raw writes to fd 1, reading stdin.
+/// Printing past a pipe's buffer, raw writes to fd 1, reading stdin.
 fn a_body_that_prints_and_reads_stdin() {
     assert_eq!(block_on(noisy(70_000)).unwrap(), 70_000);
 }
@@ -644,7 +497,7 @@ fn spawn_lingering() -> u32 {
     Command::new("sleep").arg("600").spawn().unwrap().id()
 }
 
-/// Holds: a body that leaves a child (exec'd) behind: the shutdown does not wait for it.
+/// A body that leaves a child (exec'd) behind: the shutdown does not wait for it.
 fn shutdown_does_not_wait_for_a_bodys_children() {
     static LINGER: ProcessPool = ProcessPool::with_max_workers(1).name("linger");
     #[async_wrap(executor = LINGER, process)]
@@ -664,44 +517,6 @@ fn shutdown_does_not_wait_for_a_bodys_children() {
     let _ = spawn_lingering;
 }
 
-#[derive(Debug)]
-struct BadDrop;
-impl Drop for BadDrop {
-    fn drop(&mut self) {
-        panic!("a payload whose Drop panics");
-    }
-}
-
-#[async_wrap(executor = HOSTILE, process)]
-fn odd_panic(kind: u8) -> u32 {
-    match kind {
-        0 => std::panic::panic_any(42u8),
-        1 => std::panic::panic_any(BadDrop),
-        2 => panic!("{}", "é".repeat(1 << 20)),
-        _ => 0,
-    }
-}
-
-/// Holds: non-string payloads, a payload whose Drop panics, a 2 MiB message.
-fn odd_panic_payloads() {
-    let m = panic_message(|| {
-        block_on(odd_panic(0)).unwrap();
-    });
-    assert!(m.starts_with("Box<dyn Any>"), "{m}");
-    let m = panic_message(|| {
-        block_on(odd_panic(1)).unwrap();
-    });
-    assert!(m.starts_with("Box<dyn Any>"), "{m}");
-    let m = panic_message(|| {
-        block_on(odd_panic(2)).unwrap();
-    });
-    assert!(m.starts_with(&"é".repeat(1 << 20)), "{}", &m[..40]);
-    assert_eq!(block_on(odd_panic(9)).unwrap(), 0);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Held: fds, concurrency, shutdown races, other builds, a deleted binary, nested pools.
-
 static FDS: ProcessPool = ProcessPool::with_max_workers(2)
     .name("fds")
     .kill_grace(Duration::ZERO)
@@ -719,7 +534,7 @@ fn fds_work(how: u8) -> u32 {
     }
 }
 
-/// Holds: crashes, deadlines, drops and recycling leave no descriptor behind.
+/// Crashes, deadlines, drops and recycling leave no descriptor behind.
 fn no_fd_leak() {
     let before = open_fds();
     let waker = futures::task::noop_waker();
@@ -737,7 +552,7 @@ fn no_fd_leak() {
     eventually("fds back", || open_fds() <= before);
 }
 
-/// Holds: many threads and runtimes at once.
+/// Many threads and runtimes at once.
 fn many_callers_at_once() {
     let threads: Vec<_> = (0..6u64)
         .map(|t| {
@@ -763,6 +578,7 @@ fn many_callers_at_once() {
 
 static POOLS: [ProcessPool; 24] =
     [const { ProcessPool::with_max_workers(2).kill_grace(Duration::ZERO) }; 24];
+
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
 
 #[async_wrap(executor = POOLS[CURRENT.load(Ordering::SeqCst)], process)]
@@ -771,7 +587,7 @@ fn pooled(sleep_ms: u64) -> u64 {
     sleep_ms
 }
 
-/// Holds: shutdown racing with calls that start, finish, and are dropped.
+/// Shutdown racing with calls that start, finish, and are dropped.
 fn shutdown_races() {
     for i in 0..POOLS.len() {
         CURRENT.store(i, Ordering::SeqCst);
@@ -805,7 +621,11 @@ fn shutdown_races() {
     }
 }
 
-const OTHER_SH: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/attack18-other-build.sh");
+const OTHER_SH: &str = concat!(
+    env!("CARGO_TARGET_TMPDIR"),
+    "/process-workers-other-build.sh"
+);
+
 static OTHER: ProcessPool = ProcessPool::with_max_workers(1).program(OTHER_SH);
 
 #[async_wrap(executor = OTHER, process)]
@@ -813,7 +633,7 @@ fn on_other() -> u32 {
     1
 }
 
-/// Holds: a worker of another build (tests/process.rs's binary) is refused: `OtherBuild`.
+/// A worker of another build (the `process_calls` test binary) is refused: `OtherBuild`.
 fn another_build_is_refused() {
     let deps = std::env::current_exe()
         .unwrap()
@@ -825,10 +645,10 @@ fn another_build_is_refused() {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            name.starts_with("process-") && p.extension().is_none()
+            name.starts_with("process_calls-") && p.extension().is_none()
         });
     let Some(other) = other else {
-        println!("  (tests/process.rs not built: skipped)");
+        println!("  (tests/process_calls.rs not built: skipped)");
         return;
     };
     write_script(OTHER_SH, &format!("exec '{}'", other.display()));
@@ -839,12 +659,12 @@ fn another_build_is_refused() {
     assert_eq!(err.kind(), &ProcessErrorKind::OtherBuild, "{err}");
 }
 
-/// Holds: the binary deleted from disk after start still starts workers (/proc/self/exe).
+/// The binary deleted from disk after start still starts workers (/proc/self/exe).
 fn a_deleted_binary_still_starts_workers() {
     let copy = temp_path("copy-of-binary");
     std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
     let output = Command::new(&copy)
-        .env("ASYNC_WRAP_ATTACK_ROLE", "deleted")
+        .env("ASYNC_WRAP_TEST_ROLE", "deleted")
         .stderr(Stdio::inherit())
         .output()
         .unwrap();
@@ -868,7 +688,7 @@ fn inner_hang(path: PathBuf) -> u32 {
     1
 }
 
-/// Holds: killing an outer call (its deadline) ends the worker its body started in turn.
+/// Killing an outer call (its deadline) ends the worker its body started in turn.
 fn a_killed_nested_call_leaves_no_grandchild() {
     let path = temp_path("nested");
     let _ = std::fs::remove_file(&path);
@@ -886,10 +706,8 @@ fn a_killed_nested_call_leaves_no_grandchild() {
     let _ = std::fs::remove_file(&path);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Second round.
+const SILENT_SH: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/process-workers-silent.sh");
 
-const SILENT_SH: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/attack18-silent.sh");
 static SLOW_START: ProcessPool = ProcessPool::with_max_workers(1)
     .name("slow-start")
     .program(SILENT_SH)
@@ -901,7 +719,7 @@ fn on_slow_start() -> u32 {
     1
 }
 
-/// Was a defect, fixed (the wait for the greeting is woken by a shutdown): `shutdown_timeout(100
+/// Before the fix (fixed by: the wait for the greeting is woken by a shutdown): `shutdown_timeout(100
 /// ms)` while a worker is starting returns only when the start
 /// gives up (`start_timeout`, 6 s here; for ever for the garbled greeting above): the driver
 /// waits for the greeting without looking at the shutdown, although the docs bound the wait by
@@ -924,90 +742,6 @@ fn shutdown_timeout_is_bounded_while_a_worker_starts() {
     );
 }
 
-#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Sparse {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    a: Option<u8>,
-    b: u8,
-}
-
-#[async_wrap(executor = PROCS, process)]
-fn sparse(s: Sparse, tail: Vec<u8>) -> (u8, usize) {
-    (s.b, tail.len())
-}
-
-/// Was a defect, fixed (unread argument or result bytes are a `Serialization` error): a serde
-/// type that postcard cannot carry (`skip_serializing_if`, accepted by the type
-/// check) gives a silently wrong result: the worker decodes the arguments shifted and nothing
-/// checks that it consumed all their bytes. `(0, 3)` expected, `(3, 0)` returned.
-fn arguments_that_do_not_round_trip_are_an_error() {
-    let got = block_on(sparse(Sparse { a: None, b: 0 }, vec![0, 0, 0]));
-    assert!(
-        matches!(got, Ok((0, 3)) | Err(_)),
-        "a silently wrong result: {got:?} (expected (0, 3) or an error)"
-    );
-}
-
-#[async_wrap(executor = SOLO, process)]
-fn helper_thread_panics() -> u32 {
-    match std::thread::spawn(|| -> u32 { panic!("in a helper thread") }).join() {
-        Ok(n) => n,
-        Err(payload) => panic::resume_unwind(payload),
-    }
-}
-
-/// Was a defect, fixed (the hook's record of the last panic on any thread is used when its
-/// message matches): a panic propagated from a helper thread (`join` then `resume_unwind`, what
-/// `thread::scope`-less code and rayon do) comes back with "an unknown location": the hook
-/// recorded the location on the helper thread.
-fn a_panic_from_a_helper_thread_keeps_its_location() {
-    let message = panic_message(|| {
-        block_on(helper_thread_panics()).unwrap();
-    });
-    assert!(
-        message.starts_with("in a helper thread (at tests/process_attacks.rs:"),
-        "{message}"
-    );
-}
-
-#[derive(Debug)]
-struct PanicsWhenSent;
-impl serde::Serialize for PanicsWhenSent {
-    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
-        panic!("Serialize panicked")
-    }
-}
-impl<'de> serde::Deserialize<'de> for PanicsWhenSent {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        <()>::deserialize(d).map(|()| PanicsWhenSent)
-    }
-}
-
-#[async_wrap(executor = SOLO, process)]
-fn result_panics_when_sent() -> PanicsWhenSent {
-    PanicsWhenSent
-}
-
-/// Was a defect, fixed (the result is encoded inside the `catch_unwind`): user code that
-/// panics while the worker encodes the result (a `Serialize` impl) is
-/// outside the shim's `catch_unwind`: the worker's main thread dies (exit code 101) and the
-/// call fails as `Crashed` instead of resuming the panic (a panicking `Deserialize` of the
-/// arguments is resumed, the same user code one step earlier).
-fn a_panic_while_encoding_the_result_is_resumed() {
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| block_on(result_panics_when_sent())));
-    match outcome {
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .unwrap_or_default();
-            assert!(message.starts_with("Serialize panicked"), "{message}");
-        }
-        Ok(result) => panic!("not resumed as a panic: {result:?}"),
-    }
-    assert_eq!(block_on(solo_pid()).map(|_| ()), Ok(()));
-}
-
 static CHURN: ProcessPool = ProcessPool::with_max_workers(1)
     .name("churn")
     .keep_alive(Duration::from_millis(1));
@@ -1017,7 +751,7 @@ fn churn(n: u32) -> u32 {
     n + 1
 }
 
-/// Holds: calls arriving as the only worker retires (1 ms idle timeout).
+/// Calls arriving as the only worker retires (1 ms idle timeout).
 fn calls_racing_an_idle_retirement() {
     let mut seed: u64 = 0x1234_5678_9abc_def1;
     for i in 0..300 {
@@ -1031,7 +765,7 @@ fn calls_racing_an_idle_retirement() {
     CHURN.shutdown();
 }
 
-/// Holds: a worker killed while idle, once it is dead, is replaced before the next call.
+/// A worker killed while idle, once it is dead, is replaced before the next call.
 fn a_call_after_an_idle_worker_died_runs() {
     for _ in 0..20 {
         let worker = block_on(solo_pid()).unwrap();
@@ -1052,22 +786,15 @@ fn a_call_after_an_idle_worker_died_runs() {
     }
 }
 
-/// Holds: the future's auto traits, whatever `T`.
-fn the_future_is_send_sync_unpin_static() {
-    fn check<T: Send + Sync + Unpin + 'static>() {}
-    check::<async_wrap::process::ProcessFuture<std::cell::Cell<u8>>>();
-    check::<async_wrap::process::ProcessFuture<*const u8>>();
-}
-
-/// Was a defect, fixed (the wake-up socket is drained before a call is taken, never after;
+/// Before the fix (fixed by: the wake-up socket is drained before a call is taken, never after;
 /// it failed about once in 10,000 iterations, in ~40 s): the race of
 /// `a_call_dropped_as_it_starts_is_killed`, longer and aimed: the pause before the drop walks
 /// toward the moment the driver takes the call (a call that never ran: longer; one that ran:
 /// shorter). A future dropped just after the driver's `Call::start` (state `Running`) writes its
 /// wake-up byte, which the driver's `drain` just before `run` then discards: the worker is never
 /// told, the call runs on (here for 10 minutes) and holds its slot; only a shutdown frees it.
-/// Run on its own: `process_attacks aimed_drop_race` (`ATTACK_SECS`, default 60).
-fn aimed_drop_race() {
+/// Run on its own: `cargo test --all-features --test process_workers -- a_call_dropped_as_its_driver_takes_it_does_not_run_on` (`DROP_RACE_SECS`, default 60).
+fn a_call_dropped_as_its_driver_takes_it_does_not_run_on() {
     static AIMED: ProcessPool = ProcessPool::with_max_workers(1)
         .name("aimed")
         .kill_grace(Duration::ZERO);
@@ -1077,9 +804,9 @@ fn aimed_drop_race() {
         1
     }
     // About one iteration in 10,000 hits the window on this machine: a time budget, 60 s by
-    // default (ATTACK_SECS).
+    // default (DROP_RACE_SECS).
     let budget = Duration::from_secs(
-        std::env::var("ATTACK_SECS")
+        std::env::var("DROP_RACE_SECS")
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(60),
@@ -1128,9 +855,6 @@ fn aimed_drop_race() {
     AIMED.shutdown();
 }
 
-// ---------------------------------------------------------------------------------------------
-// Third round: the pool's process environment, and user code on the driver thread.
-
 #[async_wrap(executor = PROCS, process)]
 fn die_by_abort() -> u32 {
     std::process::abort()
@@ -1145,7 +869,7 @@ fn printer() -> u32 {
 /// Runs this binary in `role`, returns its stdout.
 fn run_role(role: &str, stderr: Stdio) -> String {
     let output = Command::new(std::env::current_exe().unwrap())
-        .env("ASYNC_WRAP_ATTACK_ROLE", role)
+        .env("ASYNC_WRAP_TEST_ROLE", role)
         .stderr(stderr)
         .output()
         .unwrap();
@@ -1164,7 +888,7 @@ fn a_crash_names_its_signal_when_sigchld_is_ignored() {
     );
 }
 
-/// Was a defect, fixed (a worker whose stderr is a broken pipe points its stdout and stderr at
+/// Before the fix (fixed by: a worker whose stderr is a broken pipe points its stdout and stderr at
 /// /dev/null): when the pool's process has a stderr that is a closed pipe (its reader went away), a
 /// body's `println!` panics in the worker ("failed printing to stdout"), because the worker's
 /// stdout is made its stderr; the same body on a thread prints to the real stdout and returns.
@@ -1174,6 +898,7 @@ fn a_body_that_prints_works_when_stderr_is_broken() {
 }
 
 struct ShutsDownOnWake;
+
 impl std::task::Wake for ShutsDownOnWake {
     fn wake(self: std::sync::Arc<Self>) {
         // An inline executor: the task runs in `wake`, and its next step shuts the pool down.
@@ -1192,7 +917,7 @@ fn wake_pool_add(a: u32) -> u32 {
 /// The worker a deadlocked driver keeps (it can never reap it): `no_child_is_left` ignores it.
 static LEFT_BEHIND: AtomicUsize = AtomicUsize::new(0);
 
-/// Was a defect, fixed (a shutdown on one of the pool's driver threads does not wait for that
+/// Before the fix (fixed by: a shutdown on one of the pool's driver threads does not wait for that
 /// driver): a waker that shuts the pool down (an executor that polls its task inline in `wake`,
 /// whose task then shuts the pool down) runs on the pool's driver thread; `shutdown_timeout`
 /// waits for every driver to exit, itself included: a deadlock, whatever the timeout. The
@@ -1224,9 +949,6 @@ fn shutdown_from_a_waker_does_not_deadlock() {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Held: races between a call's end, its deadline and its drop.
-
 static EDGE: ProcessPool = ProcessPool::with_max_workers(2)
     .name("edge")
     .kill_grace(Duration::ZERO);
@@ -1237,7 +959,7 @@ fn edge_sleep(micros: u64) -> u64 {
     micros
 }
 
-/// Holds: a reply arriving as the deadline passes: `Ok` or `DeadlineExceeded`, never a hang,
+/// A reply arriving as the deadline passes: `Ok` or `DeadlineExceeded`, never a hang,
 /// a lost slot or a leaked worker.
 fn a_reply_racing_its_deadline() {
     let mut seed: u64 = 0xdead_beef_cafe_f00d;
@@ -1269,7 +991,7 @@ fn a_reply_racing_its_deadline() {
     assert_eq!(block_on(edge_sleep(1)).unwrap(), 1);
 }
 
-/// Holds: a future dropped as its reply arrives.
+/// A future dropped as its reply arrives.
 fn a_drop_racing_the_reply() {
     let mut seed: u64 = 0x0123_4567_89ab_cdef;
     let waker = futures::task::noop_waker();
@@ -1291,9 +1013,6 @@ fn a_drop_racing_the_reply() {
     println!("  {:?}", EDGE.metrics());
 }
 
-// ---------------------------------------------------------------------------------------------
-// Settings at their extremes.
-
 static EXTREME: ProcessPool = ProcessPool::with_max_workers(1)
     .name("extreme")
     .keep_alive(Duration::MAX)
@@ -1310,7 +1029,7 @@ fn extreme(n: u32, path: PathBuf) -> u32 {
     n
 }
 
-/// Holds: `Duration::MAX` everywhere (no overflow, no panic), and a zero deadline.
+/// `Duration::MAX` everywhere (no overflow, no panic), and a zero deadline.
 fn extreme_settings() {
     let path = temp_path("extreme");
     let _ = std::fs::remove_file(&path);
@@ -1331,7 +1050,7 @@ fn extreme_settings() {
     let _ = std::fs::remove_file(&path);
 }
 
-/// Was a defect, fixed: a pool name with a NUL byte (accepted by the `const` builder) made the
+/// Before the fix: a pool name with a NUL byte (accepted by the `const` builder) made the
 /// driver thread's spawn panic inside `submit`, after the driver was counted: the first call
 /// panicked in its poll, and every later call then hung in the queue. Now `name` refuses it (a
 /// compile error in a `static`, a panic at run time, before any pool exists), and `submit`
@@ -1342,9 +1061,6 @@ fn a_bad_pool_name_does_not_wedge_the_pool() {
     assert!(built.is_err(), "a name with a NUL byte was accepted");
 }
 
-// ---------------------------------------------------------------------------------------------
-// Ctrl-C.
-
 #[async_wrap(executor = PROCS, process)]
 fn half_a_second(n: u32) -> u32 {
     std::thread::sleep(Duration::from_millis(500));
@@ -1353,23 +1069,20 @@ fn half_a_second(n: u32) -> u32 {
 
 extern "C" fn on_sigint(_: libc::c_int) {}
 
-/// Was a defect, fixed (workers run in a process group of their own): a program that handles Ctrl-C
+/// Before the fix (fixed by: workers run in a process group of their own): a program that handles Ctrl-C
 /// to shut down gracefully (a SIGINT handler, as `tokio::signal::ctrl_c` installs) still loses
 /// every running process call: the workers are in its process group, so the terminal's SIGINT
 /// reaches them too, and they die with the default action (`Crashed`, signal 2). Simulated by a
 /// child in a process group of its own that sends SIGINT to its group, as a terminal does.
 fn ctrl_c_handled_by_the_program_does_not_kill_its_calls() {
     let output = Command::new(std::env::current_exe().unwrap())
-        .env("ASYNC_WRAP_ATTACK_ROLE", "ctrl-c")
+        .env("ASYNC_WRAP_TEST_ROLE", "ctrl-c")
         .process_group(0)
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&output.stdout);
     assert!(out.contains("call: Ok(7)"), "{out}");
 }
-
-// ---------------------------------------------------------------------------------------------
-// A shutdown while the only worker retires.
 
 static RETIRING: ProcessPool = ProcessPool::with_max_workers(1)
     .name("retiring")
@@ -1392,7 +1105,7 @@ fn retiring_add(a: u32, b: u32) -> u32 {
     a + b
 }
 
-/// Was a defect, fixed (back from a retirement, a driver takes the queue even once the pool is
+/// Before the fix (fixed by: back from a retirement, a driver takes the queue even once the pool is
 /// closed): `shutdown()` "lets the queued and running ones finish", but a call queued while the
 /// only driver retires its idle worker (here a worker slow to exit) is failed with `ShutDown`:
 /// the driver, back from the retirement, sees the pool closed and leaves without taking the
@@ -1427,15 +1140,11 @@ fn shutdown_lets_a_call_queued_during_a_retirement_finish() {
     );
 }
 
-// ---------------------------------------------------------------------------------------------
-// Third round (branch defects-process): no descriptor free, a stopped worker, grandchildren,
-// the call-site statistics of process outcomes.
-
 /// Runs this binary in `role` under a watchdog of `limit` (past it, the child is killed and the
 /// case fails): its stdout.
 fn run_role_within(role: &str, limit: Duration) -> String {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .env("ASYNC_WRAP_ATTACK_ROLE", role)
+        .env("ASYNC_WRAP_TEST_ROLE", role)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -1459,6 +1168,7 @@ fn run_role_within(role: &str, limit: Duration) -> String {
 }
 
 static NO_FDS: [ProcessPool; 8] = [const { ProcessPool::with_max_workers(1).name("no-fds") }; 8];
+
 static NO_FDS_AT: AtomicUsize = AtomicUsize::new(0);
 
 #[async_wrap(executor = NO_FDS[NO_FDS_AT.load(Ordering::SeqCst)], process)]
@@ -1520,7 +1230,7 @@ fn calls_with_few_descriptors() {
         outcome_within(format!("then pool {pool}"), pool);
     }
     let stats = async_wrap::call_sites()
-        .get("process_attacks::no_fds_add")
+        .get(concat!(module_path!(), "::no_fds_add"))
         .cloned()
         .unwrap();
     println!(
@@ -1529,7 +1239,7 @@ fn calls_with_few_descriptors() {
     );
 }
 
-/// Was a defect, fixed (the driver's wake-up socket pair is made before its thread starts, and
+/// Before the fix (fixed by: the driver's wake-up socket pair is made before its thread starts, and
 /// a failure to make it fails the call): with no descriptor free, or one, a call had no outcome
 /// (the driver thread, unable to make its socket pair, left without a word, and the call stayed
 /// queued for ever); with 2 to 5 free it failed with `Start(... Too many open files)`. Now each
@@ -1600,6 +1310,7 @@ fn submitted<F: std::future::Future + Unpin>(mut future: F) -> F {
 }
 
 static STOPPED: ProcessPool = ProcessPool::with_max_workers(1).name("stopped");
+
 static STOPPED_SHUT: ProcessPool = ProcessPool::with_max_workers(1).name("stopped-shut");
 
 #[async_wrap(executor = STOPPED, process)]
@@ -1637,7 +1348,7 @@ fn a_stopped_worker(pid: impl std::future::Future<Output = Result<u32, ProcessEr
     pid
 }
 
-/// Was a defect, fixed (every write to a worker is polled, as its reads are, with the deadline,
+/// Before the fix (fixed by: every write to a worker is polled, as its reads are, with the deadline,
 /// the wake-up socket and the pidfd): a call whose argument is larger than the pipe's buffer,
 /// sent to a stopped worker (`SIGSTOP`: a debugger, an operator, a cgroup freezer), blocked in
 /// `write` for ever: its deadline never fired.
@@ -1658,7 +1369,7 @@ fn a_stopped_worker_sent_a_large_argument_meets_its_deadline() {
     assert_eq!(block_on(stopped_len(a_mebibyte())), Ok(1 << 20));
 }
 
-/// Was a defect, fixed (as above): dropping the future of a call blocked writing its argument
+/// Before the fix (fixed by: as above): dropping the future of a call blocked writing its argument
 /// to a stopped worker did not kill the worker: the driver, in `write`, never saw the drop.
 fn dropping_a_call_sending_to_a_stopped_worker_kills_the_worker() {
     let pid = a_stopped_worker(stopped_pid());
@@ -1676,7 +1387,7 @@ fn dropping_a_call_sending_to_a_stopped_worker_kills_the_worker() {
     assert_eq!(block_on(stopped_len(a_mebibyte())), Ok(1 << 20));
 }
 
-/// Was a defect, fixed (as above): `shutdown_timeout(200 ms)` with a call blocked writing its
+/// Before the fix (fixed by: as above): `shutdown_timeout(200 ms)` with a call blocked writing its
 /// argument to a stopped worker had not returned after 5 s (the driver, in `write`, never saw
 /// the shutdown). Now it returns, names the call, and the worker is gone.
 fn shutdown_timeout_is_bounded_while_sending_to_a_stopped_worker() {
@@ -1713,7 +1424,7 @@ fn start_a_sleeper_and_hang(path: PathBuf) -> u32 {
     1
 }
 
-/// Was a defect, fixed (a worker killed for a deadline, a dropped future or a shutdown is
+/// Before the fix (fixed by: a worker killed for a deadline, a dropped future or a shutdown is
 /// killed with its process group): a body that started a program (`sleep 30`) and was killed
 /// at its deadline left the program running, re-parented to init.
 fn a_call_killed_at_its_deadline_leaves_no_grandchild() {
@@ -1733,7 +1444,7 @@ fn a_call_killed_at_its_deadline_leaves_no_grandchild() {
     let _ = std::fs::remove_file(&path);
 }
 
-/// Was a defect, fixed (as above): the same, with the call's future dropped.
+/// Before the fix (fixed by: as above): the same, with the call's future dropped.
 fn a_dropped_call_leaves_no_grandchild() {
     let path = temp_path("group-drop");
     let _ = std::fs::remove_file(&path);
@@ -1744,74 +1455,212 @@ fn a_dropped_call_leaves_no_grandchild() {
     let _ = std::fs::remove_file(&path);
 }
 
-static NO_PROGRAM: ProcessPool = ProcessPool::with_max_workers(1)
-    .name("no-program")
-    .program("/nonexistent/async-wrap-worker")
-    .kill_grace(Duration::ZERO);
-static COUNTED: ProcessPool = ProcessPool::with_max_workers(1).name("counted");
-
-#[async_wrap(executor = NO_PROGRAM, process)]
-fn never_starts() -> u32 {
-    1
-}
-
-#[async_wrap(executor = COUNTED, process)]
-fn counted_abort() -> u32 {
-    std::process::abort()
-}
-
-#[async_wrap(executor = COUNTED, process)]
-fn counted_hang() -> u32 {
+/// Writes its pid to `path`, then hangs.
+#[async_wrap(executor = PROCS, process)]
+fn hang(path: PathBuf) -> u32 {
+    std::fs::write(&path, std::process::id().to_string()).unwrap();
     std::thread::sleep(Duration::from_secs(600));
     1
 }
 
-/// The statistics of the call site of `process_attacks::name`.
-fn site(name: &str) -> async_wrap::CallStats {
-    async_wrap::call_sites()
-        .get(&format!("process_attacks::{name}"))
-        .cloned()
-        .unwrap_or_else(|| panic!("no call site {name}"))
+static RECYCLED: ProcessPool = ProcessPool::with_max_workers(1).max_tasks_per_child(2);
+
+#[async_wrap(executor = RECYCLED, process)]
+fn recycled_pid() -> u32 {
+    std::process::id()
 }
 
-/// Was a defect, fixed (a call that never reached a worker counts as refused): a call whose
-/// worker could not start counted in the call-site statistics as `panicked`, with a run time,
-/// though no body ran. Also pins what is documented (`ProcessPool`, "Call-site statistics"): a
-/// crash and a kill at the deadline count as `panicked`.
-fn process_outcomes_count_in_call_site_statistics_as_documented() {
-    let err = block_on(never_starts()).expect_err("no such program");
-    assert!(matches!(err.kind(), ProcessErrorKind::Start(_)), "{err}");
-    let stats = site("never_starts");
-    assert_eq!(
-        (stats.calls, stats.in_flight, stats.refused, stats.panicked),
-        (1, 0, 1, 0),
-        "{stats:?}"
-    );
-    assert_eq!(stats.run_time.count(), 0);
+fn workers_are_recycled_after_n_calls() {
+    let pids: Vec<u32> = (0..6).map(|_| block_on(recycled_pid()).unwrap()).collect();
+    assert_eq!(pids[0], pids[1]);
+    assert_ne!(pids[1], pids[2]);
+    assert_eq!(pids[2], pids[3]);
+    assert_ne!(pids[3], pids[4]);
+    assert_eq!(RECYCLED.metrics().workers_started, 3);
+    RECYCLED.shutdown();
+}
 
-    let err = block_on(counted_abort()).expect_err("it aborts");
+static IDLE: ProcessPool = ProcessPool::with_max_workers(1).keep_alive(Duration::from_millis(100));
+
+#[async_wrap(executor = IDLE, process)]
+fn idle_pid() -> u32 {
+    std::process::id()
+}
+
+fn idle_workers_exit() {
+    let worker = block_on(idle_pid()).unwrap();
+    eventually("the idle worker exits and is reaped", || {
+        IDLE.metrics().workers == 0 && gone(worker)
+    });
+    assert_ne!(block_on(idle_pid()).unwrap(), worker);
+}
+
+static DOOMED: ProcessPool = ProcessPool::with_max_workers(2)
+    .name("doomed")
+    .kill_grace(Duration::from_millis(50));
+
+#[async_wrap(executor = DOOMED, process)]
+fn doomed_hang(path: PathBuf) -> u32 {
+    std::fs::write(&path, std::process::id().to_string()).unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+    1
+}
+
+#[async_wrap(executor = DOOMED, process)]
+fn doomed_add(a: u32, b: u32) -> u32 {
+    a + b
+}
+
+fn shutdown_ends_every_worker_and_names_running_calls() {
+    let path = temp_path("shutdown");
+    assert_eq!(block_on(doomed_add(1, 1)).unwrap(), 2);
+    let hung = std::thread::spawn({
+        let path = path.clone();
+        move || block_on(doomed_hang(path))
+    });
+    let worker = pid_in(&path);
+    let report = DOOMED.shutdown_timeout(Duration::from_millis(100));
+    assert_eq!(report.still_running.len(), 1, "{report:?}");
+    assert_eq!(
+        report.still_running[0].function,
+        concat!(module_path!(), "::doomed_hang")
+    );
+    assert_eq!(DOOMED.metrics().workers, 0);
+    assert!(gone(worker));
+    let err = hung.join().unwrap().expect_err("killed by the shutdown");
+    assert_eq!(err.kind(), &ProcessErrorKind::ShutDown);
+    let refused = block_on(doomed_add(1, 1)).expect_err("the pool is shut down");
+    assert_eq!(refused.kind(), &ProcessErrorKind::ShutDown);
+    let _ = std::fs::remove_file(&path);
+}
+
+static ASYNC_DOOMED: ProcessPool = ProcessPool::with_max_workers(1).kill_grace(Duration::ZERO);
+
+#[async_wrap(executor = ASYNC_DOOMED, process)]
+fn async_doomed_hang(path: PathBuf) -> u32 {
+    std::fs::write(&path, std::process::id().to_string()).unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+    1
+}
+
+fn async_shutdown_never_blocks_the_polling_thread() {
+    let path = temp_path("async-shutdown");
+    let hung = std::thread::spawn({
+        let path = path.clone();
+        move || block_on(async_doomed_hang(path))
+    });
+    let worker = pid_in(&path);
+    let mut shutdown = ASYNC_DOOMED.shutdown_timeout_async(Duration::from_millis(100));
+    let waker = futures::task::noop_waker();
+    // The first poll returns at once: a helper thread waits for the workers.
     assert!(
-        matches!(err.kind(), ProcessErrorKind::Crashed { .. }),
+        std::future::Future::poll(
+            std::pin::Pin::new(&mut shutdown),
+            &mut std::task::Context::from_waker(&waker)
+        )
+        .is_pending()
+    );
+    assert!(ASYNC_DOOMED.is_shut_down());
+    let report = block_on(shutdown);
+    assert_eq!(report.still_running.len(), 1, "{report:?}");
+    assert_eq!(
+        report.still_running[0].function,
+        concat!(module_path!(), "::async_doomed_hang")
+    );
+    assert!(gone(worker));
+    let err = hung.join().unwrap().expect_err("killed by the shutdown");
+    assert_eq!(err.kind(), &ProcessErrorKind::ShutDown);
+    let _ = std::fs::remove_file(&path);
+}
+
+fn a_program_without_init_starts_no_worker() {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .env("ASYNC_WRAP_TEST_ROLE", "no-init")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("`async_wrap::process::init()` was not called"),
+        "{stdout}"
+    );
+}
+
+static ECHO: ProcessPool = ProcessPool::with_max_workers(1).program("/bin/echo");
+
+static CAT: ProcessPool = ProcessPool::with_max_workers(1)
+    .program("/bin/cat")
+    .start_timeout(Duration::from_millis(300));
+
+#[async_wrap(executor = ECHO, process)]
+fn on_echo() -> u32 {
+    1
+}
+
+#[async_wrap(executor = CAT, process)]
+fn on_cat() -> u32 {
+    1
+}
+
+fn a_program_that_is_not_a_worker_fails_the_call() {
+    let err = block_on(on_echo()).expect_err("echo is not a worker");
+    assert!(
+        matches!(err.kind(), ProcessErrorKind::NotAWorker(_)),
         "{err}"
     );
-    let err = block_on(counted_hang().deadline(Duration::from_millis(200))).expect_err("hangs");
+    assert!(err.to_string().contains("init()"), "{err}");
+    let err = block_on(on_cat()).expect_err("cat never greets");
     assert!(
-        matches!(err.kind(), ProcessErrorKind::DeadlineExceeded(_)),
+        matches!(err.kind(), ProcessErrorKind::NotAWorker(why) if why.contains("did not greet")),
         "{err}"
     );
-    for name in ["counted_abort", "counted_hang"] {
-        let stats = site(name);
-        assert_eq!(
-            (
-                stats.calls,
-                stats.in_flight,
-                stats.panicked,
-                stats.run_time.count()
-            ),
-            (1, 0, 1, 1),
-            "{name}: {stats:?}"
-        );
+}
+
+/// Starts this binary as a pool's process in `role`; it prints its worker's pid.
+fn pool_process(role: &str) -> (std::process::Child, u32) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env("ASYNC_WRAP_TEST_ROLE", role)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let worker = line
+        .trim()
+        .parse()
+        .expect("the pool's process prints its worker's pid");
+    (child, worker)
+}
+
+fn no_orphan_when_the_pool_process_is_killed_or_panics() {
+    let (mut killed, worker) = pool_process("killed");
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    eventually("the worker of a killed pool exits", || gone(worker));
+
+    let (mut panicking, worker) = pool_process("panics");
+    let status = panicking.wait().unwrap();
+    assert_eq!(status.code(), Some(101));
+    eventually("the worker of a panicked pool exits", || gone(worker));
+}
+
+/// The pool's side of `no_orphan_...`: a call that hangs, its worker's pid printed, then
+/// killed by the test or panics.
+fn play(role: &str) {
+    let path = temp_path(&format!("role-{role}"));
+    let mut call = Box::pin(hang(path.clone()));
+    let waker = futures::task::noop_waker();
+    let _ = std::future::Future::poll(call.as_mut(), &mut std::task::Context::from_waker(&waker));
+    let worker = pid_in(&path);
+    let _ = std::fs::remove_file(&path);
+    println!("{worker}");
+    if role == "panics" {
+        std::mem::forget(call);
+        panic!("the pool's process panics with a call running");
     }
+    std::thread::sleep(Duration::from_secs(600));
 }
 
 fn no_child_is_left() {
@@ -1820,15 +1669,15 @@ fn no_child_is_left() {
         &SOLO,
         &FORKS,
         &FORKS_DEADLINE,
-        &BIG,
         &HOSTILE,
         &OTHER,
         &SLOW_START,
         &EDGE,
         &STOPPED,
         &GROUP,
-        &NO_PROGRAM,
-        &COUNTED,
+        &IDLE,
+        &ECHO,
+        &CAT,
     ] {
         pool.shutdown();
     }
@@ -1842,8 +1691,16 @@ fn no_child_is_left() {
 }
 
 fn main() {
+    if std::env::var("ASYNC_WRAP_TEST_ROLE").as_deref() == Ok("no-init") {
+        // A program that forgot `init()`: the call fails before any worker starts.
+        let err = block_on(add(1, 1)).expect_err("no worker without init()");
+        println!("{err}");
+        assert!(matches!(err.kind(), ProcessErrorKind::Start(_)));
+        assert_eq!(children(), Vec::new());
+        return;
+    }
     async_wrap::process::init();
-    match std::env::var("ASYNC_WRAP_ATTACK_ROLE").as_deref() {
+    match std::env::var("ASYNC_WRAP_TEST_ROLE").as_deref() {
         Ok("tool") => {
             println!("tool ran");
             return;
@@ -1901,168 +1758,174 @@ fn main() {
             );
             return;
         }
+        Ok(role @ ("killed" | "panics")) => {
+            play(role);
+            return;
+        }
         _ => {}
     }
-    let tests: &[(&str, fn())] = &[
+    support::run_test_groups(&[
         (
-            "same_name_in_two_scopes_runs_the_right_body",
-            same_name_in_two_scopes_runs_the_right_body,
+            &[
+                (
+                    "a_program_started_by_a_body_is_not_a_worker",
+                    a_program_started_by_a_body_is_not_a_worker,
+                ),
+                (
+                    "start_timeout_bounds_a_garbled_greeting",
+                    start_timeout_bounds_a_garbled_greeting,
+                ),
+                (
+                    "a_line_printed_before_init_is_an_error_not_a_hang",
+                    a_line_printed_before_init_is_an_error_not_a_hang,
+                ),
+                (
+                    "a_crash_is_seen_even_if_a_forked_child_lives_on",
+                    a_crash_is_seen_even_if_a_forked_child_lives_on,
+                ),
+                (
+                    "a_crash_under_a_deadline_is_a_crash",
+                    a_crash_under_a_deadline_is_a_crash,
+                ),
+                (
+                    "an_idle_worker_that_dies_is_reaped",
+                    an_idle_worker_that_dies_is_reaped,
+                ),
+                (
+                    "a_call_dropped_as_it_starts_is_killed",
+                    a_call_dropped_as_it_starts_is_killed,
+                ),
+                (
+                    "a_body_ignoring_sigterm_is_killed",
+                    a_body_ignoring_sigterm_is_killed,
+                ),
+                (
+                    "a_body_closing_every_fd_fails_only_its_call",
+                    a_body_closing_every_fd_fails_only_its_call,
+                ),
+                (
+                    "a_body_that_prints_and_reads_stdin",
+                    a_body_that_prints_and_reads_stdin,
+                ),
+                (
+                    "shutdown_does_not_wait_for_a_bodys_children",
+                    shutdown_does_not_wait_for_a_bodys_children,
+                ),
+                ("no_fd_leak", no_fd_leak),
+                ("many_callers_at_once", many_callers_at_once),
+                ("shutdown_races", shutdown_races),
+                ("another_build_is_refused", another_build_is_refused),
+                (
+                    "a_deleted_binary_still_starts_workers",
+                    a_deleted_binary_still_starts_workers,
+                ),
+                (
+                    "a_killed_nested_call_leaves_no_grandchild",
+                    a_killed_nested_call_leaves_no_grandchild,
+                ),
+                (
+                    "shutdown_timeout_is_bounded_while_a_worker_starts",
+                    shutdown_timeout_is_bounded_while_a_worker_starts,
+                ),
+                (
+                    "calls_racing_an_idle_retirement",
+                    calls_racing_an_idle_retirement,
+                ),
+                (
+                    "a_call_after_an_idle_worker_died_runs",
+                    a_call_after_an_idle_worker_died_runs,
+                ),
+                (
+                    "a_call_dropped_as_its_driver_takes_it_does_not_run_on",
+                    a_call_dropped_as_its_driver_takes_it_does_not_run_on,
+                ),
+                (
+                    "a_crash_names_its_signal_when_sigchld_is_ignored",
+                    a_crash_names_its_signal_when_sigchld_is_ignored,
+                ),
+                (
+                    "a_body_that_prints_works_when_stderr_is_broken",
+                    a_body_that_prints_works_when_stderr_is_broken,
+                ),
+                (
+                    "shutdown_from_a_waker_does_not_deadlock",
+                    shutdown_from_a_waker_does_not_deadlock,
+                ),
+                ("a_reply_racing_its_deadline", a_reply_racing_its_deadline),
+                ("a_drop_racing_the_reply", a_drop_racing_the_reply),
+                ("extreme_settings", extreme_settings),
+                (
+                    "a_bad_pool_name_does_not_wedge_the_pool",
+                    a_bad_pool_name_does_not_wedge_the_pool,
+                ),
+                (
+                    "ctrl_c_handled_by_the_program_does_not_kill_its_calls",
+                    ctrl_c_handled_by_the_program_does_not_kill_its_calls,
+                ),
+                (
+                    "shutdown_lets_a_call_queued_during_a_retirement_finish",
+                    shutdown_lets_a_call_queued_during_a_retirement_finish,
+                ),
+                (
+                    "a_call_fails_with_start_when_no_descriptor_is_free",
+                    a_call_fails_with_start_when_no_descriptor_is_free,
+                ),
+                (
+                    "a_stopped_worker_sent_a_large_argument_meets_its_deadline",
+                    a_stopped_worker_sent_a_large_argument_meets_its_deadline,
+                ),
+                (
+                    "dropping_a_call_sending_to_a_stopped_worker_kills_the_worker",
+                    dropping_a_call_sending_to_a_stopped_worker_kills_the_worker,
+                ),
+                (
+                    "shutdown_timeout_is_bounded_while_sending_to_a_stopped_worker",
+                    shutdown_timeout_is_bounded_while_sending_to_a_stopped_worker,
+                ),
+                (
+                    "a_call_killed_at_its_deadline_leaves_no_grandchild",
+                    a_call_killed_at_its_deadline_leaves_no_grandchild,
+                ),
+                (
+                    "a_dropped_call_leaves_no_grandchild",
+                    a_dropped_call_leaves_no_grandchild,
+                ),
+            ],
+            Duration::from_secs(120),
         ),
         (
-            "a_program_started_by_a_body_is_not_a_worker",
-            a_program_started_by_a_body_is_not_a_worker,
+            &[
+                (
+                    "workers_are_recycled_after_n_calls",
+                    workers_are_recycled_after_n_calls,
+                ),
+                ("idle_workers_exit", idle_workers_exit),
+                (
+                    "shutdown_ends_every_worker_and_names_running_calls",
+                    shutdown_ends_every_worker_and_names_running_calls,
+                ),
+                (
+                    "async_shutdown_never_blocks_the_polling_thread",
+                    async_shutdown_never_blocks_the_polling_thread,
+                ),
+                (
+                    "a_program_without_init_starts_no_worker",
+                    a_program_without_init_starts_no_worker,
+                ),
+                (
+                    "a_program_that_is_not_a_worker_fails_the_call",
+                    a_program_that_is_not_a_worker_fails_the_call,
+                ),
+                (
+                    "no_orphan_when_the_pool_process_is_killed_or_panics",
+                    no_orphan_when_the_pool_process_is_killed_or_panics,
+                ),
+            ],
+            Duration::from_secs(60),
         ),
         (
-            "start_timeout_bounds_a_garbled_greeting",
-            start_timeout_bounds_a_garbled_greeting,
+            &[("no_child_is_left", no_child_is_left)],
+            Duration::from_secs(120),
         ),
-        (
-            "a_line_printed_before_init_is_an_error_not_a_hang",
-            a_line_printed_before_init_is_an_error_not_a_hang,
-        ),
-        (
-            "resume_unwind_reports_its_own_payload",
-            resume_unwind_reports_its_own_payload,
-        ),
-        (
-            "a_crash_is_seen_even_if_a_forked_child_lives_on",
-            a_crash_is_seen_even_if_a_forked_child_lives_on,
-        ),
-        (
-            "a_crash_under_a_deadline_is_a_crash",
-            a_crash_under_a_deadline_is_a_crash,
-        ),
-        (
-            "an_idle_worker_that_dies_is_reaped",
-            an_idle_worker_that_dies_is_reaped,
-        ),
-        (
-            "a_call_dropped_as_it_starts_is_killed",
-            a_call_dropped_as_it_starts_is_killed,
-        ),
-        (
-            "an_oversized_argument_is_not_a_crash",
-            an_oversized_argument_is_not_a_crash,
-        ),
-        (
-            "an_oversized_result_is_not_a_crash",
-            an_oversized_result_is_not_a_crash,
-        ),
-        ("large_values_round_trip", large_values_round_trip),
-        (
-            "a_body_ignoring_sigterm_is_killed",
-            a_body_ignoring_sigterm_is_killed,
-        ),
-        (
-            "a_body_closing_every_fd_fails_only_its_call",
-            a_body_closing_every_fd_fails_only_its_call,
-        ),
-        (
-            "a_body_that_prints_and_reads_stdin",
-            a_body_that_prints_and_reads_stdin,
-        ),
-        (
-            "shutdown_does_not_wait_for_a_bodys_children",
-            shutdown_does_not_wait_for_a_bodys_children,
-        ),
-        ("odd_panic_payloads", odd_panic_payloads),
-        ("no_fd_leak", no_fd_leak),
-        ("many_callers_at_once", many_callers_at_once),
-        ("shutdown_races", shutdown_races),
-        ("another_build_is_refused", another_build_is_refused),
-        (
-            "a_deleted_binary_still_starts_workers",
-            a_deleted_binary_still_starts_workers,
-        ),
-        (
-            "a_killed_nested_call_leaves_no_grandchild",
-            a_killed_nested_call_leaves_no_grandchild,
-        ),
-        (
-            "shutdown_timeout_is_bounded_while_a_worker_starts",
-            shutdown_timeout_is_bounded_while_a_worker_starts,
-        ),
-        (
-            "arguments_that_do_not_round_trip_are_an_error",
-            arguments_that_do_not_round_trip_are_an_error,
-        ),
-        (
-            "a_panic_from_a_helper_thread_keeps_its_location",
-            a_panic_from_a_helper_thread_keeps_its_location,
-        ),
-        (
-            "a_panic_while_encoding_the_result_is_resumed",
-            a_panic_while_encoding_the_result_is_resumed,
-        ),
-        (
-            "calls_racing_an_idle_retirement",
-            calls_racing_an_idle_retirement,
-        ),
-        (
-            "a_call_after_an_idle_worker_died_runs",
-            a_call_after_an_idle_worker_died_runs,
-        ),
-        (
-            "the_future_is_send_sync_unpin_static",
-            the_future_is_send_sync_unpin_static,
-        ),
-        ("aimed_drop_race", aimed_drop_race),
-        (
-            "a_crash_names_its_signal_when_sigchld_is_ignored",
-            a_crash_names_its_signal_when_sigchld_is_ignored,
-        ),
-        (
-            "a_body_that_prints_works_when_stderr_is_broken",
-            a_body_that_prints_works_when_stderr_is_broken,
-        ),
-        (
-            "shutdown_from_a_waker_does_not_deadlock",
-            shutdown_from_a_waker_does_not_deadlock,
-        ),
-        ("a_reply_racing_its_deadline", a_reply_racing_its_deadline),
-        ("a_drop_racing_the_reply", a_drop_racing_the_reply),
-        ("extreme_settings", extreme_settings),
-        (
-            "a_bad_pool_name_does_not_wedge_the_pool",
-            a_bad_pool_name_does_not_wedge_the_pool,
-        ),
-        (
-            "ctrl_c_handled_by_the_program_does_not_kill_its_calls",
-            ctrl_c_handled_by_the_program_does_not_kill_its_calls,
-        ),
-        (
-            "shutdown_lets_a_call_queued_during_a_retirement_finish",
-            shutdown_lets_a_call_queued_during_a_retirement_finish,
-        ),
-        (
-            "a_call_fails_with_start_when_no_descriptor_is_free",
-            a_call_fails_with_start_when_no_descriptor_is_free,
-        ),
-        (
-            "a_stopped_worker_sent_a_large_argument_meets_its_deadline",
-            a_stopped_worker_sent_a_large_argument_meets_its_deadline,
-        ),
-        (
-            "dropping_a_call_sending_to_a_stopped_worker_kills_the_worker",
-            dropping_a_call_sending_to_a_stopped_worker_kills_the_worker,
-        ),
-        (
-            "shutdown_timeout_is_bounded_while_sending_to_a_stopped_worker",
-            shutdown_timeout_is_bounded_while_sending_to_a_stopped_worker,
-        ),
-        (
-            "a_call_killed_at_its_deadline_leaves_no_grandchild",
-            a_call_killed_at_its_deadline_leaves_no_grandchild,
-        ),
-        (
-            "a_dropped_call_leaves_no_grandchild",
-            a_dropped_call_leaves_no_grandchild,
-        ),
-        (
-            "process_outcomes_count_in_call_site_statistics_as_documented",
-            process_outcomes_count_in_call_site_statistics_as_documented,
-        ),
-        ("no_child_is_left", no_child_is_left),
-    ];
-    support::run_tests(tests, Duration::from_secs(120));
+    ]);
 }

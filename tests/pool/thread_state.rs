@@ -1,16 +1,14 @@
-//! Per-thread state (`StatefulPool`): each thread builds its value once, a body
-//! gets its own thread's value, values are dropped on their thread when it exits, and a failing
-//! initializer reaches the caller as a typed error naming the pool, without breaking the pool.
+//! Per-thread state (`StatefulPool`): each thread builds its value once, a body gets its own
+//! thread's value, values are dropped on their thread when it exits (and before a shutdown
+//! resolves), and a failing initializer reaches the caller as a typed error naming the pool.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, ThreadId};
-use std::time::Duration;
-
+use crate::support::{eventually, within};
 use async_wrap::{BlockingPool, StatefulPool};
-
-mod support;
-use support::{eventually, within};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread;
+use std::thread::ThreadId;
+use std::time::Duration;
 
 /// A stand-in for a database connection: where it was opened, and where it was closed.
 struct Conn {
@@ -29,6 +27,7 @@ impl Drop for Conn {
 }
 
 static OPENED: AtomicUsize = AtomicUsize::new(0);
+
 static CLOSED: Mutex<Vec<(ThreadId, ThreadId)>> = Mutex::new(Vec::new());
 
 fn open() -> Conn {
@@ -336,5 +335,57 @@ fn a_panicking_drop_of_a_value_on_another_thread_does_not_abort() {
         assert!(busy.join().unwrap().is_ok());
         // Reaching here means `caller`'s exit, which dropped its value, did not abort.
         EXPLODING.pool().shutdown();
+    });
+}
+
+/// State whose drop is slow and counted.
+struct SlowState;
+
+static STATE_BUILT: AtomicUsize = AtomicUsize::new(0);
+
+static STATE_DROPPED: AtomicUsize = AtomicUsize::new(0);
+
+impl Drop for SlowState {
+    fn drop(&mut self) {
+        thread::sleep(Duration::from_millis(100));
+        STATE_DROPPED.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn slow_state() -> SlowState {
+    STATE_BUILT.fetch_add(1, Ordering::SeqCst);
+    SlowState
+}
+
+static SLOW_STATES: StatefulPool<SlowState> = StatefulPool::new(
+    BlockingPool::with_max_threads(2).thread_name("slow-states"),
+    slow_state,
+);
+
+#[test]
+fn the_async_shutdown_of_a_stateful_pool_resolves_after_every_value_is_dropped() {
+    within(Duration::from_secs(20), || {
+        let barrier = Arc::new(Barrier::new(2));
+        let calls: Vec<_> = (0..2)
+            .map(|_| {
+                let barrier = barrier.clone();
+                SLOW_STATES.call(move |_state: &mut SlowState| {
+                    barrier.wait();
+                })
+            })
+            .collect();
+        for r in async_wrap::block_on(futures::future::join_all(calls)) {
+            r.unwrap();
+        }
+        assert_eq!(STATE_BUILT.load(Ordering::SeqCst), 2);
+        let report = async_wrap::block_on(SLOW_STATES.pool().shutdown_async());
+        assert!(report.is_complete(), "{report:?}");
+        assert_eq!(
+            STATE_DROPPED.load(Ordering::SeqCst),
+            2,
+            "the pool is reported drained while its thread values are still being dropped"
+        );
+        let refused = async_wrap::block_on(SLOW_STATES.call(|_: &mut SlowState| ()).checked());
+        assert!(refused.unwrap_err().to_string().contains("slow-states"));
     });
 }

@@ -1,24 +1,16 @@
-//! Blocking iterators as streams: order, delivery, early drop, panics, no pinned thread, and a
-//! consumer that is never blocked.
+//! Blocking iterators as streams (`stream_on`, `#[async_wrap]` on an iterator function): order,
+//! delivery, early drop, panics, no pinned thread, a consumer never blocked, every user value
+//! dropped on the pool, and what a stream says when its pool shuts down.
 
+use crate::support::{eventually, gate, poll_with, within};
+use async_wrap::{BlockingPool, is_cancelled, spawn_on, stream_on};
+use futures::{FutureExt, StreamExt};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Waker;
 use std::thread;
 use std::time::{Duration, Instant};
-
-use async_wrap::{BlockingPool, is_cancelled, spawn_on, stream_on};
-use futures::{FutureExt, StreamExt};
-
-mod support;
-
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        thread::sleep(Duration::from_millis(2));
-    }
-}
 
 #[test]
 fn items_arrive_in_order_each_exactly_once() {
@@ -168,7 +160,7 @@ fn is_cancelled_turns_true_inside_next_once_the_stream_is_dropped() {
 #[test]
 fn the_consumers_runtime_keeps_running_while_items_are_slow() {
     static POOL: BlockingPool = BlockingPool::with_max_threads(1);
-    let (items, ticks) = support::with_ticker(
+    let (items, ticks) = crate::support::with_ticker(
         stream_on(&POOL, 2, || {
             (0..20).inspect(|_| thread::sleep(Duration::from_millis(5)))
         })
@@ -376,28 +368,28 @@ fn noop_cx() -> std::task::Context<'static> {
     std::task::Context::from_waker(std::task::Waker::noop())
 }
 
-// Defect (streams, 19 of 500 runs before the fix): a refill the pool had finished and the
+// Before the fix (19 of 500 runs): a refill the pool had finished and the
 // stream had not collected was dropped with the stream, on the consumer's thread: the
 // iterator's `Drop` (a file, a connection) and the batch's items ran on the async runtime.
 #[test]
 fn a_dropped_stream_drops_its_uncollected_batch_on_the_pool() {
-    support::within(Duration::from_secs(30), || {
+    crate::support::within(Duration::from_secs(30), || {
         let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("uncollected"));
         let log = DropLog::default();
-        let (go, gate) = support::gate();
+        let (go, gate) = crate::support::gate();
         let source = Source::gated(&log, gate);
         let mut stream = stream_on(pool.clone(), 2, move || source);
         // The first refill starts, and waits in `next()`: the poll cannot see a result.
         assert!(stream.poll_next_unpin(&mut noop_cx()).is_pending());
         drop(go);
         // The refill ends (two items and the iterator, in the task), and nobody collects it.
-        support::eventually("the refill to finish", || {
+        crate::support::eventually("the refill to finish", || {
             let metrics = pool.metrics();
             metrics.completed == 1 && metrics.running == 0
         });
         let consumer = thread::current().id();
         drop(stream);
-        support::eventually("the batch and the iterator to be dropped", || {
+        crate::support::eventually("the batch and the iterator to be dropped", || {
             log.count("item") == 2 && log.count("iterator") == 1
         });
         assert_eq!(
@@ -420,7 +412,7 @@ fn a_dropped_stream_drops_its_uncollected_batch_on_the_pool() {
 #[test]
 fn a_stream_dropped_at_any_moment_never_drops_user_values_on_the_consumer() {
     const RUNS: usize = 500;
-    support::within(Duration::from_secs(120), || {
+    crate::support::within(Duration::from_secs(120), || {
         let pool = Arc::new(BlockingPool::with_max_threads(2).thread_name("racing"));
         let log = DropLog::default();
         let consumer = thread::current().id();
@@ -445,7 +437,7 @@ fn a_stream_dropped_at_any_moment_never_drops_user_values_on_the_consumer() {
             }
             drop(stream);
         }
-        support::eventually("every iterator made to be dropped", || {
+        crate::support::eventually("every iterator made to be dropped", || {
             let metrics = pool.metrics();
             metrics.running == 0
                 && metrics.queued == 0
@@ -469,21 +461,21 @@ fn a_stream_dropped_at_any_moment_never_drops_user_values_on_the_consumer() {
 
 #[test]
 fn a_stream_dropped_while_its_refill_runs_drops_the_iterator_and_the_items_on_the_pool() {
-    support::within(Duration::from_secs(30), || {
+    crate::support::within(Duration::from_secs(30), || {
         let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("running"));
         let log = DropLog::default();
-        let (go, gate) = support::gate();
+        let (go, gate) = crate::support::gate();
         let source = Source::gated(&log, gate);
         let mut stream = stream_on(pool.clone(), 4, move || source);
         assert!(stream.poll_next_unpin(&mut noop_cx()).is_pending());
         // One item pulled; the refill waits in the second `next()`.
         go.send(()).unwrap();
-        support::eventually("the refill to run", || pool.metrics().running == 1);
+        crate::support::eventually("the refill to run", || pool.metrics().running == 1);
         let consumer = thread::current().id();
         drop(stream);
         drop(go);
-        support::eventually("the iterator to be dropped", || log.count("iterator") == 1);
-        support::eventually("the pool to be idle", || pool.metrics().running == 0);
+        crate::support::eventually("the iterator to be dropped", || log.count("iterator") == 1);
+        crate::support::eventually("the pool to be idle", || pool.metrics().running == 0);
         assert_eq!(
             log.on(consumer),
             Vec::<&str>::new(),
@@ -495,7 +487,7 @@ fn a_stream_dropped_while_its_refill_runs_drops_the_iterator_and_the_items_on_th
 
 #[test]
 fn a_stream_dropped_while_its_refill_is_queued_drops_the_iterator_on_the_pool() {
-    support::within(Duration::from_secs(30), || {
+    crate::support::within(Duration::from_secs(30), || {
         let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("queued"));
         let (go, busy) = hold_the_only_thread(&pool);
         let log = DropLog::default();
@@ -506,7 +498,7 @@ fn a_stream_dropped_while_its_refill_is_queued_drops_the_iterator_on_the_pool() 
         drop(stream);
         drop(go);
         futures::executor::block_on(busy);
-        support::eventually("the iterator to be dropped", || log.count("iterator") == 1);
+        crate::support::eventually("the iterator to be dropped", || log.count("iterator") == 1);
         assert_eq!(
             log.on(consumer),
             Vec::<&str>::new(),
@@ -521,12 +513,12 @@ fn a_stream_dropped_while_its_refill_is_queued_drops_the_iterator_on_the_pool() 
 fn hold_the_only_thread(
     pool: &Arc<BlockingPool>,
 ) -> (std::sync::mpsc::Sender<()>, async_wrap::BlockingFuture<()>) {
-    let (go, gate) = support::gate();
+    let (go, gate) = crate::support::gate();
     let mut busy = spawn_on(pool.clone(), move || {
         let _ = gate.lock().unwrap().recv();
     });
     assert!(busy.poll_unpin(&mut noop_cx()).is_pending());
-    support::eventually("the pool's thread to be busy", || {
+    crate::support::eventually("the pool's thread to be busy", || {
         pool.metrics().running == 1
     });
     (go, busy)
@@ -536,7 +528,7 @@ fn hold_the_only_thread(
 // cannot wait: refused, it ran on the consumer's thread, making the iterator there to drop it.
 #[test]
 fn a_stream_dropped_while_its_refill_waits_for_room_drops_the_iterator_on_the_pool() {
-    support::within(Duration::from_secs(30), || {
+    crate::support::within(Duration::from_secs(30), || {
         let pool = Arc::new(
             BlockingPool::with_max_threads(1)
                 .thread_name("room")
@@ -557,7 +549,7 @@ fn a_stream_dropped_while_its_refill_waits_for_room_drops_the_iterator_on_the_po
         );
         drop(go);
         futures::executor::block_on(busy);
-        support::eventually("the iterator to be dropped", || log.count("iterator") == 1);
+        crate::support::eventually("the iterator to be dropped", || log.count("iterator") == 1);
         assert_eq!(
             log.on(consumer),
             Vec::<&str>::new(),
@@ -569,17 +561,17 @@ fn a_stream_dropped_while_its_refill_waits_for_room_drops_the_iterator_on_the_po
 
 #[test]
 fn an_idle_stream_drops_its_iterator_and_the_items_not_handed_out_on_the_pool() {
-    support::within(Duration::from_secs(30), || {
+    crate::support::within(Duration::from_secs(30), || {
         let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("idle"));
         let log = DropLog::default();
         let source = Source::new(&log);
         let mut stream = stream_on(pool.clone(), 4, move || source);
         // One item of a batch of four handed out: three wait in the stream, the iterator idle.
         futures::executor::block_on(stream.next()).unwrap().taken();
-        support::eventually("the pool to be idle", || pool.metrics().running == 0);
+        crate::support::eventually("the pool to be idle", || pool.metrics().running == 0);
         let consumer = thread::current().id();
         drop(stream);
-        support::eventually("the iterator and the items to be dropped", || {
+        crate::support::eventually("the iterator and the items to be dropped", || {
             log.count("iterator") == 1 && log.count("item") == 3
         });
         assert_eq!(
@@ -594,7 +586,7 @@ fn an_idle_stream_drops_its_iterator_and_the_items_not_handed_out_on_the_pool() 
 /// Documented: the iterator is then dropped on the thread that drops the stream.
 #[test]
 fn a_stream_whose_pool_is_shut_down_drops_its_iterator_where_it_is_dropped() {
-    support::within(Duration::from_secs(30), || {
+    crate::support::within(Duration::from_secs(30), || {
         let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("gone"));
         let log = DropLog::default();
         let source = Source::new(&log);
@@ -609,12 +601,12 @@ fn a_stream_whose_pool_is_shut_down_drops_its_iterator_where_it_is_dropped() {
 
 #[test]
 fn a_panicking_drop_of_the_iterator_or_an_item_does_not_kill_the_pool() {
-    support::within(Duration::from_secs(30), || {
+    crate::support::within(Duration::from_secs(30), || {
         let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("hostile"));
         let log = DropLog::default();
         // Idle, then finished and uncollected: the pool drops both, each `Drop` panicking.
         for uncollected in [false, true] {
-            let (go, gate) = support::gate();
+            let (go, gate) = crate::support::gate();
             let mut source = Source::gated(&log, gate);
             source.panics = true;
             let mut stream = stream_on(pool.clone(), 2, move || source);
@@ -622,7 +614,7 @@ fn a_panicking_drop_of_the_iterator_or_an_item_does_not_kill_the_pool() {
                 let done = pool.metrics().completed;
                 assert!(stream.poll_next_unpin(&mut noop_cx()).is_pending());
                 drop(go);
-                support::eventually("the refill to finish", || {
+                crate::support::eventually("the refill to finish", || {
                     pool.metrics().completed > done && pool.metrics().running == 0
                 });
             } else {
@@ -631,11 +623,86 @@ fn a_panicking_drop_of_the_iterator_or_an_item_does_not_kill_the_pool() {
             }
             drop(stream);
         }
-        support::eventually("both iterators to be dropped", || {
+        crate::support::eventually("both iterators to be dropped", || {
             log.count("iterator") == 2
         });
         // The pool's thread lives on, and runs the next call.
         assert_eq!(futures::executor::block_on(spawn_on(pool.clone(), || 7)), 7);
         assert_eq!(pool.metrics().threads, 1);
+    });
+}
+
+// Before the fix a refused prefetch panicked with a pulled item in hand (item 2 was
+// lost), and every later poll panicked "`BlockingFuture` polled after it completed".
+#[test]
+fn a_stream_whose_pool_shuts_down_delivers_every_pulled_item_then_says_why() {
+    within(Duration::from_secs(20), || {
+        let pool = Arc::new(BlockingPool::with_max_threads(2).thread_name("tail"));
+        let mut items = stream_on(pool.clone(), 4, || 0..100_u32);
+        let mut seen = Vec::new();
+        seen.push(futures::executor::block_on(items.next()).unwrap());
+        pool.shutdown();
+        let mut message = None;
+        for _ in 0..10 {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| {
+                futures::executor::block_on(items.next())
+            })) {
+                Ok(Some(item)) => {
+                    assert!(
+                        message.is_none(),
+                        "an item after the stream said why it ended"
+                    );
+                    seen.push(item);
+                }
+                Ok(None) => break,
+                Err(payload) => {
+                    assert!(message.is_none(), "the stream panicked twice");
+                    message = Some(
+                        payload
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .unwrap_or_default(),
+                    );
+                }
+            }
+        }
+        assert_eq!(seen, [0, 1, 2, 3], "every item pulled before the shutdown");
+        let message = message.expect("the stream said why it ended");
+        assert!(
+            message.contains("`tail`") && message.contains("shut down"),
+            "{message}"
+        );
+    });
+}
+
+#[test]
+fn dropping_a_stream_whose_refill_is_blocked_returns_at_once() {
+    within(Duration::from_secs(20), || {
+        let pool = Arc::new(BlockingPool::with_max_threads(1));
+        let (go, item_gate) = gate();
+        let entered = Arc::new(AtomicBool::new(false));
+        let mut items = {
+            let entered = entered.clone();
+            stream_on(pool.clone(), 4, move || {
+                (0..).inspect(move |&n| {
+                    if n == 1 {
+                        entered.store(true, Ordering::SeqCst);
+                        let _ = item_gate.lock().unwrap().recv();
+                    }
+                })
+            })
+        };
+        let first = poll_with(&mut items.next(), Waker::noop());
+        let _ = first;
+        eventually("the refill to block", || entered.load(Ordering::SeqCst));
+        let started = Instant::now();
+        drop(items);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the drop blocked"
+        );
+        go.send(()).unwrap();
+        assert_eq!(async_wrap::block_on(spawn_on(pool.clone(), || 9)), 9);
+        pool.shutdown();
     });
 }

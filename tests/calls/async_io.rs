@@ -1,16 +1,25 @@
-//! `Unblock`: blocking readers and writers as async ones, on a pool.
+//! `Unblock`: blocking readers and writers as async ones (`AsyncRead`, `AsyncWrite`), on a
+//! pool. Every byte accepted is written (through a drop, a full queue, a process exit), a refusal
+//! is an `io::Error` naming the pool, and the consumer's runtime is never blocked.
+//!
+//! Its subject sorts near the front on purpose: libtest starts tests in name order, and the
+//! longest test of the binary (a child process's exit, which waits 10 s for a stuck write) is
+//! here; started early, it runs beside the others instead of after them.
 
-use std::io::{self, Read, Write};
+use crate::support::{
+    eventually, gate, held_job, hold_the_only_thread, one_thread_pool, poll_noop, quiet_panics,
+    test_name, with_ticker, within,
+};
+use async_wrap::{BlockingPool, QueueFull, Unblock, spawn_on};
+use futures::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::io::{Read, Write};
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
-
-use async_wrap::{BlockingPool, Unblock};
-
-mod support;
-use futures::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::time::{Duration, Instant};
+use std::{io, thread};
 
 static DISK: BlockingPool = BlockingPool::with_max_threads(2).thread_name("io-test");
 
@@ -141,7 +150,7 @@ impl Read for Slow {
 
 #[test]
 fn the_consumers_runtime_keeps_running_while_reads_block() {
-    let (read, ticks) = support::with_ticker(async {
+    let (read, ticks) = crate::support::with_ticker(async {
         let mut out = Vec::new();
         Unblock::with_executor(&DISK, Slow { reads: 10 })
             .read_to_end(&mut out)
@@ -234,7 +243,7 @@ fn a_writer_dropped_unflushed_has_everything_written_and_flushed_by_the_pool() {
         let mut writer = Unblock::with_executor(&DISK, recorder.clone());
         writer.write_all(b"buffered, never flushed").await.unwrap();
     });
-    support::eventually("the bytes to be written and flushed", || {
+    crate::support::eventually("the bytes to be written and flushed", || {
         recorder.seen() == (b"buffered, never flushed".to_vec(), 1)
     });
     assert_eq!(recorder.calls_on(here), 0, "written on the dropping thread");
@@ -257,20 +266,20 @@ fn a_writer_dropped_while_its_write_runs_does_not_wait_and_the_pool_flushes_afte
     // The buffer is full: this starts a job writing "abcd" (50 ms) and accepts nothing yet.
     assert!(pinned.as_mut().poll_write(&mut cx, b"efgh").is_pending());
     drop(writer);
-    support::eventually("the write and the flush", || {
+    crate::support::eventually("the write and the flush", || {
         recorder.seen() == (b"abcd".to_vec(), 1)
     });
     assert_eq!(recorder.calls_on(here), 0, "written on the dropping thread");
 }
 
-// Defect: a writer dropped in async code while its write was stuck blocked the dropping thread
+// Before the fix: a writer dropped in async code while its write was stuck blocked the dropping thread
 // (the runtime's) until the write ended (2.9 s). Now the drop returns at once, and the pool
 // finishes the write, then flushes, after it.
 #[test]
 fn a_writer_dropped_while_its_write_is_stuck_returns_at_once_and_loses_nothing() {
-    support::within(Duration::from_secs(60), || {
+    crate::support::within(Duration::from_secs(60), || {
         let pool = Arc::new(BlockingPool::with_max_threads(2).thread_name("stuck"));
-        let (go, gate) = support::gate();
+        let (go, gate) = crate::support::gate();
         let recorder = Recorder::gated(gate);
         let mut writer = Unblock::with_executor(pool.clone(), recorder.clone()).buffer_size(4);
         let mut cx = Context::from_waker(Waker::noop());
@@ -281,7 +290,7 @@ fn a_writer_dropped_while_its_write_is_stuck_returns_at_once_and_loses_nothing()
         ));
         // The buffer is full: a job writes "abcd", and waits at the gate.
         assert!(pinned.as_mut().poll_write(&mut cx, b"efgh").is_pending());
-        support::eventually("the write to be stuck", || pool.metrics().running == 1);
+        crate::support::eventually("the write to be stuck", || pool.metrics().running == 1);
         let (returned, dropper) = drop_returns_promptly(writer);
         let stuck = recorder.seen();
         drop(go);
@@ -291,7 +300,7 @@ fn a_writer_dropped_while_its_write_is_stuck_returns_at_once_and_loses_nothing()
             (Vec::new(), 0),
             "the write was still stuck at the drop"
         );
-        support::eventually("the bytes to arrive, flushed", || {
+        crate::support::eventually("the bytes to arrive, flushed", || {
             recorder.seen() == (b"abcd".to_vec(), 1)
         });
         assert_eq!(
@@ -302,20 +311,20 @@ fn a_writer_dropped_while_its_write_is_stuck_returns_at_once_and_loses_nothing()
     });
 }
 
-// Defect: a writer dropped with buffered bytes wrote them on the dropping thread, blocking it
+// Before the fix: a writer dropped with buffered bytes wrote them on the dropping thread, blocking it
 // for as long as the inner writer took. Now the pool writes them after the drop returns.
 #[test]
 fn a_writer_dropped_with_buffered_bytes_returns_at_once_and_the_pool_writes_them() {
-    support::within(Duration::from_secs(60), || {
+    crate::support::within(Duration::from_secs(60), || {
         let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("buffered"));
-        let (go, gate) = support::gate();
+        let (go, gate) = crate::support::gate();
         let recorder = Recorder::gated(gate);
         let mut writer = Unblock::with_executor(pool.clone(), recorder.clone()).buffer_size(16);
         futures::executor::block_on(writer.write_all(b"in buffer")).unwrap();
         let (returned, dropper) = drop_returns_promptly(writer);
         drop(go);
         assert!(returned, "the drop waited for the write");
-        support::eventually("the bytes to arrive, flushed", || {
+        crate::support::eventually("the bytes to arrive, flushed", || {
             recorder.seen() == (b"in buffer".to_vec(), 1)
         });
         assert_eq!(
@@ -333,9 +342,9 @@ fn a_writer_dropped_with_buffered_bytes_returns_at_once_and_the_pool_writes_them
 #[test]
 fn writers_dropped_in_any_state_lose_no_byte() {
     const RUNS: usize = 200;
-    support::within(Duration::from_secs(120), || {
+    crate::support::within(Duration::from_secs(120), || {
         let pool = Arc::new(BlockingPool::with_max_threads(4).thread_name("many"));
-        let (go, gate) = support::gate();
+        let (go, gate) = crate::support::gate();
         let mut recorders = Vec::new();
         for run in 0..RUNS {
             let recorder = Recorder::gated(gate.clone());
@@ -356,7 +365,7 @@ fn writers_dropped_in_any_state_lose_no_byte() {
         }
         drop(go);
         for (recorder, data) in &recorders {
-            support::eventually("every writer's bytes, flushed", || {
+            crate::support::eventually("every writer's bytes, flushed", || {
                 recorder.seen() == (data.as_bytes().to_vec(), 1)
             });
         }
@@ -398,7 +407,11 @@ fn no_byte_is_lost_when_the_process_exits_right_after_the_drop() {
     for run in 0..10 {
         let path = temp_path(&format!("exit-{run}"));
         let status = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_drops_a_writer_and_exits", "--ignored"])
+            .args([
+                "--exact",
+                &test_name(module_path!(), "child_drops_a_writer_and_exits"),
+                "--ignored",
+            ])
             .env("UNBLOCK_EXIT_PATH", &path)
             .status()
             .unwrap();
@@ -416,7 +429,7 @@ fn no_byte_is_lost_when_the_process_exits_right_after_the_drop() {
 #[test]
 #[ignore = "run as a child process by the_exit_gives_up_on_a_stuck_write_after_a_bound_and_says_so"]
 fn child_exits_while_a_dropped_writer_is_stuck() {
-    let (go, gate) = support::gate();
+    let (go, gate) = crate::support::gate();
     let mut writer = Unblock::with_executor(&DISK, Recorder::gated(gate)).buffer_size(4);
     let mut cx = Context::from_waker(Waker::noop());
     let mut pinned = std::pin::Pin::new(&mut writer);
@@ -435,11 +448,14 @@ fn child_exits_while_a_dropped_writer_is_stuck() {
 /// what it gave up on.
 #[test]
 fn the_exit_gives_up_on_a_stuck_write_after_a_bound_and_says_so() {
-    let output = support::within(Duration::from_secs(60), || {
+    let output = crate::support::within(Duration::from_secs(60), || {
         std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "child_exits_while_a_dropped_writer_is_stuck",
+                &test_name(
+                    module_path!(),
+                    "child_exits_while_a_dropped_writer_is_stuck",
+                ),
                 "--ignored",
             ])
             .output()
@@ -523,11 +539,11 @@ fn assert_refused(err: &io::Error, pool: &str) {
     assert!(inner.is_shut_down());
 }
 
-// Defect: the refused read ran on the polling thread (201 ms for a 200 ms read), stalling the
+// Before the fix: the refused read ran on the polling thread (201 ms for a 200 ms read), stalling the
 // runtime; now it is an `io::Error`, and the reader is not called.
 #[test]
 fn a_read_on_a_pool_shut_down_before_first_use_is_an_io_error_and_never_runs() {
-    support::within(Duration::from_secs(20), || {
+    crate::support::within(Duration::from_secs(20), || {
         let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("closed-reads"));
         pool.shutdown();
         let probe = ReadProbe::default();
@@ -543,7 +559,7 @@ fn a_read_on_a_pool_shut_down_before_first_use_is_an_io_error_and_never_runs() {
 
 #[test]
 fn a_read_on_a_pool_shut_down_after_first_use_is_an_io_error_and_never_runs_here() {
-    support::within(Duration::from_secs(20), || {
+    crate::support::within(Duration::from_secs(20), || {
         let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("later-reads"));
         let probe = ReadProbe::default();
         let mut reader = Unblock::with_executor(pool.clone(), probe.clone());
@@ -565,11 +581,11 @@ fn a_read_on_a_pool_shut_down_after_first_use_is_an_io_error_and_never_runs_here
     });
 }
 
-// Defect: the refused write ran on the polling thread. Now the bytes a write accepted stay in
+// Before the fix: the refused write ran on the polling thread. Now the bytes a write accepted stay in
 // the buffer, and every call that would have sent them says why they were not.
 #[test]
 fn writes_on_a_shut_down_pool_return_the_error_from_write_flush_and_close() {
-    support::within(Duration::from_secs(20), || {
+    crate::support::within(Duration::from_secs(20), || {
         let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("closed-writes"));
         let recorder = Recorder::default();
         let mut writer = Unblock::with_executor(pool.clone(), recorder.clone()).buffer_size(4);
@@ -634,7 +650,7 @@ fn a_writer_dropped_on_a_shut_down_pool_reports_the_lost_bytes() {
     let output = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "child_drops_a_writer_on_a_shut_down_pool",
+            &test_name(module_path!(), "child_drops_a_writer_on_a_shut_down_pool"),
             "--ignored",
             "--nocapture",
         ])
@@ -652,4 +668,279 @@ fn a_writer_dropped_on_a_shut_down_pool_reports_the_lost_bytes() {
             && report.contains("shut down"),
         "{report}"
     );
+}
+
+/// A writer whose bytes the test can read.
+#[derive(Clone, Default)]
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// Before the fix the accepted bytes were dropped with the writer, on the dropping
+// thread, when the write job was still waiting for room.
+#[test]
+fn an_unblock_dropped_while_its_write_waits_for_room_still_writes_what_it_accepted() {
+    within(Duration::from_secs(20), || {
+        let pool = Arc::new(BlockingPool::with_max_threads(1).queue_capacity(0, QueueFull::Wait));
+        let (first, gate) = held_job(&pool);
+        let first = thread::spawn(move || futures::executor::block_on(first));
+        gate.wait();
+        let sink = Sink::default();
+        let mut writer = Unblock::with_executor(pool.clone(), sink.clone()).buffer_size(4);
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut pinned = std::pin::Pin::new(&mut writer);
+        assert!(matches!(
+            pinned.as_mut().poll_write(&mut cx, b"abcd"),
+            Poll::Ready(Ok(4))
+        ));
+        assert!(pinned.as_mut().poll_write(&mut cx, b"efgh").is_pending());
+        assert!(pinned.as_mut().poll_flush(&mut cx).is_pending());
+        drop(writer);
+        gate.wait();
+        first.join().unwrap();
+        eventually("the accepted bytes to reach the writer", || {
+            *sink.0.lock().unwrap() == b"abcd"
+        });
+        pool.shutdown();
+        assert_eq!(*sink.0.lock().unwrap(), b"abcd");
+    });
+}
+
+#[test]
+fn dropping_a_writer_whose_write_is_stuck_does_not_block_a_current_thread_runtime() {
+    struct Stuck(Arc<Mutex<mpsc::Receiver<()>>>, Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Stuck {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let _ = self.0.lock().unwrap().recv();
+            self.1.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    within(Duration::from_secs(20), || {
+        let pool = Arc::new(BlockingPool::with_max_threads(1));
+        let (go, write_gate) = gate();
+        let sink = Arc::new(Mutex::new(Vec::new()));
+        let ((), ticks) = with_ticker({
+            let (pool, sink) = (pool.clone(), sink.clone());
+            async move {
+                let mut w = Unblock::with_executor(pool, Stuck(write_gate, sink)).buffer_size(4);
+                w.write_all(b"abcd").await.unwrap(); // fills the buffer
+                let mut more = w.write(b"efgh");
+                let _ = futures::poll!(&mut more); // the write of "abcd" starts
+                drop(more);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                drop(w);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        assert!(ticks >= 5, "the runtime hardly ticked: {ticks}");
+        for _ in 0..4 {
+            let _ = go.send(());
+        }
+        drop(go);
+        eventually("the accepted bytes to reach the writer", || {
+            sink.lock().unwrap().starts_with(b"abcd")
+        });
+        pool.shutdown();
+    });
+}
+
+#[test]
+fn a_writer_whose_pool_shuts_down_keeps_its_bytes_and_says_so_on_every_call() {
+    within(Duration::from_secs(20), || {
+        let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("unblock"));
+        let sink = Arc::new(Mutex::new(Vec::new()));
+        let mut w = Unblock::with_executor(pool.clone(), Sink(sink.clone())).buffer_size(8);
+        async_wrap::block_on(async {
+            w.write_all(b"0123").await.unwrap();
+            w.flush().await.unwrap();
+            w.write_all(b"4567").await.unwrap();
+        });
+        pool.shutdown();
+        for _ in 0..3 {
+            let err = async_wrap::block_on(w.flush()).unwrap_err();
+            assert!(err.to_string().contains("unblock"), "{err}");
+        }
+        let err = async_wrap::block_on(w.write_all(b"89abcdef")).unwrap_err();
+        assert!(err.to_string().contains("unblock"), "{err}");
+        assert_eq!(&*sink.lock().unwrap(), b"0123");
+    });
+}
+
+#[test]
+fn a_writer_returning_zero_is_an_error_not_a_spin_or_a_silent_loss() {
+    struct Zero;
+    impl std::io::Write for Zero {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Ok(0)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    within(Duration::from_secs(20), || {
+        let pool = Arc::new(BlockingPool::with_max_threads(1));
+        let mut w = Unblock::with_executor(pool.clone(), Zero);
+        let result = async_wrap::block_on(async {
+            w.write_all(b"lost?").await?;
+            w.close().await
+        });
+        assert!(
+            result.is_err(),
+            "bytes a writer never took were reported written"
+        );
+        pool.shutdown();
+    });
+}
+
+#[test]
+fn writers_dropped_unflushed_on_a_full_wait_queue_lose_no_byte() {
+    within(Duration::from_secs(20), || {
+        let pool = one_thread_pool(1, QueueFull::Wait);
+        let (go, holder) = hold_the_only_thread(&pool);
+        let sinks: Vec<Arc<Mutex<Vec<u8>>>> =
+            (0..4).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
+        for (i, sink) in sinks.iter().enumerate() {
+            let mut w = Unblock::with_executor(pool.clone(), Sink(sink.clone()));
+            let payload = format!("writer {i}");
+            let mut write = w.write_all(payload.as_bytes());
+            assert!(poll_noop(&mut write).is_ready());
+            drop(write);
+            let started = Instant::now();
+            drop(w);
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "the drop blocked"
+            );
+        }
+        go.send(()).unwrap();
+        async_wrap::block_on(holder);
+        for (i, sink) in sinks.iter().enumerate() {
+            let want = format!("writer {i}");
+            eventually(&format!("writer {i}'s bytes"), || {
+                sink.lock().unwrap().as_slice() == want.as_bytes()
+            });
+        }
+        pool.shutdown();
+    });
+}
+
+#[test]
+fn a_writer_whose_inner_write_panics_returns_errors_afterwards_and_the_pool_lives() {
+    struct Panicky;
+    impl std::io::Write for Panicky {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            panic!("on purpose: a writer that panics");
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    quiet_panics();
+    within(Duration::from_secs(20), || {
+        let pool = Arc::new(BlockingPool::with_max_threads(1));
+        let mut w = Unblock::with_executor(pool.clone(), Panicky);
+        let first = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            async_wrap::block_on(async {
+                w.write_all(b"x").await?;
+                w.flush().await
+            })
+        }));
+        // The panic may resume here or come back as an error; afterwards every call is an error.
+        if let Ok(result) = first {
+            assert!(result.is_err());
+        }
+        let again = std::panic::catch_unwind(AssertUnwindSafe(|| async_wrap::block_on(w.flush())));
+        assert!(
+            matches!(again, Ok(Err(_))),
+            "a broken writer's later call did not return an error"
+        );
+        assert_eq!(async_wrap::block_on(spawn_on(pool.clone(), || 1)), 1);
+        drop(w);
+        pool.shutdown();
+    });
+}
+
+#[test]
+fn a_writer_refused_by_a_full_queue_keeps_its_bytes_and_writes_them_once_there_is_room() {
+    within(Duration::from_secs(20), || {
+        let pool = Arc::new(
+            BlockingPool::builder()
+                .max_threads(1)
+                .thread_name("full")
+                .queue_capacity(0, QueueFull::Reject)
+                .build()
+                .unwrap(),
+        );
+        let sink = Arc::new(Mutex::new(Vec::new()));
+        let mut w = Unblock::with_executor(pool.clone(), Sink(sink.clone())).buffer_size(4);
+        let (go, holder) = hold_the_only_thread(&pool);
+        assert_eq!(async_wrap::block_on(w.write(b"abcd")).unwrap(), 4);
+        for _ in 0..3 {
+            let err = async_wrap::block_on(w.write(b"efgh")).unwrap_err();
+            assert!(err.to_string().contains("full"), "{err}");
+            let inner = err
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<async_wrap::CallError>());
+            assert!(
+                inner.is_some(),
+                "the inner error is not the CallError: {err:?}"
+            );
+        }
+        go.send(()).unwrap();
+        async_wrap::block_on(holder);
+        async_wrap::block_on(async {
+            w.write_all(b"efgh").await.unwrap();
+            w.close().await.unwrap();
+        });
+        assert_eq!(
+            &*sink.lock().unwrap(),
+            b"abcdefgh",
+            "bytes lost or doubled across refusals"
+        );
+        pool.shutdown();
+    });
+}
+
+#[test]
+fn a_reader_refused_by_a_shut_down_pool_is_an_io_error_every_time_and_reads_nothing() {
+    struct Counting(Arc<AtomicUsize>);
+    impl std::io::Read for Counting {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            buf[0] = 1;
+            Ok(1)
+        }
+    }
+    within(Duration::from_secs(20), || {
+        use futures::AsyncReadExt;
+        let pool = Arc::new(BlockingPool::with_max_threads(1).thread_name("reader"));
+        let reads = Arc::new(AtomicUsize::new(0));
+        let mut r = Unblock::with_executor(pool.clone(), Counting(reads.clone()));
+        let mut one = [0_u8; 1];
+        assert_eq!(async_wrap::block_on(r.read(&mut one)).unwrap(), 1);
+        let before = reads.load(Ordering::SeqCst);
+        pool.shutdown();
+        for _ in 0..3 {
+            let err = async_wrap::block_on(r.read(&mut one)).unwrap_err();
+            assert!(err.to_string().contains("reader"), "{err}");
+        }
+        assert_eq!(
+            reads.load(Ordering::SeqCst),
+            before,
+            "a refused read ran somewhere"
+        );
+    });
 }

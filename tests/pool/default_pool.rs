@@ -1,17 +1,19 @@
-//! The default pool reads `ASYNC_WRAP_MAX_THREADS` once, on first use, and can be replaced once
-//! before it. Each case runs in a child process (this test binary, re-run on one ignored test)
-//! so that it starts with no default pool and its own environment.
+//! The default pool: it reads `ASYNC_WRAP_MAX_THREADS` once, on first use, can be replaced once
+//! before it, and refuses every form of shutdown.
 
-use std::process::Command;
-
+use crate::support::test_name;
 use async_wrap::{BlockingPool, default_pool, install_default};
+use futures::executor::block_on;
+use std::panic::AssertUnwindSafe;
+use std::process::Command;
+use std::time::Duration;
 
 /// Runs the ignored test `name` of this binary in a child with `env` set; returns its success.
 fn run_child(name: &str, env: &[(&str, &str)]) -> bool {
     let output = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            name,
+            &test_name(module_path!(), name),
             "--ignored",
             "--nocapture",
             "--test-threads=1",
@@ -74,7 +76,7 @@ fn child_installs_before_first_use() {
         "the refused pool is handed back"
     );
     assert_eq!(default_pool().max_threads(), 3);
-    let name = futures::executor::block_on(async_wrap::spawn(|| {
+    let name = block_on(async_wrap::spawn(|| {
         std::thread::current().name().map(str::to_owned)
     }));
     assert_eq!(name.as_deref(), Some("custom-1"));
@@ -83,7 +85,7 @@ fn child_installs_before_first_use() {
 #[test]
 #[ignore = "run as a child process by install_default_works_once_and_only_before_first_use"]
 fn child_installs_after_first_use() {
-    assert_eq!(futures::executor::block_on(async_wrap::spawn(|| 1)), 1);
+    assert_eq!(block_on(async_wrap::spawn(|| 1)), 1);
     assert!(install_default(BlockingPool::with_max_threads(3)).is_err());
     assert_eq!(default_pool().max_threads(), 512);
 }
@@ -95,4 +97,31 @@ fn install_default_works_once_and_only_before_first_use() {
         "child_installs_after_first_use",
         &[("ASYNC_WRAP_MAX_THREADS", "512")]
     ));
+}
+
+#[test]
+fn the_default_pool_refuses_every_form_of_shutdown_and_keeps_working() {
+    let pool = default_pool();
+    let refused = |shutdown: &dyn Fn()| std::panic::catch_unwind(AssertUnwindSafe(shutdown));
+    let refusals = [
+        refused(&|| pool.shutdown()),
+        refused(&|| drop(pool.shutdown_timeout(Duration::ZERO))),
+        refused(&|| drop(pool.shutdown_async())),
+        refused(&|| drop(pool.shutdown_timeout_async(Duration::ZERO))),
+    ];
+    for refusal in refusals {
+        let payload = refusal.expect_err("the default pool refused");
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap();
+        assert!(
+            message.starts_with("async_wrap: the default pool cannot be shut down")
+                && message.contains("a pool of its own"),
+            "{message}"
+        );
+    }
+    assert!(!pool.is_shut_down());
+    assert_eq!(block_on(async_wrap::spawn(|| 3)), 3);
 }
