@@ -6,6 +6,20 @@
 //! [`supervisor`](super::supervisor) (growth for blocked jobs), [`shutdown`](super::shutdown)
 //! and [`metrics`](super::metrics).
 //!
+//! # Its parts
+//!
+//! `Shared` is composed of parts that own their fields, each in a file of its own below this
+//! one, its methods the only way to its fields: the queue ([`queue`](super::queue)), the gate
+//! ([`gate`](super::gate)), the ready word ([`ready`](super::ready)), the waiters
+//! ([`waiters`](super::waiters): the list in `State`, its flag in `Flags`), the supervisor's
+//! state ([`supervisor_state`](super::supervisor_state): likewise), the threads' slots and
+//! handles ([`threads`](super::threads), in `State`) and the slow-call reports and watcher
+//! handle ([`slow`](super::slow)). The locked halves live in `State` and the lock-free ones in
+//! `Flags`, so that what calls read on every submission stays on its own cache lines. What is
+//! still a plain field: the settings (`config`, `name`, the hooks, `eager_threads`, written
+//! once), the condition variables, `Flags::{sleepers, threads, closed}`, and
+//! `State::{metrics, drain_wakers}`.
+//!
 //! # The hot path takes no lock
 //!
 //! A call pushes its job on a lock-free queue ([`Queue`]), and a thread that has just finished a
