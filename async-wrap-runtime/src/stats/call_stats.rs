@@ -27,7 +27,8 @@ static ENABLED: AtomicBool = AtomicBool::new(true);
 /// Turns the per-call-site statistics on or off for the whole process (they are on by
 /// default). A call counts, or not, as the switch was when it was submitted: turning it off
 /// loses no call half-counted. With statistics off the adaptive wait for short calls (see the
-/// crate docs) is off too: it decides from the run times counted here.
+/// crate docs) is off too: it decides from the run times counted here. To turn the wait off
+/// and keep the statistics, use [`set_adaptive_wait`](crate::set_adaptive_wait).
 ///
 /// ```
 /// use async_wrap::{call_statistics_enabled, set_call_statistics};
