@@ -1,12 +1,16 @@
 //! `BlockingFuture::start`: a call started before its first poll runs while the caller does
-//! other work, and a start that finds no room or a refusal loses nothing: the first poll
-//! submits the job as without `start`.
+//! other work; a start that finds no room loses nothing (the first poll submits the job as
+//! without `start`), and a refusal at the start is counted once and reported by the first poll.
 
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::support::within;
-use async_wrap::{BlockingPool, QueueFull, async_wrap, spawn_on};
+use std::sync::Arc;
+
+use crate::support::{
+    assert_balanced, hold_the_only_thread, one_thread_pool, statistics_shared, stats_of, within,
+};
+use async_wrap::{BlockingPool, QueueFull, RejectReason, async_wrap, spawn_on};
 use futures::executor::block_on;
 
 static POOL: BlockingPool = BlockingPool::with_max_threads(2).thread_name("eager");
@@ -55,35 +59,16 @@ fn starting_twice_or_after_a_poll_submits_once() {
     });
 }
 
-/// Starts a call that holds `pool`'s one thread until the returned gate is opened, and waits
-/// until it runs; the call's future comes back too, to be awaited after the gate.
-fn hold_the_only_thread(
-    pool: &'static BlockingPool,
-) -> (mpsc::Sender<()>, async_wrap::BlockingFuture<()>) {
-    let (gate, opened) = mpsc::channel::<()>();
-    let (busy, is_busy) = mpsc::channel();
-    let holder = spawn_on(pool, move || {
-        busy.send(()).unwrap();
-        opened.recv().unwrap();
-    })
-    .start();
-    is_busy.recv_timeout(Duration::from_secs(10)).unwrap();
-    (gate, holder)
-}
-
-static FULL: BlockingPool = BlockingPool::with_max_threads(1)
-    .queue_capacity(1, QueueFull::Wait)
-    .thread_name("eager-full");
-
 #[test]
 fn a_start_with_no_room_leaves_the_job_to_the_first_poll() {
     within(Duration::from_secs(30), || {
+        let full = one_thread_pool(1, QueueFull::Wait);
         // The one thread, held; then the one queue place, taken.
-        let (gate, holder) = hold_the_only_thread(&FULL);
-        let queued = spawn_on(&FULL, || 1).start();
+        let (gate, holder) = hold_the_only_thread(&full);
+        let queued = spawn_on(full.clone(), || 1).start();
         // No room for this one: it is not submitted, and not lost.
         let (ran, seen) = mpsc::channel();
-        let waiting = spawn_on(&FULL, move || {
+        let waiting = spawn_on(full.clone(), move || {
             ran.send(()).unwrap();
             3
         })
@@ -96,7 +81,46 @@ fn a_start_with_no_room_leaves_the_job_to_the_first_poll() {
             "a job that found no room at its start ran before its first poll"
         );
         assert_eq!(block_on(waiting), 3);
-        assert_eq!(FULL.metrics().rejected, 0);
+        assert_eq!(full.metrics().rejected, 0);
+    });
+}
+
+#[async_wrap(executor = pool)]
+fn refused_at_start(pool: Arc<BlockingPool>) -> u32 {
+    drop(pool);
+    7
+}
+
+#[test]
+fn a_start_refused_by_a_full_queue_is_counted_once_and_reported_at_the_first_poll() {
+    within(Duration::from_secs(30), || {
+        let _statistics = statistics_shared();
+        let full = one_thread_pool(0, QueueFull::Reject);
+        let (gate, holder) = hold_the_only_thread(&full);
+        let before = stats_of(site!("refused_at_start")).map_or(0, |s| s.refused);
+        let refused = refused_at_start(full.clone()).start();
+        assert_eq!(full.metrics().rejected, 1, "the refusal at the start");
+        // Room now: a refused job is not submitted again by the first poll.
+        gate.send(()).unwrap();
+        block_on(holder);
+        let err = block_on(refused.checked()).expect_err("refused at its start");
+        assert!(
+            matches!(err.reject_reason(), Some(RejectReason::QueueFull)),
+            "{err}"
+        );
+        assert_eq!(full.metrics().rejected, 1, "the refusal counted once");
+        let stats = stats_of(site!("refused_at_start")).expect("a counted call");
+        assert_eq!(stats.refused - before, 1, "{stats:?}");
+        assert_balanced(&stats);
+        // Refused and dropped unpolled: refused once, not cancelled.
+        let (gate, holder) = hold_the_only_thread(&full);
+        drop(refused_at_start(full.clone()).start());
+        gate.send(()).unwrap();
+        block_on(holder);
+        assert_eq!(full.metrics().rejected, 2);
+        assert_eq!(full.metrics().cancelled, 0);
+        let stats = stats_of(site!("refused_at_start")).expect("a counted call");
+        assert_eq!(stats.refused - before, 2, "{stats:?}");
     });
 }
 
@@ -115,11 +139,11 @@ fn a_start_on_a_shut_down_pool_reports_the_refusal_at_the_first_poll() {
 #[test]
 fn a_started_call_dropped_before_it_began_never_runs() {
     within(Duration::from_secs(30), || {
-        static ONE: BlockingPool = BlockingPool::with_max_threads(1).thread_name("eager-drop");
-        let (gate, holder) = hold_the_only_thread(&ONE);
+        let one = one_thread_pool(16, QueueFull::Wait);
+        let (gate, holder) = hold_the_only_thread(&one);
         let (ran, seen) = mpsc::channel();
         drop(
-            spawn_on(&ONE, move || {
+            spawn_on(one.clone(), move || {
                 ran.send(()).unwrap();
             })
             .start(),
@@ -128,8 +152,8 @@ fn a_started_call_dropped_before_it_began_never_runs() {
         block_on(holder);
         // The queued job is skipped once its turn comes: a later call on the one thread runs
         // after it.
-        block_on(spawn_on(&ONE, || ()));
+        block_on(spawn_on(one.clone(), || ()));
         assert!(seen.try_recv().is_err(), "a cancelled job ran");
-        assert_eq!(ONE.metrics().cancelled, 1);
+        assert_eq!(one.metrics().cancelled, 1);
     });
 }

@@ -2,7 +2,7 @@
 //! delivery, early drop, panics, no pinned thread, a consumer never blocked, every user value
 //! dropped on the pool, and what a stream says when its pool shuts down.
 
-use crate::support::{eventually, gate, poll_with, within};
+use crate::support::{eventually, gate, hold_the_only_thread, poll_with, within};
 use async_wrap::{BlockingPool, is_cancelled, spawn_on, stream_on};
 use futures::{FutureExt, StreamExt};
 use std::panic::AssertUnwindSafe;
@@ -506,22 +506,6 @@ fn a_stream_dropped_while_its_refill_is_queued_drops_the_iterator_on_the_pool() 
         );
         assert_eq!(log.threads(), [Some("queued-1".to_owned())]);
     });
-}
-
-/// Occupies the only thread of `pool` with a call that waits until `go` is sent or dropped;
-/// returns once that call runs.
-fn hold_the_only_thread(
-    pool: &Arc<BlockingPool>,
-) -> (std::sync::mpsc::Sender<()>, async_wrap::BlockingFuture<()>) {
-    let (go, gate) = crate::support::gate();
-    let mut busy = spawn_on(pool.clone(), move || {
-        let _ = gate.lock().unwrap().recv();
-    });
-    assert!(busy.poll_unpin(&mut noop_cx()).is_pending());
-    crate::support::eventually("the pool's thread to be busy", || {
-        pool.metrics().running == 1
-    });
-    (go, busy)
 }
 
 // Before the fix, the refill waiting for room was handed to the pool with `execute`, which

@@ -69,6 +69,9 @@ pub struct BlockingFuture<T> {
     /// How many calls this thread had submitted when the future was made: for the adaptive
     /// wait, which waits only for a future submitted before any other call made after it.
     born: u64,
+    /// Why the executor refused the job at [`start`](Self::start): the first poll reports it
+    /// (the job, refused once, is not submitted again).
+    refused: Option<RejectReason>,
 }
 
 impl<T: Send + 'static> BlockingFuture<T> {
@@ -94,6 +97,7 @@ impl<T: Send + 'static> BlockingFuture<T> {
             caller: None,
             counted: None,
             born: adaptive::submits(),
+            refused: None,
         }
     }
 }
@@ -130,9 +134,11 @@ impl<T> BlockingFuture<T> {
     ///
     /// A call is lazy like an `async fn`: code that makes a call, does other work, then awaits
     /// it runs the two one after the other unless the call is started. Where the executor has
-    /// no room now (a full queue under [`QueueFull::Wait`]) or refuses the job, nothing is
-    /// lost: the job stays with the future, and its first poll submits it (waiting for room,
-    /// or reporting the refusal) as without `start`. A started call is never waited for on
+    /// no room now (a full queue under [`QueueFull::Wait`]), nothing is lost: the job stays
+    /// with the future, and its first poll submits it (waiting for room) as without `start`.
+    /// Where the executor refuses the job, the body is dropped here, where the refusal is
+    /// learnt, and the first poll reports the refusal (counted once, in the pool's
+    /// `rejected` and the call site's `refused`). A started call is never waited for on
     /// this thread (the adaptive wait applies to calls submitted by their first poll), and a
     /// started call whose future is dropped before its job began is cancelled as usual.
     ///
@@ -183,7 +189,12 @@ impl<T> BlockingFuture<T> {
                 executor::cancel_wait(self.executor.get(), waiter);
                 self.job = Some(job);
             }
-            Err(rejected) => self.job = Some(rejected.into_job()),
+            Err(rejected) => {
+                let (job, reason) = rejected.into_parts();
+                // Dropped unrun: the call ends `refused` now, and its first poll says why.
+                drop(job);
+                self.refused = Some(reason);
+            }
         }
         self
     }
@@ -210,6 +221,10 @@ impl<T> BlockingFuture<T> {
     }
 
     fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, CallError>> {
+        if let Some(reason) = self.refused.take() {
+            self.output = None;
+            return Poll::Ready(Err(self.error(CallErrorKind::Rejected(reason))));
+        }
         if let Some(job) = self.job.take() {
             let mut wait_for = None;
             let counted = if let Some(counted) = self.counted {
@@ -374,6 +389,7 @@ impl<T> Drop for BlockingFuture<T> {
 impl<T> fmt::Debug for BlockingFuture<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match (&self.job, &self.waiter, &self.output) {
+            _ if self.refused.is_some() => "refused",
             (Some(_), None, _) => "not yet submitted",
             (Some(_), Some(_), _) => "waiting for room",
             (None, _, Some(_)) => "submitted",
