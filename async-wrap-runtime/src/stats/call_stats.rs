@@ -101,6 +101,7 @@ impl Histogram {
     fn snapshot(&self) -> Timings {
         let mut timings = Timings::empty();
         timings.add(self);
+        timings.settle();
         timings
     }
 
@@ -375,8 +376,11 @@ impl SiteStats {
             queue_wait.add(&shard.queue_wait);
             run_time.add(&shard.run_time);
         }
+        queue_wait.settle();
+        run_time.settle();
         let calls = sum(|shard| &shard.submits.calls);
         let adaptive = &self.adaptive;
+        let waits = adaptive.waits.load(Ordering::Relaxed);
         Counts {
             calls,
             in_flight: calls.saturating_sub(completed + panicked + cancelled + refused),
@@ -386,8 +390,10 @@ impl SiteStats {
             refused,
             queue_wait,
             run_time,
-            waits: adaptive.waits.load(Ordering::Relaxed),
-            waits_paid: adaptive.waits_paid.load(Ordering::Relaxed),
+            waits,
+            // Counted after `waits` and zeroed after it by a reset: a wait counted across a
+            // reset may be left paid and not made.
+            waits_paid: adaptive.waits_paid.load(Ordering::Relaxed).min(waits),
         }
     }
 
@@ -480,6 +486,38 @@ impl Timings {
         }
         self.sum_ns += histogram.sum_ns.load(Ordering::Relaxed);
         self.max_ns = self.max_ns.max(histogram.max_ns.load(Ordering::Relaxed));
+    }
+
+    /// Makes the sum and the maximum agree with the buckets. A duration is recorded as three
+    /// relaxed adds (its bucket, the sum, the maximum), read and reset one after another
+    /// without a lock: a snapshot taken meanwhile, or a reset that zeroes the sum and the
+    /// maximum between a record's adds, could leave a duration counted in its bucket and
+    /// missing from the sum or the maximum (or the other way round). Whatever the buckets
+    /// hold bounds the sum (between their lower and upper bounds) and the maximum (at least
+    /// the lower bound of the highest bucket used; zero if none is).
+    fn settle(&mut self) {
+        let (mut low, mut high) = (0_u64, 0_u64);
+        let mut highest = None;
+        for (index, &n) in self.buckets.iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            highest = Some(index);
+            low = low.saturating_add(n.saturating_mul(lower_bound(index)));
+            let upper = if index + 1 < BUCKETS {
+                lower_bound(index + 1)
+            } else {
+                u64::MAX
+            };
+            high = high.saturating_add(n.saturating_mul(upper));
+        }
+        match highest {
+            None => (self.sum_ns, self.max_ns) = (0, 0),
+            Some(index) => {
+                self.sum_ns = self.sum_ns.clamp(low, high);
+                self.max_ns = self.max_ns.max(lower_bound(index));
+            }
+        }
     }
 
     /// How many durations were recorded.
@@ -590,6 +628,36 @@ mod tests {
             skipped += 1;
         }
         skipped
+    }
+
+    #[test]
+    fn a_duration_counted_in_its_bucket_only_still_bounds_the_sum_and_the_maximum() {
+        // As a reset that zeroed the sum and the maximum between a record's adds leaves it.
+        let histogram = Histogram::new();
+        histogram.record(3_000);
+        histogram.sum_ns.store(0, Ordering::Relaxed);
+        histogram.max_ns.store(0, Ordering::Relaxed);
+        let timings = histogram.snapshot();
+        assert_eq!(timings.count(), 1);
+        let (low, high) = (lower_bound(bucket(3_000)), lower_bound(bucket(3_000) + 1));
+        assert!((low..high).contains(&timings.max_ns), "{timings:?}");
+        assert!((low..=high).contains(&timings.sum_ns), "{timings:?}");
+        assert!(timings.percentile(1.0) <= timings.max());
+        // And the other way: a sum and a maximum with no bucket count are none.
+        let histogram = Histogram::new();
+        histogram.sum_ns.store(5_000, Ordering::Relaxed);
+        histogram.max_ns.store(5_000, Ordering::Relaxed);
+        let timings = histogram.snapshot();
+        assert_eq!(
+            (timings.count(), timings.sum_ns, timings.max()),
+            (0, 0, Duration::ZERO)
+        );
+        // Consistent ones are kept as they are.
+        let histogram = Histogram::new();
+        histogram.record(3_000);
+        histogram.record(70_000);
+        let timings = histogram.snapshot();
+        assert_eq!((timings.sum_ns, timings.max_ns), (73_000, 70_000));
     }
 
     #[test]
