@@ -130,7 +130,11 @@
 //! whose recent calls were all short (14 µs or less), whose future was made after the thread's
 //! previous call was submitted (a task awaiting its calls one after another), on a
 //! [`BlockingPool`] with a thread spinning for work, the polling thread instead waits for the
-//! result for twice the recent run time plus 4 µs, then falls back to the waker. It never runs the body itself; a function with
+//! result for twice the recent run time plus 4 µs, then falls back to the waker. It waits only
+//! where that holds up no one: inside [`block_on`], and on the workers of a tokio multi-thread
+//! runtime (more than one worker); never on a current-thread runtime, whose timers and sockets
+//! would wait with it, nor under executors it cannot identify (`futures::executor::block_on`,
+//! smol, async-std). It never runs the body itself; a function with
 //! one long call is not waited for until its calls are short again (the estimate comes down
 //! half the way per call); a wait that did not pay makes that function skip the next 2, 4, ...
 //! 1,024 calls' waits; of futures made together (`join!`, `join_all`, `select!`), only the

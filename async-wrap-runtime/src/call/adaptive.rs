@@ -25,6 +25,10 @@
 //!   thread longer than a hold allows (see "Giving the thread back");
 //! - the site is not backing off: a wait that did not pay (the result did not come in time)
 //!   makes the site skip the next 2, 4, 8 ... 1,024 calls' waits; one that paid resets it;
+//! - the polling thread has no neighbours that a wait would hold up: it runs
+//!   [`block_on`](crate::block_on) (one future, nothing else to poll), or it is a worker of a
+//!   tokio multi-thread runtime with more than one worker, whose other workers serve the
+//!   runtime's tasks, timers and sockets meanwhile (see "Where the wait applies");
 //! - the wait is on ([`set_adaptive_wait`], on by default).
 //!
 //! The wait lasts at most twice the recent run time plus [`HAND_OFF`], and never ends more than
@@ -59,8 +63,28 @@
 //! most calls per second; giving back more often (every 4, 2 or every other call) did worse
 //! (2.2–3.9×): each give-back costs the loop a park and a wake, and the neighbours gain nothing.
 //! Two later runs put it at 1.4–5.2× (with the ticker at par): on two vCPUs the loop, the pool's
-//! spinning thread and the echo client compete for the cores. `set_adaptive_wait(false)` is the
-//! remedy there (0.76–1.17×); see the README's "Neighbours".
+//! spinning thread and the echo client compete for the cores (with the wait off: 0.76–1.17×).
+//! So the wait no longer applies on a current-thread runtime at all (see below).
+//!
+//! # Where the wait applies
+//!
+//! A wait holds the polling thread, and on a runtime whose only thread it is, everything the
+//! runtime does waits with it. Measured with `compare --only neighbours` on two vCPUs: beside a
+//! task looping on short calls on a current-thread runtime, an echo server's p99 round trip was
+//! 1.4–5.2× that with the wait off, however the waits were bounded, while on a multi-thread
+//! runtime it was at par (0.86–1.07×). So the wait applies only where it is known to hold up
+//! no one:
+//!
+//! - inside [`block_on`](crate::block_on), which polls one future and parks otherwise;
+//! - on a worker of a tokio multi-thread runtime with more than one worker: with the `tokio`
+//!   feature, as the runtime's handle says; without it, a thread named as tokio names its
+//!   workers (`tokio-rt-worker`, `tokio-runtime-worker` in older versions; tokio's blocking
+//!   threads are named so too, and waiting holds up no one there either).
+//!
+//! Everywhere else (a current-thread runtime, `futures::executor::block_on`, smol, async-std,
+//! a multi-thread runtime whose workers were renamed without the `tokio` feature) every call
+//! that does not finish at once returns `Pending`, as with the wait off: the crate cannot tell
+//! those threads' neighbours apart, and the neighbours come first.
 //!
 //! [`set_call_statistics`]: crate::set_call_statistics
 //! [`BlockingPool`]: crate::BlockingPool
@@ -98,9 +122,12 @@ static ENABLED: AtomicBool = AtomicBool::new(true);
 /// With the wait on, a call to a function whose recent runs were all short (14 µs or less),
 /// awaited on its own by a task that awaits its calls one after another, may wait a few
 /// microseconds on the polling thread for its result instead of letting the runtime park the
-/// thread and wake it again: a round trip of about 1 µs instead of 5–25 µs. The wait never runs
-/// the body on the polling thread, and it gives the thread back to the runtime at least every
-/// 32 µs or 8 calls, so that the runtime's timers, sockets and other tasks are not held up.
+/// thread and wake it again: a round trip of about 1 µs instead of 5–25 µs. It applies only
+/// where the wait holds up no one: inside [`block_on`](crate::block_on), and on the workers of
+/// a tokio multi-thread runtime with more than one worker; never on a current-thread runtime.
+/// The wait never runs the body on the polling thread, and it gives the thread back to the
+/// runtime at least every 32 µs or 8 calls, so that the runtime's timers, sockets and other
+/// tasks are not held up.
 /// Turn it off to have every call that does not finish at once return `Pending` (as
 /// `tokio::task::spawn_blocking` does), for example to compare the two. The wait needs the
 /// call statistics ([`set_call_statistics`](crate::set_call_statistics)), which tell which
@@ -131,9 +158,57 @@ thread_local! {
     static SUBMITS: Cell<u64> = const { Cell::new(0) };
     /// The waker of the last call submitted on this thread.
     static LAST_WAKER: Cell<Identity> = const { Cell::new((std::ptr::null(), std::ptr::null())) };
+    /// How many [`block_on`](crate::block_on)s this thread is inside (they nest).
+    static IN_BLOCK_ON: Cell<u32> = const { Cell::new(0) };
+    /// Whether this thread is named as tokio names a multi-thread runtime's workers: `None`
+    /// until looked up (a thread's name never changes).
+    static TOKIO_WORKER_NAME: Cell<Option<bool>> = const { Cell::new(None) };
     /// When this thread began waiting for results with none of its calls returning `Pending`
     /// since, and how many it has waited for: `None` after a `Pending`.
     static WAITING_SINCE: Cell<Option<(Instant, u32)>> = const { Cell::new(None) };
+}
+
+/// Marks the current thread as inside [`block_on`](crate::block_on) until the guard is
+/// dropped (on unwinding too).
+pub(crate) fn in_block_on() -> InBlockOn {
+    IN_BLOCK_ON.with(|depth| depth.set(depth.get() + 1));
+    InBlockOn(())
+}
+
+/// The mark of [`in_block_on`]: taken off when dropped.
+pub(crate) struct InBlockOn(());
+
+impl Drop for InBlockOn {
+    fn drop(&mut self) {
+        IN_BLOCK_ON.with(|depth| {
+            debug_assert!(depth.get() > 0, "a block_on mark taken off twice");
+            depth.set(depth.get() - 1);
+        });
+    }
+}
+
+/// Whether a wait on this thread holds up no one (see "Where the wait applies").
+fn holds_up_no_one() -> bool {
+    if IN_BLOCK_ON.with(Cell::get) > 0 {
+        return true;
+    }
+    #[cfg(feature = "tokio")]
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        return matches!(
+            handle.runtime_flavor(),
+            tokio::runtime::RuntimeFlavor::MultiThread
+        ) && handle.metrics().num_workers() > 1;
+    }
+    TOKIO_WORKER_NAME.with(|named| {
+        named.get().unwrap_or_else(|| {
+            let is = matches!(
+                std::thread::current().name(),
+                Some("tokio-rt-worker" | "tokio-runtime-worker")
+            );
+            named.set(Some(is));
+            is
+        })
+    })
 }
 
 /// What a new future remembers: how many calls this thread had submitted when it was made.
@@ -196,6 +271,9 @@ pub(crate) fn budget(site: &'static CallSite, executor: &dyn Executor) -> Option
         return None;
     }
     if crate::executor::blocking_pool(executor)?.idle_thread() != Some(true) {
+        return None;
+    }
+    if !holds_up_no_one() {
         return None;
     }
     let budget = HAND_OFF + recent * 2;

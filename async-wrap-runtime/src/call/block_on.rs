@@ -17,6 +17,11 @@ use crate::sync::{AtomicBool, Ordering};
 ///
 /// Do not call it on an async runtime's thread: it blocks that thread like any blocking call.
 ///
+/// A short call awaited here may be waited for on this thread for a few microseconds rather
+/// than parking it (the adaptive wait: see [`set_adaptive_wait`](crate::set_adaptive_wait)):
+/// `futures::executor::block_on`, which the crate cannot tell from a runtime with other tasks,
+/// parks at every call.
+///
 /// ```
 /// use async_wrap::{block_on, spawn_on, BlockingPool};
 ///
@@ -27,6 +32,8 @@ use crate::sync::{AtomicBool, Ordering};
 /// assert_eq!(block_on(outer), 21);
 /// ```
 pub fn block_on<F: Future>(future: F) -> F::Output {
+    // Nothing else runs on this thread meanwhile: short calls may be waited for here.
+    let _alone = super::adaptive::in_block_on();
     let mut future = pin!(future);
     let signal = Arc::new(Signal {
         thread: thread::current(),

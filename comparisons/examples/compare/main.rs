@@ -278,13 +278,15 @@ fn sequential_in_tokio<S: System>(
     rig.harness.block_on(task).expect("the harness task ran")
 }
 
-/// The same, under `futures::executor::block_on` on this thread.
+/// The same, under `async_wrap::block_on` on this thread (where the adaptive wait applies;
+/// under `futures::executor::block_on`, which it cannot tell from a runtime with other tasks,
+/// it does not).
 fn sequential_block_on<S: System>(system: &S, slot: usize, calls: usize) -> Vec<Duration> {
     prepare(system);
     let mut samples = Vec::with_capacity(calls);
     for _ in 0..calls {
         let start = Instant::now();
-        futures::executor::block_on(system.call(move || note_thread(slot)));
+        async_wrap::block_on(system.call(move || note_thread(slot)));
         samples.push(start.elapsed());
     }
     samples
@@ -443,7 +445,7 @@ fn latency_rows(rig: &Rig, scale: usize) {
             0,
         ),
         (
-            "Sequential round trip, under futures::executor::block_on",
+            "Sequential round trip, under async_wrap::block_on",
             block_on,
             1,
         ),
