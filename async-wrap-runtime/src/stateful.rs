@@ -17,8 +17,17 @@ use crate::stats::call_site::CallSite;
 /// their whole life, and drop it on that thread when they exit (after `keep_alive` idle, or at
 /// shutdown). A body run by [`call`](StatefulPool::call) gets its thread's value as `&mut S`.
 ///
-/// Constructible in a `static`, like the pool it wraps. With `max_threads(2)`, a service opens
-/// two database connections, whatever the number of calls in flight.
+/// Constructible in a `static`, like the pool it wraps ([`new`](StatefulPool::new),
+/// [`fallible`](StatefulPool::fallible), with a function), or at run time with an initializer
+/// that captures what only then is known, kept in a `static` `LazyLock` or `OnceLock`
+/// ([`with_init`](StatefulPool::with_init), [`with_fallible_init`](StatefulPool::with_fallible_init)).
+/// With `max_threads(2)`, a service opens two database connections, whatever the number of
+/// calls in flight.
+///
+/// A value lives as long as its thread: a thread idle for the pool's `keep_alive` exits and
+/// drops it (a connection is closed, and the next thread opens a new one). To keep some open
+/// while the service is idle, give the pool [`min_threads`](BlockingPool::min_threads): that
+/// many threads, and so that many values, stay.
 ///
 /// # When `init` fails
 ///
@@ -67,25 +76,20 @@ pub struct StatefulPool<S: 'static, E: 'static = std::convert::Infallible> {
     init: Init<S, E>,
 }
 
-/// How a thread builds its value.
+/// How a thread builds its value: a function (for a `static`), or a closure built at run time
+/// (capturing a path from the command line, say).
 enum Init<S, E> {
     Infallible(fn() -> S),
     Fallible(fn() -> Result<S, E>),
+    Captured(Box<dyn Fn() -> Result<S, E> + Send + Sync>),
 }
-
-impl<S, E> Clone for Init<S, E> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<S, E> Copy for Init<S, E> {}
 
 impl<S, E> Init<S, E> {
-    fn build(self) -> Result<S, E> {
+    fn build(&self) -> Result<S, E> {
         match self {
             Init::Infallible(init) => Ok(init()),
             Init::Fallible(init) => init(),
+            Init::Captured(init) => init(),
         }
     }
 }
@@ -110,6 +114,34 @@ impl<S: 'static> StatefulPool<S> {
             init: Init::Infallible(init),
         }
     }
+
+    /// A pool whose threads each build their value with `init`, a closure that may capture
+    /// what is known only at run time (a database path from the command line). A call needs
+    /// the pool for `'static`: keep it in a `static` `LazyLock` or `OnceLock` (or leak it).
+    /// For an initializer that can fail, use [`with_fallible_init`](StatefulPool::with_fallible_init).
+    ///
+    /// ```
+    /// use std::sync::OnceLock;
+    /// use async_wrap::{BlockingPool, StatefulPool};
+    ///
+    /// static LOG: OnceLock<StatefulPool<Vec<String>>> = OnceLock::new();
+    ///
+    /// let prefix = std::env::args().count().to_string(); // known only at run time
+    /// let pool = LOG.get_or_init(|| {
+    ///     StatefulPool::with_init(BlockingPool::with_max_threads(1), move || vec![prefix.clone()])
+    /// });
+    /// let lines = futures::executor::block_on(pool.call(|log: &mut Vec<String>| {
+    ///     log.push("opened".to_owned());
+    ///     log.len()
+    /// }));
+    /// assert_eq!(lines.unwrap(), 2);
+    /// ```
+    pub fn with_init(pool: BlockingPool, init: impl Fn() -> S + Send + Sync + 'static) -> Self {
+        StatefulPool {
+            pool,
+            init: Init::Captured(Box::new(move || Ok(init()))),
+        }
+    }
 }
 
 impl<S: 'static, E: fmt::Display + 'static> StatefulPool<S, E> {
@@ -131,6 +163,36 @@ impl<S: 'static, E: fmt::Display + 'static> StatefulPool<S, E> {
         StatefulPool {
             pool,
             init: Init::Fallible(init),
+        }
+    }
+
+    /// A pool whose threads each build their value with `init`, a closure built at run time
+    /// that may fail: [`with_init`](StatefulPool::with_init) with the failures of
+    /// [`fallible`](StatefulPool::fallible).
+    ///
+    /// ```
+    /// use std::path::PathBuf;
+    /// use std::sync::LazyLock;
+    /// use async_wrap::{BlockingPool, StatefulPool};
+    ///
+    /// // A path from the environment, read once, when the pool is first used.
+    /// static FILES: LazyLock<StatefulPool<std::fs::File, std::io::Error>> = LazyLock::new(|| {
+    ///     let path = PathBuf::from(std::env::var_os("NO_SUCH_VAR").unwrap_or("/no/such/file".into()));
+    ///     StatefulPool::with_fallible_init(
+    ///         BlockingPool::with_max_threads(1).thread_name("files"),
+    ///         move || std::fs::File::open(&path),
+    ///     )
+    /// });
+    /// let err = futures::executor::block_on(FILES.call(|file| file.metadata().is_ok())).unwrap_err();
+    /// assert_eq!(err.pool(), "files");
+    /// ```
+    pub fn with_fallible_init(
+        pool: BlockingPool,
+        init: impl Fn() -> Result<S, E> + Send + Sync + 'static,
+    ) -> Self {
+        StatefulPool {
+            pool,
+            init: Init::Captured(Box::new(init)),
         }
     }
 
@@ -188,7 +250,7 @@ impl<S: 'static, E: fmt::Display + 'static> StatefulPool<S, E> {
         F: FnOnce(&mut S) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (key, init) = (self.key(), self.init);
+        let (key, init) = (self.key(), &self.init);
         let pool_name = self.pool.name().map(str::to_owned);
         BlockingFuture::new(ExecutorRef::fixed(&self.pool), site, move || {
             with_state(key, init, body).map_err(|message| StateError {
@@ -238,7 +300,7 @@ enum Taken {
 /// Runs `body` with this thread's value for the pool `key`, built with `init` if there is none.
 fn with_state<S: 'static, E: fmt::Display, T>(
     key: usize,
-    init: Init<S, E>,
+    init: &Init<S, E>,
     body: impl FnOnce(&mut S) -> T,
 ) -> Result<T, String> {
     let (held, taken) = STATES.with(|states| {
@@ -262,7 +324,7 @@ fn with_state<S: 'static, E: fmt::Display, T>(
         Some(Ok(state)) => Ok(state),
         // A value of another type under this key cannot be: the key is the pool, whose `S`
         // is fixed. Built anew if it ever were.
-        Some(Err(_)) | None => match panic::catch_unwind(move || init.build()) {
+        Some(Err(_)) | None => match panic::catch_unwind(AssertUnwindSafe(|| init.build())) {
             Ok(Ok(state)) => Ok(Box::new(state)),
             Ok(Err(err)) => Err(err.to_string()),
             Err(payload) => {

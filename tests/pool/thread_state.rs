@@ -389,3 +389,75 @@ fn the_async_shutdown_of_a_stateful_pool_resolves_after_every_value_is_dropped()
         assert!(refused.unwrap_err().to_string().contains("slow-states"));
     });
 }
+
+/// What the run-time pool's threads build from: set before its first use, as a path read from
+/// the command line would be.
+static DATABASE_PATH: Mutex<Option<String>> = Mutex::new(None);
+
+/// A pool built at run time, in a `LazyLock`: its initializer captures a value read when the
+/// pool is first used, and fails while that value is missing.
+static RUNTIME_BUILT: std::sync::LazyLock<StatefulPool<String, String>> =
+    std::sync::LazyLock::new(|| {
+        let path = DATABASE_PATH.lock().unwrap().clone();
+        let opened = Arc::new(AtomicUsize::new(0));
+        StatefulPool::with_fallible_init(
+            BlockingPool::with_max_threads(1).thread_name("runtime-built"),
+            move || {
+                let n = opened.fetch_add(1, Ordering::SeqCst);
+                match &path {
+                    Some(path) if n > 0 => Ok(format!("{path} (open {n})")),
+                    Some(_) => Err("the first open fails".to_owned()),
+                    None => Err("no path".to_owned()),
+                }
+            },
+        )
+    });
+
+#[async_wrap::async_wrap(executor = RUNTIME_BUILT, state)]
+fn connection_name(connection: &mut String) -> String {
+    connection.clone()
+}
+
+#[test]
+fn a_pool_built_at_run_time_captures_its_initializer_and_works_with_the_attribute() {
+    within(Duration::from_secs(30), || {
+        *DATABASE_PATH.lock().unwrap() = Some("/tmp/db.sqlite".to_owned());
+        futures::executor::block_on(async {
+            let err = connection_name().await.unwrap_err();
+            assert_eq!(err.pool(), "runtime-built");
+            assert_eq!(err.message(), "the first open fails");
+            // Tried again, and kept: the same value for the next calls.
+            assert_eq!(connection_name().await.unwrap(), "/tmp/db.sqlite (open 1)");
+            assert_eq!(connection_name().await.unwrap(), "/tmp/db.sqlite (open 1)");
+            let direct = RUNTIME_BUILT.call(|connection: &mut String| connection.len());
+            assert_eq!(direct.await.unwrap(), "/tmp/db.sqlite (open 1)".len());
+        });
+    });
+}
+
+#[test]
+fn an_infallible_initializer_built_at_run_time_runs_once_per_thread() {
+    within(Duration::from_secs(30), || {
+        let base = thread::current().name().map(str::len).unwrap_or_default();
+        let built = Arc::new(AtomicUsize::new(0));
+        let counting = built.clone();
+        let pool: &'static StatefulPool<Vec<usize>> = Box::leak(Box::new(StatefulPool::with_init(
+            BlockingPool::with_max_threads(1),
+            move || {
+                counting.fetch_add(1, Ordering::SeqCst);
+                vec![base]
+            },
+        )));
+        futures::executor::block_on(async {
+            for n in 1..=3 {
+                let len = pool.call(move |seen: &mut Vec<usize>| {
+                    seen.push(n);
+                    seen.len()
+                });
+                assert_eq!(len.await.unwrap(), n + 1);
+            }
+        });
+        assert_eq!(built.load(Ordering::SeqCst), 1);
+        pool.pool().shutdown();
+    });
+}
