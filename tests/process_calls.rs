@@ -662,12 +662,35 @@ fn no_child_is_left() {
     assert_eq!(children(), Vec::new(), "every worker was reaped");
 }
 
+/// A pool built at run time: its settings read when it is first used.
+static LAZY_PROCS: std::sync::LazyLock<ProcessPool> = std::sync::LazyLock::new(|| {
+    let workers = std::env::var("NO_SUCH_SETTING").map_or(1, |v| v.parse().unwrap_or(1));
+    ProcessPool::with_max_workers(workers).name("lazy-procs")
+});
+
+#[async_wrap(executor = LAZY_PROCS, process)]
+fn doubled_elsewhere(n: u64) -> (u64, u32) {
+    (n * 2, std::process::id())
+}
+
+fn a_lazy_lock_pool_runs_calls_in_its_workers() {
+    let (doubled, worker) = block_on(doubled_elsewhere(21)).expect("the call ran");
+    assert_eq!(doubled, 42);
+    assert_ne!(worker, std::process::id(), "it ran in a worker process");
+    assert_eq!(LAZY_PROCS.metrics().completed, 1);
+    LAZY_PROCS.shutdown();
+}
+
 fn main() {
     async_wrap::process::init();
     support::run_test_groups(&[
         (
             &[
                 ("results_come_back", results_come_back),
+                (
+                    "a_lazy_lock_pool_runs_calls_in_its_workers",
+                    a_lazy_lock_pool_runs_calls_in_its_workers,
+                ),
                 ("any_runtime", any_runtime),
                 (
                     "panics_resume_with_message_and_location",

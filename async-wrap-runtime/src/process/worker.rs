@@ -93,6 +93,30 @@ pub(crate) fn fingerprint() -> u64 {
 /// (and the copy of the program that started is killed). A worker's `init` removes
 /// [`WORKER_ENV`] from its environment: a program its bodies start is not a worker.
 ///
+/// # With `#[tokio::main]`
+///
+/// The attribute builds the runtime before the first line of the body runs, so a worker would
+/// start a runtime (and its threads) only to serve calls. Call `init` from a plain `main` and
+/// build the runtime after it:
+///
+/// ```no_run
+/// fn main() {
+///     async_wrap::process::init(); // first: a worker never gets past this line
+///     tokio::runtime::Runtime::new().unwrap().block_on(async {
+///         // ... the program ...
+///     });
+/// }
+/// ```
+///
+/// `#[tokio::main] async fn main() { async_wrap::process::init(); ... }` works too (the worker
+/// serves calls on the runtime's thread, beside idle workers), at that cost.
+///
+/// # Pools built at run time
+///
+/// A pool may live in a `static` `LazyLock` (its settings read from the command line or the
+/// environment when first used): `#[async_wrap(executor = LAZY, process)]` takes it as it takes
+/// a plain `static`. The worker needs no settings: it serves whatever its pool sends.
+///
 /// # Test binaries
 ///
 /// libtest's `main` does not call `init`. Give the tests that use a process pool a test target
