@@ -1609,6 +1609,10 @@ fn a_program_that_is_not_a_worker_fails_the_call() {
         "{err}"
     );
     assert!(err.to_string().contains("init()"), "{err}");
+    assert!(
+        err.to_string().contains("harness = false"),
+        "the hint for test targets: {err}"
+    );
     let err = block_on(on_cat()).expect_err("cat never greets");
     assert!(
         matches!(err.kind(), ProcessErrorKind::NotAWorker(why) if why.contains("did not greet")),

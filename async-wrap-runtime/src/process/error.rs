@@ -156,7 +156,8 @@ impl fmt::Display for ProcessError {
             ProcessErrorKind::NotAWorker(why) => write!(
                 f,
                 "the program it started is not a worker ({why}): call \
-                 `async_wrap::process::init()` first in `main`"
+                 `async_wrap::process::init()` first in `main` (in tests: a test target with \
+                 `harness = false` whose `main` calls it)"
             ),
             ProcessErrorKind::OtherBuild => write!(
                 f,
