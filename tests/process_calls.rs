@@ -681,12 +681,55 @@ fn a_lazy_lock_pool_runs_calls_in_its_workers() {
     LAZY_PROCS.shutdown();
 }
 
+static LENIENT: ProcessPool = ProcessPool::with_max_workers(1)
+    .name("lenient")
+    .panics_as_errors();
+
+#[async_wrap(executor = LENIENT, process)]
+fn panics_into_an_error(input: String) -> usize {
+    assert!(input.is_ascii(), "not ascii: {input}");
+    input.len()
+}
+
+fn a_pool_with_panics_as_errors_returns_the_panic_as_an_error() {
+    assert_eq!(block_on(panics_into_an_error("abc".into())).unwrap(), 3);
+    let err = block_on(panics_into_an_error("é".into())).expect_err("the body panicked");
+    let ProcessErrorKind::Panicked {
+        message,
+        location,
+        pid,
+    } = err.kind()
+    else {
+        panic!("not a Panicked error: {err:?}");
+    };
+    assert_eq!(message, "not ascii: é");
+    assert!(
+        location.starts_with("tests/process_calls.rs:"),
+        "{location}"
+    );
+    assert_ne!(*pid, std::process::id());
+    assert!(
+        err.to_string().contains("panicked in worker process"),
+        "{err}"
+    );
+    // The worker survives its body's panic: the next call runs in the same process.
+    assert_eq!(block_on(panics_into_an_error("de".into())).unwrap(), 2);
+    let metrics = LENIENT.metrics();
+    assert_eq!((metrics.completed, metrics.panicked), (2, 1), "{metrics:?}");
+    assert_eq!(metrics.workers_started, 1, "{metrics:?}");
+    LENIENT.shutdown();
+}
+
 fn main() {
     async_wrap::process::init();
     support::run_test_groups(&[
         (
             &[
                 ("results_come_back", results_come_back),
+                (
+                    "a_pool_with_panics_as_errors_returns_the_panic_as_an_error",
+                    a_pool_with_panics_as_errors_returns_the_panic_as_an_error,
+                ),
                 (
                     "a_lazy_lock_pool_runs_calls_in_its_workers",
                     a_lazy_lock_pool_runs_calls_in_its_workers,

@@ -279,6 +279,13 @@ impl<T> ProcessFuture<T> {
             },
             Some(Tag::Panicked) => {
                 let (message, location) = wire::text_pair(rest).unwrap_or_default();
+                if self.pool.has_panics_as_errors() {
+                    return Err(self.error(ProcessErrorKind::Panicked {
+                        message: message.to_owned(),
+                        location: location.to_owned(),
+                        pid: reply.pid,
+                    }));
+                }
                 panic::resume_unwind(Box::new(format!(
                     "{message} (at {location}, in worker process {} of pool `{}`)",
                     reply.pid,

@@ -61,6 +61,17 @@ pub enum ProcessErrorKind {
     /// The worker has no function of this key (another build of the program, or a function
     /// registered only in the pool's process).
     UnknownFunction(String),
+    /// The body panicked, on a pool made with
+    /// [`panics_as_errors`](super::ProcessPool::panics_as_errors) (else the panic is resumed
+    /// in the caller).
+    Panicked {
+        /// The panic's message.
+        message: String,
+        /// Where it panicked: `file:line:column`.
+        location: String,
+        /// The worker's process id.
+        pid: u32,
+    },
     /// The arguments or the result could not be encoded or decoded: the serializer's message.
     Serialization(String),
     /// The pipe to the worker failed: the message says how.
@@ -166,6 +177,14 @@ impl fmt::Display for ProcessError {
             ProcessErrorKind::UnknownFunction(key) => write!(
                 f,
                 "the worker process has no function `{key}` (another build of the program?)"
+            ),
+            ProcessErrorKind::Panicked {
+                message,
+                location,
+                pid,
+            } => write!(
+                f,
+                "it panicked in worker process {pid}: {message} (at {location})"
             ),
             ProcessErrorKind::Serialization(why) => {
                 write!(f, "its arguments or result cannot be serialized: {why}")

@@ -147,7 +147,7 @@ use shared::Shared;
 /// | end | the process call |
 /// |---|---|
 /// | `completed` | its body returned a value (even if the caller then fails to decode it) |
-/// | `panicked` | it reached a worker and no value came back: the body panicked, or the worker crashed ([`Crashed`](ProcessErrorKind::Crashed)), was killed at the deadline ([`DeadlineExceeded`](ProcessErrorKind::DeadlineExceeded)), at the drop of the future or at a shutdown's deadline ([`ShutDown`](ProcessErrorKind::ShutDown)), its pipe failed ([`Io`](ProcessErrorKind::Io)), or it could not find the function or decode the arguments or encode the result ([`UnknownFunction`](ProcessErrorKind::UnknownFunction), [`Serialization`](ProcessErrorKind::Serialization)) |
+/// | `panicked` | it reached a worker and no value came back: the body panicked (resumed, or [`Panicked`](ProcessErrorKind::Panicked) under [`panics_as_errors`](ProcessPool::panics_as_errors)), or the worker crashed ([`Crashed`](ProcessErrorKind::Crashed)), was killed at the deadline ([`DeadlineExceeded`](ProcessErrorKind::DeadlineExceeded)), at the drop of the future or at a shutdown's deadline ([`ShutDown`](ProcessErrorKind::ShutDown)), its pipe failed ([`Io`](ProcessErrorKind::Io)), or it could not find the function or decode the arguments or encode the result ([`UnknownFunction`](ProcessErrorKind::UnknownFunction), [`Serialization`](ProcessErrorKind::Serialization)) |
 /// | `cancelled` | its future was dropped before it reached a worker (queued, or while its worker started) |
 /// | `refused` | it never reached a worker otherwise: the pool was shut down, or no driver thread or worker could be started ([`Start`](ProcessErrorKind::Start), [`NotAWorker`](ProcessErrorKind::NotAWorker), [`OtherBuild`](ProcessErrorKind::OtherBuild)) |
 ///
@@ -183,6 +183,8 @@ pub(crate) struct Config {
     kill_grace: Duration,
     start_timeout: Duration,
     name: Option<&'static str>,
+    /// A body's panic is an `Err(Panicked)` rather than resumed in the caller.
+    panics_as_errors: bool,
     /// The program to start, for tests of a program that is not a worker.
     program: Option<&'static str>,
 }
@@ -284,6 +286,7 @@ impl ProcessPool {
                 kill_grace: Duration::from_millis(100),
                 start_timeout: Duration::from_secs(10),
                 name: None,
+                panics_as_errors: false,
                 program: None,
             },
             shared: OnceLock::new(),
@@ -394,6 +397,26 @@ impl ProcessPool {
         );
         self.config.name = Some(name);
         self
+    }
+
+    /// Makes a body's panic an error, [`ProcessErrorKind::Panicked`] with its message and
+    /// location, instead of resuming it in the caller (the default, as with threads): for a
+    /// program that runs untrusted input through its workers and treats any failure there as
+    /// that input's.
+    ///
+    /// ```
+    /// # use async_wrap::process::ProcessPool;
+    /// static PARSERS: ProcessPool = ProcessPool::with_max_workers(2).panics_as_errors();
+    /// ```
+    #[must_use = "the builder methods return the configured pool"]
+    pub const fn panics_as_errors(mut self) -> Self {
+        self.config.panics_as_errors = true;
+        self
+    }
+
+    /// Whether a body's panic is an error ([`panics_as_errors`](Self::panics_as_errors)).
+    pub(crate) const fn has_panics_as_errors(&self) -> bool {
+        self.config.panics_as_errors
     }
 
     /// Starts `program` as the workers instead of this program: only for checking what a
