@@ -281,8 +281,8 @@ impl<T> ProcessFuture<T> {
                 let (message, location) = wire::text_pair(rest).unwrap_or_default();
                 if self.pool.has_panics_as_errors() {
                     return Err(self.error(ProcessErrorKind::Panicked {
-                        message: message.to_owned(),
-                        location: location.to_owned(),
+                        message,
+                        location,
                         pid: reply.pid,
                     }));
                 }

@@ -100,6 +100,10 @@ pub(crate) fn fingerprint() -> u64 {
 /// build the runtime after it:
 ///
 /// ```no_run
+/// use async_wrap::process::ProcessPool;
+///
+/// static SANDBOX: ProcessPool = ProcessPool::with_max_workers(2);
+///
 /// fn main() {
 ///     async_wrap::process::init(); // first: a worker never gets past this line
 ///     tokio::runtime::Runtime::new().unwrap().block_on(async {
