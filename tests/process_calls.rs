@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use async_wrap::async_wrap;
-use async_wrap::process::{ProcessErrorKind, ProcessPool};
+use async_wrap::process::{ProcessErrorKind, ProcessPool, WorkerStderr};
 use futures::executor::block_on;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -683,7 +683,8 @@ fn a_lazy_lock_pool_runs_calls_in_its_workers() {
 
 static LENIENT: ProcessPool = ProcessPool::with_max_workers(1)
     .name("lenient")
-    .panics_as_errors();
+    .panics_as_errors()
+    .worker_stderr(WorkerStderr::Null);
 
 #[async_wrap(executor = LENIENT, process)]
 fn panics_into_an_error(input: String) -> usize {
@@ -720,6 +721,49 @@ fn a_pool_with_panics_as_errors_returns_the_panic_as_an_error() {
     LENIENT.shutdown();
 }
 
+const STDERR_LOG: &str = "/tmp/async-wrap-process-calls-worker-stderr.log";
+
+static LOGGED: ProcessPool = ProcessPool::with_max_workers(1)
+    .name("logged")
+    .worker_stderr(WorkerStderr::AppendTo(STDERR_LOG));
+
+static UNLOGGABLE: ProcessPool = ProcessPool::with_max_workers(1)
+    .name("unloggable")
+    .worker_stderr(WorkerStderr::AppendTo("/no/such/dir/workers.log"));
+
+#[async_wrap(executor = LOGGED, process)]
+fn writes_to_stderr(marker: String) -> u32 {
+    eprintln!("{marker}");
+    panic!("a panic for the log: {marker}");
+}
+
+#[async_wrap(executor = UNLOGGABLE, process)]
+fn cannot_open_its_log() -> u32 {
+    1
+}
+
+fn a_workers_stderr_goes_where_the_pool_says() {
+    let _ = std::fs::remove_file(STDERR_LOG);
+    let marker = format!("marker {}", std::process::id());
+    let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+        block_on(writes_to_stderr(marker.clone()))
+    }));
+    assert!(caught.is_err(), "the body panicked");
+    LOGGED.shutdown();
+    let log = std::fs::read_to_string(STDERR_LOG).expect("the workers' log");
+    assert!(log.contains(&marker), "what the body printed: {log:?}");
+    assert!(
+        log.contains(&format!("a panic for the log: {marker}")),
+        "the panic's message: {log:?}"
+    );
+    let _ = std::fs::remove_file(STDERR_LOG);
+    let err = block_on(cannot_open_its_log()).expect_err("no log, no worker");
+    assert!(
+        matches!(err.kind(), ProcessErrorKind::Start(why) if why.contains("/no/such/dir/workers.log")),
+        "{err}"
+    );
+}
+
 fn main() {
     async_wrap::process::init();
     support::run_test_groups(&[
@@ -729,6 +773,10 @@ fn main() {
                 (
                     "a_pool_with_panics_as_errors_returns_the_panic_as_an_error",
                     a_pool_with_panics_as_errors_returns_the_panic_as_an_error,
+                ),
+                (
+                    "a_workers_stderr_goes_where_the_pool_says",
+                    a_workers_stderr_goes_where_the_pool_says,
                 ),
                 (
                     "a_lazy_lock_pool_runs_calls_in_its_workers",

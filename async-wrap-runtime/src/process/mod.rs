@@ -42,7 +42,8 @@
 //!   without the key, fails the call with a [`ProcessError`], never a hang.
 //! - **Arguments and results** cross as postcard (a compact serde format), in length-prefixed
 //!   frames over the worker's stdin and stdout; the worker's own stdin and stdout become
-//!   `/dev/null` and its stderr (`/dev/null` too if its stderr is a pipe whose reader has gone),
+//!   `/dev/null` and its stderr (`/dev/null` too if its stderr is a pipe whose reader has gone;
+//!   the pool's own stderr by default, see [`ProcessPool::worker_stderr`]),
 //!   so a body that prints cannot corrupt them. Bytes left unread after decoding them fail the
 //!   call with [`ProcessErrorKind::Serialization`]: postcard is not self-describing, so
 //!   format-dependent serde attributes (`skip_serializing_if`) cannot be used. They must implement
@@ -103,6 +104,7 @@ use std::time::Duration;
 pub use call::ProcessFuture;
 pub use error::{ProcessError, ProcessErrorKind};
 pub use worker::{WORKER_ENV, init};
+pub use worker_process::WorkerStderr;
 
 use crate::pool::ShutdownReport;
 use crate::stats::call_site::CallSite;
@@ -185,6 +187,8 @@ pub(crate) struct Config {
     name: Option<&'static str>,
     /// A body's panic is an `Err(Panicked)` rather than resumed in the caller.
     panics_as_errors: bool,
+    /// Where the workers' standard error goes.
+    stderr: WorkerStderr,
     /// The program to start, for tests of a program that is not a worker.
     program: Option<&'static str>,
 }
@@ -287,6 +291,7 @@ impl ProcessPool {
                 start_timeout: Duration::from_secs(10),
                 name: None,
                 panics_as_errors: false,
+                stderr: WorkerStderr::Inherit,
                 program: None,
             },
             shared: OnceLock::new(),
@@ -411,6 +416,24 @@ impl ProcessPool {
     #[must_use = "the builder methods return the configured pool"]
     pub const fn panics_as_errors(mut self) -> Self {
         self.config.panics_as_errors = true;
+        self
+    }
+
+    /// Where the workers' standard error goes: the pool's own (the default), nowhere, or
+    /// appended to a file. A body's panic message (and its backtrace, with `RUST_BACKTRACE`)
+    /// and whatever a body prints are written there, so a program that draws a progress bar on
+    /// its terminal can keep them off it.
+    ///
+    /// ```
+    /// use async_wrap::process::{ProcessPool, WorkerStderr};
+    ///
+    /// static QUIET: ProcessPool = ProcessPool::with_max_workers(2).worker_stderr(WorkerStderr::Null);
+    /// static LOGGED: ProcessPool =
+    ///     ProcessPool::with_max_workers(2).worker_stderr(WorkerStderr::AppendTo("/tmp/workers.log"));
+    /// ```
+    #[must_use = "the builder methods return the configured pool"]
+    pub const fn worker_stderr(mut self, stderr: WorkerStderr) -> Self {
+        self.config.stderr = stderr;
         self
     }
 

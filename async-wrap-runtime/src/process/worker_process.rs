@@ -82,7 +82,7 @@ impl Worker {
             .env(WORKER_ENV, std::process::id().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(config.stderr.stdio().map_err(Some)?);
         let mut child = command.spawn().map_err(|err| {
             Some(ProcessErrorKind::Start(format!(
                 "cannot run `{program}`: {err}"
@@ -531,6 +531,42 @@ fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize
         let err = io::Error::last_os_error();
         if err.kind() != io::ErrorKind::Interrupted {
             return Err(err);
+        }
+    }
+}
+
+/// Where a [`ProcessPool`](super::ProcessPool)'s workers write their standard error (the panic
+/// messages of their bodies, and what the bodies print): see
+/// [`ProcessPool::worker_stderr`](super::ProcessPool::worker_stderr).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WorkerStderr {
+    /// The pool's process's own standard error (the default).
+    Inherit,
+    /// Nowhere (`/dev/null`).
+    Null,
+    /// Appended to the file at this path, created if missing; a worker that cannot open it
+    /// fails to start, and the call that needed it fails with
+    /// [`ProcessErrorKind::Start`](super::ProcessErrorKind::Start) naming the path.
+    AppendTo(&'static str),
+}
+
+impl WorkerStderr {
+    /// The standard error of a worker about to start.
+    fn stdio(self) -> Result<Stdio, ProcessErrorKind> {
+        match self {
+            WorkerStderr::Inherit => Ok(Stdio::inherit()),
+            WorkerStderr::Null => Ok(Stdio::null()),
+            WorkerStderr::AppendTo(path) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map(Stdio::from)
+                .map_err(|err| {
+                    ProcessErrorKind::Start(format!(
+                        "cannot open `{path}` for the workers' standard error: {err}"
+                    ))
+                }),
         }
     }
 }
