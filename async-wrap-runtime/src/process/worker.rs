@@ -71,8 +71,9 @@ pub(crate) fn fingerprint() -> u64 {
 }
 
 /// Makes this process a worker if a [`ProcessPool`](super::ProcessPool) started it; returns at
-/// once otherwise. Call it first thing in `main`, before anything reads stdin, writes stdout,
-/// starts threads or parses arguments:
+/// once otherwise. Call it first thing in `main`, before anything reads stdin, starts threads
+/// or parses arguments (what the program writes on stdout before it, a banner say, is passed on
+/// to the pool's stdout at each worker's start, and the worker serves as usual):
 ///
 /// ```no_run
 /// use async_wrap::process::ProcessPool;

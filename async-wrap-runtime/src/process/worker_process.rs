@@ -247,16 +247,38 @@ impl Worker {
                 "it did not greet the pool within {timeout:?}"
             )))
         };
-        let mut len = [0; 4];
+        // What the program prints before `init()` comes first: the greeting is found by its
+        // length and magic bytes, and what came before it goes to this process's stdout, where
+        // the program meant it to go. A program that writes more than that without greeting
+        // is not a worker.
+        const MAX_BANNER: usize = 64 << 10;
+        let mut marker = [0_u8; 4 + wire::HELLO.len()];
+        marker[..4].copy_from_slice(&(HELLO_LEN as u32).to_le_bytes());
+        marker[4..].copy_from_slice(wire::HELLO);
+        let mut seen = Vec::new();
         let mut hello = vec![0; HELLO_LEN];
-        // A greeting of another length is something else: never wait for its bytes.
-        let read = match self.read_polled(&mut len, deadline, wake, &stop) {
-            Ok(()) if u32::from_le_bytes(len) as usize == HELLO_LEN => {
-                self.read_polled(&mut hello, deadline, wake, &stop)
+        let read = loop {
+            let mut byte = [0_u8];
+            if let Err(no_reply) = self.read_polled(&mut byte, deadline, wake, &stop) {
+                break Err(no_reply);
             }
-            Ok(()) => Err(NoReply::Io(io::ErrorKind::InvalidData.into())),
-            Err(no_reply) => Err(no_reply),
+            seen.push(byte[0]);
+            if seen.ends_with(&marker) {
+                hello[..wire::HELLO.len()].copy_from_slice(wire::HELLO);
+                let rest = &mut hello[wire::HELLO.len()..];
+                break self.read_polled(rest, deadline, wake, &stop);
+            }
+            if seen.len() > MAX_BANNER + marker.len() {
+                break Err(NoReply::Io(io::ErrorKind::InvalidData.into()));
+            }
         };
+        let banner = seen.len().saturating_sub(marker.len());
+        if read.is_ok() && banner > 0 {
+            // Lost if this process's stdout is gone: as the program's own line would be.
+            let mut stdout = io::stdout().lock();
+            let _ = io::Write::write_all(&mut stdout, &seen[..banner]);
+            let _ = io::Write::flush(&mut stdout);
+        }
         let read = match read {
             Ok(()) => Ok(true),
             Err(NoReply::Deadline) => return Err(late()),
@@ -274,9 +296,10 @@ impl Worker {
                 }
             }
             Ok(true) | Err(_) if self.exited_within(Duration::from_millis(100)).is_none() => {
-                Err(Some(ProcessErrorKind::NotAWorker(
-                    "it wrote something else on its stdout".into(),
-                )))
+                Err(Some(ProcessErrorKind::NotAWorker(format!(
+                    "it wrote {} bytes on its stdout without greeting the pool",
+                    seen.len()
+                ))))
             }
             _ => {
                 let status = self.exited_within(Duration::from_millis(500));
