@@ -13,6 +13,13 @@ use super::error::ProcessErrorKind;
 use super::wire;
 use super::worker::{WORKER_ENV, fingerprint, init_called};
 
+/// The length of a worker's greeting frame, and its length prefix on the wire.
+const HELLO_LEN: usize = 20;
+const HELLO_LEN_PREFIX: [u8; 4] = 20_u32.to_le_bytes();
+
+/// The most a program may print on its stdout before its greeting (before `init()`).
+const MAX_BANNER: usize = 64 << 10;
+
 /// The program a pool runs when none is configured: the file this process runs, even if it was
 /// replaced on disk since it started.
 const SELF_EXE: &str = "/proc/self/exe";
@@ -233,14 +240,14 @@ impl Worker {
         Ok(())
     }
 
-    /// Reads and checks the worker's first frame, within `timeout`.
+    /// Reads and checks the worker's first frame (after what the program printed before
+    /// `init()`), within `timeout`.
     fn greeting(
         &mut self,
         timeout: Duration,
         wake: &UnixStream,
         stop: impl Fn() -> bool,
     ) -> Result<(), Option<ProcessErrorKind>> {
-        const HELLO_LEN: usize = 20;
         let deadline = Instant::now().checked_add(timeout);
         let late = || {
             Some(ProcessErrorKind::NotAWorker(format!(
@@ -249,14 +256,13 @@ impl Worker {
         };
         // What the program prints before `init()` comes first: the greeting is found by its
         // length and magic bytes, and what came before it goes to this process's stdout, where
-        // the program meant it to go. A program that writes more than that without greeting
-        // is not a worker.
-        const MAX_BANNER: usize = 64 << 10;
+        // the program meant it to go. A program that writes more than `MAX_BANNER` without
+        // greeting is not a worker.
         let mut marker = [0_u8; 4 + wire::HELLO.len()];
-        marker[..4].copy_from_slice(&(HELLO_LEN as u32).to_le_bytes());
+        marker[..4].copy_from_slice(&HELLO_LEN_PREFIX);
         marker[4..].copy_from_slice(wire::HELLO);
         let mut seen = Vec::new();
-        let mut hello = vec![0; HELLO_LEN];
+        let mut hello = [0; HELLO_LEN];
         let read = loop {
             let mut byte = [0_u8];
             if let Err(no_reply) = self.read_polled(&mut byte, deadline, wake, &stop) {
