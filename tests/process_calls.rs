@@ -59,6 +59,22 @@ fn checksum(data: Vec<u8>) -> (usize, u64) {
     (data.len(), data.iter().map(|b| u64::from(*b)).sum())
 }
 
+// An output just short of clippy's `type_complexity` (`cargo clippy --all-targets` lints this
+// file): the wrapper must not tip it over.
+#[async_wrap(executor = PROCS, process)]
+fn tally(words: Vec<String>) -> Result<Vec<(String, usize)>, Option<(u32, String)>> {
+    match words.first() {
+        None => Err(None),
+        Some(_) => Ok(words
+            .into_iter()
+            .map(|word| {
+                let n = word.len();
+                (word, n)
+            })
+            .collect()),
+    }
+}
+
 #[async_wrap(executor = PROCS, process)]
 fn pid() -> u32 {
     // A body that prints must not corrupt the pipe to the pool.
@@ -168,6 +184,11 @@ fn results_come_back() {
         let big = vec![1u8; 1 << 20];
         assert_eq!(checksum(big).await.unwrap(), (1 << 20, 1 << 20));
         assert_ne!(pid().await.unwrap(), std::process::id());
+        assert_eq!(
+            tally(vec!["ab".into()]).await.unwrap(),
+            Ok(vec![("ab".into(), 2)])
+        );
+        assert_eq!(tally(vec![]).await.unwrap(), Err(None));
         // Recursion inside the body stays a plain call, in the worker.
         assert_eq!(factorial(10).await.unwrap(), 3_628_800);
     });

@@ -213,7 +213,7 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
         Some(token) => quote_spanned!(token.span=> { unsafe #job_body }),
         None => job_body,
     };
-    let allow_unused_unsafe = unsafety.map(|_| quote!(#[allow(unused_unsafe)]));
+    let allowed = allowed_lints(unsafety.is_some());
     let closure_output = closure_output(&sig.output);
     // The job takes the arguments: spanned on the parameter list, a `Send + 'static` error
     // about what it captures points there.
@@ -242,7 +242,7 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     quote! {
         #sync_item
         #(#attrs)*
-        #allow_unused_unsafe
+        #allowed
         #track_caller
         #vis #unsafety #fn_token #ident #generics (#receiver #(#inputs),*)
             -> #future_ty #where_clause
@@ -343,15 +343,13 @@ fn expand_process(
     let request = Ident::new("__async_wrap_request", Span::mixed_site());
     let request_mut = (!args.is_empty()).then(|| quote!(mut));
     let track_caller = track_caller(attrs);
-    let sync_item = options.sync.as_ref().map(|sync| {
-        let mut twin = func.clone();
-        twin.sig.ident = sync.clone();
-        quote!(#twin)
-    });
+    let sync_item = renamed_twin(options, func);
     let fn_token = &sig.fn_token;
+    let allowed = allowed_lints(false);
     quote! {
         #sync_item
         #(#attrs)*
+        #allowed
         #track_caller
         #vis #fn_token #ident (#(#inputs),*) -> #private::process::ProcessFuture<#output_ty> {
             // The worker owns the arguments it decoded: taking them by value is the point.
@@ -536,14 +534,12 @@ pub(crate) fn fallback(options: &Options, func: &ItemFn) -> TokenStream {
         &sig.generics.where_clause,
         &sig.fn_token,
     );
-    let sync_item = options.sync.as_ref().map(|sync| {
-        let mut twin = func.clone();
-        twin.sig.ident = sync.clone();
-        quote!(#twin)
-    });
+    let sync_item = renamed_twin(options, func);
+    let allowed = allowed_lints(false);
     quote! {
         #sync_item
         #(#attrs)*
+        #allowed
         #vis #unsafety #fn_token #ident #generics (#(#inputs),*) -> #future_ty #where_clause {
             ::core::unreachable!("`#[async_wrap]` refused this function at compile time")
         }
@@ -552,6 +548,27 @@ pub(crate) fn fallback(options: &Options, func: &ItemFn) -> TokenStream {
 
 /// `#[track_caller]`, so that the call's location reaches the dispatch, unless the function
 /// has it already or has an attribute it does not combine with.
+/// The function as written under the name `sync = NAME` gives it, for the forms (a process
+/// function, a refused one) whose twin is the untouched original.
+fn renamed_twin(options: &Options, func: &ItemFn) -> Option<TokenStream> {
+    options.sync.as_ref().map(|sync| {
+        let mut twin = func.clone();
+        twin.sig.ident = sync.clone();
+        quote!(#twin)
+    })
+}
+
+/// The lints a shim allows, for what the expansion adds and the user did not write:
+/// `type_complexity`, because the user chose the output type and
+/// `BlockingFuture<Result<T, Box<dyn Error + Send + Sync>>>` is one generic deeper than what
+/// they wrote, enough to pass clippy's threshold (async-trait allows it on its expansion for the
+/// same reason); `unused_unsafe` in an `unsafe fn`, whose job body gets an `unsafe` block of its
+/// own.
+fn allowed_lints(unsafe_fn: bool) -> TokenStream {
+    let unused_unsafe = unsafe_fn.then(|| quote!(#[allow(unused_unsafe)]));
+    quote!(#[allow(clippy::type_complexity)] #unused_unsafe)
+}
+
 fn track_caller(attrs: &[Attribute]) -> Option<TokenStream> {
     let clashes = attrs.iter().any(|attr| {
         let path = attr.path();

@@ -156,6 +156,13 @@ mod forms {
     #[async_wrap(executor = IO)]
     pub(crate) fn labels() -> Vec<&'static str> { vec!["a", "b"] }
 
+    // An output one generic short of clippy's `type_complexity`: the wrapper must not tip it over.
+    #[async_wrap]
+    pub(crate) fn parse(text: String) -> Result<u32, Box<dyn std::error::Error + Send + Sync>> { Ok(text.trim().parse()?) }
+
+    #[async_wrap(stream)]
+    pub(crate) fn parsed(texts: Vec<String>) -> impl Iterator<Item = Result<u32, Box<dyn std::error::Error + Send + Sync>>> + Send + 'static { texts.into_iter().map(|text| Ok(text.trim().parse()?)) }
+
     #[async_wrap]
     pub(crate) unsafe fn unchecked(n: u64) -> u64 { n }
 
@@ -250,6 +257,10 @@ mod forms {
             assert_eq!(adder(1).await.map(|add| add(2)), Some(3));
             assert_eq!(label(0).await, "zero");
             assert_eq!(labels().await, ["a", "b"]);
+            assert_eq!(parse(" 42 ".to_owned()).await.unwrap(), 42);
+            assert!(parse("x".to_owned()).await.is_err());
+            let parsed: Vec<_> = parsed(vec!["1".to_owned(), "y".to_owned()]).collect().await;
+            assert!(matches!(parsed[..], [Ok(1), Err(_)]));
 
             assert_eq!(numbers(5).count().await, 5);
             let expected = std::fs::read_to_string("Cargo.toml").map_or(0, |text| text.lines().count());

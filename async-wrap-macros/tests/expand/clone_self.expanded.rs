@@ -7,6 +7,7 @@
 //
 // is:
 
+#[allow(clippy::type_complexity)]
 #[track_caller]
 pub fn lookup(&self, key: String) -> ::async_wrap::__private::BlockingFuture<Option<u32>> {
     static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =

@@ -11,6 +11,7 @@
 
 #[doc = r" Doubles `n`."]
 #[inline]
+#[allow(clippy::type_complexity)]
 #[track_caller]
 pub fn slow_double(n: u64) -> ::async_wrap::__private::BlockingFuture<u64> {
     static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =

@@ -12,6 +12,7 @@
 //
 // is:
 
+#[allow(clippy::type_complexity)]
 #[track_caller]
 fn walk(
     __async_wrap_arg0: (u32, u32),

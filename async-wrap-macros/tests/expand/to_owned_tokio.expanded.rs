@@ -7,6 +7,7 @@
 //
 // is:
 
+#[allow(clippy::type_complexity)]
 #[allow(unused_unsafe)]
 #[track_caller]
 pub unsafe fn parse(

@@ -12,6 +12,7 @@
 //
 // is:
 
+#[allow(clippy::type_complexity)]
 #[track_caller]
 pub fn lines(
     self: &Arc<Self>,
