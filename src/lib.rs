@@ -235,7 +235,7 @@
 ///   plain synchronous call. In a method, `self.method()` and `Self::method()` reach the wrapped
 ///   (async) form; use `sync = NAME` and call `Self::NAME` for the synchronous one.
 /// - **Refused**: `async fn` (already async), `const fn`, `extern` ABIs, C variadics, anything
-///   but a function, and a return type of `impl Iterator` (or `impl IntoIterator`) without
+///   but a function, an `impl` block or a trait, and a return type of `impl Iterator` (or `impl IntoIterator`) without
 ///   [`stream`](#stream-and-batch--n): its items would be made on the caller's async thread.
 ///   A refused function still gets its async signature (returning the future, with a body that
 ///   cannot run) next to the errors, so the calls that `.await` it get no follow-on errors and the
@@ -247,6 +247,91 @@
 ///     text.to_uppercase()
 /// }
 /// ```
+///
+/// # On an `impl` block, and on a trait
+///
+/// On an `impl` block, the attribute wraps every method with a body, each under the block's
+/// options and its own: a method's `#[async_wrap(...)]` inside the block adds options or
+/// overrides the block's (`executor`, `stream`, ...), and `#[async_wrap(skip)]` keeps a method
+/// as written (a constructor, a cheap getter). Each method follows the rules above, and its
+/// call site is named `module::Type::method`. On a block, `sync` takes a pattern, `{}` standing
+/// for each method's name, and gives every wrapped method its synchronous twin. An associated
+/// function (no `self`) cannot use a block's `executor = self.pool`: give it its own executor,
+/// or `skip` it.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::{Arc, Mutex, PoisonError};
+///
+/// use async_wrap::{async_wrap, BlockingPool};
+///
+/// static DB: BlockingPool = BlockingPool::with_max_threads(2);
+///
+/// pub struct Store {
+///     rows: Mutex<HashMap<u32, String>>,
+/// }
+///
+/// #[async_wrap(executor = DB, sync = "{}_blocking")]
+/// impl Store {
+///     #[async_wrap(skip)]
+///     pub fn open() -> Arc<Self> {
+///         Arc::new(Store { rows: Mutex::default() })
+///     }
+///
+///     pub fn put(self: Arc<Self>, key: u32, value: String) {
+///         self.rows.lock().unwrap_or_else(PoisonError::into_inner).insert(key, value);
+///     }
+///
+///     pub fn get(self: Arc<Self>, key: u32) -> Option<String> {
+///         self.rows.lock().unwrap_or_else(PoisonError::into_inner).get(&key).cloned()
+///     }
+/// }
+///
+/// # futures::executor::block_on(async {
+/// let store = Store::open();
+/// store.clone().put(1, "one".into()).await;
+/// assert_eq!(store.clone().get(1).await.as_deref(), Some("one"));
+/// assert_eq!(store.get_blocking(1).as_deref(), Some("one")); // the twin, on this thread
+/// # });
+/// ```
+///
+/// On a trait, the attribute makes each method declaration return what its wrapped
+/// implementations return (`BlockingFuture<T>`; `BlockingStream<Item>` under `stream`; with
+/// `state` or `process`, their futures), so that a wrapped `impl` block implements it, and the
+/// trait stays usable as `dyn Trait` (a future it names, not an `async fn`'s hidden one). It
+/// takes only the options that shape that type (`stream`, `state`, `process`, `crate`); the
+/// executor is chosen by each implementation, and a method with a default body must be
+/// `skip`ped. A trait implementation cannot hold `sync` twins.
+///
+/// ```
+/// use async_wrap::{async_wrap, BlockingPool};
+///
+/// static DISK: BlockingPool = BlockingPool::with_max_threads(2);
+///
+/// #[async_wrap]
+/// pub trait Catalog: Send + Sync {
+///     fn title(&self, id: u32) -> Option<String>; // -> BlockingFuture<Option<String>>
+/// }
+///
+/// #[derive(Clone)]
+/// struct Books(Vec<String>);
+///
+/// #[async_wrap(executor = DISK, clone_self)]
+/// impl Catalog for Books {
+///     fn title(&self, id: u32) -> Option<String> {
+///         self.0.get(id as usize).cloned()
+///     }
+/// }
+///
+/// # futures::executor::block_on(async {
+/// let catalog: Box<dyn Catalog> = Box::new(Books(vec!["Emma".into()]));
+/// assert_eq!(catalog.title(0).await.as_deref(), Some("Emma"));
+/// # });
+/// ```
+///
+/// A trait written by hand works the same way when it declares `-> BlockingFuture<T>`, an
+/// `async fn`, or `-> impl Future<Output = T> + Send`: a wrapped method implements each (the
+/// last two are not `dyn`-compatible).
 ///
 /// # Options
 ///

@@ -28,7 +28,7 @@ impl Errors {
         }
     }
 
-    #[cfg(test)]
+    /// Whether no error has been found.
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_none()
     }

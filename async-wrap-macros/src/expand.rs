@@ -98,7 +98,8 @@ struct Shim<'a> {
     /// `krate.private()`, used at every turn.
     private: TokenStream,
     args: Vec<Arg<'a>>,
-    /// A method or associated function (the body names `self` or `Self`).
+    /// A method or associated function (in an `impl` block under the attribute, or its
+    /// signature or body names `self` or `Self`).
     method: bool,
     /// The receiver is borrowed, and the job owns a copy of it made at the call (`clone_self`
     /// on `&self`, or `self: &Arc<Self>`): in the body, `self` means a borrow of that copy.
@@ -163,7 +164,8 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
         krate,
         private: krate.private(),
         args: shim_args(sig, options.to_owned.is_some(), options.state.is_some()),
-        method: sig.receiver().is_some()
+        method: options.owner.is_some()
+            || sig.receiver().is_some()
             || mentions_self(quote!(#sig))
             || mentions_self(quote!(#block)),
         copied_receiver: clone_self || matches!(form, Form::SharedArc(_)),
@@ -180,18 +182,8 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     let ExecutorInit { init, label } =
         executor_init(&shim, options.executor(), options.state.is_some());
     let executor_ty = state_pool_type(&shim);
-    // The function's static record: its path, the executor expression as written, and where
-    // the function is (`line!()` spanned on its name gives the name's line).
     let site = Ident::new("__ASYNC_WRAP_SITE", Span::mixed_site());
-    let line = quote_spanned!(ident.span()=> ::core::line!());
-    let site_item = quote! {
-        static #site: #private::CallSite = #private::call_site(
-            ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
-            #label,
-            ::core::file!(),
-            #line,
-        );
-    };
+    let site_item = site_item(options, &site, ident, &label, private);
     let self_copy = self_copy(&form, clone_self, options);
     let copies = shim.args.iter().filter_map(|arg| {
         let (owned, _) = arg.copy.as_ref()?;
@@ -304,7 +296,7 @@ fn expand_process(
     let site = Ident::new("__ASYNC_WRAP_SITE", Span::mixed_site());
     let executor = Ident::new("__async_wrap_executor", Span::mixed_site());
     let (label, pool) = process_pool(options, &private);
-    let line = quote_spanned!(ident.span()=> ::core::line!());
+    let site_item = site_item(options, &site, ident, &label, &private);
     // Spanned on the flag, path included: a missing feature is reported there.
     let feature = {
         let krate = krate.at(flag.span());
@@ -371,12 +363,7 @@ fn expand_process(
             }
             const #key: &::core::primitive::str = #key_value;
             #private::process::register! { #key, #entry }
-            static #site: #private::CallSite = #private::call_site(
-                ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
-                #label,
-                ::core::file!(),
-                #line,
-            );
+            #site_item
             #feature
             let (#(#codec_of,)* #output_codec,) = #codecs();
             let #request_mut #request = #private::process::Request::new(#key);
@@ -546,8 +533,29 @@ pub(crate) fn fallback(options: &Options, func: &ItemFn) -> TokenStream {
     }
 }
 
-/// `#[track_caller]`, so that the call's location reaches the dispatch, unless the function
-/// has it already or has an attribute it does not combine with.
+/// The function's static record, `site`: its name (`module::function`, or
+/// `module::Type::method` for a method of an `impl` block under the attribute), the executor
+/// expression as written, and where the function is (`line!()` spanned on its name gives the
+/// name's line).
+fn site_item(
+    options: &Options,
+    site: &Ident,
+    ident: &Ident,
+    label: &TokenStream,
+    private: &TokenStream,
+) -> TokenStream {
+    let owner = options.owner.as_ref().map(|owner| quote!(#owner, "::",));
+    let line = quote_spanned!(ident.span()=> ::core::line!());
+    quote! {
+        static #site: #private::CallSite = #private::call_site(
+            ::core::concat!(::core::module_path!(), "::", #owner ::core::stringify!(#ident)),
+            #label,
+            ::core::file!(),
+            #line,
+        );
+    }
+}
+
 /// The function as written under the name `sync = NAME` gives it, for the forms (a process
 /// function, a refused one) whose twin is the untouched original.
 fn renamed_twin(options: &Options, func: &ItemFn) -> Option<TokenStream> {
@@ -569,6 +577,8 @@ fn allowed_lints(unsafe_fn: bool) -> TokenStream {
     quote!(#[allow(clippy::type_complexity)] #unused_unsafe)
 }
 
+/// `#[track_caller]`, so that the call's location reaches the dispatch, unless the function
+/// has it already or has an attribute it does not combine with.
 fn track_caller(attrs: &[Attribute]) -> Option<TokenStream> {
     let clashes = attrs.iter().any(|attr| {
         let path = attr.path();
@@ -700,6 +710,23 @@ fn future_type(shape: &Shape<'_>, sig: &Signature, private: &TokenStream) -> Tok
             quote!(#private::BlockingFuture<#result>)
         }
     }
+}
+
+/// The type that a method declaration returns in a trait under the attribute: what the shims
+/// of its implementations return, under the same options.
+pub(crate) fn declared_future(options: &Options, sig: &Signature) -> TokenStream {
+    let private = Krate::of(options).private();
+    future_type(&Shape::of(options, sig), sig, &private)
+}
+
+/// Under `state`, a declaration's first typed argument is the pool's, not the caller's: it
+/// goes, as it does from the shims.
+pub(crate) fn drop_state_argument(sig: &mut Signature) {
+    let mut state = true;
+    sig.inputs = std::mem::take(&mut sig.inputs)
+        .into_iter()
+        .filter(|input| !(matches!(input, FnArg::Typed(_)) && std::mem::take(&mut state)))
+        .collect();
 }
 
 /// The call that makes the shim's value: `call`, `stream` or `try_stream`, given the evaluated

@@ -1,13 +1,26 @@
-//! Reads the item under the attribute: a function with a body, or a precise error.
+//! Reads the item under the attribute: a function with a body, an `impl` block or a trait, or
+//! a precise error.
 
 use proc_macro2::{Span, TokenStream};
-use syn::ItemFn;
 use syn::spanned::Spanned;
+use syn::{ItemFn, ItemImpl, ItemTrait};
 
-/// Parses the item, refusing anything but a function with a body.
-pub(crate) fn parse_function(item: TokenStream) -> syn::Result<ItemFn> {
+/// What the attribute can go on.
+pub(crate) enum Wrapped {
+    /// A function with a body: it is wrapped.
+    Fn(ItemFn),
+    /// An `impl` block: each of its methods is wrapped.
+    Impl(ItemImpl),
+    /// A trait: each method declaration returns the future its wrapped implementations return.
+    Trait(ItemTrait),
+}
+
+/// Parses the item, refusing anything but a function with a body, an `impl` block or a trait.
+pub(crate) fn parse_item(item: TokenStream) -> syn::Result<Wrapped> {
     let item = match syn::parse2(item)? {
-        syn::Item::Fn(func) => return Ok(func),
+        syn::Item::Fn(func) => return Ok(Wrapped::Fn(func)),
+        syn::Item::Impl(block) => return Ok(Wrapped::Impl(block)),
+        syn::Item::Trait(declaration) => return Ok(Wrapped::Trait(declaration)),
         other => other,
     };
     let what = match &item {
@@ -15,12 +28,10 @@ pub(crate) fn parse_function(item: TokenStream) -> syn::Result<ItemFn> {
         syn::Item::Enum(_) => "an enum",
         syn::Item::ExternCrate(_) => "an `extern crate`",
         syn::Item::ForeignMod(_) => "an `extern` block",
-        syn::Item::Impl(_) => "an `impl` block (put it on the methods inside)",
         syn::Item::Macro(_) => "a macro invocation",
         syn::Item::Mod(_) => "a module",
         syn::Item::Static(_) => "a static",
         syn::Item::Struct(_) => "a struct",
-        syn::Item::Trait(_) => "a trait",
         syn::Item::TraitAlias(_) => "a trait alias",
         syn::Item::Type(_) => "a type alias",
         syn::Item::Union(_) => "a union",
@@ -29,9 +40,13 @@ pub(crate) fn parse_function(item: TokenStream) -> syn::Result<ItemFn> {
     };
     Err(syn::Error::new(
         item_head_span(&item),
-        format!("`#[async_wrap]` goes on a function, and this is {what}"),
+        format!(
+            "`#[async_wrap]` goes on a function, an `impl` block or a trait, and this is {what}"
+        ),
     ))
 }
+
+/// Where an item's error goes: its keyword.
 fn item_head_span(item: &syn::Item) -> Span {
     use syn::Item;
     match item {
@@ -39,11 +54,9 @@ fn item_head_span(item: &syn::Item) -> Span {
         Item::Enum(i) => i.enum_token.span,
         Item::ExternCrate(i) => i.extern_token.span,
         Item::ForeignMod(i) => i.abi.extern_token.span,
-        Item::Impl(i) => i.impl_token.span,
         Item::Mod(i) => i.mod_token.span,
         Item::Static(i) => i.static_token.span,
         Item::Struct(i) => i.struct_token.span,
-        Item::Trait(i) => i.trait_token.span,
         Item::Type(i) => i.type_token.span,
         Item::Union(i) => i.union_token.span,
         Item::Use(i) => i.use_token.span,

@@ -10,6 +10,7 @@
 
 mod errors;
 mod expand;
+mod impl_block;
 mod item;
 mod options;
 mod receiver;
@@ -44,24 +45,40 @@ pub fn async_wrap(args: TokenStream, item: TokenStream) -> TokenStream {
 fn expand_attribute(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
     let mut errors = Errors::default();
     let options = options::Options::parse(args, &mut errors);
-    let func = match item::parse_function(item.clone()) {
-        Ok(func) => func,
+    match item::parse_item(item.clone()) {
+        Ok(item::Wrapped::Fn(func)) => {
+            let mut tokens = expand_function(options, &func, &mut errors);
+            tokens.extend(errors.into_error().map(syn::Error::into_compile_error));
+            tokens
+        }
+        Ok(item::Wrapped::Impl(block)) => impl_block::expand_impl(&options, block, errors),
+        Ok(item::Wrapped::Trait(declaration)) => {
+            impl_block::expand_trait(&options, declaration, errors)
+        }
         Err(err) => {
             errors.push(err);
             let mut tokens = item;
             tokens.extend(errors.into_error().map(syn::Error::into_compile_error));
-            return tokens;
-        }
-    };
-    // Check the signature even when the options are broken: all the mistakes are reported at
-    // once.
-    validate::check_signature(&func.sig, &options, &mut errors);
-    match errors.into_error() {
-        None => expand::expand(&options, &func),
-        Some(errors) => {
-            let mut tokens = expand::fallback(&options, &func);
-            tokens.extend(errors.into_compile_error());
             tokens
         }
+    }
+}
+
+/// One function under `options` (its own, or its `impl` block's and its own): its shim, or,
+/// if `errors` holds any (found here or before, in the options or another method of its
+/// block), the fallback. The caller emits the errors.
+fn expand_function(
+    mut options: options::Options,
+    func: &syn::ItemFn,
+    errors: &mut Errors,
+) -> TokenStream2 {
+    options.name_twin(&func.sig.ident);
+    // Check the signature even when the options are broken: all the mistakes are reported at
+    // once.
+    validate::check_signature(&func.sig, &options, errors);
+    if errors.is_empty() {
+        expand::expand(&options, func)
+    } else {
+        expand::fallback(&options, func)
     }
 }

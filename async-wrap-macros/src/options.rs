@@ -1,12 +1,13 @@
 //! The attribute's options: `#[async_wrap(executor = EXPR, sync = NAME, crate = PATH,
-//! clone_self, to_owned, stream, batch = N, state, process)]`.
+//! clone_self, to_owned, stream, batch = N, state, process)]`, and how a method's options
+//! combine with those of its `impl` block.
 
 use proc_macro2::TokenStream;
 use syn::ext::IdentExt;
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
 use syn::spanned::Spanned;
-use syn::{Expr, Ident, Path};
+use syn::{Expr, Ident, LitStr, Path};
 
 use crate::errors::Errors;
 
@@ -24,12 +25,15 @@ const OPTIONS: &[&str] = &[
 ];
 
 /// The parsed options. Each is `None` when not given.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Options {
     /// `executor = EXPR`: where the jobs run (default: the default pool).
     pub(crate) executor: Option<Expr>,
     /// `sync = NAME`: also emit the original synchronous function as `NAME`.
     pub(crate) sync: Option<Ident>,
+    /// `sync = "PATTERN"`: the same, named by `PATTERN` with `{}` replaced by the function's
+    /// name (the form an `impl` block takes); [`Options::name_twin`] turns it into `sync`.
+    pub(crate) sync_pattern: Option<LitStr>,
     /// `crate = PATH`: the path of the `async_wrap` crate (default `::async_wrap`).
     pub(crate) krate: Option<Path>,
     /// `clone_self`: a `&self` method clones `self` into the job.
@@ -46,6 +50,9 @@ pub(crate) struct Options {
     /// `process`: the body runs in a worker process of the `ProcessPool` that `executor`
     /// names; arguments and result cross serialized.
     pub(crate) process: Option<Path>,
+    /// Not an option: the type whose method this is, set for the methods of an `impl` block
+    /// under the attribute (call sites are named `module::Type::method`).
+    pub(crate) owner: Option<String>,
 }
 
 /// What `executor = EXPR` names.
@@ -111,7 +118,19 @@ impl Options {
                 set_once(&mut self.executor, expr, meta)
             }
             "sync" => {
-                let name: Ident = value(meta, "sync = my_function_blocking")?.parse()?;
+                let input = value(meta, "sync = my_function_blocking")?;
+                if input.peek(LitStr) {
+                    let pattern: LitStr = input.parse()?;
+                    check_pattern(&pattern)?;
+                    if self.sync.is_some() {
+                        return Err(twice(meta));
+                    }
+                    return set_once(&mut self.sync_pattern, pattern, meta);
+                }
+                let name: Ident = input.parse()?;
+                if self.sync_pattern.is_some() {
+                    return Err(twice(meta));
+                }
                 set_once(&mut self.sync, name, meta)
             }
             "crate" => {
@@ -131,6 +150,55 @@ impl Options {
             _ => Err(unknown_option(meta)),
         }
     }
+}
+
+impl Options {
+    /// These options for one method of an `impl` block: the method's own options where it
+    /// gives them, the block's otherwise.
+    pub(crate) fn for_method(&self, method: Options, owner: String) -> Options {
+        let block = self.clone();
+        Options {
+            executor: method.executor.or(block.executor),
+            // A block names twins by a pattern only (its `sync = NAME` is refused).
+            sync: method.sync,
+            sync_pattern: method.sync_pattern.or(block.sync_pattern),
+            krate: method.krate.or(block.krate),
+            clone_self: method.clone_self.or(block.clone_self),
+            to_owned: method.to_owned.or(block.to_owned),
+            stream: method.stream.or(block.stream),
+            batch: method.batch.or(block.batch),
+            state: method.state.or(block.state),
+            process: method.process.or(block.process),
+            owner: Some(owner),
+        }
+    }
+
+    /// Resolves `sync = "PATTERN"` for the function `ident`: the twin's name, spanned on the
+    /// pattern (a method's own `sync = NAME` wins over its block's pattern).
+    pub(crate) fn name_twin(&mut self, ident: &Ident) {
+        if self.sync.is_some() {
+            return;
+        }
+        if let Some(pattern) = &self.sync_pattern {
+            let name = pattern.value().replace("{}", &ident.to_string());
+            self.sync = Some(Ident::new(&name, pattern.span()));
+        }
+    }
+}
+
+/// A `sync = "PATTERN"` must hold `{}` once and make a function name of any function's name.
+fn check_pattern(pattern: &LitStr) -> syn::Result<()> {
+    let value = pattern.value();
+    let made = value.replace("{}", "f");
+    if value.matches("{}").count() != 1 || syn::parse_str::<Ident>(&made).is_err() {
+        return Err(syn::Error::new(
+            pattern.span(),
+            "a `sync` pattern names each twin from its function's name: write `{}` once, where \
+             the name goes, such as `sync = \"{}_blocking\"` (or name one twin: `sync = \
+             my_function_blocking`)",
+        ));
+    }
+    Ok(())
 }
 
 /// The value after `=`, or an error that shows how the option is written.
@@ -172,13 +240,18 @@ fn flag(slot: &mut Option<Path>, meta: &ParseNestedMeta<'_>) -> syn::Result<()> 
 /// Stores `value` in `slot`, or reports the option as given twice.
 fn set_once<T>(slot: &mut Option<T>, value: T, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     if slot.replace(value).is_some() {
-        let key = key(meta);
-        return Err(syn::Error::new(
-            meta.path.span(),
-            format!("the option `{key}` is given twice; keep one"),
-        ));
+        return Err(twice(meta));
     }
     Ok(())
+}
+
+/// The error for an option given twice.
+fn twice(meta: &ParseNestedMeta<'_>) -> syn::Error {
+    let key = key(meta);
+    syn::Error::new(
+        meta.path.span(),
+        format!("the option `{key}` is given twice; keep one"),
+    )
 }
 
 /// An unknown option. A kebab-case key (`clone-self`) is read whole, so that the message names
@@ -204,6 +277,13 @@ fn unknown_option(meta: &ParseNestedMeta<'_>) -> syn::Error {
         .map(|name| format!("`{name}`"))
         .collect::<Vec<_>>()
         .join(", ");
+    if key == "skip" {
+        return syn::Error::new_spanned(
+            written,
+            "`skip` leaves a method of an `impl` block under `#[async_wrap]` as written; on a \
+             function of its own, remove the attribute instead",
+        );
+    }
     let message = match closest(&key.replace('-', "_")) {
         Some(near) => {
             format!("unknown option `{key}`: did you mean `{near}`? The options are {known}")

@@ -368,6 +368,46 @@ fn expansion_of_a_sync_twin() {
 }
 
 #[test]
+fn expansion_of_an_impl_block() {
+    snapshot(
+        "impl_block",
+        quote!(executor = DB, sync = "{}_blocking"),
+        quote! {
+            impl Store {
+                pub fn get(self: Arc<Self>, key: u32) -> Option<String> {
+                    self.rows.get(&key).cloned()
+                }
+                #[async_wrap(skip)]
+                pub fn open() -> Arc<Self> {
+                    Arc::default()
+                }
+                #[async_wrap(executor = OTHER)]
+                fn count() -> usize {
+                    0
+                }
+            }
+        },
+    );
+}
+
+#[test]
+fn expansion_of_a_trait() {
+    snapshot(
+        "trait",
+        quote!(),
+        quote! {
+            pub trait Catalog: Send + Sync {
+                fn title(&self, id: u32) -> Option<String>;
+                #[async_wrap(stream)]
+                fn ids(&self) -> impl Iterator<Item = u32> + Send + 'static;
+                #[async_wrap(skip)]
+                fn name(&self) -> &'static str;
+            }
+        },
+    );
+}
+
+#[test]
 fn expansion_of_a_cloned_receiver() {
     snapshot(
         "clone_self",

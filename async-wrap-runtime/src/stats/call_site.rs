@@ -217,9 +217,11 @@ static REGISTRY: Mutex<Vec<&'static CallSite>> = Mutex::new(Vec::new());
 /// (and one for all the closures of `spawn_on`, one for those of `spawn`, and so on), sorted
 /// by function name. Its `Display` is a table.
 ///
-/// A function is named by its module path and name: a method is `module::method`, without its
-/// type, so two methods of the same name in one module have rows of the same name, told apart
-/// by their line (`defined at`).
+/// A function is named by its module path and name. A method wrapped through its `impl` block
+/// (`#[async_wrap]` on the block) is `module::Type::method`; one wrapped on its own is
+/// `module::method` (an attribute on a method does not see its type), so two such methods of
+/// the same name in one module have rows of the same name, told apart by their line (`defined
+/// at`).
 ///
 /// ```
 /// use async_wrap::{call_sites, spawn_on, BlockingPool};
