@@ -219,7 +219,15 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
     let send_check = quote_spanned!(inputs_span=> let _: &dyn ::core::marker::Send = &#job;);
     let shape = Shape::of(options, sig);
     let output_check = output_send_check(&shape, &sig.output);
-    let future_ty = future_type(&shape, sig, private);
+    let future_ty = match (&shape, &sig.output) {
+        // Spanned on the written type: a trait whose method returns `T` (not a future) reports
+        // the mismatch there, not at the attribute, which rustc would offer to replace.
+        (Shape::Call, ReturnType::Type(_, ty)) => {
+            let krate = shim.krate.at(ty.span());
+            quote_spanned!(ty.span()=> #krate::__private::BlockingFuture<#ty>)
+        }
+        _ => future_type(&shape, sig, private),
+    };
     let dispatch = dispatch(&shim, &shape, options, &[&executor, &site, &job]);
     let track_caller = track_caller(attrs);
 
@@ -570,11 +578,12 @@ fn renamed_twin(options: &Options, func: &ItemFn) -> Option<TokenStream> {
 /// `type_complexity`, because the user chose the output type and
 /// `BlockingFuture<Result<T, Box<dyn Error + Send + Sync>>>` is one generic deeper than what
 /// they wrote, enough to pass clippy's threshold (async-trait allows it on its expansion for the
-/// same reason); `unused_unsafe` in an `unsafe fn`, whose job body gets an `unsafe` block of its
-/// own.
+/// same reason); `refining_impl_trait`, because a wrapped method implementing a trait's
+/// `async fn` or `-> impl Future` returns the named future, which is the point of wrapping it;
+/// `unused_unsafe` in an `unsafe fn`, whose job body gets an `unsafe` block of its own.
 fn allowed_lints(unsafe_fn: bool) -> TokenStream {
     let unused_unsafe = unsafe_fn.then(|| quote!(#[allow(unused_unsafe)]));
-    quote!(#[allow(clippy::type_complexity)] #unused_unsafe)
+    quote!(#[allow(clippy::type_complexity, refining_impl_trait)] #unused_unsafe)
 }
 
 /// `#[track_caller]`, so that the call's location reaches the dispatch, unless the function
@@ -852,6 +861,13 @@ fn executor_init(
             // checked against the body's first argument at the dispatch).
             let init = if state {
                 quote_spanned!(expr.span()=> #private::stateful_pool(#value))
+            } else if is_self_field(expr) {
+                // A pool held by value in the field: one error at the field, naming the fix,
+                // instead of the borrow checker's two.
+                quote_spanned!(expr.span()=> {
+                    #private::shared_field(#value);
+                    #private::IntoExecutor::into_executor(#value)
+                })
             } else {
                 quote_spanned!(expr.span()=> #private::IntoExecutor::into_executor(#value))
             };
@@ -860,6 +876,17 @@ fn executor_init(
                 label: quote!(::core::stringify!(#expr)),
             }
         }
+    }
+}
+
+/// Whether `expr` is a field of `self` (`self.pool`, `self.pools.disk`).
+fn is_self_field(expr: &Expr) -> bool {
+    match expr {
+        Expr::Field(field) => match &*field.base {
+            Expr::Path(path) => path.path.is_ident("self"),
+            base => is_self_field(base),
+        },
+        _ => false,
     }
 }
 

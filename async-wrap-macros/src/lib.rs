@@ -79,6 +79,10 @@ fn expand_function(
     if errors.is_empty() {
         expand::expand(&options, func)
     } else {
+        if validate::suggests_state(&func.sig, &options) {
+            // The error suggests `state`: the calls written for it get no follow-on error.
+            options.state = Some(syn::parse_quote!(state));
+        }
         expand::fallback(&options, func)
     }
 }

@@ -3,8 +3,8 @@
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 use syn::{
-    FnArg, GenericArgument, Lifetime, PathArguments, ReceiverKind, ReturnType, Safety, Signature,
-    Type, TypeParamBound,
+    FnArg, GenericArgument, Lifetime, Pat, PathArguments, ReceiverKind, ReturnType, Safety,
+    Signature, Type, TypeParamBound,
 };
 
 use crate::errors::Errors;
@@ -242,8 +242,13 @@ fn check_inputs(sig: &Signature, options: &Options, errors: &mut Errors) {
             if let Some(borrow) = copied_reference(&arg.ty).and_then(|r| find_borrow(&r.elem)) {
                 fail(&borrow.tokens(), borrow.message(&arg.ty, false));
             }
+        } else if let Some(message) = borrowed_role(arg, sig, options) {
+            fail(&arg.ty, message);
         } else if let Some(borrow) = find_borrow(&arg.ty) {
-            let hint = options.to_owned.is_none() && copied_reference(&arg.ty).is_some();
+            // `to_owned` and `process` do not combine: a process function's hint is elsewhere.
+            let hint = options.to_owned.is_none()
+                && options.process.is_none()
+                && copied_reference(&arg.ty).is_some();
             fail(&borrow.tokens(), borrow.message(&arg.ty, hint));
         } else if let Type::ImplTrait(impl_trait) = &*arg.ty {
             if let Some(missing) = missing_send_static(impl_trait) {
@@ -278,6 +283,69 @@ fn check_inputs(sig: &Signature, options: &Options, errors: &mut Errors) {
             );
         }
     }
+}
+
+/// The error for a borrowed argument whose role says what it was meant to be: the executor
+/// itself (`executor = pool`, `pool: &BlockingPool`), or, first and `&mut S` beside an executor
+/// without `state`, the thread's value of a `StatefulPool`.
+fn borrowed_role(arg: &syn::PatType, sig: &Signature, options: &Options) -> Option<String> {
+    let Type::Reference(reference) = &*arg.ty else {
+        return None;
+    };
+    if reference.lifetime.as_ref().is_some_and(is_static) {
+        return None;
+    }
+    let elem = pretty(&reference.elem.to_token_stream());
+    let executor = options.executor.as_ref()?;
+    if let (Pat::Ident(name), syn::Expr::Path(path)) = (&*arg.pat, executor) {
+        if path.path.is_ident(&name.ident) {
+            return Some(format!(
+                "`{name}` is the executor, and a borrowed one cannot reach the thread that runs \
+                 the body after this call has returned: take `&'static {elem}` (a pool in a \
+                 `static`) or an `Arc<{elem}>`",
+                name = name.ident,
+            ));
+        }
+    }
+    if suggests_state(sig, options)
+        && first_typed(sig).is_some_and(|first| std::ptr::eq(first, arg))
+    {
+        return Some(format!(
+            "`&mut {elem}` cannot be moved to the pool thread, where the body runs after this \
+             call has returned; if `{pool}` is a `StatefulPool<{elem}>`, add `state`: the body \
+             then gets the running thread's `{elem}`, and the caller does not pass it; \
+             otherwise take {owned}",
+            pool = pretty(executor),
+            owned = owned_suggestion(reference),
+        ));
+    }
+    None
+}
+
+/// The function's first typed argument.
+fn first_typed(sig: &Signature) -> Option<&syn::PatType> {
+    sig.inputs.iter().find_map(|input| match input {
+        FnArg::Typed(arg) => Some(arg),
+        FnArg::Receiver(_) => None,
+    })
+}
+
+/// Whether the function reads as a `state` function without `state`: an executor named (not an
+/// adapter), no `state` or `process`, and a first argument of type `&mut S`. Its fallback then
+/// takes the fix for granted, so that the calls written for it (without that argument) get no
+/// follow-on error.
+pub(crate) fn suggests_state(sig: &Signature, options: &Options) -> bool {
+    let named_pool = matches!(
+        options.executor(),
+        Some(crate::options::ExecutorOption::Expr(_))
+    );
+    named_pool
+        && options.state.is_none()
+        && options.process.is_none()
+        && first_typed(sig).is_some_and(|first| {
+            matches!(&*first.ty, Type::Reference(r) if r.mutability.is_some()
+                && !r.lifetime.as_ref().is_some_and(is_static))
+        })
 }
 
 /// Under `state`: the first argument must be `&mut S`, and `executor` must name the pool.
@@ -441,10 +509,17 @@ impl Borrow<'_> {
         match self {
             Borrow::Reference(reference) => {
                 let ty = pretty(&reference.to_token_stream());
-                let or_copy = if hint_to_owned {
-                    ", or add `to_owned` to the attribute to copy it at each call"
-                } else {
-                    ""
+                let or_copy = match (hint_to_owned, owned_form(reference)) {
+                    (false, _) => String::new(),
+                    (true, Some(_)) => {
+                        ", or add `to_owned` to the attribute to copy it at each call".to_owned()
+                    }
+                    // `to_owned` needs `T: Clone` (`ToOwned`), which only the compiler knows.
+                    (true, None) => format!(
+                        ", or, if `{}` is `Clone`, add `to_owned` to the attribute to copy it at \
+                         each call",
+                        pretty(&reference.elem.to_token_stream())
+                    ),
                 };
                 format!(
                     "borrowed argument: `{ty}` cannot be moved to the pool thread, where the body runs \
@@ -463,16 +538,13 @@ impl Borrow<'_> {
     }
 }
 
-/// What to write instead of a reference type.
-fn owned_suggestion(reference: &syn::TypeReference) -> String {
-    let elem = &*reference.elem;
+/// The owned form of a shared borrow of a well-known unsized type (`&str`: `String`, `&[T]`:
+/// `Vec<T>`, `&Path`, `&OsStr`, `&CStr`).
+fn owned_form(reference: &syn::TypeReference) -> Option<String> {
     if reference.mutability.is_some() {
-        let inner = pretty(&elem.to_token_stream());
-        return format!(
-            "`{inner}` by value (return it if the caller needs it back) or share an `Arc<Mutex<{inner}>>`"
-        );
+        return None;
     }
-    let owned = match elem {
+    match &*reference.elem {
         Type::Slice(slice) => Some(format!("Vec<{}>", pretty(&slice.elem.to_token_stream()))),
         Type::Path(path) if path.qself.is_none() => {
             let last = path.path.segments.last().map(|s| s.ident.to_string());
@@ -485,8 +557,19 @@ fn owned_suggestion(reference: &syn::TypeReference) -> String {
             }
         }
         _ => None,
-    };
-    if let Some(owned) = owned {
+    }
+}
+
+/// What to write instead of a reference type.
+fn owned_suggestion(reference: &syn::TypeReference) -> String {
+    let elem = &*reference.elem;
+    if reference.mutability.is_some() {
+        let inner = pretty(&elem.to_token_stream());
+        return format!(
+            "`{inner}` by value (return it if the caller needs it back) or share an `Arc<Mutex<{inner}>>`"
+        );
+    }
+    if let Some(owned) = owned_form(reference) {
         format!("an owned `{owned}`, or share it with `Arc`")
     } else {
         let inner = pretty(&elem.to_token_stream());

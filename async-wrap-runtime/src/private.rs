@@ -16,6 +16,7 @@ pub use self::executor_forms::executor;
 pub use inventory;
 
 use crate::executor::ExecutorRef;
+use std::sync::Arc;
 
 /// The dispatch every shim makes: `executor` as the attribute evaluated it, `site` the
 /// function's static record (its path, the executor expression as written). The shim is
@@ -81,6 +82,24 @@ where
 pub fn stateful_pool<S, E>(pool: &'static StatefulPool<S, E>) -> &'static StatefulPool<S, E> {
     pool
 }
+
+/// What a field of `self` named by `executor = self.FIELD` must be: a handle the call can keep
+/// after `self` is moved into the job or dropped. A pool held by value in the field is borrowed
+/// from `self` for the call only.
+#[diagnostic::on_unimplemented(
+    message = "a pool held in a field as `{Self}` cannot be the executor: the call outlives its borrow of `self`",
+    label = "borrowed from `self`",
+    note = "share the pool: make the field an `Arc<{Self}>` (or a `&'static {Self}` naming a `static` pool), or an `ExecutorRef`"
+)]
+pub trait SharedField {}
+
+impl<T: ?Sized> SharedField for Arc<T> {}
+impl<T: ?Sized> SharedField for &'static T {}
+impl SharedField for ExecutorRef {}
+
+/// The check of `executor = self.FIELD`: the field is a [`SharedField`].
+#[inline]
+pub fn shared_field<T: SharedField + ?Sized>(_field: &T) {}
 
 /// The dispatch of a `state` shim: the body gets its thread's value of `pool`.
 #[inline]

@@ -7,7 +7,7 @@
 //
 // is:
 
-#[allow(clippy::type_complexity)]
+#[allow(clippy::type_complexity, refining_impl_trait)]
 #[track_caller]
 pub fn lookup(&self, key: String) -> ::async_wrap::__private::BlockingFuture<Option<u32>> {
     static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =
@@ -17,7 +17,10 @@ pub fn lookup(&self, key: String) -> ::async_wrap::__private::BlockingFuture<Opt
             ::core::file!(),
             ::core::line!(),
         );
-    let __async_wrap_executor = ::async_wrap::__private::IntoExecutor::into_executor(&self.pool);
+    let __async_wrap_executor = {
+        ::async_wrap::__private::shared_field(&self.pool);
+        ::async_wrap::__private::IntoExecutor::into_executor(&self.pool)
+    };
     let __async_wrap_self = <Self as ::core::clone::Clone>::clone(self);
     let __async_wrap_job = move || -> Option<u32> {
         let _ = &__async_wrap_self;

@@ -11,7 +11,7 @@
 
 #[doc = r" Doubles `n`."]
 #[inline]
-#[allow(clippy::type_complexity)]
+#[allow(clippy::type_complexity, refining_impl_trait)]
 #[track_caller]
 pub fn slow_double(n: u64) -> ::async_wrap::__private::BlockingFuture<u64> {
     static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =

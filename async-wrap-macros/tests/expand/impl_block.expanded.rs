@@ -21,7 +21,7 @@ impl Store {
     pub fn get_blocking(self: Arc<Self>, key: u32) -> Option<String> {
         self.rows.get(&key).cloned()
     }
-    #[allow(clippy::type_complexity)]
+    #[allow(clippy::type_complexity, refining_impl_trait)]
     #[track_caller]
     pub fn get(
         self: Arc<Self>,
@@ -56,7 +56,7 @@ impl Store {
     fn count_blocking() -> usize {
         0
     }
-    #[allow(clippy::type_complexity)]
+    #[allow(clippy::type_complexity, refining_impl_trait)]
     #[track_caller]
     fn count() -> ::async_wrap::__private::BlockingFuture<usize> {
         static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =

@@ -9,7 +9,7 @@
 // is:
 
 #[doc = r" Parses a document in a worker process."]
-#[allow(clippy::type_complexity)]
+#[allow(clippy::type_complexity, refining_impl_trait)]
 #[track_caller]
 pub fn parse(
     __async_wrap_arg0: (u32, u32),

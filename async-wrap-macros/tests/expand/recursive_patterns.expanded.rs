@@ -12,7 +12,7 @@
 //
 // is:
 
-#[allow(clippy::type_complexity)]
+#[allow(clippy::type_complexity, refining_impl_trait)]
 #[track_caller]
 fn walk(
     __async_wrap_arg0: (u32, u32),

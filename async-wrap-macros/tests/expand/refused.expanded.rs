@@ -23,7 +23,7 @@ pub fn query_blocking<T: Send + 'static>(
     name.bytes()
 }
 #[doc = r" Looks `id` up."]
-#[allow(clippy::type_complexity)]
+#[allow(clippy::type_complexity, refining_impl_trait)]
 pub fn query<T: Send + 'static>(
     &self,
     _: (u32, u32),

@@ -12,7 +12,7 @@
 // is:
 
 #[doc = r" The lines of a file."]
-#[allow(clippy::type_complexity)]
+#[allow(clippy::type_complexity, refining_impl_trait)]
 #[track_caller]
 pub fn lines(path: std::path::PathBuf) -> ::async_wrap::__private::BlockingStream<String> {
     static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =

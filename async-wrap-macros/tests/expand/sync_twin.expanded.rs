@@ -10,7 +10,7 @@
 pub fn checksum_blocking<T: AsRef<[u8]> + Send + 'static>(data: T) -> u32 {
     data.as_ref().iter().map(|&b| u32::from(b)).sum()
 }
-#[allow(clippy::type_complexity)]
+#[allow(clippy::type_complexity, refining_impl_trait)]
 #[track_caller]
 pub fn checksum<T: AsRef<[u8]> + Send + 'static>(
     data: T,

@@ -7,7 +7,7 @@
 //
 // is:
 
-#[allow(clippy::type_complexity)]
+#[allow(clippy::type_complexity, refining_impl_trait)]
 #[allow(unused_unsafe)]
 #[track_caller]
 pub unsafe fn parse(

@@ -12,7 +12,7 @@
 //
 // is:
 
-#[allow(clippy::type_complexity)]
+#[allow(clippy::type_complexity, refining_impl_trait)]
 #[track_caller]
 pub fn lines(
     self: &Arc<Self>,
