@@ -36,7 +36,10 @@ pub(crate) fn parse_item(item: TokenStream) -> syn::Result<Wrapped> {
         syn::Item::Type(_) => "a type alias",
         syn::Item::Union(_) => "a union",
         syn::Item::Use(_) => "a `use` declaration",
-        _ => "not a function with a body (a method declaration without a body cannot be wrapped)",
+        _ => {
+            "a method declaration without a body: put `#[async_wrap]` on the trait instead, \
+             which makes each declaration return the future of its wrapped implementations"
+        }
     };
     Err(syn::Error::new(
         item_head_span(&item),

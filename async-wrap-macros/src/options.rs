@@ -104,7 +104,14 @@ impl Options {
 
     fn parse_one(&mut self, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
         let key = key(meta);
-        match key.as_str() {
+        self.parse_key(&key, meta)
+    }
+
+    /// Parses the option `key` at `meta`. An unknown key near a known one (a typo) is reported,
+    /// then read as that option, so that what the option does still applies and its absence
+    /// causes no second error (`clone_slef` on a `&self` method is one error, not two).
+    fn parse_key(&mut self, key: &str, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+        match key {
             "executor" => {
                 let expr: Expr = value(meta, "executor = POOL")?.parse()?;
                 if let Expr::Lit(lit) = &expr {
@@ -147,7 +154,14 @@ impl Options {
                 let batch: Expr = value(meta, "batch = 256")?.parse()?;
                 set_once(&mut self.batch, batch, meta)
             }
-            _ => Err(unknown_option(meta)),
+            _ => {
+                let (err, near) = unknown_option(meta);
+                if let Some(near) = near {
+                    // Its own errors (a missing value, a duplicate) would repeat this one.
+                    let _ = self.parse_key(near, meta);
+                }
+                Err(err)
+            }
         }
     }
 }
@@ -254,9 +268,10 @@ fn twice(meta: &ParseNestedMeta<'_>) -> syn::Error {
     )
 }
 
-/// An unknown option. A kebab-case key (`clone-self`) is read whole, so that the message names
-/// it and suggests the option it was meant to be, and its tail is not reported again.
-fn unknown_option(meta: &ParseNestedMeta<'_>) -> syn::Error {
+/// An unknown option, and the option it is near enough to be a typo of. A kebab-case key
+/// (`clone-self`) is read whole, so that the message names it and suggests the option it was
+/// meant to be, and its tail is not reported again.
+fn unknown_option(meta: &ParseNestedMeta<'_>) -> (syn::Error, Option<&'static str>) {
     let mut key = quote::ToTokens::to_token_stream(&meta.path)
         .to_string()
         .replace(' ', "");
@@ -278,19 +293,21 @@ fn unknown_option(meta: &ParseNestedMeta<'_>) -> syn::Error {
         .collect::<Vec<_>>()
         .join(", ");
     if key == "skip" {
-        return syn::Error::new_spanned(
+        let err = syn::Error::new_spanned(
             written,
             "`skip` leaves a method of an `impl` block under `#[async_wrap]` as written; on a \
              function of its own, remove the attribute instead",
         );
+        return (err, None);
     }
-    let message = match closest(&key.replace('-', "_")) {
+    let near = closest(&key.replace('-', "_"));
+    let message = match near {
         Some(near) => {
             format!("unknown option `{key}`: did you mean `{near}`? The options are {known}")
         }
         None => format!("unknown option `{key}`: the options are {known}"),
     };
-    syn::Error::new_spanned(written, message)
+    (syn::Error::new_spanned(written, message), near)
 }
 
 /// The known option nearest to `key`, if it is near enough to be a typo.
