@@ -605,8 +605,11 @@
 /// and a call past its deadline, or whose future is dropped, has its worker killed. The function
 /// returns a `ProcessFuture<T>`, resolving to `Result<T, ProcessError>`. Its arguments and
 /// result cross serialized: each must implement `serde::Serialize` and `serde::Deserialize`,
-/// which the compiler checks at the type. The function must be free (no `self`), non-generic
-/// and safe. See the `process` module.
+/// which the compiler checks at the type. A shared borrow (`&str`, `&[u8]`, `&Path`, `&T`) is
+/// serialized from the borrow at the call and read back in the worker as its owned form
+/// (`String`, `Vec<u8>`, `PathBuf`, `T`), which the body gets a borrow of: the future borrows
+/// nothing. The function must be free (no `self`), non-generic and safe. See the `process`
+/// module.
 ///
 /// ```ignore
 /// // Needs the `process` feature, and spawns worker processes (a doctest cannot).

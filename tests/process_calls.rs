@@ -21,7 +21,7 @@
 )]
 
 use std::panic::{self, AssertUnwindSafe};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use async_wrap::async_wrap;
@@ -57,6 +57,13 @@ fn moved((x, y): (i64, i64), mut point: Point) -> Point {
 #[async_wrap(executor = PROCS, process)]
 fn checksum(data: Vec<u8>) -> (usize, u64) {
     (data.len(), data.iter().map(|b| u64::from(*b)).sum())
+}
+
+// Borrowed arguments: serialized at the call, so the future borrows nothing.
+#[async_wrap(executor = PROCS, process)]
+fn describe(name: &str, bytes: &[u8], path: &Path, point: &Point) -> String {
+    let (len, path, pid) = (bytes.len(), path.display(), std::process::id());
+    format!("{name}:{len}:{path}:{}{}:{pid}", point.label, point.x)
 }
 
 // An output just short of clippy's `type_complexity` (`cargo clippy --all-targets` lints this
@@ -785,12 +792,38 @@ fn a_workers_stderr_goes_where_the_pool_says() {
     );
 }
 
+/// A `process` function taking `&str`, `&[u8]`, `&Path` and `&u32` runs in a worker with
+/// the values the caller lent, and its future outlives the borrows (it is `'static`).
+fn borrowed_arguments_are_serialized_at_the_call() {
+    fn is_static<T: 'static>(_: &T) {}
+    let future = {
+        let name = String::from("report");
+        let bytes = vec![7_u8; 3];
+        let path = PathBuf::from("/tmp/in.txt");
+        let point = Point {
+            x: 5,
+            label: "p".into(),
+        };
+        describe(&name, &bytes, &path, &point)
+        // The borrowed values are dropped here; the future holds none of them.
+    };
+    is_static(&future);
+    let text = block_on(future).unwrap();
+    let (described, pid) = text.rsplit_once(':').unwrap();
+    assert_eq!(described, "report:3:/tmp/in.txt:p5");
+    assert_ne!(pid, std::process::id().to_string(), "ran in a worker");
+}
+
 fn main() {
     async_wrap::process::init();
     support::run_test_groups(&[
         (
             &[
                 ("results_come_back", results_come_back),
+                (
+                    "borrowed_arguments_are_serialized_at_the_call",
+                    borrowed_arguments_are_serialized_at_the_call,
+                ),
                 (
                     "a_pool_with_panics_as_errors_returns_the_panic_as_an_error",
                     a_pool_with_panics_as_errors_returns_the_panic_as_an_error,

@@ -20,7 +20,7 @@
 //! caller's scope can change what they mean.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{
     Attribute, Block, Expr, FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType,
@@ -310,30 +310,30 @@ fn expand_process(
         let krate = krate.at(flag.span());
         quote_spanned!(flag.span()=> #krate::__private::adapters::process::<#krate::__private::adapters::Enabled>();)
     };
-    // Each type that crosses is checked, once, where the user wrote it; the codecs it gives
-    // carry the check to the other steps, which add no bound of their own.
-    let portable = |ty: &TokenStream, span: Span| {
-        let krate = krate.at(span);
-        quote_spanned!(span=> #krate::__private::process::portable::<#ty>())
-    };
     let output_span = match &sig.output {
         ReturnType::Type(_, ty) => ty.span(),
         ReturnType::Default => Span::call_site(),
     };
-    let types: Vec<&Type> = args.iter().map(|arg| arg.ty).collect();
-    let checks = types
-        .iter()
-        .map(|ty| portable(&quote!(#ty), ty.span()))
-        .chain(std::iter::once(portable(&output_ty, output_span)));
     let inputs = args.iter().map(
         |Arg {
              name, ty, attrs, ..
          }| quote!(#(#attrs)* #name: #ty),
     );
-    let names = args.iter().map(|arg| &arg.name);
     let bound: Vec<Ident> = (0..args.len())
         .map(|index| format_ident!("__async_wrap_arg{}", index, span = Span::mixed_site()))
         .collect();
+    let crossings: Vec<Crossing> = args
+        .iter()
+        .zip(&bound)
+        .map(|(arg, bound)| Crossing::of(arg, bound, krate))
+        .collect();
+    let types = crossings.iter().map(|crossing| &crossing.codec);
+    let checks = crossings
+        .iter()
+        .map(|crossing| crossing.check.clone())
+        .chain(std::iter::once(portable(krate, &output_ty, output_span)));
+    let pushed = crossings.iter().map(|crossing| &crossing.pushed);
+    let passed = crossings.iter().map(|crossing| &crossing.passed);
     let codec_of: Vec<Ident> = (0..args.len())
         .map(|index| format_ident!("__async_wrap_codec{}", index, span = Span::mixed_site()))
         .collect();
@@ -366,7 +366,7 @@ fn expand_process(
                 #private::process::serve(#input, #output_codec, |#arguments| {
                     #(let #bound = #arguments.take(#codec_of)?;)*
                     #arguments.finish()?;
-                    ::core::result::Result::Ok(#ident(#(#bound),*))
+                    ::core::result::Result::Ok(#ident(#(#passed),*))
                 })
             }
             const #key: &::core::primitive::str = #key_value;
@@ -375,11 +375,57 @@ fn expand_process(
             #feature
             let (#(#codec_of,)* #output_codec,) = #codecs();
             let #request_mut #request = #private::process::Request::new(#key);
-            #(#request.push(#codec_of, &#names);)*
+            #(#request.push(#codec_of, #pushed);)*
             let #executor = #pool;
             #private::process::call(#executor, &#site, #request, #output_codec)
         }
     }
+}
+
+/// How one argument of a `process` function crosses to the worker.
+struct Crossing {
+    /// The codec's type arguments: `T`, or, for a borrow `&B`, `B, B::Owned`.
+    codec: TokenStream,
+    /// The call that makes the codec, checking there (at the user's type) that it can cross.
+    check: TokenStream,
+    /// What the request encodes: a borrow of the argument, or the argument (already a borrow).
+    pushed: TokenStream,
+    /// What the worker passes the body: the decoded value, or a borrow of it.
+    passed: TokenStream,
+}
+
+impl Crossing {
+    /// A borrowed argument (`&str`, `&[u8]`, `&Path`) is encoded from the borrow at the call
+    /// and decoded in the worker as its owned form, which the body gets a borrow of; any other
+    /// crosses as it is. `bound` is the worker's binding of the decoded value.
+    fn of(arg: &Arg<'_>, bound: &Ident, krate: Krate<'_>) -> Self {
+        let (name, ty) = (&arg.name, arg.ty);
+        let private = krate.private();
+        match copied_reference(ty).map(|reference| &*reference.elem) {
+            Some(elem) => {
+                let at_type = krate.at(ty.span());
+                Crossing {
+                    codec: quote!(#elem, <#elem as #private::ToOwned>::Owned),
+                    check: quote_spanned!(ty.span()=> #at_type::__private::process::portable_ref::<#elem>()),
+                    pushed: quote!(#name),
+                    passed: quote!(#private::Borrow::borrow(&#bound)),
+                }
+            }
+            None => Crossing {
+                codec: quote!(#ty),
+                check: portable(krate, &ty.to_token_stream(), ty.span()),
+                pushed: quote!(&#name),
+                passed: quote!(#bound),
+            },
+        }
+    }
+}
+
+/// The codec of `ty`, made where the user wrote it: each type that crosses is checked there,
+/// once; the codec carries the check to the other steps, which add no bound of their own.
+fn portable(krate: Krate<'_>, ty: &TokenStream, span: Span) -> TokenStream {
+    let krate = krate.at(span);
+    quote_spanned!(span=> #krate::__private::process::portable::<#ty>())
 }
 
 /// The label and the pool of a `process` shim: `executor = POOL` as written, and the call that

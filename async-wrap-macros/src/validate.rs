@@ -236,7 +236,9 @@ fn check_inputs(sig: &Signature, options: &Options, errors: &mut Errors) {
         let FnArg::Typed(arg) = input else {
             continue;
         };
-        if options.to_owned.is_some() && copied_reference(&arg.ty).is_some() {
+        // A `process` function's borrowed arguments are serialized at the call, like copies.
+        let copies = options.to_owned.is_some() || options.process.is_some();
+        if copies && copied_reference(&arg.ty).is_some() {
             has_copied_arg = true;
             // The referent may itself borrow (`&Cow<'a, str>`): its owned form still could.
             if let Some(borrow) = copied_reference(&arg.ty).and_then(|r| find_borrow(&r.elem)) {
@@ -244,8 +246,20 @@ fn check_inputs(sig: &Signature, options: &Options, errors: &mut Errors) {
             }
         } else if let Some(message) = borrowed_role(arg, sig, options) {
             fail(&arg.ty, message);
+        } else if let (Some(borrow), Some(_)) = (find_borrow(&arg.ty), &options.process) {
+            fail(
+                &borrow.tokens(),
+                format!(
+                    "borrowed argument: `{}` cannot cross to the worker process: a `process` \
+                     function's arguments are serialized at the call, and only a plain shared \
+                     borrow (`&str`, `&[u8]`, `&Path`, `&T`) is read back there, as its owned \
+                     form; take an owned type instead (a `&mut` argument's changes would not \
+                     come back: return the value)",
+                    pretty(&arg.ty)
+                ),
+            );
         } else if let Some(borrow) = find_borrow(&arg.ty) {
-            // `to_owned` and `process` do not combine: a process function's hint is elsewhere.
+            // `to_owned` and `process` do not combine: a process function's hint is above.
             let hint = options.to_owned.is_none()
                 && options.process.is_none()
                 && copied_reference(&arg.ty).is_some();

@@ -258,9 +258,13 @@ pub mod process {
         Unavailable
     }
     /// Stands for a codec.
-    pub struct Codec<T>(PhantomData<fn() -> T>);
+    pub struct Codec<E: ?Sized, D = E>(PhantomData<fn(&E) -> D>);
     /// Accepts any type.
     pub fn portable<T>() -> Codec<T> {
+        Codec(PhantomData)
+    }
+    /// Accepts any borrowed type.
+    pub fn portable_ref<B: ?Sized + ToOwned>() -> Codec<B, B::Owned> {
         Codec(PhantomData)
     }
     /// Stands for a request.
@@ -271,7 +275,7 @@ pub mod process {
             unreachable!("`process` shims do not compile without the feature")
         }
         /// Never called.
-        pub fn push<T>(&mut self, _: Codec<T>, _: &T) {}
+        pub fn push<E: ?Sized, D>(&mut self, _: Codec<E, D>, _: &E) {}
     }
     /// Stands for the arguments.
     pub struct Arguments<'a>(PhantomData<&'a ()>);
@@ -281,7 +285,7 @@ pub mod process {
         /// # Errors
         ///
         /// Never.
-        pub fn take<T>(&mut self, _: Codec<T>) -> Result<T, String> {
+        pub fn take<E: ?Sized, D>(&mut self, _: Codec<E, D>) -> Result<D, String> {
             unreachable!("`process` shims do not compile without the feature")
         }
         /// Never called.

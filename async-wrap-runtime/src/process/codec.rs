@@ -23,28 +23,30 @@ type Encode<T> = fn(&T, Vec<u8>) -> Result<Vec<u8>, String>;
 /// Reads a value from the front of a buffer, returning it and the rest.
 type Decode<T> = for<'a> fn(&'a [u8]) -> Result<(T, &'a [u8]), String>;
 
-/// Encodes and decodes values of `T` (postcard).
-pub struct Codec<T> {
-    encode: Encode<T>,
-    decode: Decode<T>,
+/// Encodes values of `E` and decodes them as `D` (postcard): `D` is `E` for a value that
+/// crosses as it is, and `E`'s owned form for a borrowed argument (`&str` is encoded from the
+/// caller's borrow and decoded in the worker as a `String`).
+pub struct Codec<E: ?Sized, D = E> {
+    encode: Encode<E>,
+    decode: Decode<D>,
 }
 
-impl<T> Clone for Codec<T> {
+impl<E: ?Sized, D> Clone for Codec<E, D> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<T> Copy for Codec<T> {}
+impl<E: ?Sized, D> Copy for Codec<E, D> {}
 
-impl<T> Codec<T> {
+impl<E: ?Sized, D> Codec<E, D> {
     /// Appends `value` to `out`.
-    pub(crate) fn encode(self, value: &T, out: Vec<u8>) -> Result<Vec<u8>, String> {
+    pub(crate) fn encode(self, value: &E, out: Vec<u8>) -> Result<Vec<u8>, String> {
         (self.encode)(value, out)
     }
 
     /// A value from the front of `bytes`, and what follows it.
-    pub(crate) fn decode(self, bytes: &[u8]) -> Result<(T, &[u8]), String> {
+    pub(crate) fn decode(self, bytes: &[u8]) -> Result<(D, &[u8]), String> {
         (self.decode)(bytes)
     }
 }
@@ -52,6 +54,21 @@ impl<T> Codec<T> {
 /// The codec of `T`, checking where the shim calls it (at the user's type) that `T` can cross.
 #[inline]
 pub fn portable<T: Portable>() -> Codec<T> {
+    Codec {
+        encode: |value, out| postcard::to_extend(value, out).map_err(|err| err.to_string()),
+        decode: |bytes| postcard::take_from_bytes(bytes).map_err(|err| err.to_string()),
+    }
+}
+
+/// The codec of a borrowed argument `&B` (`&str`, `&[u8]`, `&Path`, `&T` for a `Clone` `T`):
+/// encoded from the borrow at the call, decoded in the worker as `B::Owned`, which the body gets
+/// a borrow of. serde writes a borrowed form and its owned form alike (`str` and `String`,
+/// `[T]` and `Vec<T>`, `Path` and `PathBuf`).
+#[inline]
+pub fn portable_ref<B>() -> Codec<B, B::Owned>
+where
+    B: ?Sized + ToOwned<Owned: Portable> + serde::Serialize,
+{
     Codec {
         encode: |value, out| postcard::to_extend(value, out).map_err(|err| err.to_string()),
         decode: |bytes| postcard::take_from_bytes(bytes).map_err(|err| err.to_string()),
@@ -78,7 +95,7 @@ impl Request {
     }
 
     /// Appends an argument.
-    pub fn push<T>(&mut self, codec: Codec<T>, value: &T) {
+    pub fn push<E: ?Sized, D>(&mut self, codec: Codec<E, D>, value: &E) {
         if let Ok(frame) = &mut self.frame {
             match codec.encode(value, std::mem::take(&mut frame.0)) {
                 Ok(bytes) => frame.0 = bytes,
@@ -116,7 +133,7 @@ impl<'a> Arguments<'a> {
     /// # Errors
     ///
     /// The decoder's message, if the bytes are not a `T`.
-    pub fn take<T>(&mut self, codec: Codec<T>) -> Result<T, String> {
+    pub fn take<E: ?Sized, D>(&mut self, codec: Codec<E, D>) -> Result<D, String> {
         let (value, rest) = codec.decode(self.rest)?;
         self.rest = rest;
         Ok(value)
@@ -159,5 +176,28 @@ mod tests {
         assert_eq!(arguments.take(portable::<u32>()), Ok(7));
         assert_eq!(arguments.take(portable::<String>()).as_deref(), Ok("two"));
         assert!(arguments.take(portable::<u64>()).is_err());
+    }
+
+    #[test]
+    fn a_borrowed_argument_reads_back_as_its_owned_form() {
+        let mut request = Request::new("app::g#1");
+        request.push(portable_ref::<str>(), "text");
+        request.push(portable_ref::<[u8]>(), &[1, 2, 3][..]);
+        request.push(
+            portable_ref::<std::path::Path>(),
+            std::path::Path::new("/tmp/x"),
+        );
+        request.push(portable_ref::<u16>(), &9);
+        let frame = request.into_frame().unwrap();
+        let (_, bytes) = super::super::wire::split_request(&frame.0[4..]).unwrap();
+        let mut arguments = Arguments::new(bytes);
+        assert_eq!(arguments.take(portable_ref::<str>()).as_deref(), Ok("text"));
+        assert_eq!(arguments.take(portable_ref::<[u8]>()), Ok(vec![1, 2, 3]));
+        assert_eq!(
+            arguments.take(portable_ref::<std::path::Path>()),
+            Ok(std::path::PathBuf::from("/tmp/x"))
+        );
+        assert_eq!(arguments.take(portable_ref::<u16>()), Ok(9));
+        assert!(arguments.finish().is_ok());
     }
 }

@@ -634,7 +634,7 @@ impl fmt::Debug for ShutdownFuture {
 #[doc(hidden)]
 pub mod __shim {
     pub use super::call::call;
-    pub use super::codec::{Arguments, Codec, Portable, Request, portable};
+    pub use super::codec::{Arguments, Codec, Portable, Request, portable, portable_ref};
     pub use super::wire::Frame;
     pub use super::worker::{Entry, serve};
     pub use super::{ProcessFuture, ProcessPool};
