@@ -16,7 +16,7 @@ use async_wrap::{BlockingPool, async_wrap};
 
 /// The untrusted native code: two workers, each call limited to 500 ms.
 static SANDBOX: ProcessPool = ProcessPool::with_max_workers(2)
-    .name("sandbox")
+    .named("sandbox")
     .deadline(Duration::from_millis(500));
 
 /// Threads, for the comparison.

@@ -22,6 +22,7 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use async_wrap::async_wrap;
@@ -33,7 +34,7 @@ use serde_bytes::ByteBuf;
 mod support;
 use support::eventually;
 
-static PROCS: ProcessPool = ProcessPool::with_max_workers(2).name("procs");
+static PROCS: ProcessPool = ProcessPool::with_max_workers(2).named("procs");
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Point {
@@ -347,7 +348,7 @@ fn an_unknown_function_is_an_error() {
 }
 
 /// One worker: consecutive calls reach the same worker process.
-static SOLO: ProcessPool = ProcessPool::with_max_workers(1).name("solo");
+static SOLO: ProcessPool = ProcessPool::with_max_workers(1).named("solo");
 
 #[async_wrap(executor = SOLO, process)]
 fn solo_pid() -> u32 {
@@ -431,7 +432,7 @@ fn resume_unwind_reports_its_own_payload() {
     );
 }
 
-static BIG: ProcessPool = ProcessPool::with_max_workers(1).name("big");
+static BIG: ProcessPool = ProcessPool::with_max_workers(1).named("big");
 
 #[async_wrap(executor = BIG, process)]
 fn big_len(data: ByteBuf) -> u64 {
@@ -480,7 +481,7 @@ fn large_values_round_trip() {
 }
 
 static HOSTILE: ProcessPool = ProcessPool::with_max_workers(1)
-    .name("hostile")
+    .named("hostile")
     .kill_grace(Duration::from_millis(100));
 
 #[derive(Debug)]
@@ -613,11 +614,11 @@ fn the_future_is_send_sync_unpin_static() {
 }
 
 static NO_PROGRAM: ProcessPool = ProcessPool::with_max_workers(1)
-    .name("no-program")
+    .named("no-program")
     .program("/nonexistent/async-wrap-worker")
     .kill_grace(Duration::ZERO);
 
-static COUNTED: ProcessPool = ProcessPool::with_max_workers(1).name("counted");
+static COUNTED: ProcessPool = ProcessPool::with_max_workers(1).named("counted");
 
 #[async_wrap(executor = NO_PROGRAM, process)]
 fn never_starts() -> u32 {
@@ -693,7 +694,7 @@ fn no_child_is_left() {
 /// A pool built at run time: its settings read when it is first used.
 static LAZY_PROCS: std::sync::LazyLock<ProcessPool> = std::sync::LazyLock::new(|| {
     let workers = std::env::var("NO_SUCH_SETTING").map_or(1, |v| v.parse().unwrap_or(1));
-    ProcessPool::with_max_workers(workers).name("lazy-procs")
+    ProcessPool::with_max_workers(workers).named("lazy-procs")
 });
 
 #[async_wrap(executor = LAZY_PROCS, process)]
@@ -710,7 +711,7 @@ fn a_lazy_lock_pool_runs_calls_in_its_workers() {
 }
 
 static LENIENT: ProcessPool = ProcessPool::with_max_workers(1)
-    .name("lenient")
+    .named("lenient")
     .panics_as_errors()
     .worker_stderr(WorkerStderr::Null);
 
@@ -752,11 +753,11 @@ fn a_pool_with_panics_as_errors_returns_the_panic_as_an_error() {
 const STDERR_LOG: &str = "/tmp/async-wrap-process-calls-worker-stderr.log";
 
 static LOGGED: ProcessPool = ProcessPool::with_max_workers(1)
-    .name("logged")
+    .named("logged")
     .worker_stderr(WorkerStderr::AppendTo(STDERR_LOG));
 
 static UNLOGGABLE: ProcessPool = ProcessPool::with_max_workers(1)
-    .name("unloggable")
+    .named("unloggable")
     .worker_stderr(WorkerStderr::AppendTo("/no/such/dir/workers.log"));
 
 #[async_wrap(executor = LOGGED, process)]
@@ -814,12 +815,75 @@ fn borrowed_arguments_are_serialized_at_the_call() {
     assert_ne!(pid, std::process::id().to_string(), "ran in a worker");
 }
 
+/// What `init_with`'s initializer was given, in a worker; unset in this process.
+static INITIALIZED_FOR: OnceLock<Option<String>> = OnceLock::new();
+
+static UNNAMED: ProcessPool = ProcessPool::with_max_workers(1);
+static DOOMED_INIT: ProcessPool = ProcessPool::with_max_workers(1)
+    .named("doomed-init")
+    .worker_stderr(WorkerStderr::Null);
+
+/// What the worker's initializer was given, as text.
+fn initializer_record() -> String {
+    match INITIALIZED_FOR.get() {
+        None => "not initialized".to_owned(),
+        Some(None) => "a pool without a name".to_owned(),
+        Some(Some(name)) => format!("pool {name}"),
+    }
+}
+
+#[async_wrap(executor = PROCS, process)]
+fn initialized_for() -> String {
+    initializer_record()
+}
+
+#[async_wrap(executor = UNNAMED, process)]
+fn initialized_for_unnamed() -> String {
+    initializer_record()
+}
+
+#[async_wrap(executor = DOOMED_INIT, process)]
+fn never_served() -> u32 {
+    1
+}
+
+/// `init_with`'s initializer runs once in each worker, given its pool's name, before the
+/// worker serves; never in this process; and a panic in it fails the call with `Start`.
+fn the_initializer_runs_in_each_worker_with_its_pools_name() {
+    assert_eq!(
+        INITIALIZED_FOR.get(),
+        None,
+        "the initializer ran in the program itself"
+    );
+    block_on(async {
+        assert_eq!(initialized_for().await.unwrap(), "pool procs");
+        assert_eq!(
+            initialized_for_unnamed().await.unwrap(),
+            "a pool without a name"
+        );
+        let err = never_served().await.unwrap_err();
+        assert!(
+            matches!(err.kind(), ProcessErrorKind::Start(why) if why.contains("init_with")),
+            "{err}"
+        );
+    });
+}
+
 fn main() {
-    async_wrap::process::init();
+    async_wrap::process::init_with(|pool| {
+        INITIALIZED_FOR
+            .set(pool.map(str::to_owned))
+            .expect("the initializer runs once per worker");
+        assert_ne!(pool, Some("doomed-init"), "cannot load the model");
+    });
     support::run_test_groups(&[
         (
             &[
                 ("results_come_back", results_come_back),
+                (
+                    "the_initializer_runs_in_each_worker_with_its_pools_name",
+                    the_initializer_runs_in_each_worker_with_its_pools_name,
+                ),
                 (
                     "borrowed_arguments_are_serialized_at_the_call",
                     borrowed_arguments_are_serialized_at_the_call,

@@ -42,10 +42,10 @@ use serde_bytes::ByteBuf;
 mod support;
 use support::eventually;
 
-static PROCS: ProcessPool = ProcessPool::with_max_workers(2).name("procs");
+static PROCS: ProcessPool = ProcessPool::with_max_workers(2).named("procs");
 
 /// One worker: consecutive calls reach the same worker process.
-static SOLO: ProcessPool = ProcessPool::with_max_workers(1).name("solo");
+static SOLO: ProcessPool = ProcessPool::with_max_workers(1).named("solo");
 
 #[async_wrap(executor = PROCS, process)]
 fn add(a: u64, b: u64) -> u64 {
@@ -233,7 +233,7 @@ fn a_line_printed_before_init_goes_to_stdout_and_the_worker_serves() {
     LATE_INIT.shutdown();
 }
 
-static FORKS: ProcessPool = ProcessPool::with_max_workers(1).name("forks");
+static FORKS: ProcessPool = ProcessPool::with_max_workers(1).named("forks");
 
 #[async_wrap(executor = FORKS, process)]
 fn fork_then_abort(path: PathBuf) -> u32 {
@@ -295,7 +295,7 @@ fn a_crash_is_seen_even_if_a_forked_child_lives_on() {
 }
 
 static FORKS_DEADLINE: ProcessPool = ProcessPool::with_max_workers(1)
-    .name("forks-deadline")
+    .named("forks-deadline")
     .deadline(Duration::from_secs(1));
 
 #[async_wrap(executor = FORKS_DEADLINE, process)]
@@ -364,7 +364,7 @@ fn an_idle_worker_that_dies_is_reaped() {
 }
 
 static RACE: ProcessPool = ProcessPool::with_max_workers(1)
-    .name("race")
+    .named("race")
     .kill_grace(Duration::ZERO);
 
 #[async_wrap(executor = RACE, process)]
@@ -416,7 +416,7 @@ fn a_call_dropped_as_it_starts_is_killed() {
 }
 
 static HOSTILE: ProcessPool = ProcessPool::with_max_workers(1)
-    .name("hostile")
+    .named("hostile")
     .kill_grace(Duration::from_millis(100));
 
 #[async_wrap(executor = HOSTILE, process)]
@@ -500,7 +500,7 @@ fn spawn_lingering() -> u32 {
 
 /// A body that leaves a child (exec'd) behind: the shutdown does not wait for it.
 fn shutdown_does_not_wait_for_a_bodys_children() {
-    static LINGER: ProcessPool = ProcessPool::with_max_workers(1).name("linger");
+    static LINGER: ProcessPool = ProcessPool::with_max_workers(1).named("linger");
     #[async_wrap(executor = LINGER, process)]
     fn spawn_it() -> u32 {
         Command::new("sleep").arg("600").spawn().unwrap().id()
@@ -519,7 +519,7 @@ fn shutdown_does_not_wait_for_a_bodys_children() {
 }
 
 static FDS: ProcessPool = ProcessPool::with_max_workers(2)
-    .name("fds")
+    .named("fds")
     .kill_grace(Duration::ZERO)
     .max_tasks_per_child(3);
 
@@ -710,7 +710,7 @@ fn a_killed_nested_call_leaves_no_grandchild() {
 const SILENT_SH: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/process-workers-silent.sh");
 
 static SLOW_START: ProcessPool = ProcessPool::with_max_workers(1)
-    .name("slow-start")
+    .named("slow-start")
     .program(SILENT_SH)
     .kill_grace(Duration::ZERO)
     .start_timeout(Duration::from_secs(6));
@@ -744,7 +744,7 @@ fn shutdown_timeout_is_bounded_while_a_worker_starts() {
 }
 
 static CHURN: ProcessPool = ProcessPool::with_max_workers(1)
-    .name("churn")
+    .named("churn")
     .keep_alive(Duration::from_millis(1));
 
 #[async_wrap(executor = CHURN, process)]
@@ -797,7 +797,7 @@ fn a_call_after_an_idle_worker_died_runs() {
 /// Run on its own: `cargo test --all-features --test process_workers -- a_call_dropped_as_its_driver_takes_it_does_not_run_on` (`DROP_RACE_SECS`, default 60).
 fn a_call_dropped_as_its_driver_takes_it_does_not_run_on() {
     static AIMED: ProcessPool = ProcessPool::with_max_workers(1)
-        .name("aimed")
+        .named("aimed")
         .kill_grace(Duration::ZERO);
     #[async_wrap(executor = AIMED, process)]
     fn aimed_hang() -> u32 {
@@ -908,7 +908,7 @@ impl std::task::Wake for ShutsDownOnWake {
     }
 }
 
-static WAKE_POOL: ProcessPool = ProcessPool::with_max_workers(1).name("wake-pool");
+static WAKE_POOL: ProcessPool = ProcessPool::with_max_workers(1).named("wake-pool");
 
 #[async_wrap(executor = WAKE_POOL, process)]
 fn wake_pool_add(a: u32) -> u32 {
@@ -951,7 +951,7 @@ fn shutdown_from_a_waker_does_not_deadlock() {
 }
 
 static EDGE: ProcessPool = ProcessPool::with_max_workers(2)
-    .name("edge")
+    .named("edge")
     .kill_grace(Duration::ZERO);
 
 #[async_wrap(executor = EDGE, process)]
@@ -1015,7 +1015,7 @@ fn a_drop_racing_the_reply() {
 }
 
 static EXTREME: ProcessPool = ProcessPool::with_max_workers(1)
-    .name("extreme")
+    .named("extreme")
     .keep_alive(Duration::MAX)
     .deadline(Duration::MAX)
     .start_timeout(Duration::MAX)
@@ -1053,12 +1053,12 @@ fn extreme_settings() {
 
 /// Before the fix: a pool name with a NUL byte (accepted by the `const` builder) made the
 /// driver thread's spawn panic inside `submit`, after the driver was counted: the first call
-/// panicked in its poll, and every later call then hung in the queue. Now `name` refuses it (a
+/// panicked in its poll, and every later call then hung in the queue. Now `named` refuses it (a
 /// compile error in a `static`, a panic at run time, before any pool exists), and `submit`
 /// never counts a driver whose spawn can panic on its name.
 fn a_bad_pool_name_does_not_wedge_the_pool() {
     let name: &'static str = std::hint::black_box("nul\0name");
-    let built = panic::catch_unwind(|| ProcessPool::with_max_workers(1).name(name));
+    let built = panic::catch_unwind(|| ProcessPool::with_max_workers(1).named(name));
     assert!(built.is_err(), "a name with a NUL byte was accepted");
 }
 
@@ -1086,7 +1086,7 @@ fn ctrl_c_handled_by_the_program_does_not_kill_its_calls() {
 }
 
 static RETIRING: ProcessPool = ProcessPool::with_max_workers(1)
-    .name("retiring")
+    .named("retiring")
     .keep_alive(Duration::from_millis(100))
     .kill_grace(Duration::from_secs(3));
 
@@ -1168,7 +1168,7 @@ fn run_role_within(role: &str, limit: Duration) -> String {
     out
 }
 
-static NO_FDS: [ProcessPool; 8] = [const { ProcessPool::with_max_workers(1).name("no-fds") }; 8];
+static NO_FDS: [ProcessPool; 8] = [const { ProcessPool::with_max_workers(1).named("no-fds") }; 8];
 
 static NO_FDS_AT: AtomicUsize = AtomicUsize::new(0);
 
@@ -1310,9 +1310,9 @@ fn submitted<F: std::future::Future + Unpin>(mut future: F) -> F {
     future
 }
 
-static STOPPED: ProcessPool = ProcessPool::with_max_workers(1).name("stopped");
+static STOPPED: ProcessPool = ProcessPool::with_max_workers(1).named("stopped");
 
-static STOPPED_SHUT: ProcessPool = ProcessPool::with_max_workers(1).name("stopped-shut");
+static STOPPED_SHUT: ProcessPool = ProcessPool::with_max_workers(1).named("stopped-shut");
 
 #[async_wrap(executor = STOPPED, process)]
 fn stopped_pid() -> u32 {
@@ -1410,7 +1410,7 @@ fn shutdown_timeout_is_bounded_while_sending_to_a_stopped_worker() {
     assert_gone_soon(pid, "the stopped worker at shutdown");
 }
 
-static GROUP: ProcessPool = ProcessPool::with_max_workers(1).name("group");
+static GROUP: ProcessPool = ProcessPool::with_max_workers(1).named("group");
 
 /// Starts `sleep 30`, reports its pid in `path`, and hangs.
 #[async_wrap(executor = GROUP, process)]
@@ -1497,7 +1497,7 @@ fn idle_workers_exit() {
 }
 
 static DOOMED: ProcessPool = ProcessPool::with_max_workers(2)
-    .name("doomed")
+    .named("doomed")
     .kill_grace(Duration::from_millis(50));
 
 #[async_wrap(executor = DOOMED, process)]

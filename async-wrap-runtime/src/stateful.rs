@@ -210,6 +210,11 @@ impl<S: 'static, E: fmt::Display + 'static> StatefulPool<S, E> {
         &self.pool
     }
 
+    /// The pool's name: that of the [`BlockingPool`] it runs on ([`BlockingPool::name`]).
+    pub fn name(&self) -> Option<&str> {
+        self.pool.name()
+    }
+
     /// Runs `body` on one of the pool's threads with that thread's value, building the value
     /// first if the thread has none. Lazy, like every call: nothing runs until the future is
     /// first polled. A body's panic resumes in the caller; a failed `init` is a

@@ -294,6 +294,23 @@ impl BlockingPool {
             .is_some_and(|shared| shared.is_shut_down())
     }
 
+    /// The pool's name: its threads' name, as [`thread_name`](BlockingPool::thread_name) (or
+    /// the builder's) set it; `None` if it has none (errors then name it by the executor
+    /// expression the caller wrote). The same as [`Executor::name`], without the trait.
+    ///
+    /// ```
+    /// use async_wrap::BlockingPool;
+    /// static DB: BlockingPool = BlockingPool::with_max_threads(2).thread_name("db");
+    /// assert_eq!(DB.name(), Some("db"));
+    /// assert_eq!(BlockingPool::new().name(), None);
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.extras
+            .as_ref()
+            .and_then(|extras| extras.name.as_deref())
+            .or(self.config.name)
+    }
+
     /// The packed ready word (idle and claimed threads, the spinner's bit), for the loom
     /// models: 0 once every thread has left.
     #[cfg(all(test, async_wrap_loom))]
@@ -385,10 +402,7 @@ impl Executor for BlockingPool {
     }
 
     fn name(&self) -> Option<&str> {
-        self.extras
-            .as_ref()
-            .and_then(|extras| extras.name.as_deref())
-            .or(self.config.name)
+        BlockingPool::name(self)
     }
 }
 

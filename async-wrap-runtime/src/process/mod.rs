@@ -11,7 +11,7 @@
 //! use async_wrap::process::ProcessPool;
 //!
 //! static PARSERS: ProcessPool = ProcessPool::with_max_workers(4)
-//!     .name("parsers")
+//!     .named("parsers")
 //!     .deadline(Duration::from_secs(5));
 //!
 //! /// Calls into a C library that may crash on hostile input.
@@ -103,7 +103,7 @@ use std::time::Duration;
 
 pub use call::ProcessFuture;
 pub use error::{ProcessError, ProcessErrorKind};
-pub use worker::{WORKER_ENV, init};
+pub use worker::{WORKER_ENV, init, init_with};
 pub use worker_process::WorkerStderr;
 
 use crate::pool::ShutdownReport;
@@ -166,8 +166,9 @@ use shared::Shared;
 ///     .keep_alive(Duration::from_secs(30))
 ///     .max_tasks_per_child(1_000)
 ///     .deadline(Duration::from_secs(2))
-///     .name("sandbox");
+///     .named("sandbox");
 /// assert_eq!(SANDBOX.max_workers(), 2);
+/// assert_eq!(SANDBOX.name(), Some("sandbox"));
 /// assert_eq!(SANDBOX.metrics().workers, 0); // nothing started yet
 /// ```
 pub struct ProcessPool {
@@ -378,11 +379,14 @@ impl ProcessPool {
         self
     }
 
-    /// Names the pool in errors and its driver threads' names.
+    /// Names the pool in errors, in its driver threads' names, and for the workers'
+    /// initializer ([`init_with`](init_with) is given it). Read it back with
+    /// [`name`](ProcessPool::name).
     ///
     /// ```
     /// # use async_wrap::process::ProcessPool;
-    /// static P: ProcessPool = ProcessPool::new().name("sandbox");
+    /// static P: ProcessPool = ProcessPool::new().named("sandbox");
+    /// assert_eq!(P.name(), Some("sandbox"));
     /// ```
     ///
     /// # Panics
@@ -392,16 +396,22 @@ impl ProcessPool {
     ///
     /// ```compile_fail
     /// # use async_wrap::process::ProcessPool;
-    /// static P: ProcessPool = ProcessPool::new().name("nul\0name");
+    /// static P: ProcessPool = ProcessPool::new().named("nul\0name");
     /// ```
     #[must_use = "the builder methods return the configured pool"]
-    pub const fn name(mut self, name: &'static str) -> Self {
+    pub const fn named(mut self, name: &'static str) -> Self {
         assert!(
             !crate::pool::contains_nul(name),
-            "ProcessPool::name: a pool's name cannot contain a NUL byte"
+            "ProcessPool::named: a pool's name cannot contain a NUL byte"
         );
         self.config.name = Some(name);
         self
+    }
+
+    /// The pool's name, as [`named`](ProcessPool::named) set it; `None` if it has none (errors
+    /// then name it by the executor expression the caller wrote).
+    pub const fn name(&self) -> Option<&'static str> {
+        self.config.name
     }
 
     /// Makes a body's panic an error, [`ProcessErrorKind::Panicked`] with its message and

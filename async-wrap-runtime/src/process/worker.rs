@@ -17,6 +17,14 @@ use super::wire::{self, Frame, Tag};
 /// on the processes it starts, and [`init`] looks for it.
 pub const WORKER_ENV: &str = "ASYNC_WRAP_PROCESS_WORKER";
 
+/// The environment variable that carries the name of the pool that started a worker (when
+/// the pool has one), for [`init_with`]'s initializer.
+pub(crate) const POOL_ENV: &str = "ASYNC_WRAP_PROCESS_POOL";
+
+/// The exit status of a worker whose initializer ([`init_with`]) panicked, before it greeted
+/// its pool: the pool fails the call with a `Start` error saying so.
+pub(crate) const INIT_PANICKED: i32 = 86;
+
 /// Set by [`init`]: this process's `main` calls it, so its workers (the program run again) will.
 static INIT_CALLED: AtomicBool = AtomicBool::new(false);
 
@@ -128,22 +136,64 @@ pub(crate) fn fingerprint() -> u64 {
 /// of their own with `harness = false`, whose `main` calls `init()` and then runs the tests
 /// (this crate's `tests/process.rs` does so).
 pub fn init() {
+    init_with(|_| {});
+}
+
+/// [`init`], with `initialize` run in each worker before it serves its first call: per-process
+/// state (Python's `ProcessPoolExecutor(initializer=...)`), such as a model loaded once per
+/// worker into a `static` `OnceLock`, or a logger. It is given the name of the pool that
+/// started the worker ([`ProcessPool::named`](super::ProcessPool::named)), `None` for a pool
+/// without one, so that pools can be set up apart. In the program itself (not a worker),
+/// `initialize` is not called and `init_with` returns at once.
+///
+/// The initializer runs after the worker's stdout has been set aside for the pool (what it
+/// prints goes to stderr), and its time counts in the pool's
+/// [`start_timeout`](super::ProcessPool::start_timeout). If it panics, the worker exits and the
+/// call fails with [`ProcessErrorKind::Start`](super::ProcessErrorKind::Start) saying so (the
+/// panic's message is on the worker's stderr).
+///
+/// ```no_run
+/// use std::sync::OnceLock;
+/// use async_wrap::{async_wrap, process::ProcessPool};
+///
+/// static RENDERERS: ProcessPool = ProcessPool::with_max_workers(2).named("renderers");
+/// static FONTS: OnceLock<Vec<String>> = OnceLock::new();
+///
+/// #[async_wrap(executor = RENDERERS, process)]
+/// fn font_count() -> usize {
+///     FONTS.get().map_or(0, Vec::len)
+/// }
+///
+/// fn main() {
+///     async_wrap::process::init_with(|pool| {
+///         if pool == Some("renderers") {
+///             FONTS.get_or_init(|| vec!["serif".into(), "mono".into()]); // once per worker
+///         }
+///     });
+///     // ... font_count().await is Ok(2) ...
+/// }
+/// ```
+pub fn init_with(initialize: impl FnOnce(Option<&str>)) {
     // Set in a worker too: a body may call a process function of its own, whose workers are
     // this program again, and reach `init` in turn.
     INIT_CALLED.store(true, Ordering::Relaxed);
     if std::env::var_os(WORKER_ENV).is_none() {
         return;
     }
-    // The marker is for this process alone: a program a body starts (one that calls `init()`
-    // too) must run as itself, not turn into a worker.
+    let pool = std::env::var(POOL_ENV).ok();
+    // The markers are for this process alone: a program a body starts (one that calls
+    // `init()` too) must run as itself, not turn into a worker.
     // SAFETY: `init` is documented to run first in `main`, before the program starts any
     // thread, so no other thread reads or writes the environment meanwhile.
-    unsafe { std::env::remove_var(WORKER_ENV) };
-    serve_forever()
+    unsafe {
+        std::env::remove_var(WORKER_ENV);
+        std::env::remove_var(POOL_ENV);
+    }
+    serve_forever(move || initialize(pool.as_deref()))
 }
 
-/// The worker's loop. Never returns.
-fn serve_forever() -> ! {
+/// The worker's loop, after `initialize`. Never returns.
+fn serve_forever(initialize: impl FnOnce()) -> ! {
     // The pipes to the pool move to descriptors of their own, and stdin and stdout become
     // /dev/null and stderr: a body that prints must not corrupt the frames.
     let (input, output) = match take_pipes() {
@@ -154,6 +204,10 @@ fn serve_forever() -> ! {
         }
     };
     install_panic_hook();
+    if panic::catch_unwind(AssertUnwindSafe(initialize)).is_err() {
+        // The hook printed the message on stderr; the status tells the pool.
+        std::process::exit(INIT_PANICKED);
+    }
     watch_for_hangup(&input);
     let mut input = BufReader::with_capacity(64 << 10, input);
     let mut output = BufWriter::with_capacity(64 << 10, output);

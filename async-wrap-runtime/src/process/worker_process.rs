@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::Config;
 use super::error::ProcessErrorKind;
 use super::wire;
-use super::worker::{WORKER_ENV, fingerprint, init_called};
+use super::worker::{INIT_PANICKED, POOL_ENV, WORKER_ENV, fingerprint, init_called};
 
 /// The length of a worker's greeting frame, and its length prefix on the wire.
 const HELLO_LEN: usize = 20;
@@ -81,6 +81,10 @@ impl Worker {
                 command.arg0(arg0);
             }
         }
+        match config.name {
+            Some(name) => command.env(POOL_ENV, name),
+            None => command.env_remove(POOL_ENV),
+        };
         command
             // A process group of its own: a terminal's Ctrl-C (`SIGINT` to the foreground
             // group) is the program's to handle, not a death of every running call. A worker
@@ -309,6 +313,13 @@ impl Worker {
             }
             _ => {
                 let status = self.exited_within(Duration::from_millis(500));
+                if status.and_then(|status| status.code()) == Some(INIT_PANICKED) {
+                    return Err(Some(ProcessErrorKind::Start(
+                        "the workers' initializer (given to `init_with`) panicked before the \
+                         worker could serve; its message is on the worker's stderr"
+                            .into(),
+                    )));
+                }
                 Err(Some(ProcessErrorKind::NotAWorker(match status {
                     Some(status) => format!("it exited ({status}) without greeting the pool"),
                     None => "it closed its stdout without greeting the pool".into(),
