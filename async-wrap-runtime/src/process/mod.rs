@@ -380,7 +380,7 @@ impl ProcessPool {
     }
 
     /// Names the pool in errors, in its driver threads' names, and for the workers'
-    /// initializer ([`init_with`](init_with) is given it). Read it back with
+    /// initializer ([`init_with`] is given it). Read it back with
     /// [`name`](ProcessPool::name).
     ///
     /// ```
