@@ -5,7 +5,7 @@
 //! cargo run --release --example compare            # the full table (about a minute)
 //! cargo run --release --example compare -- --quick # a tenth of the calls
 //! cargo run --release --example compare -- --only throughput # one table: latency,
-//!                                      # throughput, sleepers, neighbours, fresh or seed
+//!                                      # throughput, sleepers, neighbours, fresh, seed or growth
 //! ```
 //!
 //! Latencies on a VM have two clusters (a wake of an awake thread costs ~2 µs, of a halted vCPU
@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use async_wrap::{BlockingFuture, BlockingPool};
 
+mod growth;
 mod neighbours;
 use futures::FutureExt;
 use futures::future::{Map, join_all};
@@ -381,7 +382,7 @@ fn main() {
         }
     );
 
-    // `--only latency|throughput|sleepers|neighbours|fresh|seed`: one table, for a quicker
+    // `--only latency|throughput|sleepers|neighbours|fresh|seed|growth`: one table, for a quicker
     // comparison.
     let only = args
         .iter()
@@ -417,6 +418,9 @@ fn main() {
     }
     if wanted("seed") {
         seed_rows(&rig);
+    }
+    if wanted("growth") {
+        growth::growth_rows(scale);
     }
 }
 
@@ -654,6 +658,9 @@ fn child(what: &str, name: &str) {
 }
 
 fn child_run<S: System>(what: &str, system: &S) -> String {
+    if let Some(out) = growth::child_run(what, system) {
+        return out;
+    }
     prepare(system);
     if what == "first" {
         let start = Instant::now();
