@@ -568,7 +568,7 @@ pub use async_wrap_runtime::{
 };
 pub use async_wrap_runtime::{BlockingStream, Unblock, stream, stream_on};
 pub use async_wrap_runtime::{
-    CallSite, CallSites, CallStats, Timings, adaptive_wait_enabled, call_sites,
+    CallSite, CallSites, CallStats, DURATION_BUCKETS, Timings, adaptive_wait_enabled, call_sites,
     call_statistics_enabled, reset_call_sites, set_adaptive_wait, set_call_statistics,
 };
 

@@ -60,7 +60,11 @@ pub use pool::{
 };
 pub use stateful::{StateError, StatefulPool};
 pub use stats::call_site::{CallSite, CallSites, CallStats, call_sites, reset_call_sites};
-pub use stats::call_stats::{Timings, call_statistics_enabled, set_call_statistics};
+pub use stats::call_stats::{
+    DURATION_BUCKETS, Timings, call_statistics_enabled, set_call_statistics,
+};
+#[cfg(feature = "metrics")]
+pub use stats::export::{describe_metrics, publish_call_site_metrics};
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -76,4 +80,6 @@ pub mod __feature_gated {
     pub use crate::adapters::tokio::TokioBlocking;
     #[cfg(feature = "process")]
     pub use crate::process;
+    #[cfg(feature = "metrics")]
+    pub use crate::stats::export::{describe_metrics, publish_call_site_metrics};
 }
