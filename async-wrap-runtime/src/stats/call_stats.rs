@@ -59,6 +59,12 @@ fn bucket(ns: u64) -> usize {
     (4 + (octave - 2) * 4 + quarter).min(BUCKETS - 1)
 }
 
+/// The bucket of a duration of `ns` nanoseconds, for the `metrics` feature's tests.
+#[cfg(all(test, feature = "metrics"))]
+pub(crate) fn bucket_of(ns: u64) -> usize {
+    bucket(ns)
+}
+
 /// The smallest duration, in nanoseconds, that falls in bucket `index`.
 fn lower_bound(index: usize) -> u64 {
     if index < 4 {
@@ -912,6 +918,63 @@ mod tests {
         );
         assert_eq!(timings.percentile(1.0), Duration::from_micros(100));
         assert_eq!(Histogram::new().snapshot().percentile(0.5), Duration::ZERO);
+    }
+
+    #[test]
+    fn buckets_count_each_duration_under_the_first_bound_above_it_and_agree_with_the_count() {
+        let histogram = Histogram::new();
+        // 300 ns, 3 µs, 30 µs, 3 ms, 3 s and an hour: none within a fine bucket of a bound.
+        let durations = [300, 3_000, 30_000, 3_000_000, 3_000_000_000, 3_600_000_000_000];
+        for ns in durations {
+            histogram.record(ns);
+        }
+        let timings = histogram.snapshot();
+        assert_eq!(timings.sum(), Duration::from_nanos(durations.iter().sum()));
+        let buckets: Vec<(Duration, u64)> = timings.buckets().collect();
+        assert_eq!(buckets.len(), DURATION_BUCKETS.len());
+        let under = |bound: Duration| buckets.iter().find(|(le, _)| *le == bound).unwrap().1;
+        assert_eq!(under(Duration::from_nanos(500)), 1);
+        assert_eq!(under(Duration::from_micros(2_500) / 1_000), 1);
+        assert_eq!(under(Duration::from_micros(5)), 2);
+        assert_eq!(under(Duration::from_micros(50)), 3);
+        assert_eq!(under(Duration::from_millis(5)), 4);
+        assert_eq!(under(Duration::from_secs(5)), 5);
+        assert_eq!(buckets.last().unwrap().1, 5, "an hour is above every bound");
+        assert_eq!(timings.count(), 6, "and in the count: the +Inf bucket");
+        assert!(buckets.windows(2).all(|pair| pair[0].1 <= pair[1].1));
+        // Every bound is strictly above the one before.
+        assert!(DURATION_BUCKETS.windows(2).all(|pair| pair[0] < pair[1]));
+    }
+
+    #[test]
+    fn a_reset_returns_what_it_took() {
+        let stats = SiteStats::new();
+        for _ in 0..3 {
+            stats.submitted();
+        }
+        stats.ran(false, 1_000, 2_000);
+        stats.ran(true, 1_000, 2_000);
+        stats.ended(End::Refused);
+        let taken = stats.reset();
+        assert_eq!(
+            (
+                taken.calls,
+                taken.completed,
+                taken.panicked,
+                taken.refused,
+                taken.cancelled
+            ),
+            (3, 1, 1, 1, 0)
+        );
+        assert_eq!(taken.run_time.count(), 2);
+        assert_eq!(taken.run_time.sum(), Duration::from_nanos(4_000));
+        let left = stats.snapshot();
+        assert_eq!((left.calls, left.run_time.count()), (0, 0));
+        // A call in flight across the reset stays counted where it is.
+        stats.submitted();
+        let taken = stats.reset();
+        assert_eq!(taken.calls, 0);
+        assert_eq!(stats.snapshot().in_flight, 1);
     }
 
     #[test]

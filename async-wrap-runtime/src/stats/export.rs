@@ -326,3 +326,70 @@ pub fn describe_metrics() {
         histogram(RUN_TIME, "Time a call's body ran.");
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use metrics::{Histogram, HistogramFn};
+
+    use super::Replayed;
+    use crate::stats::call_stats::{SiteStats, bucket_bounds};
+
+    /// The values a histogram was given, each with its count.
+    #[derive(Default)]
+    struct Values(Mutex<Vec<(f64, usize)>>);
+
+    impl HistogramFn for Values {
+        fn record(&self, value: f64) {
+            self.record_many(value, 1);
+        }
+
+        fn record_many(&self, value: f64, count: usize) {
+            self.0.lock().unwrap().push((value, count));
+        }
+    }
+
+    #[test]
+    fn a_replay_gives_each_new_duration_once_within_its_bucket_adding_up_to_the_sum() {
+        let stats = SiteStats::new();
+        let durations_ns = [700_u64, 3_000, 3_100, 40_000, 2_000_000];
+        for &ns in &durations_ns {
+            stats.submitted();
+            stats.ran(false, 0, ns);
+        }
+        let values = Arc::new(Values::default());
+        let histogram = Histogram::from_arc(values.clone());
+        let mut replayed = Replayed::new();
+        replayed.replay(&stats.snapshot().run_time, &histogram);
+        let given = values.0.lock().unwrap().clone();
+        let count: usize = given.iter().map(|&(_, n)| n).sum();
+        assert_eq!(count, durations_ns.len());
+        let sum: f64 = given.iter().map(|&(value, n)| value * n as f64).sum();
+        let wanted = Duration::from_nanos(durations_ns.iter().sum()).as_secs_f64();
+        assert!((sum - wanted).abs() < wanted * 1e-9, "{sum} for {wanted}");
+        for &ns in &durations_ns {
+            let index = crate::stats::call_stats::bucket_of(ns);
+            let (from, to) = bucket_bounds(index);
+            assert!(
+                given.iter().any(|&(value, _)| {
+                    (from as f64 / 1e9..=to as f64 / 1e9).contains(&value)
+                }),
+                "{ns} ns not given in its bucket: {given:?}"
+            );
+        }
+
+        // The next replay gives only what is new.
+        values.0.lock().unwrap().clear();
+        replayed.replay(&stats.snapshot().run_time, &histogram);
+        assert!(values.0.lock().unwrap().is_empty());
+        stats.submitted();
+        stats.ran(false, 0, 5_000);
+        replayed.replay(&stats.snapshot().run_time, &histogram);
+        let given = values.0.lock().unwrap().clone();
+        assert_eq!(given.len(), 1);
+        assert_eq!(given[0].1, 1);
+        assert!((given[0].0 - 5e-6).abs() < 1e-12, "{given:?}");
+    }
+}
