@@ -274,7 +274,7 @@ pub fn reset_call_sites() {
         .clone();
     for site in sites {
         #[cfg(feature = "metrics")]
-        site.export.reset(&site.stats);
+        site.export.reset(site);
         #[cfg(not(feature = "metrics"))]
         site.stats.reset();
     }

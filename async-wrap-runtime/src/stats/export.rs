@@ -258,16 +258,18 @@ pub fn publish_call_site_metrics() {
 
 /// Publishes a pool's counters, labelled with its name: what `BlockingPool::publish_metrics`
 /// does.
-pub(crate) fn publish_pool(name: &str, metrics: &Metrics) {
+pub(crate) fn publish_pool(name: &str, counts: &Metrics) {
     let labels = [Label::new(POOL, name.to_owned())];
     metrics::with_recorder(|recorder| {
-        let gauge = |metric| gauge(recorder, metric, &labels);
-        gauge(THREADS).set(as_f64(metrics.threads as u64));
-        gauge(IDLE).set(as_f64(metrics.idle_threads as u64));
-        gauge(QUEUED).set(as_f64(metrics.queued as u64));
-        gauge(RUNNING).set(as_f64(metrics.running as u64));
-        counter(recorder, JOBS_COMPLETED, &labels).absolute(metrics.completed);
-        counter(recorder, REJECTED, &labels).absolute(metrics.rejected);
+        let set = |metric, value: usize| {
+            gauge(recorder, metric, &labels).set(as_f64(value as u64));
+        };
+        set(THREADS, counts.threads);
+        set(IDLE, counts.idle_threads);
+        set(QUEUED, counts.queued);
+        set(RUNNING, counts.running);
+        counter(recorder, JOBS_COMPLETED, &labels).absolute(counts.completed);
+        counter(recorder, REJECTED, &labels).absolute(counts.rejected);
     });
 }
 
