@@ -4,6 +4,8 @@
 //! sum is the counted sum, and nothing at all while the statistics are off.
 
 #![cfg(feature = "metrics")]
+// The gauges hold small counts, which f64 holds exactly.
+#![allow(clippy::float_cmp)]
 
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -142,14 +144,20 @@ fn a_call_site_is_published_under_the_tables_names_and_labels() {
         assert_eq!(counter(&seen, name, "labelled"), 0, "{name}");
     }
     assert_eq!(gauge(&seen, "async_wrap.calls.in_flight", "labelled"), 0.0);
-    assert_eq!(of(&seen, "async_wrap.calls.in_flight", "labelled").kind, MetricKind::Gauge);
+    assert_eq!(
+        of(&seen, "async_wrap.calls.in_flight", "labelled").kind,
+        MetricKind::Gauge
+    );
     for name in [
         "async_wrap.calls.queue_wait.seconds",
         "async_wrap.calls.run_time.seconds",
     ] {
         let values = histogram(&seen, name, "labelled");
         assert_eq!(values.len(), 3, "{name}: {values:?}");
-        assert!(values.iter().all(|&s| (0.0..1.0).contains(&s)), "{values:?}");
+        assert!(
+            values.iter().all(|&s| (0.0..1.0).contains(&s)),
+            "{values:?}"
+        );
     }
 }
 
@@ -185,7 +193,10 @@ fn each_way_a_call_ends_has_its_counter() {
     });
     let start = Instant::now();
     while ONE.metrics().running != 1 {
-        assert!(start.elapsed() < Duration::from_secs(30), "the blocker runs");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the blocker runs"
+        );
         std::thread::yield_now();
     }
     let mut queued = ends(3);
@@ -245,7 +256,11 @@ fn each_way_a_call_ends_has_its_counter() {
         "async_wrap.pool.jobs.queued",
         "async_wrap.pool.jobs.running",
     ] {
-        assert_eq!(pool(gauge, "metrics-one").kind, MetricKind::Gauge, "{gauge}");
+        assert_eq!(
+            pool(gauge, "metrics-one").kind,
+            MetricKind::Gauge,
+            "{gauge}"
+        );
     }
     assert_eq!(
         pool("async_wrap.pool.threads.alive", "metrics-one").value,
@@ -266,21 +281,36 @@ fn counters_and_histograms_only_grow_across_resets() {
     block_on(survives_resets());
     block_on(survives_resets());
     let seen = published(publish_call_site_metrics);
-    assert_eq!(counter(&seen, "async_wrap.calls.total", "survives_resets"), 2);
+    assert_eq!(
+        counter(&seen, "async_wrap.calls.total", "survives_resets"),
+        2
+    );
 
     reset_call_sites();
     block_on(survives_resets());
     let path = format!("{}::survives_resets", module_path!());
-    assert_eq!(call_sites().get(&path).unwrap().calls, 1, "the table was reset");
+    assert_eq!(
+        call_sites().get(&path).unwrap().calls,
+        1,
+        "the table was reset"
+    );
     let seen = published(publish_call_site_metrics);
-    assert_eq!(counter(&seen, "async_wrap.calls.total", "survives_resets"), 3);
+    assert_eq!(
+        counter(&seen, "async_wrap.calls.total", "survives_resets"),
+        3
+    );
     assert_eq!(
         counter(&seen, "async_wrap.calls.completed.total", "survives_resets"),
         3
     );
     // The histograms get the one call made since the last publication, not the reset's loss.
     assert_eq!(
-        histogram(&seen, "async_wrap.calls.run_time.seconds", "survives_resets").len(),
+        histogram(
+            &seen,
+            "async_wrap.calls.run_time.seconds",
+            "survives_resets"
+        )
+        .len(),
         1
     );
 
@@ -288,9 +318,17 @@ fn counters_and_histograms_only_grow_across_resets() {
     block_on(survives_resets());
     reset_call_sites();
     let seen = published(publish_call_site_metrics);
-    assert_eq!(counter(&seen, "async_wrap.calls.total", "survives_resets"), 4);
     assert_eq!(
-        histogram(&seen, "async_wrap.calls.run_time.seconds", "survives_resets").len(),
+        counter(&seen, "async_wrap.calls.total", "survives_resets"),
+        4
+    );
+    assert_eq!(
+        histogram(
+            &seen,
+            "async_wrap.calls.run_time.seconds",
+            "survives_resets"
+        )
+        .len(),
         1
     );
 }
@@ -319,8 +357,9 @@ fn a_histogram_adds_up_to_the_counted_sum_in_seconds() {
     );
     let mut values = values;
     values.sort_by(f64::total_cmp);
-    assert!(values[0] >= 0.001 && values[2] >= 0.004, "{values:?}");
-    // Each within a fine bucket (a quarter) of what it stands for.
+    // Each within its fine bucket (a quarter wide) of what it stands for: the sum is exact,
+    // a value only to within its bucket.
+    assert!(values[0] >= 0.001 * 0.75 && values[2] >= 0.004 * 0.75, "{values:?}");
     assert!(values[2] < 0.004 * 1.25 + 0.002, "{values:?}");
     // A second publication with no new call adds no value.
     let seen = published(publish_call_site_metrics);

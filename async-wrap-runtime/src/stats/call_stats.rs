@@ -924,7 +924,14 @@ mod tests {
     fn buckets_count_each_duration_under_the_first_bound_above_it_and_agree_with_the_count() {
         let histogram = Histogram::new();
         // 300 ns, 3 µs, 30 µs, 3 ms, 3 s and an hour: none within a fine bucket of a bound.
-        let durations = [300, 3_000, 30_000, 3_000_000, 3_000_000_000, 3_600_000_000_000];
+        let durations = [
+            300,
+            3_000,
+            30_000,
+            3_000_000,
+            3_000_000_000,
+            3_600_000_000_000,
+        ];
         for ns in durations {
             histogram.record(ns);
         }
@@ -967,7 +974,7 @@ mod tests {
             (3, 1, 1, 1, 0)
         );
         assert_eq!(taken.run_time.count(), 2);
-        assert_eq!(taken.run_time.sum(), Duration::from_nanos(4_000));
+        assert_eq!(taken.run_time.sum(), Duration::from_micros(4));
         let left = stats.snapshot();
         assert_eq!((left.calls, left.run_time.count()), (0, 0));
         // A call in flight across the reset stays counted where it is.

@@ -1,6 +1,6 @@
 //! The `metrics` feature: the call sites' statistics and the pools' counters published through
 //! the [`metrics`] facade, for whatever recorder the application installed (Prometheus,
-//! OpenTelemetry, StatsD ...).
+//! an OpenTelemetry bridge ...).
 //!
 //! Nothing here runs per call: the calls are counted as they always are (`call_stats.rs`, on
 //! per-thread shards), and [`publish_call_site_metrics`] turns those counts into the facade's
@@ -313,7 +313,10 @@ pub fn describe_metrics() {
         let gauge = |name: &'static str, text: &'static str| {
             recorder.describe_gauge(name.into(), Some(Unit::Count), text.into());
         };
-        gauge(IN_FLIGHT, "Calls queued, running, or done but not yet ended.");
+        gauge(
+            IN_FLIGHT,
+            "Calls queued, running, or done but not yet ended.",
+        );
         gauge(THREADS, "Threads of the pool alive: busy, idle or exiting.");
         gauge(IDLE, "Threads of the pool waiting for a job.");
         gauge(QUEUED, "Jobs waiting in the pool's queue for a thread.");
@@ -330,6 +333,8 @@ pub fn describe_metrics() {
 }
 
 #[cfg(test)]
+// Small counts and durations, which f64 holds exactly.
+#[allow(clippy::cast_precision_loss)]
 mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
@@ -375,9 +380,9 @@ mod tests {
             let index = crate::stats::call_stats::bucket_of(ns);
             let (from, to) = bucket_bounds(index);
             assert!(
-                given.iter().any(|&(value, _)| {
-                    (from as f64 / 1e9..=to as f64 / 1e9).contains(&value)
-                }),
+                given
+                    .iter()
+                    .any(|&(value, _)| { (from as f64 / 1e9..=to as f64 / 1e9).contains(&value) }),
                 "{ns} ns not given in its bucket: {given:?}"
             );
         }
