@@ -359,7 +359,10 @@ fn a_histogram_adds_up_to_the_counted_sum_in_seconds() {
     values.sort_by(f64::total_cmp);
     // Each within its fine bucket (a quarter wide) of what it stands for: the sum is exact,
     // a value only to within its bucket.
-    assert!(values[0] >= 0.001 * 0.75 && values[2] >= 0.004 * 0.75, "{values:?}");
+    assert!(
+        values[0] >= 0.001 * 0.75 && values[2] >= 0.004 * 0.75,
+        "{values:?}"
+    );
     assert!(values[2] < 0.004 * 1.25 + 0.002, "{values:?}");
     // A second publication with no new call adds no value.
     let seen = published(publish_call_site_metrics);

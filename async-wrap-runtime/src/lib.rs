@@ -12,8 +12,9 @@
 //!
 //! Behind cargo features: `tokio` adds `TokioBlocking` (tokio's blocking
 //! pool), `rayon` adds `RayonPool` (CPU-bound work), `tracing` enters the
-//! caller's current span around each job on the worker, and `process` (Linux) adds
-//! `process::ProcessPool`, which runs calls in worker processes.
+//! caller's current span around each job on the worker, `process` (Linux) adds
+//! `process::ProcessPool`, which runs calls in worker processes, and `metrics` publishes the
+//! call sites' statistics and the pools' counters through the `metrics` facade.
 //!
 //! The futures use nothing but [`std::task::Waker`]: they work under any async runtime (tokio,
 //! async-std, smol) and under `futures::executor::block_on`.
