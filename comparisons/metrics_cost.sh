@@ -3,6 +3,7 @@
 # with it (a Prometheus recorder installed, published to and rendered every 100 ms), run in turn,
 # PAIRS times each, ROUNDS rounds per run. Prints each run's median rate, then the ratios
 # (on / off) of the medians of all rounds, of the fastest half of the rounds, and of the means.
+# PROBE_PUBLISH=counters leaves the histograms out; PROBE_PUBLISH_MS sets the interval.
 #   bash comparisons/metrics_cost.sh [PAIRS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -13,6 +14,7 @@ cargo build --release --quiet --example throughput_probe
 cp "$target/release/examples/throughput_probe" "$target/probe-off"
 cargo build --release --quiet --features metrics --example throughput_probe
 cp "$target/release/examples/throughput_probe" "$target/probe-on"
+echo "publishing ${PROBE_PUBLISH:-all} every ${PROBE_PUBLISH_MS:-100} ms; $pairs pairs of $rounds rounds"
 off=$(mktemp) on=$(mktemp)
 for pair in $(seq "$pairs"); do
   # Alternate which goes first.

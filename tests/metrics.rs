@@ -14,8 +14,8 @@ use std::task::Context;
 use std::time::{Duration, Instant};
 
 use async_wrap::{
-    BlockingPool, async_wrap, call_sites, describe_metrics, publish_call_site_metrics,
-    reset_call_sites, set_call_statistics,
+    BlockingPool, async_wrap, call_sites, describe_metrics, publish_call_site_counters,
+    publish_call_site_metrics, reset_call_sites, set_call_statistics,
 };
 use futures::FutureExt;
 use futures::executor::block_on;
@@ -270,6 +270,15 @@ fn each_way_a_call_ends_has_its_counter() {
         pool("async_wrap.pool.jobs.queued", "metrics-one").value,
         DebugValue::Gauge(0.0.into())
     );
+
+    // The default pool, unnamed, goes by `default`.
+    let seen = published(|| async_wrap::default_pool().publish_metrics());
+    assert!(
+        seen.iter()
+            .all(|m| m.label("async_wrap.pool.name") == Some("default")),
+        "{seen:#?}"
+    );
+    assert_eq!(seen.len(), 6, "{seen:#?}");
 }
 
 #[async_wrap]
@@ -411,4 +420,32 @@ fn the_descriptions_carry_units() {
     let calls = of(&seen, "async_wrap.calls.total", "labelled");
     assert_eq!(calls.unit, Some(Unit::Count));
     assert!(calls.description.is_some());
+}
+
+#[async_wrap]
+fn counted_only() {}
+
+#[test]
+fn the_counters_alone_leave_the_histograms_for_later() {
+    let _alone = alone();
+    block_on(counted_only());
+    block_on(counted_only());
+    let seen = published(publish_call_site_counters);
+    assert_eq!(counter(&seen, "async_wrap.calls.total", "counted_only"), 2);
+    assert_eq!(
+        gauge(&seen, "async_wrap.calls.in_flight", "counted_only"),
+        0.0
+    );
+    assert!(
+        !seen.iter().any(|m| m.kind == MetricKind::Histogram),
+        "{seen:#?}"
+    );
+    block_on(counted_only());
+    let seen = published(publish_call_site_metrics);
+    assert_eq!(counter(&seen, "async_wrap.calls.total", "counted_only"), 3);
+    assert_eq!(
+        histogram(&seen, "async_wrap.calls.run_time.seconds", "counted_only").len(),
+        3,
+        "every duration since the last publication of the histograms"
+    );
 }

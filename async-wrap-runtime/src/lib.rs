@@ -65,7 +65,7 @@ pub use stats::call_stats::{
     DURATION_BUCKETS, Timings, call_statistics_enabled, set_call_statistics,
 };
 #[cfg(feature = "metrics")]
-pub use stats::export::{describe_metrics, publish_call_site_metrics};
+pub use stats::export::{describe_metrics, publish_call_site_counters, publish_call_site_metrics};
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -82,5 +82,7 @@ pub mod __feature_gated {
     #[cfg(feature = "process")]
     pub use crate::process;
     #[cfg(feature = "metrics")]
-    pub use crate::stats::export::{describe_metrics, publish_call_site_metrics};
+    pub use crate::stats::export::{
+        describe_metrics, publish_call_site_counters, publish_call_site_metrics,
+    };
 }

@@ -4,8 +4,9 @@
 //! pool alone; `--statistics` interleaves the pool with its per-call-site statistics on and off
 //! (20 rounds each) and prints the median ratio: what the statistics cost. `--rounds N` prints N
 //! rounds' rates on the pool alone; built with the `metrics` feature, it first installs a
-//! Prometheus recorder and publishes and renders every 100 ms meanwhile (`metrics_cost.sh`
-//! interleaves that build with one without the feature: what the feature costs).
+//! Prometheus recorder and publishes and renders every 100 ms meanwhile (`PROBE_PUBLISH_MS`
+//! sets the interval, 0 for none; `PROBE_PUBLISH=counters` leaves the histograms out).
+//! `metrics_cost.sh` interleaves that build with one without the feature: what it costs.
 
 // Counts become `f64` only to print rates.
 #![allow(clippy::cast_precision_loss)]
@@ -88,10 +89,24 @@ fn publish_meanwhile() {
         .install_recorder()
         .expect("the only recorder");
     async_wrap::describe_metrics();
+    // PROBE_PUBLISH_MS: how often to publish (0: never, the recorder alone).
+    let every: u64 = std::env::var("PROBE_PUBLISH_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or(100);
+    if every == 0 {
+        return;
+    }
+    // PROBE_PUBLISH=counters: all but the histograms.
+    let counters_only = std::env::var("PROBE_PUBLISH").is_ok_and(|what| what == "counters");
     std::thread::spawn(move || {
         loop {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            async_wrap::publish_call_site_metrics();
+            std::thread::sleep(std::time::Duration::from_millis(every));
+            if counters_only {
+                async_wrap::publish_call_site_counters();
+            } else {
+                async_wrap::publish_call_site_metrics();
+            }
             TWO.publish_metrics();
             std::hint::black_box(handle.render());
         }

@@ -153,9 +153,9 @@ impl BlockingPool {
     /// Publishes [`metrics`](Self::metrics) through the `metrics` facade (feature `metrics`), to
     /// the recorder installed: gauges of the threads alive and idle and of the jobs queued and
     /// running, counters of the jobs completed and of the calls rejected, labelled
-    /// `async_wrap.pool.name` with the pool's [`thread_name`](Self::thread_name) (`unnamed` for a
-    /// pool without one: name each pool you publish). The README's "Metrics" section has the
-    /// table. Call it where the exporter reads, as
+    /// `async_wrap.pool.name` with the pool's [`thread_name`](Self::thread_name) (for a pool
+    /// without one, `default` for the [default pool](crate::default_pool) and `unnamed` for
+    /// another: name each pool you publish). The README's "Metrics" section has the table. Call it where the exporter reads, as
     /// [`publish_call_site_metrics`](crate::publish_call_site_metrics).
     ///
     /// ```
@@ -170,7 +170,12 @@ impl BlockingPool {
     /// ```
     #[cfg(feature = "metrics")]
     pub fn publish_metrics(&self) {
-        let name = Executor::name(self).unwrap_or("unnamed");
+        let fallback = if self.config.is_default {
+            "default"
+        } else {
+            "unnamed"
+        };
+        let name = Executor::name(self).unwrap_or(fallback);
         crate::stats::export::publish_pool(name, &self.metrics());
     }
 
