@@ -76,7 +76,8 @@ fn lower_bound(index: usize) -> u64 {
 
 /// The upper bounds of the buckets that [`Timings::buckets`] counts durations in, and that an
 /// exporter's histograms of the call sites' queue waits and run times should use (the
-/// `metrics` feature's `describe_metrics` docs show how): 0.5 µs, then 1, 2.5 and 5 times each
+/// `prometheus` example passes them to `PrometheusBuilder::set_buckets`): 0.5 µs, then 1, 2.5
+/// and 5 times each
 /// power of ten from 1 µs to 5 s, and 10 s (23 bounds; durations above the last one count only
 /// in the total). Exporters' defaults start at 5 ms, where a pool's queue wait is a few
 /// microseconds: these resolve it.
