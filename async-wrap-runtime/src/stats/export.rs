@@ -257,7 +257,7 @@ fn histogram(recorder: &dyn Recorder, name: &'static str, labels: &[Label]) -> H
 /// facade has no way to hand over counts already bucketed, so each call's queue wait and run
 /// time are recorded once each, in batches of equal values (`Histogram::record_many`), which
 /// Prometheus's exporter takes one by one, at about 30 ns each on the publishing thread. That
-/// is nothing beside calls that do real work, and 10–13 % of the throughput of two saturated
+/// is nothing beside calls that do real work, and 9–15 % of the throughput of two saturated
 /// cores doing nothing but trivial calls (2 M a second; the README's "Metrics" section has the
 /// figures). [`publish_call_site_counters`] publishes all but the histograms.
 pub fn publish_call_site_metrics() {
