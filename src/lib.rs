@@ -117,7 +117,11 @@
 //! [`set_call_statistics(false)`](set_call_statistics) stops counting (it costs a few atomic
 //! adds per call; `cargo run --release --example compare` in `comparisons/` shows the throughput with and
 //! without). [`BlockingPool::metrics`] gives the pool's side: threads, idle threads, queued and
-//! running jobs. `cargo run --example call_sites` prints both for a small mixed workload.
+//! running jobs. `cargo run --example call_sites` prints both for a small mixed workload. With
+//! the `metrics` feature, `publish_call_site_metrics` and `BlockingPool::publish_metrics` hand
+//! them to the `metrics` facade's recorder (Prometheus and the like; the README's "Metrics"
+//! section has the names), and [`Timings::buckets`] with [`DURATION_BUCKETS`] makes a
+//! histogram by hand.
 //!
 //! **Slow calls.** A pool with [`BlockingPool::slow_call`] set reports each job that runs past
 //! the threshold, once, while it still runs, naming the function, where it is defined, the pool
@@ -656,7 +660,7 @@ pub use async_wrap_runtime::{
 };
 pub use async_wrap_runtime::{BlockingStream, Unblock, stream, stream_on};
 pub use async_wrap_runtime::{
-    CallSite, CallSites, CallStats, Timings, adaptive_wait_enabled, call_sites,
+    CallSite, CallSites, CallStats, DURATION_BUCKETS, Timings, adaptive_wait_enabled, call_sites,
     call_statistics_enabled, reset_call_sites, set_adaptive_wait, set_call_statistics,
 };
 

@@ -12,8 +12,9 @@
 //!
 //! Behind cargo features: `tokio` adds `TokioBlocking` (tokio's blocking
 //! pool), `rayon` adds `RayonPool` (CPU-bound work), `tracing` enters the
-//! caller's current span around each job on the worker, and `process` (Linux) adds
-//! `process::ProcessPool`, which runs calls in worker processes.
+//! caller's current span around each job on the worker, `process` (Linux) adds
+//! `process::ProcessPool`, which runs calls in worker processes, and `metrics` publishes the
+//! call sites' statistics and the pools' counters through the `metrics` facade.
 //!
 //! The futures use nothing but [`std::task::Waker`]: they work under any async runtime (tokio,
 //! async-std, smol) and under `futures::executor::block_on`.
@@ -60,7 +61,11 @@ pub use pool::{
 };
 pub use stateful::{StateError, StatefulPool};
 pub use stats::call_site::{CallSite, CallSites, CallStats, call_sites, reset_call_sites};
-pub use stats::call_stats::{Timings, call_statistics_enabled, set_call_statistics};
+pub use stats::call_stats::{
+    DURATION_BUCKETS, Timings, call_statistics_enabled, set_call_statistics,
+};
+#[cfg(feature = "metrics")]
+pub use stats::export::{describe_metrics, publish_call_site_counters, publish_call_site_metrics};
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -76,4 +81,8 @@ pub mod __feature_gated {
     pub use crate::adapters::tokio::TokioBlocking;
     #[cfg(feature = "process")]
     pub use crate::process;
+    #[cfg(feature = "metrics")]
+    pub use crate::stats::export::{
+        describe_metrics, publish_call_site_counters, publish_call_site_metrics,
+    };
 }

@@ -2,7 +2,11 @@
 //! pool, then (interleaved, for a ratio from one run) on tokio's blocking pool capped at two
 //! threads. `perf record ./target/release/examples/throughput_probe --only-pool` profiles the
 //! pool alone; `--statistics` interleaves the pool with its per-call-site statistics on and off
-//! (20 rounds each) and prints the median ratio: what the statistics cost.
+//! (20 rounds each) and prints the median ratio: what the statistics cost. `--rounds N` prints N
+//! rounds' rates on the pool alone; built with the `metrics` feature, it first installs a
+//! Prometheus recorder and publishes and renders every 100 ms meanwhile (`PROBE_PUBLISH_MS`
+//! sets the interval, 0 for none; `PROBE_PUBLISH=counters` leaves the histograms out).
+//! `metrics_cost.sh` interleaves that build with one without the feature: what it costs.
 
 // Counts become `f64` only to print rates.
 #![allow(clippy::cast_precision_loss)]
@@ -75,7 +79,59 @@ fn statistics_cost() {
     );
 }
 
+/// With the `metrics` feature: a Prometheus recorder, published to and rendered every 100 ms by
+/// a thread of its own, as a scrape far more frequent than usual would.
+#[cfg(feature = "metrics")]
+fn publish_meanwhile() {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&async_wrap::DURATION_BUCKETS.map(|bound| bound.as_secs_f64()))
+        .expect("buckets")
+        .install_recorder()
+        .expect("the only recorder");
+    async_wrap::describe_metrics();
+    // PROBE_PUBLISH_MS: how often to publish (0: never, the recorder alone).
+    let every: u64 = std::env::var("PROBE_PUBLISH_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or(100);
+    if every == 0 {
+        return;
+    }
+    // PROBE_PUBLISH=counters: all but the histograms.
+    let counters_only = std::env::var("PROBE_PUBLISH").is_ok_and(|what| what == "counters");
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(every));
+            if counters_only {
+                async_wrap::publish_call_site_counters();
+            } else {
+                async_wrap::publish_call_site_metrics();
+            }
+            TWO.publish_metrics();
+            std::hint::black_box(handle.render());
+        }
+    });
+}
+
+/// `--rounds N`: N rounds on the pool, one rate per line.
+fn rounds(n: usize) {
+    #[cfg(feature = "metrics")]
+    publish_meanwhile();
+    for _ in 0..n {
+        println!("{:.4}", pool_round());
+    }
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|arg| arg == "--rounds") {
+        let n = args
+            .get(at + 1)
+            .and_then(|n| n.parse().ok())
+            .expect("--rounds takes a number");
+        rounds(n);
+        return;
+    }
     if std::env::args().any(|arg| arg == "--statistics") {
         statistics_cost();
         return;

@@ -150,6 +150,35 @@ impl BlockingPool {
             .map_or_else(Metrics::default, |shared| shared.metrics())
     }
 
+    /// Publishes [`metrics`](Self::metrics) through the `metrics` facade (feature `metrics`), to
+    /// the recorder installed: gauges of the threads alive and idle and of the jobs queued and
+    /// running, counters of the jobs completed and of the calls rejected, labelled
+    /// `async_wrap.pool.name` with the pool's [`thread_name`](Self::thread_name) (for a pool
+    /// without one, `default` for the [default pool](crate::default_pool) and `unnamed` for
+    /// another: name each pool you publish). The README's "Metrics" section has the table. Call it where the exporter reads, as
+    /// [`publish_call_site_metrics`](crate::publish_call_site_metrics).
+    ///
+    /// ```
+    /// use async_wrap::{spawn_on, BlockingPool};
+    ///
+    /// static IO: BlockingPool = BlockingPool::with_max_threads(2).thread_name("io");
+    ///
+    /// futures::executor::block_on(spawn_on(&IO, || ()));
+    /// // With a recorder installed, this sets `async_wrap.pool.threads.alive{async_wrap.pool.name="io"}`
+    /// // and the others; with none, it does nothing.
+    /// IO.publish_metrics();
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn publish_metrics(&self) {
+        let fallback = if self.config.is_default {
+            "default"
+        } else {
+            "unnamed"
+        };
+        let name = Executor::name(self).unwrap_or(fallback);
+        crate::stats::export::publish_pool(name, &self.metrics());
+    }
+
     /// Stops taking jobs, lets the queued and running ones finish, and joins the threads. Calls
     /// made afterwards are refused: their futures panic with a message naming the pool, or
     /// return an error through [`BlockingFuture::checked`](crate::BlockingFuture::checked).

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::stats::call_stats::{End, Short, SiteStats, Timings};
+#[cfg(feature = "metrics")]
+use crate::stats::export::SiteExport;
 
 /// The identity of a wrapped function's calls, and their statistics: one `static` per
 /// `#[async_wrap]` function.
@@ -42,6 +44,9 @@ pub struct CallSite {
     /// Whether the site is in the registry: set once, by its first counted call.
     registered: AtomicBool,
     stats: SiteStats,
+    /// What the `metrics` feature published of this site, and what resets took away.
+    #[cfg(feature = "metrics")]
+    export: SiteExport,
 }
 
 impl CallSite {
@@ -55,6 +60,8 @@ impl CallSite {
             line: 0,
             registered: AtomicBool::new(false),
             stats: SiteStats::new(),
+            #[cfg(feature = "metrics")]
+            export: SiteExport::new(),
         }
     }
 
@@ -137,6 +144,12 @@ impl CallSite {
     /// The statistics, for the adaptive wait.
     pub(crate) fn site_stats(&self) -> &SiteStats {
         &self.stats
+    }
+
+    /// What the `metrics` feature keeps of this site.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn export(&self) -> &SiteExport {
+        &self.export
     }
 }
 
@@ -244,7 +257,8 @@ pub fn call_sites() -> CallSites {
 }
 
 /// Zeroes the statistics of every call site. Calls in flight stay counted in `calls` and
-/// `in_flight`, so that the counts still balance when they end.
+/// `in_flight`, so that the counts still balance when they end. What the `metrics` feature
+/// publishes is not reset: its counters and histograms only grow.
 ///
 /// ```
 /// use async_wrap::{call_sites, reset_call_sites, spawn_on, BlockingPool};
@@ -261,8 +275,20 @@ pub fn reset_call_sites() {
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
     for site in sites {
+        #[cfg(feature = "metrics")]
+        site.export.reset(site);
+        #[cfg(not(feature = "metrics"))]
         site.stats.reset();
     }
+}
+
+/// Every call site with a counted call, in the order of their first calls.
+#[cfg(feature = "metrics")]
+pub(crate) fn registered() -> Vec<&'static CallSite> {
+    REGISTRY
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
 }
 
 /// The statistics of every call site that has been called: from [`call_sites`].

@@ -19,7 +19,7 @@ use crossbeam_utils::CachePadded;
 
 /// Buckets per histogram: four per power of two, from 4 ns to about half an hour (the last one
 /// takes everything longer). Bucket bounds are within 25 % of each other.
-const BUCKETS: usize = 160;
+pub(crate) const BUCKETS: usize = 160;
 
 /// Whether calls are counted, for every call site (on by default).
 static ENABLED: AtomicBool = AtomicBool::new(true);
@@ -59,6 +59,12 @@ fn bucket(ns: u64) -> usize {
     (4 + (octave - 2) * 4 + quarter).min(BUCKETS - 1)
 }
 
+/// The bucket of a duration of `ns` nanoseconds, for the `metrics` feature's tests.
+#[cfg(all(test, feature = "metrics"))]
+pub(crate) fn bucket_of(ns: u64) -> usize {
+    bucket(ns)
+}
+
 /// The smallest duration, in nanoseconds, that falls in bucket `index`.
 fn lower_bound(index: usize) -> u64 {
     if index < 4 {
@@ -66,6 +72,67 @@ fn lower_bound(index: usize) -> u64 {
     }
     let (octave, quarter) = ((index - 4) / 4 + 2, (index - 4) % 4);
     (4 + quarter as u64) << (octave - 2)
+}
+
+/// The upper bounds of the buckets that [`Timings::buckets`] counts durations in, and that an
+/// exporter's histograms of the call sites' queue waits and run times should use (the
+/// `prometheus` example passes them to `PrometheusBuilder::set_buckets`): 0.5 µs, then 1, 2.5
+/// and 5 times each
+/// power of ten from 1 µs to 5 s, and 10 s (23 bounds; durations above the last one count only
+/// in the total). Exporters' defaults start at 5 ms, where a pool's queue wait is a few
+/// microseconds: these resolve it.
+///
+/// ```
+/// use std::time::Duration;
+/// use async_wrap::DURATION_BUCKETS;
+///
+/// assert_eq!(DURATION_BUCKETS[1], Duration::from_micros(1));
+/// assert!(DURATION_BUCKETS.windows(2).all(|pair| pair[0] < pair[1]));
+/// // In seconds, as Prometheus exporters take them:
+/// let seconds = DURATION_BUCKETS.map(|bound| bound.as_secs_f64());
+/// assert_eq!(seconds[22], 10.0);
+/// ```
+pub const DURATION_BUCKETS: [Duration; 23] = {
+    const fn ns(ns: u64) -> Duration {
+        Duration::from_nanos(ns)
+    }
+    [
+        ns(500),
+        ns(1_000),
+        ns(2_500),
+        ns(5_000),
+        ns(10_000),
+        ns(25_000),
+        ns(50_000),
+        ns(100_000),
+        ns(250_000),
+        ns(500_000),
+        ns(1_000_000),
+        ns(2_500_000),
+        ns(5_000_000),
+        ns(10_000_000),
+        ns(25_000_000),
+        ns(50_000_000),
+        ns(100_000_000),
+        ns(250_000_000),
+        ns(500_000_000),
+        ns(1_000_000_000),
+        ns(2_500_000_000),
+        ns(5_000_000_000),
+        ns(10_000_000_000),
+    ]
+};
+
+/// The bounds of bucket `index`, in nanoseconds: the lowest duration in it, and the lowest
+/// above it (for the last bucket, which has no upper bound, a quarter above its lowest).
+pub(crate) fn bucket_bounds(index: usize) -> (u64, u64) {
+    let low = lower_bound(index);
+    let high = if index + 1 < BUCKETS {
+        lower_bound(index + 1)
+    } else {
+        low + low / 4
+    };
+    (low, high)
 }
 
 /// A duration in nanoseconds, saturating.
@@ -105,13 +172,13 @@ impl Histogram {
         timings
     }
 
-    /// Zeroes the histogram.
-    fn reset(&self) {
-        for bucket in &self.buckets {
-            bucket.store(0, Ordering::Relaxed);
+    /// Zeroes the histogram, adding what it held to `taken`.
+    fn take(&self, taken: &mut Timings) {
+        for (sum, bucket) in taken.buckets.iter_mut().zip(&self.buckets) {
+            *sum += bucket.swap(0, Ordering::AcqRel);
         }
-        self.sum_ns.store(0, Ordering::Relaxed);
-        self.max_ns.store(0, Ordering::Relaxed);
+        taken.sum_ns += self.sum_ns.swap(0, Ordering::Relaxed);
+        taken.max_ns = taken.max_ns.max(self.max_ns.swap(0, Ordering::Relaxed));
     }
 }
 
@@ -397,9 +464,12 @@ impl SiteStats {
         }
     }
 
-    /// Zeroes the counts and timings. Calls in flight stay counted as calls, so that they
+    /// Zeroes the counts and timings, and returns what they held (`in_flight` and the
+    /// adaptive wait's counts left at zero): the `metrics` feature adds it to the totals it
+    /// publishes, which never go down. Calls in flight stay counted as calls, so that they
     /// still balance when they end.
-    pub(crate) fn reset(&self) {
+    pub(crate) fn reset(&self) -> Counts {
+        let mut taken = Counts::zero();
         let one_at_a_time = RESETTING.lock().unwrap_or_else(PoisonError::into_inner);
         let begun = self.resets.load(Ordering::Relaxed) + 1;
         debug_assert!(begun % 2 == 1, "a reset began while another ran");
@@ -409,26 +479,32 @@ impl SiteStats {
         fence(Ordering::Release);
         for shard in &self.shards {
             // Each end is one add to one count: swapped out whole, here or after.
-            let ended = [
-                &shard.completed,
-                &shard.panicked,
-                &shard.submits.cancelled,
-                &shard.submits.refused,
-            ]
-            .iter()
-            .fold(0_u64, |total, count| {
-                total.wrapping_add(count.swap(0, Ordering::AcqRel))
-            });
+            let completed = shard.completed.swap(0, Ordering::AcqRel);
+            let panicked = shard.panicked.swap(0, Ordering::AcqRel);
+            let cancelled = shard.submits.cancelled.swap(0, Ordering::AcqRel);
+            let refused = shard.submits.refused.swap(0, Ordering::AcqRel);
+            let ended = completed
+                .wrapping_add(panicked)
+                .wrapping_add(cancelled)
+                .wrapping_add(refused);
             // A call may end in another shard than the one it was counted in: a shard's
             // calls may go below its ends, so the subtraction wraps, and the sums stay right.
             shard.submits.calls.fetch_sub(ended, Ordering::AcqRel);
-            shard.run_time.reset();
-            shard.queue_wait.reset();
+            taken.calls = taken.calls.wrapping_add(ended);
+            taken.completed = taken.completed.wrapping_add(completed);
+            taken.panicked = taken.panicked.wrapping_add(panicked);
+            taken.cancelled = taken.cancelled.wrapping_add(cancelled);
+            taken.refused = taken.refused.wrapping_add(refused);
+            shard.run_time.take(&mut taken.run_time);
+            shard.queue_wait.take(&mut taken.queue_wait);
         }
+        taken.queue_wait.settle();
+        taken.run_time.settle();
         self.adaptive.waits.store(0, Ordering::Relaxed);
         self.adaptive.waits_paid.store(0, Ordering::Relaxed);
         self.resets.store(begun + 1, Ordering::Release);
         drop(one_at_a_time);
+        taken
     }
 }
 
@@ -446,6 +522,39 @@ pub(crate) struct Counts {
     pub(crate) run_time: Timings,
     pub(crate) waits: u64,
     pub(crate) waits_paid: u64,
+}
+
+impl Counts {
+    /// No call.
+    pub(crate) fn zero() -> Self {
+        Counts {
+            calls: 0,
+            in_flight: 0,
+            completed: 0,
+            panicked: 0,
+            cancelled: 0,
+            refused: 0,
+            queue_wait: Timings::empty(),
+            run_time: Timings::empty(),
+            waits: 0,
+            waits_paid: 0,
+        }
+    }
+
+    /// Adds `other`'s counts and timings to these (wrapping, as the shards' sums do).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn add(&mut self, other: &Counts) {
+        self.calls = self.calls.wrapping_add(other.calls);
+        self.in_flight = self.in_flight.wrapping_add(other.in_flight);
+        self.completed = self.completed.wrapping_add(other.completed);
+        self.panicked = self.panicked.wrapping_add(other.panicked);
+        self.cancelled = self.cancelled.wrapping_add(other.cancelled);
+        self.refused = self.refused.wrapping_add(other.refused);
+        self.queue_wait.add_timings(&other.queue_wait);
+        self.run_time.add_timings(&other.run_time);
+        self.waits = self.waits.wrapping_add(other.waits);
+        self.waits_paid = self.waits_paid.wrapping_add(other.waits_paid);
+    }
 }
 
 /// A histogram of durations, in log-scale buckets (four per power of two): from
@@ -520,9 +629,96 @@ impl Timings {
         }
     }
 
+    /// Adds the durations `other` holds (settled: the sums and maxima of settled timings are
+    /// bounded by their buckets, and so are theirs added).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn add_timings(&mut self, other: &Timings) {
+        for (sum, &n) in self.buckets.iter_mut().zip(other.buckets.iter()) {
+            *sum += n;
+        }
+        self.sum_ns = self.sum_ns.saturating_add(other.sum_ns);
+        self.max_ns = self.max_ns.max(other.max_ns);
+    }
+
+    /// The count in each of the fine buckets, by index (see [`bucket_bounds`]).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn fine_buckets(&self) -> &[u64] {
+        &self.buckets
+    }
+
+    /// The sum, in nanoseconds.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn sum_ns(&self) -> u64 {
+        self.sum_ns
+    }
+
     /// How many durations were recorded.
     pub fn count(&self) -> u64 {
         self.buckets.iter().sum()
+    }
+
+    /// The total of the recorded durations. Read with the counts: it lies between the lower
+    /// and upper bounds of the buckets the durations were counted in, so a histogram made of
+    /// [`count`](Timings::count), `sum` and [`buckets`](Timings::buckets) holds together.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use async_wrap::{call_sites, spawn_on, BlockingPool};
+    ///
+    /// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
+    /// futures::executor::block_on(spawn_on(&POOL, || std::thread::sleep(Duration::from_millis(1))));
+    ///
+    /// let sites = call_sites();
+    /// let run = &sites.get("closure").unwrap().run_time;
+    /// assert!(run.sum() >= Duration::from_millis(1));
+    /// assert!(run.sum() >= run.max());
+    /// ```
+    pub fn sum(&self) -> Duration {
+        Duration::from_nanos(self.sum_ns)
+    }
+
+    /// The histogram as exporters take it: for each bound of [`DURATION_BUCKETS`], the bound
+    /// and how many durations were at most that long (cumulative counts, as Prometheus's `le`
+    /// buckets; [`count`](Timings::count) is the `+Inf` one). Read from the same snapshot as
+    /// the count and the sum.
+    ///
+    /// The durations are counted in finer buckets (four per power of two) whose edges are not
+    /// decimal: a bound that falls inside one counts that fine bucket whole on the side of its
+    /// middle. A duration within 12 % of a bound may so be counted on its other side.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use async_wrap::{call_sites, spawn_on, BlockingPool};
+    ///
+    /// static POOL: BlockingPool = BlockingPool::with_max_threads(1);
+    /// futures::executor::block_on(spawn_on(&POOL, || std::thread::sleep(Duration::from_millis(3))));
+    ///
+    /// let sites = call_sites();
+    /// let run = &sites.get("closure").unwrap().run_time;
+    /// let buckets: Vec<(Duration, u64)> = run.buckets().collect();
+    /// assert_eq!(buckets.len(), async_wrap::DURATION_BUCKETS.len());
+    /// // Cumulative: never decreasing, and at most the count.
+    /// assert!(buckets.windows(2).all(|pair| pair[0].1 <= pair[1].1));
+    /// assert!(buckets.last().unwrap().1 <= run.count());
+    /// // The 3 ms run is not under 1 ms.
+    /// let under_1ms = buckets.iter().find(|(le, _)| *le == Duration::from_millis(1)).unwrap();
+    /// assert!(under_1ms.1 < run.count());
+    /// ```
+    pub fn buckets(&self) -> impl Iterator<Item = (Duration, u64)> + '_ {
+        let mut fine = self.buckets.iter().enumerate().peekable();
+        let mut below = 0_u64;
+        DURATION_BUCKETS.iter().map(move |&bound| {
+            let bound_ns = nanos(bound);
+            while let Some(&(index, &n)) = fine.peek() {
+                let (low, high) = bucket_bounds(index);
+                if low + (high - low) / 2 > bound_ns {
+                    break;
+                }
+                below += n;
+                fine.next();
+            }
+            (bound, below)
+        })
     }
 
     /// The mean, or zero if none was recorded.
@@ -723,6 +919,70 @@ mod tests {
         );
         assert_eq!(timings.percentile(1.0), Duration::from_micros(100));
         assert_eq!(Histogram::new().snapshot().percentile(0.5), Duration::ZERO);
+    }
+
+    #[test]
+    fn buckets_count_each_duration_under_the_first_bound_above_it_and_agree_with_the_count() {
+        let histogram = Histogram::new();
+        // 300 ns, 3 µs, 30 µs, 3 ms, 3 s and an hour: none within a fine bucket of a bound.
+        let durations = [
+            300,
+            3_000,
+            30_000,
+            3_000_000,
+            3_000_000_000,
+            3_600_000_000_000,
+        ];
+        for ns in durations {
+            histogram.record(ns);
+        }
+        let timings = histogram.snapshot();
+        assert_eq!(timings.sum(), Duration::from_nanos(durations.iter().sum()));
+        let buckets: Vec<(Duration, u64)> = timings.buckets().collect();
+        assert_eq!(buckets.len(), DURATION_BUCKETS.len());
+        let under = |bound: Duration| buckets.iter().find(|(le, _)| *le == bound).unwrap().1;
+        assert_eq!(under(Duration::from_nanos(500)), 1);
+        assert_eq!(under(Duration::from_micros(2_500) / 1_000), 1);
+        assert_eq!(under(Duration::from_micros(5)), 2);
+        assert_eq!(under(Duration::from_micros(50)), 3);
+        assert_eq!(under(Duration::from_millis(5)), 4);
+        assert_eq!(under(Duration::from_secs(5)), 5);
+        assert_eq!(buckets.last().unwrap().1, 5, "an hour is above every bound");
+        assert_eq!(timings.count(), 6, "and in the count: the +Inf bucket");
+        assert!(buckets.windows(2).all(|pair| pair[0].1 <= pair[1].1));
+        // Every bound is strictly above the one before.
+        assert!(DURATION_BUCKETS.windows(2).all(|pair| pair[0] < pair[1]));
+    }
+
+    #[test]
+    fn a_reset_returns_what_it_took() {
+        let stats = SiteStats::new();
+        for _ in 0..3 {
+            stats.submitted();
+        }
+        stats.ran(false, 1_000, 2_000);
+        stats.ran(true, 1_000, 2_000);
+        stats.ended(End::Refused);
+        let taken = stats.reset();
+        assert_eq!(
+            (
+                taken.calls,
+                taken.completed,
+                taken.panicked,
+                taken.refused,
+                taken.cancelled
+            ),
+            (3, 1, 1, 1, 0)
+        );
+        assert_eq!(taken.run_time.count(), 2);
+        assert_eq!(taken.run_time.sum(), Duration::from_micros(4));
+        let left = stats.snapshot();
+        assert_eq!((left.calls, left.run_time.count()), (0, 0));
+        // A call in flight across the reset stays counted where it is.
+        stats.submitted();
+        let taken = stats.reset();
+        assert_eq!(taken.calls, 0);
+        assert_eq!(stats.snapshot().in_flight, 1);
     }
 
     #[test]
