@@ -44,6 +44,27 @@ pub(crate) fn child_run<S: System>(what: &str, system: &S) -> Option<String> {
     thread::sleep(Duration::from_millis(20));
     let elapsed = match kind {
         "trivial" => batched(system, 0, 1_000, BATCHES),
+        // The same calls made from tasks of a multi-thread tokio runtime: 1,000 tasks at a
+        // time, each awaiting one call.
+        "tasks" => {
+            prepare(system);
+            let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+            let start = Instant::now();
+            runtime.block_on(async {
+                for _ in 0..BATCHES {
+                    let tasks: Vec<_> = (0..1_000)
+                        .map(|_| {
+                            let call = system.call(|| note_thread(0));
+                            tokio::spawn(call)
+                        })
+                        .collect();
+                    for task in tasks {
+                        let _ = task.await;
+                    }
+                }
+            });
+            start.elapsed()
+        }
         "sleepers" => {
             prepare(system);
             let start = Instant::now();
