@@ -258,7 +258,9 @@
 /// options and its own: a method's `#[async_wrap(...)]` inside the block adds options or
 /// overrides the block's (`executor`, `stream`, ...), and `#[async_wrap(skip)]` keeps a method
 /// as written (a constructor, a cheap getter). Each method follows the rules above, and its
-/// call site is named `module::Type::method`. On a block, `sync` takes a pattern, `{}` standing
+/// call site is named `module::Type::method` (`module::<Type as Trait>::method` in a trait
+/// implementation). A block's `clone_self` and `to_owned` apply to the methods they fit (a
+/// `&self` receiver, a `&T` argument) and leave the others alone. On a block, `sync` takes a pattern, `{}` standing
 /// for each method's name, and gives every wrapped method its synchronous twin. An associated
 /// function (no `self`) cannot use a block's `executor = self.pool`: give it its own executor,
 /// or `skip` it.

@@ -205,7 +205,8 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
         Some(token) => quote_spanned!(token.span=> { unsafe #job_body }),
         None => job_body,
     };
-    let allowed = allowed_lints(unsafety.is_some());
+    // With a twin, the job calls it (a `#[deprecated]` twin too) instead of holding the body.
+    let allowed = allowed_lints(unsafety.is_some(), sync_item.is_some());
     let closure_output = closure_output(&sig.output);
     // The job takes the arguments: spanned on the parameter list, a `Send + 'static` error
     // about what it captures points there.
@@ -223,8 +224,9 @@ pub(crate) fn expand(options: &Options, func: &ItemFn) -> TokenStream {
         // Spanned on the written type: a trait whose method returns `T` (not a future) reports
         // the mismatch there, not at the attribute, which rustc would offer to replace.
         (Shape::Call, ReturnType::Type(_, ty)) => {
-            let krate = shim.krate.at(ty.span());
-            quote_spanned!(ty.span()=> #krate::__private::BlockingFuture<#ty>)
+            let span = Span::mixed_site().located_at(ty.span());
+            let krate = shim.krate.at(span);
+            quote_spanned!(span=> #krate::__private::BlockingFuture<#ty>)
         }
         _ => future_type(&shape, sig, private),
     };
@@ -345,7 +347,7 @@ fn expand_process(
     let track_caller = track_caller(attrs);
     let sync_item = renamed_twin(options, func);
     let fn_token = &sig.fn_token;
-    let allowed = allowed_lints(false);
+    let allowed = allowed_lints(false, false);
     quote! {
         #sync_item
         #(#attrs)*
@@ -576,7 +578,7 @@ pub(crate) fn fallback(options: &Options, func: &ItemFn) -> TokenStream {
         &sig.fn_token,
     );
     let sync_item = renamed_twin(options, func);
-    let allowed = allowed_lints(false);
+    let allowed = allowed_lints(false, false);
     quote! {
         #sync_item
         #(#attrs)*
@@ -626,10 +628,14 @@ fn renamed_twin(options: &Options, func: &ItemFn) -> Option<TokenStream> {
 /// they wrote, enough to pass clippy's threshold (async-trait allows it on its expansion for the
 /// same reason); `refining_impl_trait`, because a wrapped method implementing a trait's
 /// `async fn` or `-> impl Future` returns the named future, which is the point of wrapping it;
-/// `unused_unsafe` in an `unsafe fn`, whose job body gets an `unsafe` block of its own.
-fn allowed_lints(unsafe_fn: bool) -> TokenStream {
+/// `unused_unsafe` in an `unsafe fn`, whose job body gets an `unsafe` block of its own; and,
+/// when the job calls the `sync` twin rather than holding the body, `deprecated` (the twin
+/// keeps a `#[deprecated]` of the function's) and `used_underscore_binding` (an `_x` argument
+/// is passed on to it).
+fn allowed_lints(unsafe_fn: bool, calls_twin: bool) -> TokenStream {
     let unused_unsafe = unsafe_fn.then(|| quote!(#[allow(unused_unsafe)]));
-    quote!(#[allow(clippy::type_complexity, refining_impl_trait)] #unused_unsafe)
+    let twin = calls_twin.then(|| quote!(#[allow(deprecated, clippy::used_underscore_binding)]));
+    quote!(#[allow(clippy::type_complexity, refining_impl_trait)] #unused_unsafe #twin)
 }
 
 /// `#[track_caller]`, so that the call's location reaches the dispatch, unless the function
@@ -1030,6 +1036,11 @@ fn closure_body(shim: &Shim<'_>) -> TokenStream {
             (Pat::Ident(pat), None) if mentions_ident(shim.executor.clone(), &pat.ident) => {
                 quote!(#[allow(unused_variables)] let #pat = #value;)
             }
+            // `_x: T`: the argument is moved into the job and bound as the user wrote it.
+            (Pat::Ident(pat), None) if pat.ident.to_string().starts_with('_') => quote! {
+                #[allow(clippy::used_underscore_binding, clippy::no_effect_underscore_binding)]
+                let #pat = #value;
+            },
             (pat, None) => quote!(let #pat = #value;),
         }
     });

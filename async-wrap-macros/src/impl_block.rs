@@ -21,7 +21,8 @@ use syn::{Attribute, ImplItem, ItemFn, ItemImpl, ItemTrait, Meta, ReturnType, Tr
 use crate::errors::Errors;
 use crate::expand;
 use crate::options::Options;
-use crate::receiver::mentions_self;
+use crate::receiver::{self, mentions_self};
+use crate::types::copied_reference;
 
 /// The tokens that replace an `impl` block under `#[async_wrap(options)]`: every method with a
 /// body wrapped, but those marked `#[async_wrap(skip)]`; the other items as written.
@@ -32,7 +33,15 @@ pub(crate) fn expand_impl(
 ) -> TokenStream {
     let in_trait_impl = block.trait_.is_some();
     check_block_options(options, in_trait_impl, &mut errors);
-    let owner = owner_name(&block.self_ty);
+    let owner = owner_name(&block);
+    let names: Vec<String> = block
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            ImplItem::Fn(method) => Some(bare_name(&method.sig.ident)),
+            _ => None,
+        })
+        .collect();
     for item in &mut block.items {
         let ImplItem::Fn(method) = item else {
             continue;
@@ -40,12 +49,32 @@ pub(crate) fn expand_impl(
         let Some(own) = take_method_attr(&mut method.attrs, &mut errors) else {
             continue;
         };
-        check_method(options, &own, method, in_trait_impl, &mut errors);
+        check_method(
+            options,
+            &own,
+            method,
+            &block.generics,
+            in_trait_impl,
+            &mut errors,
+        );
+        let inherits = (own.clone_self.is_none(), own.to_owned.is_none());
         let mut options = options.for_method(own, owner.clone());
+        // A block's `clone_self` and `to_owned` apply to the methods they can apply to: a
+        // method without `&self`, or without a `&T` argument, is not refused for them.
+        if inherits.0 && !matches!(receiver::form(&method.sig), receiver::Form::Shared(_)) {
+            options.clone_self = None;
+        }
+        let copies = method.sig.inputs.iter().any(
+            |input| matches!(input, syn::FnArg::Typed(arg) if copied_reference(&arg.ty).is_some()),
+        );
+        if inherits.1 && !copies {
+            options.to_owned = None;
+        }
         if in_trait_impl {
             // Refused above; left in, the fallback's twin would be one more error.
             (options.sync, options.sync_pattern) = (None, None);
         }
+        check_twin_name(&mut options, &method.sig.ident, &names, &mut errors);
         let func = ItemFn {
             attrs: method.attrs.clone(),
             vis: method.vis.clone(),
@@ -78,14 +107,26 @@ pub(crate) fn expand_trait(
             continue;
         };
         check_trait_options(&own, &mut errors);
-        if let Some(body) = &method.default {
+        if let Some(token) = &method.sig.asyncness {
+            errors.fail(
+                token,
+                "an `async fn` is async already: mark it `#[async_wrap(skip)]` to keep it, or \
+                 remove `async` to declare the future of a wrapped implementation",
+            );
+            continue;
+        }
+        if let Some(body) = &mut method.default {
             errors.push(syn::Error::new(
                 body.brace_token.span.join(),
                 "a method with a default body cannot be wrapped in the trait: its body would \
                  need an executor and an owned `self`; write it in the implementations, or \
                  mark it `#[async_wrap(skip)]` to keep it as it is",
             ));
-            continue;
+            // The declaration still returns the future, so that the implementations and the
+            // calls get no other error; the body cannot run.
+            *body = syn::parse_quote!({
+                ::core::unreachable!("`#[async_wrap]` refused this default body at compile time")
+            });
         }
         let options = options.for_method(own, String::new());
         let ty = expand::declared_future(&options, &method.sig);
@@ -93,6 +134,19 @@ pub(crate) fn expand_trait(
             ReturnType::Type(arrow, _) => *arrow,
             ReturnType::Default => syn::Token![->](method.sig.ident.span()),
         };
+        // `BlockingFuture<Self>` needs `Self: Sized`, which the trait cannot assume: the
+        // method asks for it (and is not callable on `dyn Trait`, as a sync one returning
+        // `Self` would not be either).
+        if let ReturnType::Type(_, written) = &method.sig.output {
+            if names_any(quote!(#written), &["Self".to_owned()]) {
+                method
+                    .sig
+                    .generics
+                    .make_where_clause()
+                    .predicates
+                    .push(syn::parse_quote!(Self: ::core::marker::Sized));
+            }
+        }
         method.sig.output = ReturnType::Type(arrow, Box::new(Type::Verbatim(ty)));
         if options.state.is_some() {
             expand::drop_state_argument(&mut method.sig);
@@ -129,9 +183,27 @@ fn check_method(
     block: &Options,
     own: &Options,
     method: &syn::ImplItemFn,
+    generics: &syn::Generics,
     in_trait_impl: bool,
     errors: &mut Errors,
 ) {
+    // A `process` method's body runs as a free function in the worker: the block's generics
+    // and `Self` are not in scope there.
+    if own.process.is_some() || block.process.is_some() {
+        if uses_generics(&quote!(#method), generics) {
+            errors.fail(
+                &generics.params,
+                "a `process` function cannot be generic, nor sit in a generic `impl` block: its \
+                 worker process finds it by a key made at compile time, for one set of types",
+            );
+        } else if mentions_self(quote!(#method)) {
+            errors.fail(
+                &method.sig.ident,
+                "a `process` function runs in a worker process as a free function, where `Self` \
+                 is not in scope: name the type instead of `Self`",
+            );
+        }
+    }
     if let Some(token) = &method.modifiers.defaultness {
         errors.fail(
             token,
@@ -148,7 +220,7 @@ fn check_method(
     }
     // The block's `executor = self.pool` has no `self` to read in an associated function.
     if let (None, None, Some(executor)) = (method.sig.receiver(), &own.executor, &block.executor) {
-        if mentions_self(quote!(#executor)) {
+        if reads_self_value(quote!(#executor)) {
             errors.fail(
                 &method.sig.ident,
                 format!(
@@ -160,6 +232,83 @@ fn check_method(
                 ),
             );
         }
+    }
+}
+
+/// Whether `tokens` name one of the block's generic parameters (a type, a lifetime, a const).
+fn uses_generics(tokens: &TokenStream, generics: &syn::Generics) -> bool {
+    let names: Vec<String> = generics
+        .params
+        .iter()
+        .map(|param| match param {
+            syn::GenericParam::Type(ty) => ty.ident.to_string(),
+            syn::GenericParam::Lifetime(lifetime) => lifetime.lifetime.ident.to_string(),
+            syn::GenericParam::Const(constant) => constant.ident.to_string(),
+        })
+        .collect();
+    !names.is_empty() && names_any(tokens.clone(), &names)
+}
+
+/// Whether `tokens` hold an identifier (or a lifetime's) among `names`.
+fn names_any(tokens: TokenStream, names: &[String]) -> bool {
+    tokens.into_iter().any(|tree| match tree {
+        TokenTree::Ident(ident) => names.contains(&ident.to_string()),
+        TokenTree::Group(group) => names_any(group.stream(), names),
+        _ => false,
+    })
+}
+
+/// Whether `tokens` read the value `self` (not the type `Self`, nor a `self::` path).
+fn reads_self_value(tokens: TokenStream) -> bool {
+    let mut trees = tokens.into_iter().peekable();
+    while let Some(tree) = trees.next() {
+        match tree {
+            TokenTree::Ident(ident) if ident == "self" => {
+                let path = matches!(trees.peek(), Some(TokenTree::Punct(p)) if p.as_char() == ':');
+                if !path {
+                    return true;
+                }
+            }
+            TokenTree::Group(group) if reads_self_value(group.stream()) => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// The name of an identifier as the compiler compares it (`r#match` is `match`).
+fn bare_name(ident: &syn::Ident) -> String {
+    let name = ident.to_string();
+    name.strip_prefix("r#")
+        .map_or_else(|| name.clone(), str::to_owned)
+}
+
+/// A twin named like another method of the block is refused at the pattern (or the name), and
+/// not emitted: two definitions of one name would be one more error.
+fn check_twin_name(
+    options: &mut Options,
+    ident: &syn::Ident,
+    names: &[String],
+    errors: &mut Errors,
+) {
+    let mut probe = options.clone();
+    probe.name_twin(ident, &mut Errors::default());
+    let Some(twin) = &probe.sync else {
+        return;
+    };
+    let twin_name = bare_name(twin);
+    if names.contains(&twin_name) {
+        let message = format!(
+            "the synchronous twin of `{ident}` would be `{twin_name}`, the name of another \
+             method of this block: change the pattern, or give `{ident}` its own \
+             `#[async_wrap(sync = NAME)]`"
+        );
+        match (&options.sync, &options.sync_pattern) {
+            (Some(name), _) => errors.fail(name, message),
+            (None, Some(pattern)) => errors.fail(pattern, message),
+            (None, None) => {}
+        }
+        (options.sync, options.sync_pattern) = (None, None);
     }
 }
 
@@ -241,16 +390,27 @@ fn take_method_attr(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Option<O
     found
 }
 
-/// A method's arguments: options, or `None` for `skip`.
+/// A method's arguments: options, or `None` for `skip` (or a typo of it, reported).
 fn read_method_args(args: TokenStream, errors: &mut Errors) -> Option<Options> {
-    let trees: Vec<TokenTree> = args.clone().into_iter().collect();
-    let skip = trees
-        .iter()
-        .find(|tree| matches!(tree, TokenTree::Ident(ident) if ident == "skip"));
-    match (skip, trees.len()) {
-        (None, _) => Some(Options::parse(args, errors)),
-        (Some(_), 1) => None,
-        (Some(skip), _) => {
+    let items = top_level_items(&args);
+    let skip = items.iter().find_map(|item| match item.as_slice() {
+        [TokenTree::Ident(ident)] if ident == "skip" => Some(ident.clone()),
+        _ => None,
+    });
+    match skip {
+        None if items.len() == 1 && is_skip_typo(&items[0]) => {
+            errors.push(syn::Error::new(
+                items[0][0].span(),
+                format!(
+                    "unknown option `{}`: did you mean `skip`, which keeps the method as written?",
+                    items[0][0]
+                ),
+            ));
+            None
+        }
+        None => Some(Options::parse(args, errors)),
+        Some(_) if items.len() == 1 => None,
+        Some(skip) => {
             errors.push(syn::Error::new(
                 skip.span(),
                 "`skip` keeps the method as written, so it takes no other option: remove them, \
@@ -261,19 +421,65 @@ fn read_method_args(args: TokenStream, errors: &mut Errors) -> Option<Options> {
     }
 }
 
-/// How call sites name the block's type: its path without generic arguments (`Store`,
-/// `db::Store`), or the type as written for other types.
-fn owner_name(ty: &Type) -> String {
+/// Whether the attribute's arguments are `skip` alone.
+pub(crate) fn is_skip(args: &TokenStream) -> bool {
+    let items = top_level_items(args);
+    matches!(items.as_slice(), [item] if matches!(item.as_slice(), [TokenTree::Ident(ident)] if ident == "skip"))
+}
+
+/// The arguments split at their top-level commas.
+fn top_level_items(args: &TokenStream) -> Vec<Vec<TokenTree>> {
+    let mut items = vec![Vec::new()];
+    for tree in args.clone() {
+        match &tree {
+            TokenTree::Punct(punct) if punct.as_char() == ',' => items.push(Vec::new()),
+            _ => items.last_mut().expect("one at least").push(tree),
+        }
+    }
+    items.retain(|item| !item.is_empty());
+    items
+}
+
+/// A lone word near `skip` (`skpi`, `skip_`), and no option's name.
+fn is_skip_typo(item: &[TokenTree]) -> bool {
+    let [TokenTree::Ident(ident)] = item else {
+        return false;
+    };
+    let word = ident.to_string();
+    !crate::options::is_option(&word) && crate::options::edit_distance(&word, "skip") <= 2
+}
+
+/// How call sites name the block's methods, after the module path: `Store` for `impl Store`
+/// (a path's last name, without generic arguments), `<X as Trait>` in a trait
+/// implementation (two traits' methods of one name stay apart), `<dyn Shape>` for a type
+/// that is not a path.
+fn owner_name(block: &ItemImpl) -> String {
+    let ty = type_name(&block.self_ty);
+    match &block.trait_ {
+        Some((path, _)) => {
+            let name = path
+                .segments
+                .last()
+                .map_or_else(String::new, |last| last.ident.to_string());
+            format!(
+                "<{} as {name}>",
+                ty.trim_start_matches('<').trim_end_matches('>')
+            )
+        }
+        None => ty,
+    }
+}
+
+/// A type's name for [`owner_name`].
+fn type_name(ty: &Type) -> String {
     match ty {
         Type::Path(path) if path.qself.is_none() => path
             .path
             .segments
-            .iter()
-            .map(|segment| segment.ident.to_string())
-            .collect::<Vec<_>>()
-            .join("::"),
-        Type::Group(group) => owner_name(&group.elem),
-        Type::Paren(paren) => owner_name(&paren.elem),
-        other => quote!(#other).to_string().replace(' ', ""),
+            .last()
+            .map_or_else(String::new, |last| last.ident.to_string()),
+        Type::Group(group) => type_name(&group.elem),
+        Type::Paren(paren) => type_name(&paren.elem),
+        other => format!("<{}>", crate::validate::pretty(other)),
     }
 }

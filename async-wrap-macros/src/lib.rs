@@ -44,7 +44,15 @@ pub fn async_wrap(args: TokenStream, item: TokenStream) -> TokenStream {
 /// unchanged next to the error.
 fn expand_attribute(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
     let mut errors = Errors::default();
+    let skip = impl_block::is_skip(&args);
     let options = options::Options::parse(args, &mut errors);
+    if skip {
+        // `skip` outside an `impl` block under the attribute: reported (by the options), and
+        // the item kept as written, as `skip` asks, so that its callers get no other error.
+        let mut tokens = item;
+        tokens.extend(errors.into_error().map(syn::Error::into_compile_error));
+        return tokens;
+    }
     match item::parse_item(item.clone()) {
         Ok(item::Wrapped::Fn(func)) => {
             let mut tokens = expand_function(options, &func, &mut errors);
@@ -72,7 +80,7 @@ fn expand_function(
     func: &syn::ItemFn,
     errors: &mut Errors,
 ) -> TokenStream2 {
-    options.name_twin(&func.sig.ident);
+    options.name_twin(&func.sig.ident, errors);
     // Check the signature even when the options are broken: all the mistakes are reported at
     // once.
     validate::check_signature(&func.sig, &options, errors);

@@ -189,13 +189,39 @@ impl Options {
 
     /// Resolves `sync = "PATTERN"` for the function `ident`: the twin's name, spanned on the
     /// pattern (a method's own `sync = NAME` wins over its block's pattern).
-    pub(crate) fn name_twin(&mut self, ident: &Ident) {
+    pub(crate) fn name_twin(&mut self, ident: &Ident, errors: &mut Errors) {
         if self.sync.is_some() {
             return;
         }
         if let Some(pattern) = &self.sync_pattern {
-            let name = pattern.value().replace("{}", &ident.to_string());
-            self.sync = Some(Ident::new(&name, pattern.span()));
+            // `r#match` under `{}_blocking` is `match_blocking`; a name the pattern makes a
+            // keyword (`r{}` on `ef`) or a raw identifier (`r#{}`) is parsed as written.
+            let written = ident.to_string();
+            let bare = written.strip_prefix("r#").unwrap_or(&written);
+            let name = pattern.value().replace("{}", bare);
+            match syn::parse_str::<Ident>(&name) {
+                Ok(_) if name.strip_prefix("r#").unwrap_or(&name) == bare => {
+                    errors.push(syn::Error::new(
+                        pattern.span(),
+                        format!(
+                            "this `sync` pattern names the twin of `{written}` `{name}`, the \
+                             function's own name: add to the name, such as `\"{{}}_blocking\"`"
+                        ),
+                    ));
+                }
+                Ok(mut twin) => {
+                    twin.set_span(pattern.span());
+                    self.sync = Some(twin);
+                }
+                Err(_) => errors.push(syn::Error::new(
+                    pattern.span(),
+                    format!(
+                        "this `sync` pattern names the twin of `{written}` `{name}`, which is not \
+                         a function name (a keyword?): change the pattern, or give this \
+                         function its own `#[async_wrap(sync = NAME)]`"
+                    ),
+                )),
+            }
         }
     }
 }
@@ -204,6 +230,13 @@ impl Options {
 fn check_pattern(pattern: &LitStr) -> syn::Result<()> {
     let value = pattern.value();
     let made = value.replace("{}", "f");
+    if value == "{}" {
+        return Err(syn::Error::new(
+            pattern.span(),
+            "`sync = \"{}\"` names each twin as its function, which then has two definitions: \
+             add to the name, such as `sync = \"{}_blocking\"`",
+        ));
+    }
     if value.matches("{}").count() != 1 || syn::parse_str::<Ident>(&made).is_err() {
         return Err(syn::Error::new(
             pattern.span(),
@@ -320,8 +353,13 @@ fn closest(key: &str) -> Option<&'static str> {
         .map(|(_, name)| name)
 }
 
+/// Whether `word` is the name of an option.
+pub(crate) fn is_option(word: &str) -> bool {
+    OPTIONS.contains(&word)
+}
+
 /// Levenshtein distance between two short strings.
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut previous: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

@@ -22,6 +22,7 @@ impl Store {
         self.rows.get(&key).cloned()
     }
     #[allow(clippy::type_complexity, refining_impl_trait)]
+    #[allow(deprecated, clippy::used_underscore_binding)]
     #[track_caller]
     pub fn get(
         self: Arc<Self>,
@@ -57,6 +58,7 @@ impl Store {
         0
     }
     #[allow(clippy::type_complexity, refining_impl_trait)]
+    #[allow(deprecated, clippy::used_underscore_binding)]
     #[track_caller]
     fn count() -> ::async_wrap::__private::BlockingFuture<usize> {
         static __ASYNC_WRAP_SITE: ::async_wrap::__private::CallSite =

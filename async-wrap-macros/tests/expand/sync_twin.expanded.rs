@@ -11,6 +11,7 @@ pub fn checksum_blocking<T: AsRef<[u8]> + Send + 'static>(data: T) -> u32 {
     data.as_ref().iter().map(|&b| u32::from(b)).sum()
 }
 #[allow(clippy::type_complexity, refining_impl_trait)]
+#[allow(deprecated, clippy::used_underscore_binding)]
 #[track_caller]
 pub fn checksum<T: AsRef<[u8]> + Send + 'static>(
     data: T,

@@ -231,7 +231,9 @@ static REGISTRY: Mutex<Vec<&'static CallSite>> = Mutex::new(Vec::new());
 /// by function name. Its `Display` is a table.
 ///
 /// A function is named by its module path and name. A method wrapped through its `impl` block
-/// (`#[async_wrap]` on the block) is `module::Type::method`; one wrapped on its own is
+/// (`#[async_wrap]` on the block) is `module::Type::method`, `module::<Type as Trait>::method`
+/// in a trait implementation, `module::<dyn Shape>::method` for a type that is not a path; one
+/// wrapped on its own is
 /// `module::method` (an attribute on a method does not see its type), so two such methods of
 /// the same name in one module have rows of the same name, told apart by their line (`defined
 /// at`).

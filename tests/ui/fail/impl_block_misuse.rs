@@ -69,6 +69,6 @@ fn main() {
         let _: u32 = Pooled::open().await.get().await;
         let _: String = Books.title().await;
         let _: u32 = lone().await;
-        let _: u32 = skipped().await;
+        let _: u32 = skipped();
     };
 }

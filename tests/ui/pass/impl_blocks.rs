@@ -166,6 +166,92 @@ impl Lookup for Doubler {
     }
 }
 
+/// Edge forms: a raw identifier under a twin pattern, `executor = Self::...` on associated
+/// functions, a block's `clone_self` beside a by-value method, `_`-prefixed arguments, a
+/// deprecated method with a twin, an executor path that ends in `skip`.
+pub struct Edges;
+
+mod pools {
+    /// A pool reached by a function named `skip`.
+    pub(crate) fn skip() -> &'static async_wrap::BlockingPool {
+        &super::OTHER
+    }
+}
+
+#[async_wrap(executor = Self::pool(), sync = "{}_now")]
+impl Edges {
+    /// The pool.
+    #[async_wrap(skip)]
+    pub fn pool() -> &'static BlockingPool {
+        &OTHER
+    }
+
+    /// A raw identifier: its twin is `match_now`.
+    pub fn r#match(_unused: u32) -> u32 {
+        7
+    }
+
+    /// Deprecated, with its twin deprecated too: the shim's call of it is not a warning.
+    #[deprecated = "use `r#match`"]
+    pub fn old() -> u32 {
+        8
+    }
+
+    /// On a pool whose path ends in `skip`: not the `skip` option.
+    #[async_wrap(executor = pools::skip())]
+    pub fn on_skip() -> u32 {
+        9
+    }
+}
+
+/// A block's `clone_self` applies to the `&self` methods only.
+#[derive(Clone)]
+pub struct Mixed(u32);
+
+#[async_wrap(clone_self)]
+impl Mixed {
+    /// Borrowed: cloned into the job.
+    pub fn get(&self) -> u32 {
+        self.0
+    }
+
+    /// By value: moved into the job.
+    pub fn into_inner(self) -> u32 {
+        self.0
+    }
+}
+
+/// A trait method returning `Self` gets `where Self: Sized`, and `dyn Shape` still works.
+#[async_wrap]
+pub trait Shape: Send + Sync {
+    /// A copy.
+    fn copy(&self) -> Self;
+    /// The area.
+    fn area(&self) -> u32;
+}
+
+#[derive(Clone)]
+struct Square(u32);
+
+#[async_wrap(clone_self)]
+impl Shape for Square {
+    fn copy(&self) -> Self {
+        self.clone()
+    }
+    fn area(&self) -> u32 {
+        self.0 * self.0
+    }
+}
+
+#[async_wrap]
+impl dyn Shape {
+    /// On the trait object.
+    pub fn area_of(shape: Arc<dyn Shape>) -> u32 {
+        let _ = shape;
+        0
+    }
+}
+
 fn main() {
     async_wrap::set_call_statistics(true);
     futures::executor::block_on(async {
@@ -195,6 +281,19 @@ fn main() {
         assert_eq!(books.ids().collect::<Vec<_>>().await, [0, 1]);
         assert_eq!(books.name(), "books");
 
+        assert_eq!(Edges::r#match(1).await, 7);
+        assert_eq!(Edges::match_now(1), 7);
+        #[allow(deprecated)]
+        let old = (Edges::old().await, Edges::old_now());
+        assert_eq!(old, (8, 8));
+        assert_eq!(Edges::on_skip().await, 9);
+        assert_eq!(Mixed(3).get().await + Mixed(4).into_inner().await, 7);
+        let square = Square(3);
+        assert_eq!(square.copy().await.area().await, 9);
+        let shape: Arc<dyn Shape> = Arc::new(Square(2));
+        assert_eq!(shape.area().await, 4);
+        assert_eq!(<dyn Shape>::area_of(shape).await, 0);
+
         assert_eq!(Doubler.by_future(4).await, 8);
         assert_eq!(Doubler.by_async(4).await, 9);
     });
@@ -212,11 +311,14 @@ fn main() {
             .unwrap_or_else(|| panic!("a row for {name} in\n{sites}"));
         assert!(row.calls >= 1, "{name}: {row:?}");
     }
-    assert!(
-        sites
-            .get(&format!("{}::Books::title", module_path!()))
-            .is_some()
-    );
+    for name in [
+        "<Books as Catalog>::title",
+        "<dyn Shape>::area_of",
+        "<Square as Shape>::area",
+    ] {
+        let row = sites.get(&format!("{}::{name}", module_path!()));
+        assert!(row.is_some(), "a row for {name} in\n{sites}");
+    }
     // The twin runs where it is called: it is not counted.
     let get = sites
         .get(&format!("{}::Store::get", module_path!()))
