@@ -921,7 +921,16 @@ fn executor_init(
                     #private::IntoExecutor::into_executor(#value)
                 })
             } else {
-                quote_spanned!(expr.span()=> #private::IntoExecutor::into_executor(#value))
+                // Through `Given`, which tells a `ProcessPool` (named without `process`) apart
+                // and says to add `process`, before `IntoExecutor` would list its forms.
+                // Spanned, paths included, on the expression: the error is reported there.
+                let at = shim.krate.at(expr.span());
+                quote_spanned!(expr.span()=> #at::__private::IntoExecutor::into_executor({
+                    // One of the two is used, whichever the value's type picks.
+                    #[allow(unused_imports)]
+                    use #at::__private::{GivenAny as _, GivenProcessPool as _};
+                    (&#at::__private::Given::new(#value)).take()
+                }))
             };
             ExecutorInit {
                 init,

@@ -101,6 +101,66 @@ impl SharedField for ExecutorRef {}
 #[inline]
 pub fn shared_field<T: SharedField + ?Sized>(_field: &T) {}
 
+/// What `executor = EXPR` gave a shim, before `IntoExecutor` converts it: a `ProcessPool`
+/// named by a function without `process` is told apart here (autoref specialization: the
+/// method of [`GivenProcessPool`], on `Given<X>`, is found before that of [`GivenAny`], on
+/// `&Given<X>`, and only for a process pool), so that the one error says to add `process`.
+pub struct Given<X>(std::cell::Cell<Option<X>>);
+
+impl<X> Given<X> {
+    /// Holds `value`.
+    #[inline]
+    pub fn new(value: X) -> Self {
+        Given(std::cell::Cell::new(Some(value)))
+    }
+}
+
+/// The form of everything but a process pool: the value itself.
+pub trait GivenAny<X> {
+    /// The value given.
+    fn take(&self) -> X;
+}
+
+impl<X> GivenAny<X> for &Given<X> {
+    #[inline]
+    fn take(&self) -> X {
+        self.0.take().expect("a shim takes its executor once")
+    }
+}
+
+/// A reference to a `ProcessPool` (or a `LazyLock` of one).
+pub trait IsProcessPool {}
+
+/// Never implemented: the error a process pool named without `process` gets.
+#[diagnostic::on_unimplemented(
+    message = "this executor is a `ProcessPool`, which runs `process` functions: add `process` to the attribute",
+    label = "a process pool: `#[async_wrap(executor = POOL, process)]`",
+    note = "without `process`, the body would run on a thread of this process: name a `BlockingPool` for that"
+)]
+pub trait UseProcess {}
+
+/// The form of a process pool: refused, by [`UseProcess`].
+pub trait GivenProcessPool {
+    /// Never returns: the bound is not met.
+    fn take(&self) -> ExecutorRef
+    where
+        Self: UseProcess;
+}
+
+impl<X: IsProcessPool> GivenProcessPool for Given<X> {
+    fn take(&self) -> ExecutorRef
+    where
+        Self: UseProcess,
+    {
+        unreachable!("`UseProcess` has no implementation")
+    }
+}
+
+#[cfg(feature = "process")]
+impl IsProcessPool for &crate::process::ProcessPool {}
+#[cfg(feature = "process")]
+impl<F> IsProcessPool for &std::sync::LazyLock<crate::process::ProcessPool, F> {}
+
 /// The dispatch of a `state` shim: the body gets its thread's value of `pool`.
 #[inline]
 #[track_caller]

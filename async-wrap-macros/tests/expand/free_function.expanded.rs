@@ -25,7 +25,11 @@ pub fn slow_double(n: u64) -> ::async_wrap::__private::BlockingFuture<u64> {
             ::core::file!(),
             ::core::line!(),
         );
-    let __async_wrap_executor = ::async_wrap::__private::IntoExecutor::into_executor(&IO);
+    let __async_wrap_executor = ::async_wrap::__private::IntoExecutor::into_executor({
+        #[allow(unused_imports)]
+        use ::async_wrap::__private::{GivenAny as _, GivenProcessPool as _};
+        (&::async_wrap::__private::Given::new(&IO)).take()
+    });
     let __async_wrap_job = move || -> u64 {
         let n = n;
         { n * 2 }

@@ -41,7 +41,11 @@ impl Store {
                 ::core::file!(),
                 ::core::line!(),
             );
-        let __async_wrap_executor = ::async_wrap::__private::IntoExecutor::into_executor(&DB);
+        let __async_wrap_executor = ::async_wrap::__private::IntoExecutor::into_executor({
+            #[allow(unused_imports)]
+            use ::async_wrap::__private::{GivenAny as _, GivenProcessPool as _};
+            (&::async_wrap::__private::Given::new(&DB)).take()
+        });
         let __async_wrap_job = move || -> Option<String> { Self::get_blocking(self, key) };
         let _: &dyn ::core::marker::Send = &__async_wrap_job;
         let _: for<'__async_wrap_output> fn(
@@ -74,7 +78,11 @@ impl Store {
                 ::core::file!(),
                 ::core::line!(),
             );
-        let __async_wrap_executor = ::async_wrap::__private::IntoExecutor::into_executor(&OTHER);
+        let __async_wrap_executor = ::async_wrap::__private::IntoExecutor::into_executor({
+            #[allow(unused_imports)]
+            use ::async_wrap::__private::{GivenAny as _, GivenProcessPool as _};
+            (&::async_wrap::__private::Given::new(&OTHER)).take()
+        });
         let __async_wrap_job = move || -> usize { Self::count_blocking() };
         let _: &dyn ::core::marker::Send = &__async_wrap_job;
         let _: for<'__async_wrap_output> fn(

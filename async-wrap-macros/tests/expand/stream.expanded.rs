@@ -22,7 +22,11 @@ pub fn lines(path: std::path::PathBuf) -> ::async_wrap::__private::BlockingStrea
             ::core::file!(),
             ::core::line!(),
         );
-    let __async_wrap_executor = ::async_wrap::__private::IntoExecutor::into_executor(&DISK);
+    let __async_wrap_executor = ::async_wrap::__private::IntoExecutor::into_executor({
+        #[allow(unused_imports)]
+        use ::async_wrap::__private::{GivenAny as _, GivenProcessPool as _};
+        (&::async_wrap::__private::Given::new(&DISK)).take()
+    });
     let __async_wrap_job = move || -> _ {
         let path = path;
         {

@@ -27,8 +27,11 @@ pub fn lines(
             ::core::file!(),
             ::core::line!(),
         );
-    let __async_wrap_executor =
-        ::async_wrap::__private::IntoExecutor::into_executor(&self.shards[(key % 4) as usize]);
+    let __async_wrap_executor = ::async_wrap::__private::IntoExecutor::into_executor({
+        #[allow(unused_imports)]
+        use ::async_wrap::__private::{GivenAny as _, GivenProcessPool as _};
+        (&::async_wrap::__private::Given::new(&self.shards[(key % 4) as usize])).take()
+    });
     let __async_wrap_self = ::core::clone::Clone::clone(self);
     let __async_wrap_job = move || -> std::io::Result<_> {
         let _ = &__async_wrap_self;
