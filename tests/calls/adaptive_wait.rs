@@ -173,9 +173,16 @@ fn the_adaptive_wait_has_its_own_switch_and_statistics_go_on_without_it() {
             polls.give_backs, 2_000,
             "with the wait off every call returns `Pending` at its first poll ({polls:?})"
         );
-        // And on again: the site waits again (it never stopped learning).
-        await_in_a_loop(2_000);
-        assert!(site_counts().0 > waits, "the wait did not come back on");
+        // And on again: the site waits again (it never stopped learning). A loaded machine can
+        // make a round's results too slow to wait for: a few rounds are allowed.
+        let back_on = (0..10).any(|_| {
+            await_in_a_loop(2_000);
+            site_counts().0 > waits
+        });
+        assert!(
+            back_on,
+            "the wait did not come back on in 10 rounds of 2,000 calls"
+        );
     });
 }
 
@@ -318,6 +325,15 @@ fn quick(n: u64) -> u64 {
     n + 1
 }
 
+/// `quick`, with a call site of its own: the scenario below reads its counts while other
+/// scenarios make calls of `quick` that are never waited for (from a current-thread runtime, a
+/// pool's threads), which once left its control with no wait in 1,177 calls of the shared site
+/// (a CI run under load).
+#[async_wrap(executor = ADAPT_FOUR)]
+fn quick_batched(n: u64) -> u64 {
+    n + 1
+}
+
 /// Before the fix: the docs (the crate docs, "Short calls") promise that a thread polling many
 /// calls at once, `join_all` named first, "never waits, since each of its calls has its own
 /// waker". `futures::future::join_all` of up to 30 futures polls them all with the caller's own
@@ -328,20 +344,27 @@ fn quick(n: u64) -> u64 {
 fn join_all_of_a_few_short_calls_never_waits() {
     let _beside = statistics_shared();
     within(LIMIT, || {
-        for n in 0..300 {
-            assert_eq!(block_on(quick(n)), n + 1);
+        // A loaded machine can make a round's results too slow to wait for: a few rounds are
+        // allowed.
+        for _round in 0..10 {
+            for n in 0..300 {
+                assert_eq!(block_on(quick_batched(n)), n + 1);
+            }
+            if stats("quick_batched").waits > 0 {
+                break;
+            }
         }
-        let warm = stats("quick");
+        let warm = stats("quick_batched");
         assert!(
             warm.waits > 0,
             "control: sequential short calls are waited for: {warm:?}"
         );
         let before = warm.waits;
         for _ in 0..50 {
-            let results = block_on(futures::future::join_all((0..8).map(quick)));
+            let results = block_on(futures::future::join_all((0..8).map(quick_batched)));
             assert_eq!(results, (1..9).collect::<Vec<u64>>());
         }
-        let after = stats("quick");
+        let after = stats("quick_batched");
         // Fixed: all eight futures are made before the first ends, so only the first of each
         // batch may be waited for; the other seven are submitted at once.
         assert!(
