@@ -126,6 +126,7 @@ pub(crate) fn growth_rows(scale: usize) {
     for hogs in [0, 1, 2] {
         for (kind, label) in [
             ("trivial", "1,000 trivial in flight"),
+            ("tasks", "1,000 trivial in flight, from tokio tasks"),
             ("sleepers", "17 × 100 ms sleeps"),
         ] {
             let what = format!("{kind}:{hogs}");
