@@ -40,7 +40,14 @@ struct Seen {
     /// Each round's p99 echo round trip: their median is robust to one noisy round.
     round_echo_p99: Vec<Duration>,
     calls: u64,
+    /// Adaptive waits made during the rounds (every call site's `waits`).
+    waits: u64,
     elapsed: Duration,
+}
+
+/// Adaptive waits made so far, over every call site.
+fn waits_so_far() -> u64 {
+    async_wrap::call_sites().iter().map(|site| site.waits).sum()
 }
 
 /// Runs the neighbour rows on both runtime flavours and prints their tables.
@@ -104,6 +111,7 @@ fn one_round(runtime: &tokio::runtime::Runtime, load: Load, length: Duration, se
             round_trips
         })
     };
+    let waits_before = waits_so_far();
     let started = Instant::now();
     let lateness = runtime.block_on(async {
         let server = tokio::spawn(async move {
@@ -158,6 +166,7 @@ fn one_round(runtime: &tokio::runtime::Runtime, load: Load, length: Duration, se
     });
     seen.elapsed += started.elapsed();
     seen.calls += calls.load(Ordering::Relaxed);
+    seen.waits += waits_so_far().saturating_sub(waits_before);
     seen.lateness.extend(lateness);
     let mut echo = client.join().unwrap();
     echo.sort_unstable();
@@ -185,9 +194,9 @@ fn print_rows(flavour: &str, rounds: usize, round: Duration, seen: &mut [Seen]) 
     println!(
         "| load | ticker lateness median / p99 / max | echo round trip median / p99 | \
          p99 vs statistics off (ticker, echo) | echo p99, median of rounds (vs statistics off) | \
-         looping calls per second |"
+         looping calls per second | adaptive waits |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for seen in seen.iter_mut() {
         seen.lateness.sort_unstable();
         seen.echo.sort_unstable();
@@ -212,7 +221,7 @@ fn print_rows(flavour: &str, rounds: usize, round: Duration, seen: &mut [Seen]) 
             format!("{:.0}", seen.calls as f64 / seen.elapsed.as_secs_f64())
         };
         println!(
-            "| {name} | {} / {} / {} | {} / {} | {:.2}×, {:.2}× | {} ({:.2}×) | {rate} |",
+            "| {name} | {} / {} / {} | {} / {} | {:.2}×, {:.2}× | {} ({:.2}×) | {rate} | {} |",
             super::micros(quantile(&seen.lateness, 0.5)),
             super::micros(tick),
             super::micros(seen.lateness.last().copied().unwrap_or_default()),
@@ -222,6 +231,7 @@ fn print_rows(flavour: &str, rounds: usize, round: Duration, seen: &mut [Seen]) 
             echo.as_secs_f64() / off_echo.as_secs_f64().max(1e-9),
             super::micros(rounds),
             rounds.as_secs_f64() / off_rounds.as_secs_f64().max(1e-9),
+            seen.waits,
         );
     }
 }
