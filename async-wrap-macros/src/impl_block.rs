@@ -138,7 +138,7 @@ pub(crate) fn expand_trait(
         // method asks for it (and is not callable on `dyn Trait`, as a sync one returning
         // `Self` would not be either).
         if let ReturnType::Type(_, written) = &method.sig.output {
-            if names_any(quote!(#written), &["Self".to_owned()]) {
+            if mentions_self(quote!(#written)) {
                 method
                     .sig
                     .generics
@@ -220,7 +220,7 @@ fn check_method(
     }
     // The block's `executor = self.pool` has no `self` to read in an associated function.
     if let (None, None, Some(executor)) = (method.sig.receiver(), &own.executor, &block.executor) {
-        if reads_self_value(quote!(#executor)) {
+        if receiver::reads_self(quote!(#executor)) {
             errors.fail(
                 &method.sig.ident,
                 format!(
@@ -256,24 +256,6 @@ fn names_any(tokens: TokenStream, names: &[String]) -> bool {
         TokenTree::Group(group) => names_any(group.stream(), names),
         _ => false,
     })
-}
-
-/// Whether `tokens` read the value `self` (not the type `Self`, nor a `self::` path).
-fn reads_self_value(tokens: TokenStream) -> bool {
-    let mut trees = tokens.into_iter().peekable();
-    while let Some(tree) = trees.next() {
-        match tree {
-            TokenTree::Ident(ident) if ident == "self" => {
-                let path = matches!(trees.peek(), Some(TokenTree::Punct(p)) if p.as_char() == ':');
-                if !path {
-                    return true;
-                }
-            }
-            TokenTree::Group(group) if reads_self_value(group.stream()) => return true,
-            _ => {}
-        }
-    }
-    false
 }
 
 /// The name of an identifier as the compiler compares it (`r#match` is `match`).

@@ -69,14 +69,24 @@ pub(crate) fn self_clone_ident() -> Ident {
 /// Whether `self` or `Self` appears, other than as a `self::` module path: the function is a
 /// method or an associated function then, and cannot become a nested `fn`.
 pub(crate) fn mentions_self(tokens: TokenStream) -> bool {
+    finds_self(tokens, true)
+}
+
+/// Whether the value `self` appears (not the type `Self`, nor a `self::` module path).
+pub(crate) fn reads_self(tokens: TokenStream) -> bool {
+    finds_self(tokens, false)
+}
+
+/// Whether `self` (as a value, not a `self::` path) appears, or `Self` if `or_type`.
+fn finds_self(tokens: TokenStream, or_type: bool) -> bool {
     let mut iter = tokens.into_iter().peekable();
     while let Some(tree) = iter.next() {
         match tree {
-            TokenTree::Ident(ident) if ident == "Self" => return true,
+            TokenTree::Ident(ident) if or_type && ident == "Self" => return true,
             TokenTree::Ident(ident) if ident == "self" && !is_path_separator(iter.peek()) => {
                 return true;
             }
-            TokenTree::Group(group) if mentions_self(group.stream()) => return true,
+            TokenTree::Group(group) if finds_self(group.stream(), or_type) => return true,
             _ => {}
         }
     }
