@@ -2,8 +2,9 @@
 //! (how late each tick wakes) and a loopback echo server (the round trip a client on its own
 //! thread sees), on a current-thread and a multi-thread tokio runtime, with no load, with the
 //! load on async-wrap (statistics on, so with the adaptive wait; the wait off; statistics off)
-//! and on tokio's `spawn_blocking`. Systems are interleaved round by round, each round starting
-//! one load later than the one before; percentiles are over all rounds.
+//! and on tokio's `spawn_blocking`. Loads are interleaved round by round, in a new shuffled order
+//! each round (a fixed seed), and each round's first 50 ms are a warm-up that is not recorded;
+//! percentiles are over all rounds.
 
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -70,11 +71,13 @@ pub(crate) fn neighbour_rows(scale: usize) {
         }
         .unwrap();
         let mut seen: Vec<Seen> = LOADS.iter().map(|_| Seen::default()).collect();
-        for turn in 0..rounds {
-            // Each round starts one load later: no load always follows the idle "no load" one
-            // (measured: the load after it saw 1.7× the echo p99 of the others).
-            for step in 0..LOADS.len() {
-                let index = (turn + step) % LOADS.len();
+        let mut order: Vec<usize> = (0..LOADS.len()).collect();
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..rounds {
+            // A new order each round: with a rotation, one load always followed the idle
+            // "no load" one, and the load after it saw up to 1.7× the echo p99 of the others.
+            shuffle(&mut order, &mut state);
+            for &index in &order {
                 one_round(&runtime, LOADS[index].0, round, &mut seen[index]);
             }
         }
@@ -84,7 +87,24 @@ pub(crate) fn neighbour_rows(scale: usize) {
     async_wrap::set_adaptive_wait(true);
 }
 
-/// One round of `load` beside the ticker and the echo server.
+/// Shuffles `order` in place (Fisher–Yates over a xorshift generator seeded by `seed`).
+fn shuffle(order: &mut [usize], seed: &mut u64) {
+    for last in (1..order.len()).rev() {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        // The remainder is below `last + 1`, a slice length: it fits a usize.
+        #[allow(clippy::cast_possible_truncation)]
+        let pick = (*seed % (last as u64 + 1)) as usize;
+        order.swap(last, pick);
+    }
+}
+
+/// How long each round runs before its samples count: the load, the ticker and the echo
+/// client reach their steady state.
+const WARM_UP: Duration = Duration::from_millis(50);
+
+/// One round of `load` beside the ticker and the echo server: `WARM_UP`, then `length` recorded.
 fn one_round(runtime: &tokio::runtime::Runtime, load: Load, length: Duration, seen: &mut Seen) {
     async_wrap::set_call_statistics(load != Load::AsyncWrapNoStats);
     async_wrap::set_adaptive_wait(load != Load::AsyncWrapNoWait);
@@ -94,6 +114,7 @@ fn one_round(runtime: &tokio::runtime::Runtime, load: Load, length: Duration, se
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("a loopback port");
     let address = listener.local_addr().unwrap();
+    let recording_from = Instant::now() + WARM_UP;
     let client = {
         let stop = stop.clone();
         thread::spawn(move || {
@@ -105,15 +126,15 @@ fn one_round(runtime: &tokio::runtime::Runtime, load: Load, length: Duration, se
                 let start = Instant::now();
                 stream.write_all(&[7; 16]).unwrap();
                 stream.read_exact(&mut buffer).unwrap();
-                round_trips.push(start.elapsed());
+                if start >= recording_from {
+                    round_trips.push(start.elapsed());
+                }
                 thread::sleep(Duration::from_micros(200));
             }
             round_trips
         })
     };
-    let waits_before = waits_so_far();
-    let started = Instant::now();
-    let lateness = runtime.block_on(async {
+    let (lateness, started, calls_before, waits_before) = runtime.block_on(async {
         let server = tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.unwrap();
             socket.set_nodelay(true).unwrap();
@@ -131,7 +152,9 @@ fn one_round(runtime: &tokio::runtime::Runtime, load: Load, length: Duration, se
                 while !stop.load(Ordering::Relaxed) {
                     let due = tokio::time::Instant::now() + Duration::from_millis(1);
                     tokio::time::sleep_until(due).await;
-                    lateness.push(tokio::time::Instant::now() - due);
+                    if due.into_std() >= recording_from {
+                        lateness.push(tokio::time::Instant::now() - due);
+                    }
                 }
                 lateness
             }
@@ -156,16 +179,22 @@ fn one_round(runtime: &tokio::runtime::Runtime, load: Load, length: Duration, se
                 }
             }
         });
+        tokio::time::sleep_until(recording_from.into()).await;
+        let (started, calls_before, waits_before) = (
+            Instant::now(),
+            calls.load(Ordering::Relaxed),
+            waits_so_far(),
+        );
         tokio::time::sleep(length).await;
         stop.store(true, Ordering::Relaxed);
         looping.await.unwrap();
         let lateness = ticker.await.unwrap();
         // The client stops after its next round trip: the server ends with its connection.
         let _ = server.await;
-        lateness
+        (lateness, started, calls_before, waits_before)
     });
     seen.elapsed += started.elapsed();
-    seen.calls += calls.load(Ordering::Relaxed);
+    seen.calls += calls.load(Ordering::Relaxed) - calls_before;
     seen.waits += waits_so_far().saturating_sub(waits_before);
     seen.lateness.extend(lateness);
     let mut echo = client.join().unwrap();
