@@ -537,3 +537,112 @@ fn a_thread_name_with_a_nul_byte_fails_calls_or_the_build_but_never_hangs() {
         assert!(report.is_complete(), "{report:?}");
     });
 }
+
+/// Keeps a core busy until `stop` is set, or for `limit` at most.
+fn spin_until(stop: &AtomicBool, limit: Duration) {
+    let start = Instant::now();
+    while !stop.load(Ordering::Relaxed) && start.elapsed() < limit {
+        std::hint::spin_loop();
+    }
+}
+
+fn cores() -> usize {
+    thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// `cores` jobs on a pool, each keeping a core busy until the value is dropped (or for 20 s).
+struct CoresOccupied {
+    stop: Arc<AtomicBool>,
+    calls: Option<thread::JoinHandle<()>>,
+}
+
+impl CoresOccupied {
+    /// Starts the jobs on `pool` and waits until they all run.
+    fn on(pool: &Arc<BlockingPool>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let spinners: Vec<_> = (0..cores())
+            .map(|_| {
+                let stop = stop.clone();
+                spawn_on(pool.clone(), move || {
+                    spin_until(&stop, Duration::from_secs(20));
+                })
+            })
+            .collect();
+        let calls = thread::spawn(move || {
+            futures::executor::block_on(futures::future::join_all(spinners));
+        });
+        eventually("the CPU-bound jobs all run", || {
+            pool.metrics().running == cores()
+        });
+        CoresOccupied {
+            stop,
+            calls: Some(calls),
+        }
+    }
+}
+
+impl Drop for CoresOccupied {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(calls) = self.calls.take() {
+            let _ = calls.join();
+        }
+    }
+}
+
+/// CPU-bound jobs share the cores: beyond the cores the pool starts one thread for the jobs
+/// queued behind them, not one per job (the time-only rule started one per job that had run a
+/// millisecond, whether it blocked or used its core).
+#[cfg(target_os = "linux")]
+#[test]
+fn cpu_bound_jobs_grow_the_pool_by_one_thread_beyond_the_cores_at_most() {
+    let cores = cores();
+    let pool = Arc::new(BlockingPool::builder().max_threads(64).build().unwrap());
+    let jobs = 2 * cores + 4;
+    let calls: Vec<_> = (0..jobs)
+        .map(|_| spawn_on(pool.clone(), || crate::support::spin_for(30_000)))
+        .collect();
+    within(Duration::from_secs(20), move || {
+        futures::executor::block_on(futures::future::join_all(calls));
+    });
+    let started = pool.metrics().threads_started;
+    assert!(
+        started <= cores as u64 + 1,
+        "{jobs} CPU-bound jobs of 30 ms on {cores} cores started {started} threads"
+    );
+}
+
+/// A short call queued behind as many CPU-bound jobs as there are cores gets a thread of its
+/// own, and runs while they still spin.
+#[test]
+fn a_short_call_behind_cpu_bound_jobs_runs_while_they_still_run() {
+    let pool = Arc::new(BlockingPool::builder().max_threads(64).build().unwrap());
+    let occupied = CoresOccupied::on(&pool);
+    let short = spawn_on(pool.clone(), || 7);
+    let ran = within(Duration::from_secs(10), move || futures::executor::block_on(short));
+    assert_eq!(ran, 7);
+    assert_eq!(pool.metrics().running, cores(), "the CPU-bound jobs still run");
+    drop(occupied);
+}
+
+/// Jobs that block still get a thread each while CPU-bound jobs hold every core: four jobs
+/// that can only return together (a barrier) all run.
+#[test]
+fn blocking_jobs_behind_cpu_bound_jobs_get_a_thread_each() {
+    let pool = Arc::new(BlockingPool::builder().max_threads(64).build().unwrap());
+    let occupied = CoresOccupied::on(&pool);
+    let barrier = Arc::new(std::sync::Barrier::new(4));
+    let blocking: Vec<_> = (0..4)
+        .map(|_| {
+            let barrier = barrier.clone();
+            spawn_on(pool.clone(), move || {
+                barrier.wait();
+            })
+        })
+        .collect();
+    within(Duration::from_secs(10), move || {
+        futures::executor::block_on(futures::future::join_all(blocking));
+    });
+    assert_eq!(pool.metrics().running, cores(), "the CPU-bound jobs still run");
+    drop(occupied);
+}

@@ -3,11 +3,15 @@
 //! counted in a slot (per job, written by one thread) or in `State::metrics` (under the lock),
 //! and summed in `with_slots` (or in `Shared::metrics`).
 
+// The thread's id is a hint for the supervisor, outside every protocol: a plain atomic, not
+// one loom models.
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 
+use super::os_thread::OsThread;
 use crate::call::task::Outcome;
 use crate::stats::call_site::CallSite;
 use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
@@ -98,6 +102,9 @@ pub(super) struct Slot {
     running: Mutex<Option<Started>>,
     /// Jobs this slot's threads took from the queue.
     pub(super) started: AtomicU64,
+    /// The operating system's id of the thread holding the slot ([`OsThread`]'s word), for
+    /// the supervisor to read what the thread is doing.
+    os_thread: AtomicU32,
     completed: AtomicU64,
     panicked: AtomicU64,
     cancelled: AtomicU64,
@@ -108,10 +115,21 @@ impl Slot {
         Slot {
             running: Mutex::new(None),
             started: AtomicU64::new(0),
+            os_thread: AtomicU32::new(0),
             completed: AtomicU64::new(0),
             panicked: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
         }
+    }
+
+    /// The thread taking the slot says who it is to the operating system.
+    pub(super) fn held_by(&self, thread: OsThread) {
+        self.os_thread.store(thread.to_word(), Ordering::Relaxed);
+    }
+
+    /// The thread holding the slot (or, between threads, the last one).
+    pub(super) fn os_thread(&self) -> OsThread {
+        OsThread::from_word(self.os_thread.load(Ordering::Relaxed))
     }
 
     pub(super) fn running(&self) -> MutexGuard<'_, Option<Started>> {

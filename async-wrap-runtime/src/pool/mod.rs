@@ -6,7 +6,7 @@
 //! | to change | start in |
 //! |---|---|
 //! | a setting, `QueueFull` | `config.rs` (and `builder.rs`) |
-//! | where a call's job goes, the growth rule | `submit.rs` (and `supervisor.rs`, `supervisor_state.rs` beyond the cores) |
+//! | where a call's job goes, the growth rule | `submit.rs` (and `supervisor.rs`, `supervisor_state.rs` beyond the cores; `os_thread.rs` for what a running job's thread is doing) |
 //! | who counts as ready for work | `ready.rs` |
 //! | what a thread does between jobs, spinning, retiring | `worker.rs` |
 //! | what a thread runs at its exit for the rest of the runtime | `thread_exit.rs` |
@@ -23,6 +23,7 @@ mod gate;
 #[cfg(all(test, async_wrap_loom))]
 mod loom_models;
 mod metrics;
+mod os_thread;
 mod queue;
 mod ready;
 mod shared;

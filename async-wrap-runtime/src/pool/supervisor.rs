@@ -2,12 +2,18 @@
 //! "When the pool grows" in [`submit`](super::submit)).
 //!
 //! Started on demand, gone after `keep_alive` without work, it looks every [`GROW_AFTER`]
-//! while armed: if a queued job has waited that long and some running jobs have run that long
-//! (they block, rather than being short), it starts as many threads as there are such jobs.
+//! while armed: if a queued job has waited that long and the threads are not getting through
+//! the queue, it judges the running jobs ([`Judged`]): one thread for each job that has run
+//! that long and whose thread is off the cores (asleep in a blocking call: on Linux, its
+//! `/proc` state; elsewhere every such job counts), and one for each job that has used a core
+//! past `CPU_BOUND_AFTER`, while no more than cores + 1 of the pool's threads want a core. A
+//! job merely preempted (a CPU hog elsewhere in the process) wants a core: it never counts as
+//! blocked.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::os_thread::{Judged, OsThread};
 use super::shared::{Shared, State};
 use super::supervisor_state::Supervisor;
 use crate::sync::Ordering;
@@ -16,6 +22,10 @@ use crate::sync::thread;
 /// How long a queued job waits for a busy thread, and a running job must have run, before the
 /// supervisor starts another thread.
 const GROW_AFTER: Duration = Duration::from_millis(1);
+
+/// How long threads the supervisor started count against the queued jobs while they have no
+/// job yet (a thread may wait for a core that long under a CPU hog).
+const STARTING: Duration = Duration::from_millis(10);
 
 impl Shared {
     /// A job waits behind busy threads, and the pool has at least as many threads as cores but
@@ -55,10 +65,54 @@ impl Shared {
             .sum()
     }
 
+    /// How many threads the jobs running now call for (see [`Judged`]): those that have run
+    /// `GROW_AFTER` and whose thread is off the cores (asleep in a blocking call), or whose
+    /// state is unknown (the time-only rule, on systems that do not say); and CPU-bound ones
+    /// while few of the pool's threads want a core. The threads' states are read without the
+    /// lock, which is taken again before it returns (the caller checks for a shutdown). Also
+    /// says how many of the pool's threads had no job.
+    fn judge_running_jobs<'a>(
+        &'a self,
+        state: MutexGuard<'a, State>,
+    ) -> (MutexGuard<'a, State>, usize, usize) {
+        let now = Instant::now();
+        let running: Vec<(Duration, OsThread)> = state
+            .threads
+            .slots()
+            .iter()
+            .filter_map(|slot| {
+                let ran = now.duration_since(slot.running().as_ref()?.since);
+                Some((ran, slot.os_thread()))
+            })
+            .collect();
+        let jobless = state.metrics.threads.saturating_sub(running.len());
+        if running.iter().all(|&(ran, _)| ran < GROW_AFTER) {
+            return (state, 0, jobless);
+        }
+        drop(state);
+        let judged = Judged::of(
+            running.into_iter().map(|(ran, thread)| {
+                // Only jobs past the first look are read: the others count as on a core.
+                let scheduling = if ran < GROW_AFTER {
+                    None
+                } else {
+                    thread.scheduling()
+                };
+                (ran, scheduling)
+            }),
+            GROW_AFTER,
+        );
+        let state = self.lock();
+        let wanted = judged.threads_wanted(self.eager_threads, state.metrics.threads);
+        (state, wanted, jobless)
+    }
+
     /// The supervisor's life: while armed, look every `GROW_AFTER` for jobs that wait behind
     /// blocked threads, and start threads for them; exit after `keep_alive` unarmed.
     fn supervise(self: Arc<Self>) {
         let mut state = self.lock();
+        // The threads started at the latest look that grew the pool, and when.
+        let mut last_growth: Option<(Instant, usize)> = None;
         loop {
             while !state.supervisor.is_armed() {
                 if self.is_shut_down() {
@@ -87,30 +141,29 @@ impl Shared {
                 state.supervisor.idle(&self.flags.armed);
                 continue;
             }
-            let waiting = self.queue.len();
-            let now = Instant::now();
-            let blocked = state
-                .threads
-                .slots()
-                .iter()
-                .filter(|slot| {
-                    slot.running()
-                        .is_some_and(|started| now.duration_since(started.since) >= GROW_AFTER)
-                })
-                .count();
-            let room = state.room(self.config.max_threads);
             // A job queued at the last look is still queued (it waited `GROW_AFTER`: the queue
-            // is FIFO, so fewer jobs started than were waiting then), the threads are not getting
-            // through the queue (fewer jobs started than there are threads: they block, rather
-            // than being short or merely descheduled), and jobs have run that long: start one
-            // thread per such job.
+            // is FIFO, so fewer jobs started than were waiting then), and the threads are not
+            // getting through the queue (fewer jobs started than there are threads): judge the
+            // jobs running, and start threads for those that block.
             let progress = Shared::popped(&state) - popped_before;
             let mut grew = 0;
-            if progress < waiting_before as u64
-                && progress < state.metrics.threads as u64
-                && blocked > 0
-            {
-                for _ in 0..waiting.min(blocked).min(room) {
+            if progress < waiting_before as u64 && progress < state.metrics.threads as u64 {
+                let (wanted, jobless);
+                (state, wanted, jobless) = self.judge_running_jobs(state);
+                if self.is_shut_down() {
+                    state.supervisor.idle(&self.flags.armed);
+                    continue;
+                }
+                // Threads started at a recent look and still without a job (not on a core
+                // yet, under a CPU hog) are about to take queued jobs: only the jobs beyond
+                // them want a thread. Trusted for `STARTING` only: a thread that never took
+                // a job must not hide one for good.
+                let starting = last_growth
+                    .filter(|(at, _)| at.elapsed() < STARTING)
+                    .map_or(0, |(_, started)| started.min(jobless));
+                let unserved = self.queue.len().saturating_sub(starting);
+                let room = state.room(self.config.max_threads);
+                for _ in 0..unserved.min(wanted).min(room) {
                     if Shared::start_thread(&self, &mut state, false).is_err() {
                         break;
                     }
@@ -130,6 +183,7 @@ impl Shared {
                     .disarm_unless_queued(&self.flags.armed, || !self.queue.is_empty());
             }
             if grew > 0 {
+                last_growth = Some((Instant::now(), grew));
                 // The new threads find the queued jobs on their own (FIFO: the oldest first).
                 // They count as idle, not claimed: a job may be popped by a busy thread before
                 // they start, and a claim without a job would keep a thread from ever

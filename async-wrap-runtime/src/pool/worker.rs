@@ -108,6 +108,7 @@ impl Shared {
             waking: false,
         };
         WORKER.with(|worker| worker.set(Some(own)));
+        slot.held_by(super::os_thread::OsThread::current());
         crate::stats::call_stats::use_shard(index);
         run_hook(self.on_thread_start.as_ref());
         // `start_thread` counted this thread as ready (idle or claimed) already.
