@@ -62,9 +62,16 @@ use shared::Shared;
 ///
 /// # How it schedules
 ///
-/// A job goes to an idle thread if there is one; otherwise, if fewer than `max_threads` threads
-/// run, the pool starts a new one; otherwise the job waits in a FIFO queue for the next free
-/// thread. A thread idle for `keep_alive` exits, down to `min_threads`. So `N` concurrent
+/// A job goes to an idle thread if there is one; otherwise, while the pool has fewer threads
+/// than cores (and than `max_threads`), it starts a new one; otherwise the job waits in a FIFO
+/// queue, and the pool grows when its busy threads block: every millisecond that jobs wait, a
+/// supervisor thread starts one thread for each running job that has run that long and whose
+/// thread sleeps in a blocking call (on Linux it reads the threads' states in `/proc`;
+/// elsewhere every such job counts), up to `max_threads`. A thread busy on a core, or waiting
+/// for one while other threads of the process hog the cores, is not blocked: jobs that have
+/// computed for 4 ms share the cores with one more thread than there are cores, so a short
+/// call behind them still runs soon, and a flood of short jobs stays on about as many threads
+/// as cores. A thread idle for `keep_alive` exits, down to `min_threads`. So `N` concurrent
 /// blocking calls use `N` threads, up to the limit, and a pool with `max_threads` 2 never runs
 /// more than 2 bodies at once, however many calls are in flight. A thread stays taken until its
 /// body has really returned, even if the future awaiting it was dropped, and until it has really

@@ -8,7 +8,16 @@
 //! and the [supervisor](super::supervisor) judges whether the busy threads block and starts
 //! threads for the jobs waiting behind them. So 17 calls that sleep 100 ms get 17 threads within
 //! a few milliseconds, while a burst of a million microsecond jobs runs on as many threads as
-//! there are cores. A bounded queue adds one rule: a full queue is the evidence that the
+//! there are cores.
+//!
+//! On Linux the judgment asks the system what each busy thread is doing (`/proc`): a thread
+//! asleep in a blocking call gets a thread started for a job behind it; a thread on a core, or
+//! waiting for one because other threads of the process hog the cores, does not, since another
+//! thread would only share the same cores. A job that has used a core for 4 ms counts as
+//! CPU-bound: the jobs queued behind such jobs get one more thread than there are cores, not
+//! one each, so a short call is not stuck behind long computations. Elsewhere the rule is
+//! time-only: a job that has run 1 ms counts as blocked, whether it sleeps or computes. A
+//! bounded queue adds one rule: a full queue is the evidence that the
 //! threads cannot keep up, and the pool grows for the next job at once (`place_bounded`).
 //!
 //! One rule holds on every path: a worker of the pool that waits on a call to its own pool,
