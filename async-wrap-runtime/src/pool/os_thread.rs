@@ -20,6 +20,8 @@ pub(super) enum Scheduling {
     /// Asleep (`S`, `D`, `I`), stopped (`T`, `t`) or otherwise off the cores: it will not
     /// get through the queue however many cores are idle.
     OffCore,
+    /// Exited (its `/proc` entry is gone, or a zombie): its job is over.
+    Gone,
 }
 
 impl OsThread {
@@ -49,8 +51,8 @@ impl OsThread {
         OsThread(word)
     }
 
-    /// What the thread is doing now; `None` if its id is unknown, the system says nothing, or
-    /// the thread is gone.
+    /// What the thread is doing now; `None` if its id is unknown or the system says nothing
+    /// (a `/proc` that cannot be read: the caller keeps the time-only rule).
     pub(super) fn scheduling(self) -> Option<Scheduling> {
         if self == OsThread::UNKNOWN {
             return None;
@@ -60,9 +62,15 @@ impl OsThread {
             use std::io::Read;
             // `PID (COMM) STATE ...`: a command name is at most 15 bytes, so 64 hold the state.
             let mut line = [0_u8; 64];
-            let mut file = std::fs::File::open(format!("/proc/self/task/{}/stat", self.0)).ok()?;
-            let read = file.read(&mut line).ok()?;
-            parse_state(&line[..read])
+            let read = std::fs::File::open(format!("/proc/self/task/{}/stat", self.0))
+                .and_then(|mut file| file.read(&mut line));
+            match read {
+                Ok(read) => parse_state(&line[..read]),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    Some(Scheduling::Gone)
+                }
+                Err(_) => None,
+            }
         }
         #[cfg(not(all(target_os = "linux", not(async_wrap_loom))))]
         None
@@ -75,8 +83,7 @@ fn parse_state(line: &[u8]) -> Option<Scheduling> {
     let close = line.iter().rposition(|&byte| byte == b')')?;
     match *line.get(close + 2)? {
         b'R' => Some(Scheduling::WantsCore),
-        // Zombie, dead: the thread is gone.
-        b'Z' | b'X' | b'x' => None,
+        b'Z' | b'X' | b'x' => Some(Scheduling::Gone),
         _ => Some(Scheduling::OffCore),
     }
 }
@@ -113,7 +120,8 @@ impl Judged {
             match scheduling {
                 None | Some(Scheduling::OffCore) => judged.blocked += 1,
                 Some(Scheduling::WantsCore) if ran >= CPU_BOUND_AFTER => judged.cpu_bound += 1,
-                Some(Scheduling::WantsCore) => {}
+                // A job just ended with its thread: nothing to grow for.
+                Some(Scheduling::WantsCore | Scheduling::Gone) => {}
             }
         }
         judged
@@ -155,7 +163,7 @@ mod tests {
         );
         assert_eq!(parse_state(b"4242 (db) D 1"), Some(Scheduling::OffCore));
         assert_eq!(parse_state(b"4242 (db) t 1"), Some(Scheduling::OffCore));
-        assert_eq!(parse_state(b"4242 (db) Z 1"), None);
+        assert_eq!(parse_state(b"4242 (db) Z 1"), Some(Scheduling::Gone));
         assert_eq!(parse_state(b"4242 (db"), None);
         assert_eq!(parse_state(b"4242 (db)"), None);
         assert_eq!(parse_state(b""), None);
@@ -201,8 +209,8 @@ mod tests {
         spinner.join().unwrap();
         sleeper.thread().unpark();
         sleeper.join().unwrap();
-        // Gone: nothing to say.
-        assert_eq!(sleeping.scheduling(), None);
+        // Joined: gone.
+        assert_eq!(sleeping.scheduling(), Some(Scheduling::Gone));
         assert_eq!(OsThread::UNKNOWN.scheduling(), None);
     }
 
@@ -214,6 +222,7 @@ mod tests {
                 (2 * MS, Some(Scheduling::OffCore)),
                 (2 * MS, None),
                 (2 * MS, Some(Scheduling::WantsCore)),
+                (2 * MS, Some(Scheduling::Gone)),
             ],
             MS,
         );
@@ -224,7 +233,7 @@ mod tests {
                 cpu_bound: 0
             }
         );
-        assert_eq!(judged.threads_wanted(2, 4), 2);
+        assert_eq!(judged.threads_wanted(2, 5), 2);
     }
 
     #[test]
