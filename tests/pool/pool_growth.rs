@@ -619,9 +619,15 @@ fn a_short_call_behind_cpu_bound_jobs_runs_while_they_still_run() {
     let pool = Arc::new(BlockingPool::builder().max_threads(64).build().unwrap());
     let occupied = CoresOccupied::on(&pool);
     let short = spawn_on(pool.clone(), || 7);
-    let ran = within(Duration::from_secs(10), move || futures::executor::block_on(short));
+    let ran = within(Duration::from_secs(10), move || {
+        futures::executor::block_on(short)
+    });
     assert_eq!(ran, 7);
-    assert_eq!(pool.metrics().running, cores(), "the CPU-bound jobs still run");
+    assert_eq!(
+        pool.metrics().running,
+        cores(),
+        "the CPU-bound jobs still run"
+    );
     drop(occupied);
 }
 
@@ -643,6 +649,10 @@ fn blocking_jobs_behind_cpu_bound_jobs_get_a_thread_each() {
     within(Duration::from_secs(10), move || {
         futures::executor::block_on(futures::future::join_all(blocking));
     });
-    assert_eq!(pool.metrics().running, cores(), "the CPU-bound jobs still run");
+    assert_eq!(
+        pool.metrics().running,
+        cores(),
+        "the CPU-bound jobs still run"
+    );
     drop(occupied);
 }

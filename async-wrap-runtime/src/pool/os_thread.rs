@@ -199,7 +199,10 @@ mod tests {
         // The sleeper parks soon after it sent its id; a spinner is running or runnable.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while sleeping.scheduling() != Some(Scheduling::OffCore) {
-            assert!(std::time::Instant::now() < deadline, "the parked thread never slept");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the parked thread never slept"
+            );
             std::thread::sleep(MS);
         }
         for _ in 0..20 {
