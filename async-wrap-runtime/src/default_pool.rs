@@ -24,7 +24,7 @@ static DEFAULT: OnceLock<BlockingPool> = OnceLock::new();
 ///
 /// ```
 /// let pool = async_wrap::default_pool();
-/// assert!(pool.max_threads() >= 1);
+/// assert!(pool.settings().max_threads >= 1);
 ///
 /// let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.shutdown()));
 /// assert!(refused.is_err());
@@ -53,7 +53,7 @@ pub fn default_pool() -> &'static BlockingPool {
 ///
 /// install_default(BlockingPool::with_max_threads(8).thread_name("blocking"))
 ///     .expect("installed before first use");
-/// assert_eq!(default_pool().max_threads(), 8);
+/// assert_eq!(default_pool().settings().max_threads, 8);
 ///
 /// let again = install_default(BlockingPool::with_max_threads(2));
 /// assert!(again.is_err());
@@ -91,7 +91,7 @@ impl InstallError {
     ///
     /// let _ = default_pool();
     /// let pool = install_default(BlockingPool::with_max_threads(4)).unwrap_err().into_pool();
-    /// assert_eq!(pool.max_threads(), 4); // not lost: use it as a pool of its own
+    /// assert_eq!(pool.settings().max_threads, 4); // not lost: use it as a pool of its own
     /// ```
     pub fn into_pool(self) -> BlockingPool {
         *self.pool

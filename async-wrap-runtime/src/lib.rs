@@ -56,7 +56,7 @@ pub use executor::{Executor, ExecutorRef, IntoExecutor, Job, RejectReason, Rejec
 pub use io::stream::{BlockingStream, stream, stream_on};
 pub use io::unblock::Unblock;
 pub use pool::{
-    BlockingPool, BuildError, Builder, Metrics, QueueFull, RunningJob, ShutdownFuture,
+    BlockingPool, BuildError, Builder, Metrics, QueueFull, RunningJob, Settings, ShutdownFuture,
     ShutdownReport, SlowCall, Slowness,
 };
 pub use stateful::{StateError, StatefulPool};

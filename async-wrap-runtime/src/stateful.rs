@@ -106,7 +106,7 @@ impl<S: 'static> StatefulPool<S> {
     ///     Vec::with_capacity(1 << 20)
     /// }
     /// static HASHERS: StatefulPool<Vec<u8>> = StatefulPool::new(BlockingPool::with_max_threads(4), scratch);
-    /// assert_eq!(HASHERS.pool().max_threads(), 4);
+    /// assert_eq!(HASHERS.pool().settings().max_threads, 4);
     /// ```
     pub const fn new(pool: BlockingPool, init: fn() -> S) -> Self {
         StatefulPool {

@@ -39,7 +39,7 @@ fn child_reports_max_threads() {
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(default_pool().max_threads(), expected);
+    assert_eq!(default_pool().settings().max_threads, expected);
 }
 
 #[test]
@@ -71,11 +71,11 @@ fn child_installs_before_first_use() {
     let err = install_default(BlockingPool::with_max_threads(5)).expect_err("second install");
     assert!(err.to_string().contains("already set"), "{err}");
     assert_eq!(
-        err.into_pool().max_threads(),
+        err.into_pool().settings().max_threads,
         5,
         "the refused pool is handed back"
     );
-    assert_eq!(default_pool().max_threads(), 3);
+    assert_eq!(default_pool().settings().max_threads, 3);
     let name = block_on(async_wrap::spawn(|| {
         std::thread::current().name().map(str::to_owned)
     }));
@@ -87,7 +87,7 @@ fn child_installs_before_first_use() {
 fn child_installs_after_first_use() {
     assert_eq!(block_on(async_wrap::spawn(|| 1)), 1);
     assert!(install_default(BlockingPool::with_max_threads(3)).is_err());
-    assert_eq!(default_pool().max_threads(), 512);
+    assert_eq!(default_pool().settings().max_threads, 512);
 }
 
 #[test]

@@ -37,7 +37,7 @@ fn builder_refuses_settings_that_make_no_pool() {
         .keep_alive(Duration::from_secs(1))
         .build()
         .unwrap();
-    assert_eq!(pool.max_threads(), 3);
+    assert_eq!(pool.settings().max_threads, 3);
 }
 
 #[test]

@@ -22,7 +22,7 @@ impl BlockingPool {
     ///     .on_thread_start(|| println!("a db thread starts"))
     ///     .build()
     ///     .expect("valid settings");
-    /// assert_eq!(pool.max_threads(), 8);
+    /// assert_eq!(pool.settings().max_threads, 8);
     ///
     /// let err = BlockingPool::builder().max_threads(2).min_threads(3).build().unwrap_err();
     /// assert_eq!(err.to_string(), "min_threads (3) is more than max_threads (2)");
@@ -67,7 +67,7 @@ impl Builder {
     ///
     /// ```
     /// let pool = async_wrap::BlockingPool::builder().max_threads(8).build().unwrap();
-    /// assert_eq!(pool.max_threads(), 8);
+    /// assert_eq!(pool.settings().max_threads, 8);
     /// ```
     pub fn max_threads(mut self, max_threads: usize) -> Self {
         self.config.max_threads = max_threads;
@@ -90,7 +90,7 @@ impl Builder {
     /// ```
     /// use std::time::Duration;
     /// let pool = async_wrap::BlockingPool::builder().keep_alive(Duration::from_secs(60)).build().unwrap();
-    /// assert_eq!(pool.keep_alive_duration(), Duration::from_secs(60));
+    /// assert_eq!(pool.settings().keep_alive, Duration::from_secs(60));
     /// ```
     pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
         self.config.keep_alive = keep_alive;
@@ -168,7 +168,7 @@ impl Builder {
     /// ```
     /// use std::time::Duration;
     /// let pool = async_wrap::BlockingPool::builder().slow_call(Duration::from_secs(1)).build().unwrap();
-    /// assert_eq!(pool.slow_call_threshold(), Some(Duration::from_secs(1)));
+    /// assert_eq!(pool.settings().slow_call, Some(Duration::from_secs(1)));
     /// ```
     pub fn slow_call(mut self, threshold: Duration) -> Self {
         self.config.slow_call = Some(threshold);
@@ -181,7 +181,7 @@ impl Builder {
     /// ```
     /// use std::time::Duration;
     /// let pool = async_wrap::BlockingPool::builder().slow_queue_wait(Duration::from_millis(50)).build().unwrap();
-    /// assert_eq!(pool.slow_queue_wait_threshold(), Some(Duration::from_millis(50)));
+    /// assert_eq!(pool.settings().slow_queue_wait, Some(Duration::from_millis(50)));
     /// ```
     pub fn slow_queue_wait(mut self, threshold: Duration) -> Self {
         self.config.slow_queue_wait = Some(threshold);

@@ -72,14 +72,14 @@ impl BlockingPool {
     ///
     /// ```
     /// use async_wrap::BlockingPool;
-    /// assert_eq!(BlockingPool::new().max_threads(), BlockingPool::DEFAULT_MAX_THREADS);
+    /// assert_eq!(BlockingPool::new().settings().max_threads, BlockingPool::DEFAULT_MAX_THREADS);
     /// ```
     pub const DEFAULT_MAX_THREADS: usize = 512;
     /// The default `keep_alive`: 10 seconds.
     ///
     /// ```
     /// use async_wrap::BlockingPool;
-    /// assert_eq!(BlockingPool::new().keep_alive_duration(), BlockingPool::DEFAULT_KEEP_ALIVE);
+    /// assert_eq!(BlockingPool::new().settings().keep_alive, BlockingPool::DEFAULT_KEEP_ALIVE);
     /// ```
     pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(10);
 
@@ -90,7 +90,7 @@ impl BlockingPool {
     /// use async_wrap::BlockingPool;
     ///
     /// static POOL: BlockingPool = BlockingPool::new();
-    /// assert_eq!(POOL.max_threads(), 512);
+    /// assert_eq!(POOL.settings().max_threads, 512);
     /// ```
     pub const fn new() -> Self {
         Self::with_max_threads(Self::DEFAULT_MAX_THREADS)
@@ -162,7 +162,7 @@ impl BlockingPool {
     /// use async_wrap::BlockingPool;
     ///
     /// static POOL: BlockingPool = BlockingPool::new().keep_alive(Duration::from_millis(500));
-    /// assert_eq!(POOL.keep_alive_duration(), Duration::from_millis(500));
+    /// assert_eq!(POOL.settings().keep_alive, Duration::from_millis(500));
     /// ```
     #[must_use = "the builder methods return the configured pool"]
     pub const fn keep_alive(mut self, keep_alive: Duration) -> Self {
@@ -266,7 +266,7 @@ impl BlockingPool {
     ///
     /// // Warn (on standard error, or through `tracing`) about any query past 2 seconds.
     /// static DB: BlockingPool = BlockingPool::with_max_threads(4).slow_call(Duration::from_secs(2));
-    /// assert_eq!(DB.slow_call_threshold(), Some(Duration::from_secs(2)));
+    /// assert_eq!(DB.settings().slow_call, Some(Duration::from_secs(2)));
     /// ```
     #[must_use = "the builder methods return the configured pool"]
     pub const fn slow_call(mut self, threshold: Duration) -> Self {
@@ -283,7 +283,7 @@ impl BlockingPool {
     /// use async_wrap::BlockingPool;
     ///
     /// static DB: BlockingPool = BlockingPool::with_max_threads(4).slow_queue_wait(Duration::from_millis(100));
-    /// assert_eq!(DB.slow_queue_wait_threshold(), Some(Duration::from_millis(100)));
+    /// assert_eq!(DB.settings().slow_queue_wait, Some(Duration::from_millis(100)));
     /// ```
     #[must_use = "the builder methods return the configured pool"]
     pub const fn slow_queue_wait(mut self, threshold: Duration) -> Self {
@@ -291,38 +291,59 @@ impl BlockingPool {
         self
     }
 
-    /// The [`slow_call`](BlockingPool::slow_call) threshold, if set.
-    pub const fn slow_call_threshold(&self) -> Option<Duration> {
-        self.config.slow_call
-    }
-
-    /// The [`slow_queue_wait`](BlockingPool::slow_queue_wait) threshold, if set.
-    pub const fn slow_queue_wait_threshold(&self) -> Option<Duration> {
-        self.config.slow_queue_wait
-    }
-
-    /// The most threads this pool runs at once.
-    ///
-    /// ```
-    /// use async_wrap::BlockingPool;
-    /// static POOL: BlockingPool = BlockingPool::with_max_threads(3);
-    /// assert_eq!(POOL.max_threads(), 3);
-    /// ```
-    pub const fn max_threads(&self) -> usize {
-        self.config.max_threads
-    }
-
-    /// How long an idle thread waits for work before it exits.
+    /// The pool's settings, as its constructors, setters and [`Builder`] made them (its name
+    /// is [`name`](BlockingPool::name)).
     ///
     /// ```
     /// use std::time::Duration;
-    /// use async_wrap::BlockingPool;
-    /// static POOL: BlockingPool = BlockingPool::new().keep_alive(Duration::from_secs(1));
-    /// assert_eq!(POOL.keep_alive_duration(), Duration::from_secs(1));
+    /// use async_wrap::{BlockingPool, QueueFull};
+    ///
+    /// static POOL: BlockingPool = BlockingPool::with_max_threads(3)
+    ///     .keep_alive(Duration::from_secs(1))
+    ///     .queue_capacity(10, QueueFull::Reject);
+    /// let settings = POOL.settings();
+    /// assert_eq!(settings.max_threads, 3);
+    /// assert_eq!(settings.keep_alive, Duration::from_secs(1));
+    /// assert_eq!((settings.queue_capacity, settings.when_full), (Some(10), QueueFull::Reject));
+    /// assert_eq!(settings.slow_call, None);
     /// ```
-    pub const fn keep_alive_duration(&self) -> Duration {
-        self.config.keep_alive
+    pub const fn settings(&self) -> Settings {
+        let config = &self.config;
+        Settings {
+            max_threads: config.max_threads,
+            min_threads: config.min_threads,
+            keep_alive: config.keep_alive,
+            stack_size: config.stack_size,
+            queue_capacity: config.queue_capacity,
+            when_full: config.when_full,
+            slow_call: config.slow_call,
+            slow_queue_wait: config.slow_queue_wait,
+        }
     }
+}
+
+/// A [`BlockingPool`]'s settings, from [`BlockingPool::settings`]: each field is named as the
+/// setter that sets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Settings {
+    /// The most threads the pool runs at once ([`BlockingPool::with_max_threads`]).
+    pub max_threads: usize,
+    /// Threads started with the pool and kept when idle ([`BlockingPool::min_threads`]).
+    pub min_threads: usize,
+    /// How long a thread beyond `min_threads` waits idle before it exits
+    /// ([`BlockingPool::keep_alive`]).
+    pub keep_alive: Duration,
+    /// The threads' stack size in bytes, if set ([`BlockingPool::stack_size`]).
+    pub stack_size: Option<usize>,
+    /// How many jobs may wait for a thread, if bounded ([`BlockingPool::queue_capacity`]).
+    pub queue_capacity: Option<usize>,
+    /// What a full queue does with a job ([`BlockingPool::queue_capacity`]).
+    pub when_full: QueueFull,
+    /// The slow-call threshold, if set ([`BlockingPool::slow_call`]).
+    pub slow_call: Option<Duration>,
+    /// The slow-queue-wait threshold, if set ([`BlockingPool::slow_queue_wait`]).
+    pub slow_queue_wait: Option<Duration>,
 }
 
 /// Whether `name` holds a NUL byte, which no thread name may: for the `const` setters of the

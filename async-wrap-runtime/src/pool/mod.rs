@@ -45,7 +45,7 @@ use std::task::Context;
 use std::time::Duration;
 
 pub use builder::{BuildError, Builder};
-pub use config::QueueFull;
+pub use config::{QueueFull, Settings};
 #[cfg(feature = "process")]
 pub(crate) use config::contains_nul;
 pub use metrics::Metrics;

@@ -167,7 +167,7 @@ use shared::Shared;
 ///     .max_tasks_per_child(1_000)
 ///     .deadline(Duration::from_secs(2))
 ///     .named("sandbox");
-/// assert_eq!(SANDBOX.max_workers(), 2);
+/// assert_eq!(SANDBOX.settings().max_workers, 2);
 /// assert_eq!(SANDBOX.name(), Some("sandbox"));
 /// assert_eq!(SANDBOX.metrics().workers, 0); // nothing started yet
 /// ```
@@ -192,6 +192,32 @@ pub(crate) struct Config {
     stderr: WorkerStderr,
     /// The program to start, for tests of a program that is not a worker.
     program: Option<&'static str>,
+}
+
+/// A [`ProcessPool`]'s settings, from [`ProcessPool::settings`]: each field is named as the
+/// setter that sets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Settings {
+    /// The most workers the pool runs at once ([`ProcessPool::with_max_workers`]).
+    pub max_workers: usize,
+    /// How long an idle worker waits for a call before it exits ([`ProcessPool::keep_alive`]).
+    pub keep_alive: Duration,
+    /// Calls a worker serves before it is replaced, if bounded
+    /// ([`ProcessPool::max_tasks_per_child`]).
+    pub max_tasks_per_child: Option<u64>,
+    /// How long a call may run before its worker is killed, if bounded
+    /// ([`ProcessPool::deadline`]).
+    pub deadline: Option<Duration>,
+    /// How long a worker asked to stop has before it is killed ([`ProcessPool::kill_grace`]).
+    pub kill_grace: Duration,
+    /// How long a worker may take to start ([`ProcessPool::start_timeout`]).
+    pub start_timeout: Duration,
+    /// A body's panic is an error rather than resumed in the caller
+    /// ([`ProcessPool::panics_as_errors`]).
+    pub panics_as_errors: bool,
+    /// Where the workers' standard error goes ([`ProcessPool::worker_stderr`]).
+    pub worker_stderr: WorkerStderr,
 }
 
 /// A process pool's counters.
@@ -261,7 +287,7 @@ impl ProcessPool {
     /// ```
     /// use async_wrap::process::ProcessPool;
     /// static PROCS: ProcessPool = ProcessPool::new();
-    /// assert_eq!(PROCS.max_workers(), 4);
+    /// assert_eq!(PROCS.settings().max_workers, 4);
     /// ```
     pub const fn new() -> Self {
         Self::with_max_workers(Self::DEFAULT_MAX_WORKERS)
@@ -462,9 +488,31 @@ impl ProcessPool {
         self
     }
 
-    /// The most workers this pool runs.
-    pub const fn max_workers(&self) -> usize {
-        self.config.max_workers
+    /// The pool's settings, as its constructors and setters made them (its name is
+    /// [`name`](Self::name)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use async_wrap::process::ProcessPool;
+    ///
+    /// static POOL: ProcessPool = ProcessPool::with_max_workers(2).deadline(Duration::from_secs(5));
+    /// let settings = POOL.settings();
+    /// assert_eq!(settings.max_workers, 2);
+    /// assert_eq!(settings.deadline, Some(Duration::from_secs(5)));
+    /// assert!(!settings.panics_as_errors);
+    /// ```
+    pub const fn settings(&self) -> Settings {
+        let config = &self.config;
+        Settings {
+            max_workers: config.max_workers,
+            keep_alive: config.keep_alive,
+            max_tasks_per_child: config.max_tasks_per_child,
+            deadline: config.deadline,
+            kill_grace: config.kill_grace,
+            start_timeout: config.start_timeout,
+            panics_as_errors: config.panics_as_errors,
+            worker_stderr: config.stderr,
+        }
     }
 
     /// The pool's counters.
