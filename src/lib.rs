@@ -657,8 +657,8 @@ pub use async_wrap_macros::async_wrap;
 pub use async_wrap_runtime::{
     BlockingFuture, BlockingPool, BuildError, Builder, CallError, Checked, Executor, ExecutorRef,
     InstallError, IntoExecutor, Job, Metrics, QueueFull, RejectReason, Rejected, RunningJob,
-    Settings, ShutdownFuture, ShutdownReport, SlowCall, Slowness, StateError, StatefulPool, block_on,
-    default_pool, install_default, is_cancelled, spawn, spawn_on,
+    Settings, ShutdownFuture, ShutdownReport, SlowCall, Slowness, StateError, StatefulPool,
+    block_on, default_pool, install_default, is_cancelled, spawn, spawn_on,
 };
 pub use async_wrap_runtime::{BlockingStream, Unblock, stream, stream_on};
 pub use async_wrap_runtime::{

@@ -291,8 +291,8 @@ impl BlockingPool {
         self
     }
 
-    /// The pool's settings, as its constructors, setters and [`Builder`] made them (its name
-    /// is [`name`](BlockingPool::name)).
+    /// The pool's settings, as its constructors, setters and [`Builder`](super::Builder) made
+    /// them (its name is [`name`](BlockingPool::name)).
     ///
     /// ```
     /// use std::time::Duration;

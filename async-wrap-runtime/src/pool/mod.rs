@@ -45,9 +45,9 @@ use std::task::Context;
 use std::time::Duration;
 
 pub use builder::{BuildError, Builder};
-pub use config::{QueueFull, Settings};
 #[cfg(feature = "process")]
 pub(crate) use config::contains_nul;
+pub use config::{QueueFull, Settings};
 pub use metrics::Metrics;
 pub use shutdown::{RunningJob, ShutdownFuture, ShutdownReport};
 pub use slow::{SlowCall, Slowness};
