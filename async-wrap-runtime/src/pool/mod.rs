@@ -16,9 +16,11 @@
 //! | a metric | `metrics.rs` |
 //! | slow-call reports, the watcher | `slow.rs`, `watcher.rs` |
 //! | the shared state, starting a thread | `shared.rs` |
+//! | a flag read without the lock (sleepers, the thread count, closed) | `flags.rs` |
 
 mod builder;
 mod config;
+mod flags;
 mod gate;
 #[cfg(all(test, async_wrap_loom))]
 mod loom_models;

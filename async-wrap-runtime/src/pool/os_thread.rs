@@ -1,7 +1,7 @@
 //! What the operating system says a pool thread is doing, for the supervisor's growth rule:
 //! wanting a core (on one, or runnable and waiting for one) or off the cores (asleep in a
-//! blocking call, stopped). Linux only, from `/proc/self/task/TID/stat`; elsewhere, and under
-//! loom, nothing is known and the supervisor keeps its time-only rule.
+//! blocking call, stopped). Linux only, from `/proc/self/task/TID/stat`; elsewhere nothing is
+//! known and the supervisor keeps its time-only rule.
 //!
 //! A thread learns its id once, as it starts ([`OsThread::current`]); the supervisor reads the
 //! state only of threads whose job has run past its first look, a few microseconds each.
@@ -31,7 +31,7 @@ impl OsThread {
     /// The calling thread's id (from the `/proc/thread-self` link, `PID/task/TID`), or
     /// [`UNKNOWN`](Self::UNKNOWN) where there is none to read.
     pub(super) fn current() -> Self {
-        #[cfg(all(target_os = "linux", not(async_wrap_loom)))]
+        #[cfg(target_os = "linux")]
         if let Ok(link) = std::fs::read_link("/proc/thread-self") {
             return link
                 .to_str()
@@ -57,7 +57,7 @@ impl OsThread {
         if self == OsThread::UNKNOWN {
             return None;
         }
-        #[cfg(all(target_os = "linux", not(async_wrap_loom)))]
+        #[cfg(target_os = "linux")]
         {
             use std::io::Read;
             // `PID (COMM) STATE ...`: a command name is at most 15 bytes, so 64 hold the state.
@@ -72,7 +72,7 @@ impl OsThread {
                 Err(_) => None,
             }
         }
-        #[cfg(not(all(target_os = "linux", not(async_wrap_loom))))]
+        #[cfg(not(target_os = "linux"))]
         None
     }
 }
@@ -169,7 +169,7 @@ mod tests {
         assert_eq!(parse_state(b""), None);
     }
 
-    #[cfg(all(target_os = "linux", not(async_wrap_loom)))]
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_sleeping_thread_is_off_the_cores_and_a_spinning_one_wants_one() {
         use std::sync::atomic::{AtomicBool, Ordering};

@@ -17,8 +17,8 @@
 //! handle ([`slow`](super::slow)). The locked halves live in `State` and the lock-free ones in
 //! `Flags`, so that what calls read on every submission stays on its own cache lines. What is
 //! still a plain field: the settings (`config`, `name`, the hooks, `eager_threads`, written
-//! once), the condition variables, `Flags::{sleepers, threads, closed}`, and
-//! `State::{metrics, drain_wakers}`.
+//! once), the condition variables, and `State::{metrics, drain_wakers}`. The flags are in
+//! [`flags`](super::flags).
 //!
 //! # The hot path takes no lock
 //!
@@ -35,16 +35,17 @@ use std::task::Waker;
 use crossbeam_utils::CachePadded;
 
 use super::config::{Config, DEFAULT_NAME, Extras, Hook};
+use super::flags::Flags;
 use super::gate::Gate;
 use super::metrics::Metrics;
 use super::queue::Queue;
-use super::ready::{Ready, ReadySet};
+use super::ready::Ready;
 use super::slow::SlowCalls;
-use super::supervisor_state::{Armed, Supervision};
+use super::supervisor_state::Supervision;
 use super::threads::Threads;
-use super::waiters::{Waiters, Waiting};
+use super::waiters::Waiters;
 use crate::sync::thread;
-use crate::sync::{AtomicBool, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering};
+use crate::sync::{Condvar, Mutex, MutexGuard};
 
 pub(super) struct Shared {
     pub(super) config: Config,
@@ -68,21 +69,6 @@ pub(super) struct Shared {
     pub(super) supervise: Condvar,
     /// Signalled when a thread exits, or a call leaves a closed gate, for `shutdown`.
     pub(super) drained: Condvar,
-}
-
-pub(super) struct Flags {
-    /// Idle and claimed threads, and the spinner's turn.
-    pub(super) ready: ReadySet,
-    /// Threads asleep on `work` (or about to be): only they need a notification.
-    pub(super) sleepers: AtomicUsize,
-    /// `state.metrics.threads`, readable without the lock.
-    pub(super) threads: AtomicUsize,
-    /// The supervisor is armed, watching queued jobs.
-    pub(super) armed: Armed,
-    /// `state.waiters` is not empty.
-    pub(super) has_waiters: Waiting,
-    /// The gate is closed: a copy the threads read between jobs, off the line calls write.
-    pub(super) closed: AtomicBool,
 }
 
 /// What the pool's mutex guards.
@@ -140,14 +126,7 @@ impl Shared {
                 .max(1),
             queue: Queue::new(),
             gate: Gate::new(),
-            flags: CachePadded::new(Flags {
-                ready: ReadySet::new(),
-                sleepers: AtomicUsize::new(0),
-                threads: AtomicUsize::new(0),
-                armed: Armed::new(),
-                has_waiters: Waiting::new(),
-                closed: AtomicBool::new(false),
-            }),
+            flags: CachePadded::new(Flags::new()),
             state: CachePadded::new(Mutex::new(State {
                 supervisor: Supervision::new(),
                 waiters: Waiters::new(),
@@ -244,9 +223,7 @@ impl Shared {
         let (index, slot) = state.threads.take_slot();
         let shared = Arc::clone(this);
         state.metrics.threads += 1;
-        this.flags
-            .threads
-            .store(state.metrics.threads, Ordering::Release);
+        this.flags.threads.set(state.metrics.threads);
         this.flags.ready.add_started(claimed);
         match builder.spawn(move || shared.work_loop(number, index, &slot)) {
             Ok(handle) => {
@@ -257,9 +234,7 @@ impl Shared {
             Err(err) => {
                 this.flags.ready.remove_started(claimed);
                 state.metrics.threads -= 1;
-                this.flags
-                    .threads
-                    .store(state.metrics.threads, Ordering::Release);
+                this.flags.threads.set(state.metrics.threads);
                 state.threads.spawn_failed(index);
                 Err(err)
             }

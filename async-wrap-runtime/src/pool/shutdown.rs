@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::shared::{Shared, State};
 use crate::panic_guard::wake_guarded;
-use crate::sync::{MutexGuard, Ordering};
+use crate::sync::MutexGuard;
 
 /// The outcome of [`BlockingPool::shutdown_timeout`](super::BlockingPool::shutdown_timeout).
 ///
@@ -93,7 +93,7 @@ impl Shared {
     pub(super) fn close(&self) {
         let mut state = self.lock();
         self.gate.close();
-        self.flags.closed.store(true, Ordering::Release);
+        self.flags.closed.close();
         let waiters = state.waiters.take_all(&self.flags.has_waiters);
         drop(state);
         self.work.notify_all();

@@ -231,7 +231,7 @@ impl Shared {
             this.wake_one();
             return;
         }
-        let threads = this.flags.threads.load(Ordering::SeqCst);
+        let threads = this.flags.threads.get();
         if threads >= this.eager_threads
             && (threads >= this.config.max_threads || this.flags.armed.is_set())
         {
@@ -263,7 +263,7 @@ impl Shared {
     /// `Ok(true)` if it did (the thread counts as claimed), `Err` only if the pool has no thread
     /// at all and cannot start one, so that nothing would ever run the job.
     fn start_thread_for_job(this: &Arc<Self>) -> std::io::Result<bool> {
-        if this.flags.threads.load(Ordering::Acquire) >= this.eager_threads {
+        if this.flags.threads.get() >= this.eager_threads {
             return Ok(false);
         }
         Shared::start_eager_thread(this, &mut this.lock(), true)
@@ -339,8 +339,7 @@ impl Shared {
         if self.flags.ready.take_spinner() {
             return;
         }
-        fence(Ordering::SeqCst);
-        if self.flags.sleepers.load(Ordering::SeqCst) > 0 {
+        if self.flags.sleepers.any_after_push() {
             // A thread between its look at the queue and its wait holds the lock: taking it
             // here makes sure the notification finds it waiting.
             drop(self.lock());

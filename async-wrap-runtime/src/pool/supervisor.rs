@@ -10,14 +10,14 @@
 //! job merely preempted (a CPU hog elsewhere in the process) wants a core: it never counts as
 //! blocked.
 
-use std::sync::{Arc, MutexGuard, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::os_thread::{Judged, OsThread};
 use super::shared::{Shared, State};
 use super::supervisor_state::Supervisor;
-use crate::sync::Ordering;
 use crate::sync::thread;
+use crate::sync::{MutexGuard, Ordering};
 
 /// How long a queued job waits for a busy thread, and a running job must have run, before the
 /// supervisor starts another thread.

@@ -136,7 +136,7 @@ impl Shared {
             if let Some(finished) = previous.take() {
                 Shared::wake_counted_idle(own, finished);
                 idle_since = Instant::now();
-                if !self.flags.closed.load(Ordering::Relaxed)
+                if !self.flags.closed.is_closed()
                     && self.queue.is_empty()
                     && self.flags.ready.become_spinner()
                 {
@@ -217,10 +217,9 @@ impl Shared {
     /// at shutdown or after `keep_alive` idle (true).
     fn sleep_or_leave(&self, idle_since: &mut Instant) -> bool {
         let mut state = self.lock();
-        self.flags.sleepers.fetch_add(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
+        self.flags.sleepers.lie_down();
         if !self.queue.is_empty() {
-            self.flags.sleepers.fetch_sub(1, Ordering::SeqCst);
+            self.flags.sleepers.get_up();
             return false;
         }
         let now = Instant::now();
@@ -228,7 +227,7 @@ impl Shared {
         let timeout = if self.gate.is_closed() {
             if self.gate.entering() == 0 {
                 // No job can come any more: any claim left is for a job taken already.
-                self.flags.sleepers.fetch_sub(1, Ordering::SeqCst);
+                self.flags.sleepers.get_up();
                 self.flags.ready.take_for_job();
                 self.leave(&mut state);
                 return true;
@@ -247,11 +246,11 @@ impl Shared {
                 // starts a thread if need be; one that pushed before is seen here.
                 fence(Ordering::SeqCst);
                 if self.queue.is_empty() {
-                    self.flags.sleepers.fetch_sub(1, Ordering::SeqCst);
+                    self.flags.sleepers.get_up();
                     return true;
                 }
                 self.rejoin(&mut state);
-                self.flags.sleepers.fetch_sub(1, Ordering::SeqCst);
+                self.flags.sleepers.get_up();
                 return false;
             }
             // Only claims are left: a call is between its claim and its push, and will wake a
@@ -275,7 +274,7 @@ impl Shared {
                     .0
             }
         };
-        self.flags.sleepers.fetch_sub(1, Ordering::SeqCst);
+        self.flags.sleepers.get_up();
         drop(state);
         false
     }
@@ -284,9 +283,7 @@ impl Shared {
     /// hook next.
     fn leave(&self, state: &mut State) {
         state.metrics.threads -= 1;
-        self.flags
-            .threads
-            .store(state.metrics.threads, Ordering::SeqCst);
+        self.flags.threads.set(state.metrics.threads);
         state.threads.leaving();
     }
 
@@ -294,9 +291,7 @@ impl Shared {
     fn rejoin(&self, state: &mut State) {
         state.threads.not_exiting();
         state.metrics.threads += 1;
-        self.flags
-            .threads
-            .store(state.metrics.threads, Ordering::SeqCst);
+        self.flags.threads.set(state.metrics.threads);
         self.flags.ready.add_idle();
     }
 
