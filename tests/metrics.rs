@@ -938,10 +938,36 @@ fn on_the_exporters_page_the_histograms_join_the_counters_series_and_no_family_i
         // The very label set of the exporter's counter: names, values, order.
         assert_eq!(mine.series(), counter.labels, "{}", family.name);
     }
+    // The facade's path, to an exporter given DURATION_BUCKETS, names the same series with
+    // the same bounds: the one path can replace the other under a dashboard.
+    let buckets = async_wrap::DURATION_BUCKETS.map(|bound| bound.as_secs_f64());
+    let facade = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .add_global_label("service", "billing")
+        .set_buckets(&buckets)
+        .unwrap()
+        .build_recorder();
+    metrics::with_local_recorder(&facade, || {
+        describe_metrics();
+        publish_call_site_metrics();
+    });
+    let mut both = facade.handle().render();
+    let theirs = parse(&both);
+    for family in [WAIT, RUN] {
+        let (ours, theirs) = (page.family(family), theirs.family(family));
+        assert_eq!(theirs.kind.as_deref(), Some("histogram"));
+        let of = |family: &Family| -> Vec<Vec<(String, String)>> {
+            family
+                .samples
+                .iter()
+                .filter(|s| s.label("code_function_name") == Some(&path))
+                .map(|s| s.labels.clone())
+                .collect()
+        };
+        assert_eq!(of(ours), of(theirs), "{family}");
+        assert_eq!(ours.help, theirs.help, "{family}");
+    }
     // Both histogram paths at once put each family on the page twice, which `parse` (and
     // Prometheus) refuses: what the docs warn of.
-    metrics::with_local_recorder(&recorder, publish_call_site_metrics);
-    let mut both = handle.render();
     render_call_site_histograms(&mut both);
     for family in [WAIT, RUN] {
         let types = format!("# TYPE {family} histogram");
