@@ -531,7 +531,7 @@ fn family_of<'a>(name: &'a str, families: &[Family]) -> &'a str {
 fn parse_sample(line: &str) -> Sample {
     let fail = |why: &str| -> ! { panic!("{why}: {line:?}") };
     let name_end = line
-        .find(|c: char| c == '{' || c == ' ')
+        .find(['{', ' '])
         .unwrap_or_else(|| fail("no value"));
     let name = &line[..name_end];
     if !is_name(name, true) {

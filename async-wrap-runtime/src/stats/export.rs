@@ -611,6 +611,7 @@ pub fn describe_metrics() {
 // Small counts and durations, which f64 holds exactly.
 #[allow(clippy::cast_precision_loss)]
 mod tests {
+    use std::fmt::Write as _;
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
@@ -723,10 +724,10 @@ mod tests {
             ("10", 6),
             ("+Inf", 7),
         ];
-        let mut expected: String = wanted
-            .iter()
-            .map(|(le, n)| format!("f_bucket{{a=\"b\",le=\"{le}\"}} {n}\n"))
-            .collect();
+        let mut expected = String::new();
+        for (le, n) in wanted {
+            let _ = writeln!(expected, "f_bucket{{a=\"b\",le=\"{le}\"}} {n}");
+        }
         // 3,603,003,036,300 ns.
         expected.push_str("f_sum{a=\"b\"} 3603.0030363\n");
         expected.push_str("f_count{a=\"b\"} 7\n");
