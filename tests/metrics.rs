@@ -530,9 +530,7 @@ fn family_of<'a>(name: &'a str, families: &[Family]) -> &'a str {
 
 fn parse_sample(line: &str) -> Sample {
     let fail = |why: &str| -> ! { panic!("{why}: {line:?}") };
-    let name_end = line
-        .find(['{', ' '])
-        .unwrap_or_else(|| fail("no value"));
+    let name_end = line.find(['{', ' ']).unwrap_or_else(|| fail("no value"));
     let name = &line[..name_end];
     if !is_name(name, true) {
         fail("a bad metric name");
