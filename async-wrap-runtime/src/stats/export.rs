@@ -386,8 +386,11 @@ pub(crate) fn publish_pool(name: &str, counts: &Metrics) {
 /// seconds and `_count` is the `+Inf` bucket. Like the published counters they never go down,
 /// whatever [`reset_call_sites`](crate::reset_call_sites) does (what a reset takes is carried
 /// and added back, as for the facade's). Label values are escaped as the format wants
-/// (backslash, double quote, line feed). A page that does not end in a line feed gets one
-/// first. While the statistics are off
+/// (backslash, double quote, line feed; metrics-exporter-prometheus 0.18 differs only for a
+/// value that already holds `\\` or `\"`, which it writes unchanged, taking them as escaped:
+/// a call site whose executor expression holds such a string literal has its counters and its
+/// histograms under two spellings of that label). A page that does not end in a line feed
+/// gets one first. While the statistics are off
 /// ([`set_call_statistics`](crate::set_call_statistics)`(false)`), and before any call, nothing
 /// is written.
 ///
