@@ -898,7 +898,15 @@ fn on_the_exporters_page_the_histograms_join_the_counters_series_and_no_family_i
     });
     let mut text = handle.render();
     let exporters = text.len();
-    render_call_site_histograms_labelled(&mut text, &[("service", "billing")]);
+    // A label given twice, or named as a call site's, is written once, the site's own kept.
+    render_call_site_histograms_labelled(
+        &mut text,
+        &[
+            ("service", "billing"),
+            ("service", "again"),
+            ("code.function.name", "not this"),
+        ],
+    );
     assert!(text.len() > exporters);
     // `parse` refuses a family's HELP or TYPE twice, or its lines apart.
     let page = parse(&text);

@@ -431,7 +431,7 @@ pub(crate) fn publish_pool(name: &str, counts: &Metrics) {
 /// # Cost
 ///
 /// Per call site and page: one snapshot of its counts (what [`call_sites`](crate::call_sites)
-/// reads) and 50 lines of text, whatever the number of calls. Rendering every 100 ms beside
+/// reads) and 52 lines of text, whatever the number of calls. Rendering every 100 ms beside
 /// [`publish_call_site_counters`] cost the throughput probe no more than the counters alone
 /// (the README's "Metrics" section has the figures).
 pub fn render_call_site_histograms(page: &mut String) {
@@ -442,7 +442,8 @@ pub fn render_call_site_histograms(page: &mut String) {
 /// site's: the exporter's global labels (those of `PrometheusBuilder::add_global_label`, in
 /// the same order), so that the histograms carry them as the exporter's own metrics do. Label
 /// names are made valid as the exporter makes them (every character outside `[a-zA-Z0-9_]`,
-/// and a leading digit, an underscore); one that names a call-site label, or `le`, is left out.
+/// and a leading digit, an underscore); one that names a call-site label, or `le`, or a label
+/// given before it, is left out.
 ///
 /// ```
 /// use async_wrap::{render_call_site_histograms_labelled, spawn_on, BlockingPool};
@@ -464,17 +465,23 @@ pub fn render_call_site_histograms_labelled(page: &mut String, labels: &[(&str, 
         return;
     }
     sites.sort_by_key(|site| (site.function(), site.file(), site.line()));
-    let own = [FUNCTION, FILE, LINE, EXECUTOR].map(|key| prometheus_name(key, false));
+    // Names taken: the site's, `le`, and each label given (the first of two of one name).
+    let mut taken: Vec<String> = [FUNCTION, FILE, LINE, EXECUTOR]
+        .iter()
+        .map(|key| prometheus_name(key, false))
+        .chain(["le".to_owned()])
+        .collect();
     let mut extra = String::new();
     for &(key, value) in labels {
         let key = prometheus_name(key, false);
-        if key == "le" || own.contains(&key) {
+        if taken.contains(&key) {
             continue;
         }
         if !extra.is_empty() {
             extra.push(',');
         }
         push_label(&mut extra, &key, value);
+        taken.push(key);
     }
     let mut queue_wait = String::new();
     let mut run_time = String::new();
