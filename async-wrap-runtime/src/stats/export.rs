@@ -431,7 +431,8 @@ pub(crate) fn publish_pool(name: &str, counts: &Metrics) {
 /// # Cost
 ///
 /// Per call site and page: one snapshot of its counts (what [`call_sites`](crate::call_sites)
-/// reads) and 52 lines of text, whatever the number of calls. Rendering every 100 ms beside
+/// reads) and 52 lines of text, whatever the number of calls: about 6 µs a call site on the
+/// 2-vCPU machine of the README's figures (release build, 4 sites). Rendering every 100 ms beside
 /// [`publish_call_site_counters`] cost the throughput probe no more than the counters alone
 /// (the README's "Metrics" section has the figures).
 pub fn render_call_site_histograms(page: &mut String) {
