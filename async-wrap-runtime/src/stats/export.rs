@@ -432,9 +432,9 @@ pub(crate) fn publish_pool(name: &str, counts: &Metrics) {
 ///
 /// Per call site and page: one snapshot of its counts (what [`call_sites`](crate::call_sites)
 /// reads) and 52 lines of text, whatever the number of calls: about 6 µs a call site on the
-/// 2-vCPU machine of the README's figures (release build, 4 sites). Rendering every 100 ms beside
-/// [`publish_call_site_counters`] cost the throughput probe no more than the counters alone
-/// (the README's "Metrics" section has the figures).
+/// 2-vCPU machine of the README's figures (release build, 4 sites). Rendering every 100 ms
+/// beside [`publish_call_site_counters`] cost the throughput probe no more than the counters
+/// alone (the README's "Metrics" section has the figures).
 pub fn render_call_site_histograms(page: &mut String) {
     render_call_site_histograms_labelled(page, &[]);
 }
@@ -455,7 +455,8 @@ pub fn render_call_site_histograms(page: &mut String) {
 /// let mut page = String::new();
 /// render_call_site_histograms_labelled(&mut page, &[("service", "billing \"eu\"")]);
 /// let line = page.lines().find(|line| line.contains("_count{")).unwrap();
-/// assert!(line.starts_with(r#"async_wrap_calls_queue_wait_seconds_count{service="billing \"eu\"",code_function_name=""#));
+/// let labels = r#"{service="billing \"eu\"",code_function_name=""#;
+/// assert!(line.starts_with(&format!("async_wrap_calls_queue_wait_seconds_count{labels}")));
 /// ```
 pub fn render_call_site_histograms_labelled(page: &mut String, labels: &[(&str, &str)]) {
     if !call_stats::call_statistics_enabled() {
