@@ -3,7 +3,9 @@
 # with it (a Prometheus recorder installed, published to and rendered every 100 ms), run in turn,
 # PAIRS times each, ROUNDS rounds per run. Prints each run's median rate, then the ratios
 # (on / off) of the medians of all rounds, of the fastest half of the rounds, and of the means.
-# PROBE_PUBLISH=counters leaves the histograms out; PROBE_PUBLISH_MS sets the interval.
+# PROBE_PUBLISH=counters leaves the histograms out; PROBE_PUBLISH=rendered publishes the counters
+# and appends the histograms to the rendered page with `render_call_site_histograms` (the page
+# built as examples/prometheus.rs builds it); PROBE_PUBLISH_MS sets the interval.
 #   bash comparisons/metrics_cost.sh [PAIRS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -6,10 +6,14 @@
 //!   cargo run --features metrics --example prometheus -- --seconds 60 --port 9464
 //!   cargo run --features metrics --example prometheus -- --once       # one page, to stdout
 //!
-//! The page is `metrics-exporter-prometheus`'s rendering, without its HTTP listener: a few
-//! lines of `std::net` serve it, so that each scrape publishes first
-//! (`publish_call_site_metrics`, `BlockingPool::publish_metrics`) and so reads the counts as
-//! they are then.
+//! The page is `metrics-exporter-prometheus`'s rendering, without its HTTP listener, with the
+//! call sites' histograms appended: a few lines of `std::net` serve it, so that each scrape
+//! publishes first (`publish_call_site_counters`, `BlockingPool::publish_metrics`), renders the
+//! exporter's page, then appends `render_call_site_histograms`, and so reads the counts as they
+//! are then. The histograms are written from async-wrap's own buckets (`DURATION_BUCKETS`, a
+//! Prometheus "const histogram"), at a cost per page that does not grow with the calls; they are
+//! not also published through the facade (`publish_call_site_metrics`), which would put each
+//! histogram family on the page twice.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -17,7 +21,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use async_wrap::{BlockingPool, DURATION_BUCKETS, async_wrap};
+use async_wrap::{BlockingPool, async_wrap};
 use futures::FutureExt;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -61,24 +65,25 @@ async fn round(n: u64) {
     let _ = retired().checked().await;
 }
 
-/// The exporter, its histograms in async-wrap's buckets, installed as the global recorder.
+/// The exporter, installed as the global recorder: the counters and gauges go through it (the
+/// histograms are rendered by async-wrap, see `page`, so it needs no buckets).
 fn install() -> PrometheusHandle {
-    let buckets = DURATION_BUCKETS.map(|bound| bound.as_secs_f64());
     let handle = PrometheusBuilder::new()
-        .set_buckets(&buckets)
-        .expect("the buckets are not empty")
         .install_recorder()
         .expect("no other recorder is installed");
     async_wrap::describe_metrics();
     handle
 }
 
-/// The page: what the call sites and the pools count now.
+/// The page: what the call sites and the pools count now. The counters and gauges through the
+/// exporter, the two histograms appended to its page.
 fn page(handle: &PrometheusHandle) -> String {
-    async_wrap::publish_call_site_metrics();
+    async_wrap::publish_call_site_counters();
     IO.publish_metrics();
     RETIRED.publish_metrics();
-    handle.render()
+    let mut page = handle.render();
+    async_wrap::render_call_site_histograms(&mut page);
+    page
 }
 
 /// Answers one request: the page for `GET /metrics`, 404 for anything else.

@@ -120,7 +120,8 @@
 //! running jobs. `cargo run --example call_sites` prints both for a small mixed workload. With
 //! the `metrics` feature, `publish_call_site_metrics` and `BlockingPool::publish_metrics` hand
 //! them to the `metrics` facade's recorder (Prometheus and the like; the README's "Metrics"
-//! section has the names), and [`Timings::buckets`] with [`DURATION_BUCKETS`] makes a
+//! section has the names), `render_call_site_histograms` writes the call sites' histograms
+//! onto a Prometheus page itself, and [`Timings::buckets`] with [`DURATION_BUCKETS`] makes a
 //! histogram by hand.
 //!
 //! **Slow calls.** A pool with [`BlockingPool::slow_call`] set reports each job that runs past

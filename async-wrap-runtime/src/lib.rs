@@ -65,7 +65,10 @@ pub use stats::call_stats::{
     DURATION_BUCKETS, Timings, call_statistics_enabled, set_call_statistics,
 };
 #[cfg(feature = "metrics")]
-pub use stats::export::{describe_metrics, publish_call_site_counters, publish_call_site_metrics};
+pub use stats::export::{
+    describe_metrics, publish_call_site_counters, publish_call_site_metrics,
+    render_call_site_histograms, render_call_site_histograms_labelled,
+};
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -84,5 +87,6 @@ pub mod __feature_gated {
     #[cfg(feature = "metrics")]
     pub use crate::stats::export::{
         describe_metrics, publish_call_site_counters, publish_call_site_metrics,
+        render_call_site_histograms, render_call_site_histograms_labelled,
     };
 }

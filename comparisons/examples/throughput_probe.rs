@@ -5,7 +5,9 @@
 //! (20 rounds each) and prints the median ratio: what the statistics cost. `--rounds N` prints N
 //! rounds' rates on the pool alone; built with the `metrics` feature, it first installs a
 //! Prometheus recorder and publishes and renders every 100 ms meanwhile (`PROBE_PUBLISH_MS`
-//! sets the interval, 0 for none; `PROBE_PUBLISH=counters` leaves the histograms out).
+//! sets the interval, 0 for none; `PROBE_PUBLISH=counters` leaves the histograms out;
+//! `PROBE_PUBLISH=rendered` publishes the counters and appends the histograms to the page with
+//! `render_call_site_histograms`).
 //! `metrics_cost.sh` interleaves that build with one without the feature: what it costs.
 
 // Counts become `f64` only to print rates.
@@ -80,7 +82,8 @@ fn statistics_cost() {
 }
 
 /// With the `metrics` feature: a Prometheus recorder, published to and rendered every 100 ms by
-/// a thread of its own, as a scrape far more frequent than usual would.
+/// a thread of its own, as a scrape far more frequent than usual would (`PROBE_PUBLISH`: what
+/// is published, see the file's docs).
 #[cfg(feature = "metrics")]
 fn publish_meanwhile() {
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -97,18 +100,29 @@ fn publish_meanwhile() {
     if every == 0 {
         return;
     }
-    // PROBE_PUBLISH=counters: all but the histograms.
-    let counters_only = std::env::var("PROBE_PUBLISH").is_ok_and(|what| what == "counters");
+    // PROBE_PUBLISH=counters: all but the histograms; =rendered: the counters through the
+    // recorder, the histograms rendered by async-wrap onto the page.
+    let what = std::env::var("PROBE_PUBLISH").unwrap_or_default();
+    let (histograms, rendered) = match what.as_str() {
+        "counters" => (false, false),
+        "rendered" => (false, true),
+        "" | "all" => (true, false),
+        other => panic!("PROBE_PUBLISH={other}: all, counters or rendered"),
+    };
     std::thread::spawn(move || {
         loop {
             std::thread::sleep(std::time::Duration::from_millis(every));
-            if counters_only {
-                async_wrap::publish_call_site_counters();
-            } else {
+            if histograms {
                 async_wrap::publish_call_site_metrics();
+            } else {
+                async_wrap::publish_call_site_counters();
             }
             TWO.publish_metrics();
-            std::hint::black_box(handle.render());
+            let mut page = handle.render();
+            if rendered {
+                async_wrap::render_call_site_histograms(&mut page);
+            }
+            std::hint::black_box(page);
         }
     });
 }
