@@ -96,7 +96,7 @@ use std::time::{Duration, Instant};
 
 use crate::executor::Executor;
 use crate::stats::call_site::CallSite;
-use crate::stats::call_stats::Waited;
+use crate::stats::site_waits::Waited;
 
 /// The longest recent run time for which a call's result is waited for: a wait's budget for it,
 /// twice this plus [`HAND_OFF`], is then [`GIVE_BACK_HOLD`].
@@ -265,8 +265,8 @@ pub(crate) fn budget(site: &'static CallSite, executor: &dyn Executor) -> Option
     if cfg!(async_wrap_loom) || !adaptive_wait_enabled() {
         return None;
     }
-    let stats = site.site_stats();
-    let recent = Duration::from_nanos(stats.recent_run()?);
+    let memory = site.site_stats().waits();
+    let recent = Duration::from_nanos(memory.recent_run()?);
     if recent > SHORT_RUN {
         return None;
     }
@@ -277,7 +277,7 @@ pub(crate) fn budget(site: &'static CallSite, executor: &dyn Executor) -> Option
         return None;
     }
     let budget = HAND_OFF + recent * 2;
-    if !stats.may_wait() || must_give_back(budget) {
+    if !memory.may_wait() || must_give_back(budget) {
         return None;
     }
     Some(budget)

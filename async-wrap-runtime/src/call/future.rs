@@ -261,7 +261,7 @@ impl<T> BlockingFuture<T> {
                         return Poll::Pending;
                     };
                     let outcome = adaptive::wait(budget, || output.is_done());
-                    self.site.site_stats().waited(outcome);
+                    self.site.site_stats().waits().waited(outcome);
                 }
                 Ok(Submit::Full(job)) => {
                     self.job = Some(job);

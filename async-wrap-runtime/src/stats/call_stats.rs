@@ -11,11 +11,13 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
+
+use super::site_waits::SiteWaits;
 
 /// Buckets per histogram: four per power of two, from 4 ns to about half an hour (the last one
 /// takes everything longer). Bucket bounds are within 25 % of each other.
@@ -247,37 +249,12 @@ impl Shard {
     }
 }
 
-/// The back-off's longest: a site skips at most 2^10 = 1,024 calls' waits.
-const MAX_MISSES: u32 = 10;
-
-/// What the adaptive wait keeps per site.
-struct Adaptive {
-    /// Calls whose result the polling thread waited for, and those of them it got in time.
-    waits: AtomicU64,
-    waits_paid: AtomicU64,
-    /// The back-off: calls still to skip, and waits in a row that did not pay.
-    skip: AtomicU32,
-    misses: AtomicU32,
-    /// A decaying maximum of recent run times, in nanoseconds (0: none yet): it jumps up to a
-    /// long run at once and comes down half the way per call.
-    recent_run_ns: AtomicU64,
-}
-
-/// How one adaptive wait went (see `call::adaptive`): whether the result came in time, and
-/// whether the thread was descheduled meanwhile (the wait ended more than
-/// `adaptive::DESCHEDULED` times its budget after it began: a yield under CPU contention can
-/// cost a whole time slice).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Waited {
-    pub(crate) paid: bool,
-    pub(crate) descheduled: bool,
-}
-
 /// What a call site counts. Lives in the `CallSite` static: const-constructible, no allocation
 /// (about 10 KiB of zeroed memory, touched only by the shards a site's threads use).
 pub(crate) struct SiteStats {
     shards: [CachePadded<Shard>; SHARDS],
-    adaptive: CachePadded<Adaptive>,
+    /// What the adaptive wait remembers of the site: on a line of its own.
+    adaptive: CachePadded<SiteWaits>,
     /// Resets begun and ended, twice the resets done (odd while one runs): a snapshot that
     /// saw it change, or odd, reads again (a sequence lock, for the rare reader and writer
     /// only: calls never look at it).
@@ -300,13 +277,7 @@ impl SiteStats {
     pub(crate) const fn new() -> Self {
         SiteStats {
             shards: [const { CachePadded::new(Shard::new()) }; SHARDS],
-            adaptive: CachePadded::new(Adaptive {
-                waits: AtomicU64::new(0),
-                waits_paid: AtomicU64::new(0),
-                skip: AtomicU32::new(0),
-                misses: AtomicU32::new(0),
-                recent_run_ns: AtomicU64::new(0),
-            }),
+            adaptive: CachePadded::new(SiteWaits::new()),
             resets: AtomicU64::new(0),
         }
     }
@@ -342,66 +313,12 @@ impl SiteStats {
             &shard.completed
         };
         end.fetch_add(1, Ordering::Relaxed);
-        let recent = &self.adaptive.recent_run_ns;
-        let old = recent.load(Ordering::Relaxed);
-        let new = if run_ns >= old {
-            run_ns.max(1)
-        } else {
-            old - (old - run_ns) / 2
-        };
-        // Written only when it moves by more than a sixteenth and more than a microsecond: the
-        // threads of a steady function, whose runs jitter, do not all write this line on every
-        // call (measured: writing on every move cost a fifth of the throughput of trivial
-        // calls). Halving the distance, a run of `r` brings the estimate within an eighth or
-        // 2 µs above `r`. A lost update between two threads only makes the estimate one call
-        // older.
-        if old == 0 || new.abs_diff(old) > (old / 16).max(1_000) {
-            recent.store(new, Ordering::Relaxed);
-        }
+        self.adaptive.ran(run_ns);
     }
 
-    /// Whether the adaptive wait may wait for this call: not while backing off.
-    pub(crate) fn may_wait(&self) -> bool {
-        let skip = self.adaptive.skip.load(Ordering::Relaxed);
-        if skip == 0 {
-            return true;
-        }
-        // Racing callers may skip one call fewer or more: the back-off is a rate, not a count.
-        self.adaptive.skip.store(skip - 1, Ordering::Relaxed);
-        false
-    }
-
-    /// The polling thread waited for a call's result: `paid` if it came in time. A wait that
-    /// did not pay makes the site skip the next 2, 4, 8 ... 1,024 calls' waits. A wait during
-    /// which the thread was descheduled (CPU contention: its yields cost time slices), paid or
-    /// not, makes it skip the next 1,024 at once: under contention a wait costs its caller far
-    /// more than it saves, and a paid wait must not reset the back-off then.
-    pub(crate) fn waited(&self, waited: Waited) {
-        let adaptive = &self.adaptive;
-        adaptive.waits.fetch_add(1, Ordering::Relaxed);
-        if waited.paid {
-            adaptive.waits_paid.fetch_add(1, Ordering::Relaxed);
-        }
-        if waited.descheduled {
-            adaptive.misses.store(MAX_MISSES, Ordering::Relaxed);
-            adaptive.skip.store(1 << MAX_MISSES, Ordering::Relaxed);
-        } else if waited.paid {
-            if adaptive.misses.load(Ordering::Relaxed) != 0 {
-                adaptive.misses.store(0, Ordering::Relaxed);
-            }
-        } else {
-            let misses = (adaptive.misses.load(Ordering::Relaxed) + 1).min(MAX_MISSES);
-            adaptive.misses.store(misses, Ordering::Relaxed);
-            adaptive.skip.store(1 << misses, Ordering::Relaxed);
-        }
-    }
-
-    /// The decaying maximum of recent run times; `None` before any call ran.
-    pub(crate) fn recent_run(&self) -> Option<u64> {
-        match self.adaptive.recent_run_ns.load(Ordering::Relaxed) {
-            0 => None,
-            ns => Some(ns),
-        }
+    /// What the adaptive wait remembers of the site.
+    pub(crate) fn waits(&self) -> &SiteWaits {
+        &self.adaptive
     }
 
     /// The counts, read whole: a reset that runs meanwhile (it moves counts out of every
@@ -446,8 +363,7 @@ impl SiteStats {
         queue_wait.settle();
         run_time.settle();
         let calls = sum(|shard| &shard.submits.calls);
-        let adaptive = &self.adaptive;
-        let waits = adaptive.waits.load(Ordering::Relaxed);
+        let (waits, waits_paid) = self.adaptive.counts();
         Counts {
             calls,
             in_flight: calls.saturating_sub(completed + panicked + cancelled + refused),
@@ -458,9 +374,7 @@ impl SiteStats {
             queue_wait,
             run_time,
             waits,
-            // Counted after `waits` and zeroed after it by a reset: a wait counted across a
-            // reset may be left paid and not made.
-            waits_paid: adaptive.waits_paid.load(Ordering::Relaxed).min(waits),
+            waits_paid,
         }
     }
 
@@ -500,8 +414,7 @@ impl SiteStats {
         }
         taken.queue_wait.settle();
         taken.run_time.settle();
-        self.adaptive.waits.store(0, Ordering::Relaxed);
-        self.adaptive.waits_paid.store(0, Ordering::Relaxed);
+        self.adaptive.reset_counts();
         self.resets.store(begun + 1, Ordering::Release);
         drop(one_at_a_time);
         taken
@@ -817,15 +730,6 @@ impl fmt::Display for Short {
 mod tests {
     use super::*;
 
-    /// Calls the back-off skips before the next wait.
-    fn skipped(stats: &SiteStats) -> u32 {
-        let mut skipped = 0;
-        while !stats.may_wait() {
-            skipped += 1;
-        }
-        skipped
-    }
-
     #[test]
     fn a_duration_counted_in_its_bucket_only_still_bounds_the_sum_and_the_maximum() {
         // As a reset that zeroed the sum and the maximum between a record's adds leaves it.
@@ -854,36 +758,6 @@ mod tests {
         histogram.record(70_000);
         let timings = histogram.snapshot();
         assert_eq!((timings.sum_ns, timings.max_ns), (73_000, 70_000));
-    }
-
-    #[test]
-    fn a_wait_that_was_descheduled_backs_the_site_off_fully_even_if_it_paid() {
-        let stats = SiteStats::new();
-        let wait = |paid, descheduled| Waited { paid, descheduled };
-        stats.waited(wait(false, false));
-        assert_eq!(skipped(&stats), 2, "one miss: skip 2");
-        stats.waited(wait(false, false));
-        assert_eq!(skipped(&stats), 4, "two misses: skip 4");
-        stats.waited(wait(true, false));
-        assert_eq!(skipped(&stats), 0, "a paid wait resets the back-off");
-        stats.waited(wait(true, true));
-        assert_eq!(
-            skipped(&stats),
-            1 << MAX_MISSES,
-            "descheduled: the longest back-off"
-        );
-        stats.waited(wait(false, false));
-        assert_eq!(
-            skipped(&stats),
-            1 << MAX_MISSES,
-            "and a miss after it keeps it"
-        );
-        stats.waited(wait(true, false));
-        assert_eq!(
-            skipped(&stats),
-            0,
-            "until a wait pays without being descheduled"
-        );
     }
 
     #[test]
