@@ -17,8 +17,10 @@
 //! handle ([`slow`](super::slow)). The locked halves live in `State` and the lock-free ones in
 //! `Flags`, so that what calls read on every submission stays on its own cache lines. What is
 //! still a plain field: the settings (`config`, `name`, the hooks, `eager_threads`, written
-//! once), the condition variables, and `State::{metrics, drain_wakers}`. The flags are in
-//! [`flags`](super::flags).
+//! once), the condition variables, and `State::metrics` (its thread count written only by
+//! `State::thread_joined` and `thread_left`, which keep the flags' copy in step). The flags are
+//! in [`flags`](super::flags); the shutdown futures' wakers in `DrainWakers`
+//! ([`shutdown`](super::shutdown)).
 //!
 //! # The hot path takes no lock
 //!
@@ -30,16 +32,16 @@
 //! supervisor, `metrics` and `shutdown`; no user code runs under it.
 
 use std::sync::{Arc, PoisonError};
-use std::task::Waker;
 
 use crossbeam_utils::CachePadded;
 
 use super::config::{Config, DEFAULT_NAME, Extras, Hook};
-use super::flags::Flags;
+use super::flags::{Flags, ThreadCount};
 use super::gate::Gate;
 use super::metrics::Metrics;
 use super::queue::Queue;
 use super::ready::Ready;
+use super::shutdown::DrainWakers;
 use super::slow::SlowCalls;
 use super::supervisor_state::Supervision;
 use super::threads::Threads;
@@ -81,12 +83,25 @@ pub(super) struct State {
     /// `threads`, `threads_started`, `inline`, `rejected`, and the outcomes of inline jobs; the
     /// workers' outcomes are in their slots.
     pub(super) metrics: Metrics,
-    /// Tasks awaiting a `ShutdownFuture`, by the future's number: woken with `drained`. Each
-    /// future keeps one entry, its latest waker, and takes it out when dropped.
-    pub(super) drain_wakers: Vec<(u64, Waker)>,
+    /// Tasks awaiting a `ShutdownFuture`: woken with `drained`.
+    pub(super) drain_wakers: DrainWakers,
 }
 
 impl State {
+    /// A thread joins the counts (it is about to start, or stays after all): `metrics.threads`
+    /// and its copy without the lock change together.
+    pub(super) fn thread_joined(&mut self, copy: &ThreadCount) {
+        self.metrics.threads += 1;
+        copy.set(self.metrics.threads);
+    }
+
+    /// A thread leaves the counts (it could not start, or is exiting).
+    pub(super) fn thread_left(&mut self, copy: &ThreadCount) {
+        debug_assert!(self.metrics.threads > 0, "a thread left a pool with none");
+        self.metrics.threads -= 1;
+        copy.set(self.metrics.threads);
+    }
+
     /// Threads that may still start under `max_threads`. A thread that has left the counts but
     /// is still running its stop hook holds its place until it has exited, so that the limit
     /// holds for the OS threads, not only for those taking jobs.
@@ -132,7 +147,7 @@ impl Shared {
                 waiters: Waiters::new(),
                 threads: Threads::new(),
                 metrics: Metrics::default(),
-                drain_wakers: Vec::new(),
+                drain_wakers: DrainWakers::new(),
             })),
             work: Condvar::new(),
             supervise: Condvar::new(),
@@ -222,8 +237,7 @@ impl Shared {
         }
         let (index, slot) = state.threads.take_slot();
         let shared = Arc::clone(this);
-        state.metrics.threads += 1;
-        this.flags.threads.set(state.metrics.threads);
+        state.thread_joined(&this.flags.threads);
         this.flags.ready.add_started(claimed);
         match builder.spawn(move || shared.work_loop(number, index, &slot)) {
             Ok(handle) => {
@@ -233,8 +247,7 @@ impl Shared {
             }
             Err(err) => {
                 this.flags.ready.remove_started(claimed);
-                state.metrics.threads -= 1;
-                this.flags.threads.set(state.metrics.threads);
+                state.thread_left(&this.flags.threads);
                 state.threads.spawn_failed(index);
                 Err(err)
             }

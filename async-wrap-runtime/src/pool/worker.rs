@@ -282,16 +282,14 @@ impl Shared {
     /// This thread no longer counts in `threads` (and no longer in `ready`); it runs its stop
     /// hook next.
     fn leave(&self, state: &mut State) {
-        state.metrics.threads -= 1;
-        self.flags.threads.set(state.metrics.threads);
+        state.thread_left(&self.flags.threads);
         state.threads.leaving();
     }
 
     /// Undoes `leave` (and `leave_idle`): a job came as this thread was leaving.
     fn rejoin(&self, state: &mut State) {
         state.threads.not_exiting();
-        state.metrics.threads += 1;
-        self.flags.threads.set(state.metrics.threads);
+        state.thread_joined(&self.flags.threads);
         self.flags.ready.add_idle();
     }
 
