@@ -12,7 +12,7 @@
 //! | what a thread runs at its exit for the rest of the runtime | `thread_exit.rs` |
 //! | waiting for room in a bounded queue | `waiters.rs` (and `place_bounded` in `submit.rs`) |
 //! | the threads' slots and handles, the threads exiting | `threads.rs` |
-//! | shutdown and its report | `shutdown.rs` (and `gate.rs`) |
+//! | shutdown and its report | `shutdown.rs` (and `gate.rs`; `drain_wakers.rs` for the futures' wakers) |
 //! | a metric | `metrics.rs` |
 //! | slow-call reports, the watcher | `slow.rs`, `watcher.rs` |
 //! | the shared state, starting a thread | `shared.rs` |
@@ -20,6 +20,7 @@
 
 mod builder;
 mod config;
+mod drain_wakers;
 mod flags;
 mod gate;
 #[cfg(all(test, async_wrap_loom))]
@@ -186,7 +187,18 @@ impl BlockingPool {
             "unnamed"
         };
         let name = Executor::name(self).unwrap_or(fallback);
-        crate::stats::export::publish_pool(name, &self.metrics());
+        let metrics = self.metrics();
+        crate::stats::export::publish_pool(
+            name,
+            &crate::stats::export::PoolNumbers {
+                threads: metrics.threads,
+                idle_threads: metrics.idle_threads,
+                queued: metrics.queued,
+                running: metrics.running,
+                completed: metrics.completed,
+                rejected: metrics.rejected,
+            },
+        );
     }
 
     /// Stops taking jobs, lets the queued and running ones finish, and joins the threads. Calls

@@ -19,8 +19,8 @@
 //! still a plain field: the settings (`config`, `name`, the hooks, `eager_threads`, written
 //! once), the condition variables, and `State::metrics` (its thread count written only by
 //! `State::thread_joined` and `thread_left`, which keep the flags' copy in step). The flags are
-//! in [`flags`](super::flags); the shutdown futures' wakers in `DrainWakers`
-//! ([`shutdown`](super::shutdown)).
+//! in [`flags`](super::flags); the shutdown futures' wakers in
+//! [`drain_wakers`](super::drain_wakers).
 //!
 //! # The hot path takes no lock
 //!
@@ -36,12 +36,12 @@ use std::sync::{Arc, PoisonError};
 use crossbeam_utils::CachePadded;
 
 use super::config::{Config, DEFAULT_NAME, Extras, Hook};
+use super::drain_wakers::DrainWakers;
 use super::flags::{Flags, ThreadCount};
 use super::gate::Gate;
 use super::metrics::Metrics;
 use super::queue::Queue;
 use super::ready::Ready;
-use super::shutdown::DrainWakers;
 use super::slow::SlowCalls;
 use super::supervisor_state::Supervision;
 use super::threads::Threads;

@@ -10,7 +10,7 @@ use std::sync::{Mutex, PoisonError};
 
 use crate::stats::call_stats::{End, Short, SiteStats, Timings};
 #[cfg(feature = "metrics")]
-use crate::stats::export::SiteExport;
+use crate::stats::site_export::SiteExport;
 
 /// The identity of a wrapped function's calls, and their statistics: one `static` per
 /// `#[async_wrap]` function.
@@ -278,7 +278,7 @@ pub fn reset_call_sites() {
         .clone();
     for site in sites {
         #[cfg(feature = "metrics")]
-        site.export.reset(site);
+        site.export.reset(site.site_stats());
         #[cfg(not(feature = "metrics"))]
         site.stats.reset();
     }

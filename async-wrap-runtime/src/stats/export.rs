@@ -26,13 +26,13 @@
 //! publish the histograms through the facade, or the page would have each family twice.
 
 use std::fmt::Write as _;
-use std::sync::{Mutex, PoisonError};
+use std::sync::MutexGuard;
 
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, Unit};
 
-use crate::pool::Metrics;
 use crate::stats::call_site::{self, CallSite};
-use crate::stats::call_stats::{self, Counts, Timings, bucket_bounds};
+use crate::stats::call_stats::{self, Timings, bucket_bounds};
+use crate::stats::site_export::{Published, Replayed, SiteExport};
 
 /// Calls handed to their executor.
 const CALLS: &str = "async_wrap.calls.total";
@@ -83,50 +83,26 @@ const POOL: &str = "async_wrap.pool.name";
 /// Where the metrics come from, for recorders that filter by target or level.
 const METADATA: Metadata<'static> = Metadata::new("async_wrap", Level::INFO, Some(module_path!()));
 
-/// What a call site has published, and what resets took from it: kept in the site, made at
-/// its first publication or reset.
-pub(crate) struct SiteExport {
-    state: Mutex<Option<Box<Published>>>,
-}
-
-struct Published {
-    labels: Vec<Label>,
-    /// What [`reset_call_sites`](crate::reset_call_sites) took from the site's counts: added
-    /// to what the site holds now, the totals since the process started.
-    carried: Counts,
-    queue_wait: Replayed,
-    run_time: Replayed,
-    /// The highest `_sum` [`render_call_site_histograms`] has written of the queue wait and of
-    /// the run time, in nanoseconds: a floor for the next, so that it never goes down.
-    rendered_sum_ns: [u64; 2],
-}
-
-/// What a histogram has been given so far: the count in each fine bucket, and the sum of
-/// the values recorded, in nanoseconds.
-struct Replayed {
-    buckets: Vec<u64>,
-    sum_ns: u64,
-}
-
 impl SiteExport {
-    pub(crate) const fn new() -> Self {
-        SiteExport {
-            state: Mutex::new(None),
+    /// The site's published state, its labels made at its first publication.
+    fn published(&self, site: &CallSite) -> MappedPublished<'_> {
+        let mut state = self.lock();
+        let published = state.get_or_insert_with(Published::empty);
+        if published.labels.is_empty() {
+            published.labels = vec![
+                Label::from_static_parts(FUNCTION, site.function()),
+                Label::from_static_parts(FILE, site.file()),
+                Label::new(LINE, site.line().to_string()),
+                Label::from_static_parts(EXECUTOR, site.executor()),
+            ];
         }
-    }
-
-    /// Resets `site`'s statistics, carrying what they held.
-    pub(crate) fn reset(&self, site: &CallSite) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let published = state.get_or_insert_with(|| Published::new(site));
-        let taken = site.site_stats().reset();
-        published.carried.add(&taken);
+        MappedPublished(state)
     }
 
     /// Publishes `site`'s totals to `recorder`, and its histograms if `histograms`.
     fn publish(&self, site: &CallSite, recorder: &dyn Recorder, histograms: bool) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let published = state.get_or_insert_with(|| Published::new(site));
+        let mut state = self.published(site);
+        let published = state.get();
         let mut total = site.site_stats().snapshot();
         let in_flight = total.in_flight;
         total.add(&published.carried);
@@ -150,8 +126,8 @@ impl SiteExport {
     /// lines of the queue wait to `queue_wait` and of the run time to `run_time`, labelled
     /// `extra` (rendered labels, `key="value"` joined by commas, or empty) then the site's.
     fn render(&self, site: &CallSite, extra: &str, queue_wait: &mut String, run_time: &mut String) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let published = state.get_or_insert_with(|| Published::new(site));
+        let mut state = self.published(site);
+        let published = state.get();
         // One snapshot for both, read whole (see `SiteStats::snapshot`): in each, the count is
         // the buckets' total and the sum lies within their bounds. The lock keeps a reset
         // from moving counts into `carried` meanwhile.
@@ -185,31 +161,16 @@ impl SiteExport {
     }
 }
 
-impl Published {
-    fn new(site: &CallSite) -> Box<Self> {
-        Box::new(Published {
-            labels: vec![
-                Label::from_static_parts(FUNCTION, site.function()),
-                Label::from_static_parts(FILE, site.file()),
-                Label::new(LINE, site.line().to_string()),
-                Label::from_static_parts(EXECUTOR, site.executor()),
-            ],
-            carried: Counts::zero(),
-            queue_wait: Replayed::new(),
-            run_time: Replayed::new(),
-            rendered_sum_ns: [0; 2],
-        })
+/// A site's published state, locked, made if it was not.
+struct MappedPublished<'a>(MutexGuard<'a, Option<Box<Published>>>);
+
+impl MappedPublished<'_> {
+    fn get(&mut self) -> &mut Published {
+        self.0.get_or_insert_with(Published::empty)
     }
 }
 
 impl Replayed {
-    fn new() -> Self {
-        Replayed {
-            buckets: vec![0; call_stats::BUCKETS],
-            sum_ns: 0,
-        }
-    }
-
     /// Records into `histogram` the durations `total` holds beyond those recorded already:
     /// each fine bucket's new ones at one value in that bucket, the same fraction of the way
     /// through each, so that they add up to the new part of the sum (as nearly as the buckets
@@ -350,9 +311,20 @@ fn publish(histograms: bool) {
     });
 }
 
+/// What [`publish_pool`] publishes of a pool (from its `Metrics`: the pool fills it, so that
+/// publishing needs nothing of the pool's types).
+pub(crate) struct PoolNumbers {
+    pub(crate) threads: usize,
+    pub(crate) idle_threads: usize,
+    pub(crate) queued: usize,
+    pub(crate) running: usize,
+    pub(crate) completed: u64,
+    pub(crate) rejected: u64,
+}
+
 /// Publishes a pool's counters, labelled with its name: what `BlockingPool::publish_metrics`
 /// does.
-pub(crate) fn publish_pool(name: &str, counts: &Metrics) {
+pub(crate) fn publish_pool(name: &str, counts: &PoolNumbers) {
     let labels = [Label::new(POOL, name.to_owned())];
     metrics::with_recorder(|recorder| {
         let set = |metric, value: usize| {

@@ -7,4 +7,6 @@ pub(crate) mod call_site;
 pub(crate) mod call_stats;
 #[cfg(feature = "metrics")]
 pub(crate) mod export;
+#[cfg(feature = "metrics")]
+pub(crate) mod site_export;
 pub(crate) mod site_waits;
