@@ -20,8 +20,10 @@
 //! bounded queue adds one rule: a full queue is the evidence that the
 //! threads cannot keep up, and the pool grows for the next job at once (`place_bounded`).
 //!
-//! One rule holds on every path: a worker of the pool that waits on a call to its own pool,
-//! with no thread free, runs that call inline rather than deadlock.
+//! One rule holds on every path: a worker of the pool that calls its own pool, with no thread
+//! ready, gets a thread started for the call while the pool has room for one, and runs the
+//! call inline on a saturated pool (no thread ready, `max_threads` reached) rather than
+//! deadlock.
 
 use std::sync::Arc;
 use std::task::{Context, Waker};
@@ -62,11 +64,16 @@ impl Shared {
             this.lock().metrics.rejected += 1;
             return Err(Rejected::new(job, RejectReason::ShutDown));
         };
-        let claimed = !Shared::own_waking(this) && this.flags.ready.claim();
+        let mut claimed = !Shared::own_waking(this) && this.flags.ready.claim();
         if !claimed && Shared::own_worker(this).is_some() {
-            drop(entered);
-            this.run_inline(job);
-            return Ok(Submit::Accepted);
+            // A worker calling its own pool may wait for the call: a thread for it now, if the
+            // pool has room for one; only a saturated pool runs it here.
+            claimed = Shared::start_thread_for_nested(this, &mut this.lock());
+            if !claimed {
+                drop(entered);
+                this.run_inline(job);
+                return Ok(Submit::Accepted);
+            }
         }
         let counted = claimed || {
             match Shared::start_thread_for_job(this) {
@@ -160,20 +167,24 @@ impl Shared {
                     return Placement::Queue { counted: true };
                 }
                 if Shared::own_worker(this).is_some() {
-                    return Placement::Inline;
+                    return if Shared::start_thread_for_nested(this, state) {
+                        Placement::Queue { counted: true }
+                    } else {
+                        Placement::Inline
+                    };
                 }
                 return match Shared::start_eager_thread(this, state, true) {
                     Ok(counted) => Placement::Queue { counted },
                     Err(err) => Placement::Refuse(RejectReason::SpawnFailed(err)),
                 };
             }
-            if Shared::own_worker(this).is_some() {
-                return Placement::Inline;
-            }
             if state.room(this.config.max_threads) > 0
                 && Shared::start_thread(this, state, true).is_ok()
             {
                 return Placement::Queue { counted: true };
+            }
+            if Shared::own_worker(this).is_some() {
+                return Placement::Inline;
             }
             match this.config.when_full {
                 QueueFull::Reject => return Placement::Refuse(RejectReason::QueueFull),
@@ -291,6 +302,14 @@ impl Shared {
         }
     }
 
+    /// A worker of this pool calls it, with no thread ready: starts a thread counted claimed
+    /// for the call if the pool has room (true), so that the worker may wait for it; false for
+    /// a saturated pool, where the call must run on the worker (or the wait could deadlock).
+    /// Called with the lock held.
+    fn start_thread_for_nested(this: &Arc<Self>, state: &mut State) -> bool {
+        state.room(this.config.max_threads) > 0 && Shared::start_thread(this, state, true).is_ok()
+    }
+
     /// Runs a job on the calling thread, counting it as the workers' jobs are counted.
     fn run_inline(&self, job: Job) {
         let (site, start) = (job.site(), std::time::Instant::now());
@@ -325,10 +344,13 @@ impl Shared {
         }
     }
 
-    /// This thread is a worker of this pool, and no thread is idle: a call it waits for must
-    /// run here, or it could wait for ever.
+    /// This thread is a worker of this pool, no thread is idle and none can start: a call it
+    /// waits for must run here, or it could wait for ever. (With room, a call queued behind
+    /// busy threads gets one: the waiting worker is blocked, and the supervisor grows for it.)
     pub(super) fn saturated_own_worker(self: &Arc<Self>) -> bool {
-        Shared::own_worker(self).is_some() && self.flags.ready.load().idle() == 0
+        Shared::own_worker(self).is_some()
+            && self.flags.ready.load().idle() == 0
+            && self.flags.threads.get() >= self.config.max_threads
     }
 
     /// After a push that counted on a ready thread: takes the spinner's turn if a thread spins

@@ -13,7 +13,7 @@
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::os_thread::{Judged, OsThread};
+use super::os_thread::{Judged, Observed, OsThread};
 use super::shared::{Shared, State};
 use super::supervisor_state::Supervisor;
 use crate::sync::thread;
@@ -23,9 +23,96 @@ use crate::sync::{MutexGuard, Ordering};
 /// supervisor starts another thread.
 const GROW_AFTER: Duration = Duration::from_millis(1);
 
+/// Whether the system says what a thread is doing (`os_thread`): then the supervisor judges
+/// at every look where jobs wait, not only where the threads seem stuck.
+const OS_SAYS: bool = cfg!(target_os = "linux");
+
 /// How long threads the supervisor started count against the queued jobs while they have no
 /// job yet (a thread may wait for a core that long under a CPU hog).
 const STARTING: Duration = Duration::from_millis(10);
+
+/// A reading of a thread's times older than this says too little of what the thread does
+/// now: the next look reads again and judges by the state.
+const READING_FRESH: Duration = Duration::from_millis(20);
+
+/// How long jobs may wait with no job taken from the queue before the supervisor starts a
+/// thread whatever its judgment; doubled each time it does, until the queue is empty again.
+const STALLED_AFTER: Duration = Duration::from_millis(50);
+
+/// The starvation backstop: jobs queued and none taken since `since`. The judgment starts no
+/// thread for jobs queued behind busy threads beyond the cores, but a busy thread may be
+/// waiting for one of those jobs (spinning on a flag it sets): so a queue that makes no
+/// progress for `STALLED_AFTER` gets one thread, then after twice as long another, and so on
+/// (a pool of CPU-bound jobs grows by a thread per doubling, not per look).
+struct Stall {
+    since: Option<Instant>,
+    after: Duration,
+}
+
+impl Stall {
+    fn new() -> Self {
+        Stall {
+            since: None,
+            after: STALLED_AFTER,
+        }
+    }
+
+    /// Whether jobs (`queued` of them) have waited with no job taken long enough for one
+    /// more thread: if so, the next wait is twice as long.
+    fn overdue(&mut self, queued: usize) -> bool {
+        let due = queued > 0
+            && self
+                .since
+                .is_some_and(|since| since.elapsed() >= self.after);
+        if due {
+            self.since = Some(Instant::now());
+            self.after = self.after.saturating_mul(2);
+        }
+        due
+    }
+
+    /// A look ended: jobs were taken since the last (`progress`), threads started (`grew`), the
+    /// queue is empty (`drained`).
+    fn looked(&mut self, progress: bool, grew: bool, drained: bool) {
+        if drained {
+            *self = Stall::new();
+        } else if progress || grew {
+            self.since = None;
+        } else if self.since.is_none() {
+            self.since = Some(Instant::now());
+        }
+    }
+}
+
+/// A slot's thread's times (on a core and waiting for one) as the supervisor last read them.
+#[derive(Clone, Copy)]
+struct Reading {
+    thread: OsThread,
+    at: Instant,
+    wanting: Duration,
+}
+
+impl Reading {
+    /// Reads `thread`'s times, keeps the reading in `last`, and says which share of the time
+    /// since the reading before (if it was of the same thread, and fresh) it wanted a core.
+    fn share_wanting(last: &mut Option<Reading>, thread: OsThread) -> Option<f64> {
+        let Some(wanting) = thread.wanting_time() else {
+            *last = None;
+            return None;
+        };
+        let now = Instant::now();
+        let before = last.replace(Reading {
+            thread,
+            at: now,
+            wanting,
+        })?;
+        let wall = now.duration_since(before.at);
+        if before.thread != thread || wall > READING_FRESH || wall.is_zero() {
+            return None;
+        }
+        Some(wanting.saturating_sub(before.wanting).as_secs_f64() / wall.as_secs_f64())
+    }
+}
 
 impl Shared {
     /// A job waits behind busy threads, and the pool has at least as many threads as cores but
@@ -65,40 +152,51 @@ impl Shared {
             .sum()
     }
 
-    /// How many threads the jobs running now call for (see [`Judged`]): those that have run
-    /// `GROW_AFTER` and whose thread is off the cores (asleep in a blocking call), or whose
-    /// state is unknown (the time-only rule, on systems that do not say); and CPU-bound ones
-    /// while few of the pool's threads want a core. The threads' states are read without the
-    /// lock, which is taken again before it returns (the caller checks for a shutdown). Also
-    /// says how many of the pool's threads had no job.
+    /// How many threads the jobs running now call for (see [`Judged`]): those whose thread
+    /// is off the cores (asleep in a blocking call; without its times, a job that has run
+    /// `GROW_AFTER` and whose state says so or is unknown: the time-only rule, on systems that
+    /// do not say), and CPU-bound ones while few of the pool's threads want a core. The
+    /// threads' times and states are read without the lock, which is taken again before it
+    /// returns (the caller checks for a shutdown). Also says how many of the pool's threads
+    /// had no job. `readings` keeps each slot's last reading, for the next look.
     fn judge_running_jobs<'a>(
         &'a self,
         state: MutexGuard<'a, State>,
+        readings: &mut Vec<Option<Reading>>,
     ) -> (MutexGuard<'a, State>, usize, usize) {
         let now = Instant::now();
-        let running: Vec<(Duration, OsThread)> = state
+        let running: Vec<(usize, Duration, OsThread)> = state
             .threads
             .slots()
             .iter()
-            .filter_map(|slot| {
+            .enumerate()
+            .filter_map(|(index, slot)| {
                 let ran = now.duration_since(slot.running().as_ref()?.since);
-                Some((ran, slot.os_thread()))
+                Some((index, ran, slot.os_thread()))
             })
             .collect();
         let jobless = state.metrics.threads.saturating_sub(running.len());
-        if running.iter().all(|&(ran, _)| ran < GROW_AFTER) {
+        if running.is_empty() {
             return (state, 0, jobless);
         }
         drop(state);
+        let slots = running.last().map_or(0, |&(index, ..)| index + 1);
+        if readings.len() < slots {
+            readings.resize(slots, None);
+        }
         let judged = Judged::of(
-            running.into_iter().map(|(ran, thread)| {
-                // Only jobs past the first look are read: the others count as on a core.
-                let scheduling = if ran < GROW_AFTER {
-                    None
-                } else {
+            running.into_iter().map(|(index, ran, thread)| {
+                let wanting = Reading::share_wanting(&mut readings[index], thread);
+                let scheduling = if Observed::wants_state(wanting, ran, GROW_AFTER) {
                     thread.scheduling()
+                } else {
+                    None
                 };
-                (ran, scheduling)
+                Observed {
+                    ran,
+                    wanting,
+                    scheduling,
+                }
             }),
             GROW_AFTER,
         );
@@ -113,6 +211,9 @@ impl Shared {
         let mut state = self.lock();
         // The threads started at the latest look that grew the pool, and when.
         let mut last_growth: Option<(Instant, usize)> = None;
+        // Each slot's last reading of its thread's times.
+        let mut readings: Vec<Option<Reading>> = Vec::new();
+        let mut stall = Stall::new();
         loop {
             while !state.supervisor.is_armed() {
                 if self.is_shut_down() {
@@ -137,20 +238,27 @@ impl Shared {
             drop(state);
             std::thread::sleep(GROW_AFTER);
             state = self.lock();
-            if self.is_shut_down() {
+            // After a shutdown the jobs admitted before it still run: the supervisor watches
+            // until the queue is empty.
+            if self.is_shut_down() && self.queue.is_empty() {
                 state.supervisor.idle(&self.flags.armed);
                 continue;
             }
             // A job queued at the last look is still queued (it waited `GROW_AFTER`: the queue
-            // is FIFO, so fewer jobs started than were waiting then), and the threads are not
-            // getting through the queue (fewer jobs started than there are threads): judge the
-            // jobs running, and start threads for those that block.
+            // is FIFO, so fewer jobs started than were waiting then): judge the jobs running,
+            // and start threads for those that block. With the time-only rule, only when the
+            // threads are not getting through the queue either (fewer jobs started than there
+            // are threads), since it cannot tell short jobs from blocked ones; with the
+            // threads' times (Linux), a thread asleep in jobs shorter than a look is blocked
+            // too, and a busy one is not, however many jobs it gets through.
             let progress = Shared::popped(&state) - popped_before;
             let mut grew = 0;
-            if progress < waiting_before as u64 && progress < state.metrics.threads as u64 {
+            if progress < waiting_before as u64
+                && (progress < state.metrics.threads as u64 || OS_SAYS)
+            {
                 let (wanted, jobless);
-                (state, wanted, jobless) = self.judge_running_jobs(state);
-                if self.is_shut_down() {
+                (state, wanted, jobless) = self.judge_running_jobs(state, &mut readings);
+                if self.is_shut_down() && self.queue.is_empty() {
                     state.supervisor.idle(&self.flags.armed);
                     continue;
                 }
@@ -162,6 +270,9 @@ impl Shared {
                     .filter(|(at, _)| at.elapsed() < STARTING)
                     .map_or(0, |(_, started)| started.min(jobless));
                 let unserved = self.queue.len().saturating_sub(starting);
+                // No job taken for a while though jobs wait (busy threads waiting for a job
+                // queued behind them, spinning): one more thread, now and then.
+                let wanted = wanted.max(usize::from(stall.overdue(unserved)));
                 let room = state.room(self.config.max_threads);
                 for _ in 0..unserved.min(wanted).min(room) {
                     if Shared::start_thread(&self, &mut state, false).is_err() {
@@ -170,6 +281,7 @@ impl Shared {
                     grew += 1;
                 }
             }
+            stall.looked(progress > 0, grew > 0, self.queue.is_empty());
             if state.metrics.threads >= self.config.max_threads {
                 state.supervisor.idle(&self.flags.armed);
             } else if self.queue.is_empty() {
