@@ -68,8 +68,9 @@
 //! - **Shutdown**: [`BlockingPool::shutdown`] lets queued and running jobs finish and joins the
 //!   threads; later calls panic with a message naming the pool, or, through
 //!   [`BlockingFuture::checked`], return a [`CallError`]. Nothing is dropped silently.
-//! - **Nesting**: a body that waits with [`block_on`] on a call to its own saturated pool runs
-//!   that call inline instead of deadlocking. A cycle across two saturated pools (a job on A waits
+//! - **Nesting**: a body's call to its own pool gets a thread while the pool has room for one; a
+//!   body that waits with [`block_on`] on a call to its own saturated pool (no thread ready,
+//!   `max_threads` reached) runs that call inline instead of deadlocking. A cycle across two saturated pools (a job on A waits
 //!   on B, a job on B waits on A) can deadlock: give each resource its own pool and never wait in
 //!   a circle, or call the `sync = NAME` twin instead of the wrapped function inside a body.
 //!

@@ -68,13 +68,15 @@ use shared::Shared;
 /// A job goes to an idle thread if there is one; otherwise, while the pool has fewer threads
 /// than cores (and than `max_threads`), it starts a new one; otherwise the job waits in a FIFO
 /// queue, and the pool grows when its busy threads block: every millisecond that jobs wait, a
-/// supervisor thread starts one thread for each running job that has run that long and whose
-/// thread sleeps in a blocking call (on Linux it reads the threads' states in `/proc`;
-/// elsewhere every such job counts), up to `max_threads`. A thread busy on a core, or waiting
-/// for one while other threads of the process hog the cores, is not blocked: jobs that have
-/// computed for 4 ms share the cores with one more thread than there are cores, so a short
-/// call behind them still runs soon, and a flood of short jobs stays on about as many threads
-/// as cores. A thread idle for `keep_alive` exits, down to `min_threads`. So `N` concurrent
+/// supervisor thread starts one thread for each busy thread that was asleep in blocking calls
+/// for most of that millisecond (on Linux it reads the threads' times and states in `/proc`;
+/// elsewhere every job that has run 1 ms counts), up to `max_threads`. A thread busy on a core,
+/// or waiting for one while other threads of the process hog the cores, is not blocked: jobs
+/// that have computed for 4 ms share the cores with one more thread than there are cores, so a
+/// short call behind them still runs soon, and a flood of short jobs stays on about as many
+/// threads as cores. A queue that makes no progress for 50 ms gets one more thread whatever the
+/// judgment (then after 100 ms, 200 ms ...: a busy thread may be waiting for a job queued
+/// behind it), and queued jobs keep getting threads after a shutdown. A thread idle for `keep_alive` exits, down to `min_threads`. So `N` concurrent
 /// blocking calls use `N` threads, up to the limit, and a pool with `max_threads` 2 never runs
 /// more than 2 bodies at once, however many calls are in flight. A thread stays taken until its
 /// body has really returned, even if the future awaiting it was dropped, and until it has really
@@ -127,9 +129,11 @@ use shared::Shared;
 /// - **Cancellation**: a job whose future is dropped before a thread takes it never runs
 ///   ([`Metrics::cancelled`]); once started it runs to completion, and
 ///   [`is_cancelled`](crate::is_cancelled) tells the body nobody waits for it any more.
-/// - **Nesting**: a body that waits (with [`block_on`](crate::block_on)) on another call to the
-///   same pool while every thread is busy runs that call inline, on its own thread, instead of
-///   deadlocking. A cycle across two saturated pools (a job on A waits on B, whose job waits on
+/// - **Nesting**: a body's call to its own pool gets a thread started for it while the pool has
+///   room for one (nested calls run in parallel, and may wait for each other); a body that
+///   waits (with [`block_on`](crate::block_on)) on another call to the same pool while every
+///   thread is busy and `max_threads` are running runs that call inline, on its own thread,
+///   instead of deadlocking. A cycle across two saturated pools (a job on A waits on B, whose job waits on
 ///   A) can still deadlock: give each kind of work its own pool and do not wait in a circle.
 /// - **Shutdown**: [`shutdown`](BlockingPool::shutdown) stops taking jobs, lets queued and
 ///   running ones finish and joins the threads; later calls are refused with a message naming

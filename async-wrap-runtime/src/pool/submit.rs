@@ -10,13 +10,17 @@
 //! a few milliseconds, while a burst of a million microsecond jobs runs on as many threads as
 //! there are cores.
 //!
-//! On Linux the judgment asks the system what each busy thread is doing (`/proc`): a thread
-//! asleep in a blocking call gets a thread started for a job behind it; a thread on a core, or
-//! waiting for one because other threads of the process hog the cores, does not, since another
-//! thread would only share the same cores. A job that has used a core for 4 ms counts as
-//! CPU-bound: the jobs queued behind such jobs get one more thread than there are cores, not
-//! one each, so a short call is not stuck behind long computations. Elsewhere the rule is
-//! time-only: a job that has run 1 ms counts as blocked, whether it sleeps or computes. A
+//! On Linux the judgment asks the system what each busy thread is doing (`/proc`: its time on
+//! a core and waiting for one since the last look, and its state): a thread asleep for most of
+//! the last look gets a thread started for a job behind it, even if its jobs are shorter than
+//! a look; a thread on a core, or waiting for one because other threads of the process hog the
+//! cores, does not, since another thread would only share the same cores, even if a look
+//! catches it in a short pause. A job that has wanted a core for 4 ms counts as CPU-bound: the
+//! jobs queued behind such jobs get one more thread than there are cores, not one each, so a
+//! short call is not stuck behind long computations. A queue that makes no progress for
+//! 50 ms gets a thread whatever the judgment (100 ms later another, and so on), for a busy
+//! thread that waits for a job queued behind it. Elsewhere the rule is time-only: a job that
+//! has run 1 ms counts as blocked, whether it sleeps or computes. A
 //! bounded queue adds one rule: a full queue is the evidence that the
 //! threads cannot keep up, and the pool grows for the next job at once (`place_bounded`).
 //!
