@@ -166,3 +166,47 @@ fn a_body_that_shuts_its_own_pool_down_then_makes_a_nested_call_is_refused() {
         eventually("the threads to leave", || pool.metrics().threads == 0);
     });
 }
+
+/// A body's nested calls on a pool with room get threads of their own: a fan-out runs in
+/// parallel (it ran every call inline, one after the other, when no thread was idle).
+#[test]
+fn nested_calls_on_a_pool_with_room_get_threads_and_run_in_parallel() {
+    let pool = Arc::new(BlockingPool::builder().max_threads(64).build().unwrap());
+    let inner = pool.clone();
+    let threads = within(Duration::from_secs(20), move || {
+        async_wrap::block_on(spawn_on(pool.clone(), move || {
+            let outer = thread::current().id();
+            let calls = (0..8).map(|_| {
+                spawn_on(inner.clone(), || {
+                    thread::sleep(Duration::from_millis(20));
+                    thread::current().id()
+                })
+            });
+            let ran_on = async_wrap::block_on(futures::future::join_all(calls));
+            (outer, ran_on, inner.metrics().inline)
+        }))
+    });
+    let (outer, ran_on, inline) = threads;
+    assert_eq!(inline, 0, "no nested call ran inline");
+    assert!(ran_on.iter().all(|id| *id != outer));
+    let distinct: std::collections::HashSet<_> = ran_on.into_iter().collect();
+    assert!(distinct.len() > 1, "the fan-out ran on one thread");
+}
+
+/// Two nested calls that wait for each other (the first receives what the second sends) on a
+/// pool with room: both get threads (the first ran inline, blocked in its receive, and the
+/// second was never submitted).
+#[test]
+fn nested_calls_that_wait_for_each_other_on_a_pool_with_room_do_not_deadlock() {
+    let pool = Arc::new(BlockingPool::builder().max_threads(64).build().unwrap());
+    let inner = pool.clone();
+    let got = within(Duration::from_secs(20), move || {
+        async_wrap::block_on(spawn_on(pool.clone(), move || {
+            let (send, receive) = mpsc::channel::<u32>();
+            let receiving = spawn_on(inner.clone(), move || receive.recv().unwrap());
+            let sending = spawn_on(inner.clone(), move || send.send(7).unwrap());
+            async_wrap::block_on(async { futures::join!(receiving, sending).0 })
+        }))
+    });
+    assert_eq!(got, 7);
+}

@@ -533,3 +533,38 @@ fn shutdown_from_a_stop_hook_does_not_wait_for_its_own_thread() {
         });
     }
 }
+
+/// A shutdown right after a job is queued behind threads asleep waiting for it (a barrier):
+/// the queued job still gets a thread, and the shutdown returns with every job finished (the
+/// supervisor stopped growing the pool at the close, and the shutdown waited for ever).
+#[test]
+fn a_shutdown_still_grows_the_pool_for_a_job_queued_behind_blocked_ones() {
+    let parties = thread::available_parallelism().map_or(1, usize::from) + 1;
+    for _ in 0..10 {
+        let pool = Arc::new(BlockingPool::builder().max_threads(8).build().unwrap());
+        let barrier = Arc::new(Barrier::new(parties));
+        let mut calls: Vec<_> = (0..parties)
+            .map(|_| {
+                let barrier = barrier.clone();
+                spawn_on(pool.clone(), move || {
+                    barrier.wait();
+                })
+            })
+            .collect();
+        // Submitted here, and the pool shut down at once: the last job is queued behind the
+        // others (one thread per core) when the pool closes.
+        for call in &mut calls {
+            assert!(poll_noop(call).is_pending());
+        }
+        let report = within(Duration::from_secs(10), {
+            let pool = pool.clone();
+            move || pool.shutdown_timeout(Duration::from_secs(8))
+        });
+        assert_eq!(report.still_queued, 0, "{report:?}");
+        let done = within(Duration::from_secs(10), move || {
+            futures::executor::block_on(futures::future::join_all(calls))
+        });
+        assert_eq!(done.len(), parties);
+        assert_eq!(pool.metrics().completed, parties as u64);
+    }
+}
