@@ -143,11 +143,7 @@ fn mixed_job(job: usize) {
 /// How long a short call waits behind one CPU-bound job per core: five times, the CPU-bound
 /// jobs computing for 100 ms each, the short call made 2 ms after them; prints the median wait
 /// (submission to the body's start, in nanoseconds) and the threads that ran jobs.
-fn behind<S: System>(
-    system: &S,
-    stop: &AtomicBool,
-    hogs: Vec<thread::JoinHandle<()>>,
-) -> String {
+fn behind<S: System>(system: &S, stop: &AtomicBool, hogs: Vec<thread::JoinHandle<()>>) -> String {
     prepare(system);
     let cores = thread::available_parallelism().map_or(1, usize::from);
     let mut waits = Vec::new();
