@@ -305,3 +305,48 @@ impl Shared {
         }
     }
 }
+
+#[cfg(all(test, not(async_wrap_loom)))]
+mod tests {
+    use super::{STALLED_AFTER, Stall};
+    use std::time::{Duration, Instant};
+
+    /// A stall that began `ago`.
+    fn stalled(ago: Duration, after: Duration) -> Stall {
+        Stall {
+            since: Instant::now().checked_sub(ago),
+            after,
+        }
+    }
+
+    #[test]
+    fn a_stalled_queue_gets_a_thread_then_waits_twice_as_long_for_the_next() {
+        // Not stalled long enough, or nothing queued: no thread.
+        assert!(!stalled(STALLED_AFTER / 2, STALLED_AFTER).overdue(1));
+        assert!(!stalled(2 * STALLED_AFTER, STALLED_AFTER).overdue(0));
+        let mut stall = stalled(2 * STALLED_AFTER, STALLED_AFTER);
+        assert!(stall.overdue(1));
+        assert_eq!(
+            stall.after,
+            2 * STALLED_AFTER,
+            "the next one waits twice as long"
+        );
+        assert!(
+            !stall.overdue(1),
+            "the stall starts again from the thread it got"
+        );
+        // A look with no job taken and nothing started keeps the stall's start; progress or a
+        // thread started ends it, the back-off kept; an empty queue resets both.
+        let since = stall.since;
+        stall.looked(false, false, false);
+        assert_eq!(stall.since, since);
+        stall.looked(true, false, false);
+        assert_eq!((stall.since, stall.after), (None, 2 * STALLED_AFTER));
+        stall.looked(false, false, false);
+        assert!(stall.since.is_some(), "a new stall begins");
+        stall.looked(false, true, false);
+        assert_eq!(stall.since, None);
+        stall.looked(false, false, true);
+        assert_eq!((stall.since, stall.after), (None, STALLED_AFTER));
+    }
+}
