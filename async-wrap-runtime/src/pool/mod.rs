@@ -76,11 +76,14 @@ use shared::Shared;
 /// short call behind them still runs soon, and a flood of short jobs stays on about as many
 /// threads as cores. A queue that makes no progress for 50 ms gets one more thread whatever the
 /// judgment (then after 100 ms, 200 ms ...: a busy thread may be waiting for a job queued
-/// behind it), and queued jobs keep getting threads after a shutdown. A thread idle for `keep_alive` exits, down to `min_threads`. So `N` concurrent
-/// blocking calls use `N` threads, up to the limit, and a pool with `max_threads` 2 never runs
-/// more than 2 bodies at once, however many calls are in flight. A thread stays taken until its
-/// body has really returned, even if the future awaiting it was dropped, and until it has really
-/// exited, its `on_thread_stop` hook included: `max_threads` bounds the OS threads alive.
+/// behind it), and queued jobs keep getting threads after a shutdown. A thread idle for
+/// `keep_alive` exits, down to `min_threads`. So `N` concurrent blocking calls use `N` threads,
+/// up to the limit, and a pool with `max_threads` 2 never runs more than 2 bodies at once,
+/// however many calls are in flight. A thread stays taken until its body has really returned,
+/// even if the future awaiting it was dropped, and until its `on_thread_stop` hook has run:
+/// `max_threads` bounds the threads running bodies and hooks. (A retiring thread's last
+/// instants after its hook, where its `thread_local!` destructors run, may overlap the start of
+/// its replacement: the OS can show one thread more for that moment.)
 ///
 /// A thread counts as idle *before* it wakes the caller of the job it just finished, so a caller
 /// that makes one call after another reuses one thread instead of starting a new one each time.
