@@ -103,8 +103,9 @@ impl State {
     }
 
     /// Threads that may still start under `max_threads`. A thread that has left the counts but
-    /// is still running its stop hook holds its place until it has exited, so that the limit
-    /// holds for the OS threads, not only for those taking jobs.
+    /// is still running its stop hook holds its place until the hook is done, so that the
+    /// limit holds for the threads running hooks too, not only for those taking jobs (what
+    /// it runs after, its thread-local destructors, may overlap a replacement).
     pub(super) fn room(&self, max_threads: usize) -> usize {
         max_threads.saturating_sub(self.metrics.threads + self.threads.exiting())
     }

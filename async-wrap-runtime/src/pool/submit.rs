@@ -20,9 +20,10 @@
 //! short call is not stuck behind long computations. A queue that makes no progress for
 //! 50 ms gets a thread whatever the judgment (100 ms later another, and so on), for a busy
 //! thread that waits for a job queued behind it. Elsewhere the rule is time-only: a job that
-//! has run 1 ms counts as blocked, whether it sleeps or computes. A
-//! bounded queue adds one rule: a full queue is the evidence that the
-//! threads cannot keep up, and the pool grows for the next job at once (`place_bounded`).
+//! has run 1 ms counts as blocked, whether it sleeps or computes.
+//!
+//! A bounded queue adds one rule: a full queue is the evidence that the threads cannot keep
+//! up, and the pool grows for the next job at once (`place_bounded`).
 //!
 //! One rule holds on every path: a worker of the pool that calls its own pool, with no thread
 //! ready, gets a thread started for the call while the pool has room for one, and runs the
@@ -72,7 +73,7 @@ impl Shared {
         if !claimed && Shared::own_worker(this).is_some() {
             // A worker calling its own pool may wait for the call: a thread for it now, if the
             // pool has room for one; only a saturated pool runs it here.
-            claimed = Shared::start_thread_for_nested(this, &mut this.lock());
+            claimed = Shared::start_claimed_thread(this, &mut this.lock());
             if !claimed {
                 drop(entered);
                 this.run_inline(job);
@@ -171,7 +172,7 @@ impl Shared {
                     return Placement::Queue { counted: true };
                 }
                 if Shared::own_worker(this).is_some() {
-                    return if Shared::start_thread_for_nested(this, state) {
+                    return if Shared::start_claimed_thread(this, state) {
                         Placement::Queue { counted: true }
                     } else {
                         Placement::Inline
@@ -182,9 +183,7 @@ impl Shared {
                     Err(err) => Placement::Refuse(RejectReason::SpawnFailed(err)),
                 };
             }
-            if state.room(this.config.max_threads) > 0
-                && Shared::start_thread(this, state, true).is_ok()
-            {
+            if Shared::start_claimed_thread(this, state) {
                 return Placement::Queue { counted: true };
             }
             if Shared::own_worker(this).is_some() {
@@ -306,11 +305,11 @@ impl Shared {
         }
     }
 
-    /// A worker of this pool calls it, with no thread ready: starts a thread counted claimed
-    /// for the call if the pool has room (true), so that the worker may wait for it; false for
-    /// a saturated pool, where the call must run on the worker (or the wait could deadlock).
+    /// Starts a thread counted claimed for a job about to be queued, if the pool has room for
+    /// one (true): for a worker's call to its own pool (false: saturated, the call runs on the
+    /// worker, or its wait could deadlock), and for a job that finds a bounded queue full.
     /// Called with the lock held.
-    fn start_thread_for_nested(this: &Arc<Self>, state: &mut State) -> bool {
+    fn start_claimed_thread(this: &Arc<Self>, state: &mut State) -> bool {
         state.room(this.config.max_threads) > 0 && Shared::start_thread(this, state, true).is_ok()
     }
 

@@ -2,13 +2,14 @@
 //! "When the pool grows" in [`submit`](super::submit)).
 //!
 //! Started on demand, gone after `keep_alive` without work, it looks every [`GROW_AFTER`]
-//! while armed: if a queued job has waited that long and the threads are not getting through
-//! the queue, it judges the running jobs ([`Judged`]): one thread for each job that has run
-//! that long and whose thread is off the cores (asleep in a blocking call: on Linux, its
-//! `/proc` state; elsewhere every such job counts), and one for each job that has used a core
-//! past `CPU_BOUND_AFTER`, while no more than cores + 1 of the pool's threads want a core. A
-//! job merely preempted (a CPU hog elsewhere in the process) wants a core: it never counts as
-//! blocked.
+//! while armed: if a queued job has waited that long (and, with the time-only rule, the
+//! threads are not getting through the queue), it judges the running jobs ([`Judged`]): one
+//! thread for each whose thread was asleep for most of the last look (on Linux, from its
+//! `/proc` times and state; elsewhere every job that has run a look counts), and one for each
+//! job that has wanted a core past `CPU_BOUND_AFTER`, while no more than cores + 1 of the
+//! pool's threads want a core. A job merely preempted (a CPU hog elsewhere in the process)
+//! wants a core: it never counts as blocked. A queue that makes no progress gets a thread
+//! anyway now and then ([`Stall`]).
 
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
